@@ -1,0 +1,292 @@
+"""Every Kubernetes read and write Rotor makes, in one place (kubernetes_asyncio).
+
+Nothing else imports a Kubernetes client. Methods return plain dicts (the API's JSON) and raise
+``KubeError`` with the HTTP status, so callers map failures to condition reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+GROUP = "rotor.dev"
+VERSION = "v1alpha1"
+PLURALS = {
+    "ManagedSecret": "managedsecrets",
+    "SecretStore": "secretstores",
+    "ClusterSecretStore": "clustersecretstores",
+    "RotationPolicy": "rotationpolicies",
+    "ClusterRotationPolicy": "clusterrotationpolicies",
+}
+WORKLOAD_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Kubernetes API {status}: {message}")
+        self.status = status
+
+
+def _wrap(exc: ApiException) -> KubeError:
+    reason = exc.reason or "error"
+    # the API's message names objects, never Secret data (we never send data in a URL)
+    return KubeError(int(exc.status or 0), str(reason))
+
+
+def encode_data(data: Mapping[str, bytes]) -> dict[str, str]:
+    return {k: base64.b64encode(v).decode() for k, v in data.items()}
+
+
+def decode_data(data: Mapping[str, str] | None) -> dict[str, bytes]:
+    return {k: base64.b64decode(v) for k, v in (data or {}).items()}
+
+
+class KubeGateway:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.events = client.EventsV1Api(api)
+        self._ns_labels: dict[str, tuple[float, dict[str, str]]] = {}
+        #: count of writes by verb, for tests and benchmarks
+        self.writes: dict[str, int] = {}
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> KubeGateway:
+        cfg = client.Configuration()
+        if kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        else:
+            config.load_incluster_config(client_configuration=cfg)
+        cfg.connection_pool_maxsize = 32
+        return cls(client.ApiClient(cfg))
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    def _count(self, verb: str) -> None:
+        self.writes[verb] = self.writes.get(verb, 0) + 1
+
+    # ------------------------------------------------------------------ secrets
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj = await self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(exc) from None
+        return dict(self.api.sanitize_for_serialization(obj))
+
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._count("create-secret")
+        try:
+            obj = await self.core.create_namespaced_secret(namespace, body)
+        except ApiException as exc:
+            raise _wrap(exc) from None
+        return dict(self.api.sanitize_for_serialization(obj))
+
+    async def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch (``data`` keys set to None are removed)."""
+        self._count("patch-secret")
+        try:
+            obj = await self.core.patch_namespaced_secret(
+                name, namespace, patch, _content_type="application/merge-patch+json"
+            )
+        except ApiException as exc:
+            raise _wrap(exc) from None
+        return dict(self.api.sanitize_for_serialization(obj))
+
+    async def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._count("replace-secret")
+        try:
+            obj = await self.core.replace_namespaced_secret(name, namespace, body)
+        except ApiException as exc:
+            raise _wrap(exc) from None
+        return dict(self.api.sanitize_for_serialization(obj))
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        self._count("delete-secret")
+        try:
+            await self.core.delete_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _wrap(exc) from None
+
+    # ------------------------------------------------------------------ rotor objects
+    async def get_object(self, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        try:
+            if namespace:
+                obj = await self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+            else:
+                obj = await self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(exc) from None
+        return dict(obj)
+
+    async def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        try:
+            if namespace:
+                resp = await self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind])
+            else:
+                resp = await self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind])
+        except ApiException as exc:
+            raise _wrap(exc) from None
+        return list(resp.get("items", []))
+
+    async def patch_status(self, kind: str, name: str, namespace: str | None, status: dict[str, Any]) -> None:
+        self._count("patch-status")
+        body = {"status": status}
+        try:
+            if namespace:
+                await self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURALS[kind], name, body,
+                    _content_type="application/merge-patch+json",
+                )
+            else:
+                await self.custom.patch_cluster_custom_object_status(
+                    GROUP, VERSION, PLURALS[kind], name, body, _content_type="application/merge-patch+json"
+                )
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise _wrap(exc) from None
+
+    async def patch_object(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
+        self._count("patch-object")
+        try:
+            if namespace:
+                await self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURALS[kind], name, patch,
+                    _content_type="application/merge-patch+json",
+                )
+            else:
+                await self.custom.patch_cluster_custom_object(
+                    GROUP, VERSION, PLURALS[kind], name, patch, _content_type="application/merge-patch+json"
+                )
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise _wrap(exc) from None
+
+    # ------------------------------------------------------------------ namespaces, tokens
+    async def namespace_labels(self, name: str, *, max_age: float = 30.0) -> dict[str, str] | None:
+        loop = asyncio.get_running_loop()
+        cached = self._ns_labels.get(name)
+        if cached and loop.time() - cached[0] < max_age:
+            return cached[1]
+        try:
+            ns = await self.core.read_namespace(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(exc) from None
+        labels = dict(ns.metadata.labels or {})
+        self._ns_labels[name] = (loop.time(), labels)
+        return labels
+
+    async def service_account_token(
+        self, namespace: str, name: str, audiences: list[str], seconds: int = 600
+    ) -> tuple[str, dt.datetime]:
+        body = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=audiences or None, expiration_seconds=seconds)
+        )
+        try:
+            resp = await self.core.create_namespaced_service_account_token(name, namespace, body)
+        except ApiException as exc:
+            raise _wrap(exc) from None
+        return resp.status.token, resp.status.expiration_timestamp
+
+    # ------------------------------------------------------------------ workloads
+    async def list_workloads(self, namespace: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for kind, lister in (
+            ("Deployment", self.apps.list_namespaced_deployment),
+            ("StatefulSet", self.apps.list_namespaced_stateful_set),
+            ("DaemonSet", self.apps.list_namespaced_daemon_set),
+        ):
+            try:
+                resp = await lister(namespace)
+            except ApiException as exc:
+                raise _wrap(exc) from None
+            for item in self.api.sanitize_for_serialization(resp).get("items", []):
+                item["kind"] = kind
+                out.append(item)
+        return out
+
+    async def get_workload(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        readers = {
+            "Deployment": self.apps.read_namespaced_deployment,
+            "StatefulSet": self.apps.read_namespaced_stateful_set,
+            "DaemonSet": self.apps.read_namespaced_daemon_set,
+        }
+        try:
+            obj = await readers[kind](name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(exc) from None
+        out = dict(self.api.sanitize_for_serialization(obj))
+        out["kind"] = kind
+        return out
+
+    async def patch_workload(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> None:
+        self._count("patch-workload")
+        patchers = {
+            "Deployment": self.apps.patch_namespaced_deployment,
+            "StatefulSet": self.apps.patch_namespaced_stateful_set,
+            "DaemonSet": self.apps.patch_namespaced_daemon_set,
+        }
+        try:
+            await patchers[kind](name, namespace, patch, _content_type="application/merge-patch+json")
+        except ApiException as exc:
+            raise _wrap(exc) from None
+
+    # ------------------------------------------------------------------ events
+    async def post_event(
+        self,
+        regarding: Mapping[str, Any],
+        *,
+        type_: str,
+        reason: str,
+        note: str,
+        action: str,
+        component: str = "rotor",
+        instance: str = "rotor",
+    ) -> None:
+        meta = regarding.get("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        now = dt.datetime.now(dt.UTC)
+        body = client.EventsV1Event(
+            metadata=client.V1ObjectMeta(name=f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", namespace=namespace),
+            event_time=now,
+            reporting_controller=f"rotor.dev/{component}",
+            reporting_instance=instance,
+            action=action,
+            reason=reason,
+            note=note[:1024],
+            type=type_,
+            regarding=client.V1ObjectReference(
+                api_version=regarding.get("apiVersion"),
+                kind=regarding.get("kind"),
+                name=meta.get("name"),
+                namespace=meta.get("namespace"),
+                uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
+            ),
+        )
+        self._count("event")
+        try:
+            await self.events.create_namespaced_event(namespace, body)
+        except ApiException:
+            return  # events are best effort
