@@ -1,0 +1,334 @@
+"""ManagedSecret spec: which remote values become which Kubernetes Secret."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator
+
+from rotor.api.common import (
+    Duration,
+    K8sName,
+    PositiveDuration,
+    SecretDataKey,
+    SecretDataKeyMap,
+    SpecModel,
+)
+from rotor.api.rules import AtLeastOneOf, ExactlyOneOf, NotEqual, OnlyWhen, RequiredWhen
+
+__all__ = [
+    "DataFromItem",
+    "DataItem",
+    "ExtractRef",
+    "FindName",
+    "FindRef",
+    "ManagedSecretSpec",
+    "PolicyRef",
+    "Refresh",
+    "RemoteRef",
+    "Rollout",
+    "RolloutTarget",
+    "Rotation",
+    "StoreRef",
+    "Target",
+    "Template",
+    "ValidateFormat",
+    "ValueValidation",
+    "VaultDatabaseRef",
+]
+
+RemoteKey = Annotated[str, Field(min_length=1, max_length=2048)]
+RemoteVersion = Annotated[str, Field(min_length=1, max_length=256)]
+
+ValidateFormat = Literal[
+    "min-length",
+    "regex",
+    "base64",
+    "hex",
+    "json",
+    "url",
+    "pem-private-key",
+    "pem-public-key",
+    "pem-certificate",
+    "certificate-matches-key",
+    "fernet-key",
+    "jwt-hs256-key",
+]
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f"{value!r} is not a valid regular expression: {err}") from err
+    return value
+
+
+Regex = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_check_regex)]
+
+
+class StoreRef(SpecModel):
+    name: K8sName = Field(description="Name of the SecretStore or ClusterSecretStore.")
+    kind: Literal["SecretStore", "ClusterSecretStore"] = Field(
+        default="SecretStore",
+        description="SecretStore (in this namespace) or ClusterSecretStore (must allow this namespace).",
+    )
+
+
+class Target(SpecModel):
+    cel_rules = (
+        NotEqual(
+            "type",
+            "kubernetes.io/service-account-token",
+            message="type kubernetes.io/service-account-token is refused: Kubernetes itself fills such "
+            "Secrets with a token; request a token with TokenRequest or a projected volume instead",
+        ),
+    )
+
+    name: K8sName | None = Field(
+        default=None, description="Name of the Secret to write. Default: metadata.name."
+    )
+    type: Annotated[str, Field(min_length=1, max_length=253)] = Field(
+        default="Opaque",
+        description="Secret type, e.g. Opaque, kubernetes.io/tls, kubernetes.io/dockerconfigjson. "
+        "Keys the type requires must be produced by data, dataFrom or template.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra labels for the Secret, beside rotor.dev/managed-by."
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Extra annotations for the Secret, beside rotor.dev/data-hash."
+    )
+    creation_policy: Literal["Owner", "Merge", "Orphan"] = Field(
+        default="Owner",
+        description="Owner: create the Secret, owned by this ManagedSecret (deleted with it by the garbage "
+        "collector unless deletionPolicy is Retain). Merge: write only Rotor's keys into an existing "
+        "Secret, which must already exist. Orphan: create the Secret without an ownerReference.",
+    )
+    deletion_policy: Literal["Retain", "Delete"] = Field(
+        default="Retain",
+        description="When the ManagedSecret is deleted: Retain keeps the Secret (Rotor removes its "
+        "ownerReference and label); Delete removes the Secret (under Merge: only Rotor's keys).",
+    )
+
+
+class RemoteRef(SpecModel):
+    key: RemoteKey = Field(
+        description="Path or name of the remote secret: a Vault KV path under the store's mount "
+        "(apps/db), an AWS secret name or ARN, or an SSM parameter name (/apps/db/password)."
+    )
+    property: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None,
+        description="One property of a Vault KV secret or of a JSON AWS secret. Absent: the whole value "
+        "(a single-property Vault secret gives that property; otherwise the JSON document).",
+    )
+    version: RemoteVersion | None = Field(
+        default=None,
+        description="Pin a version: a Vault KV version number, an AWS VersionId or stage (AWSPREVIOUS), "
+        "or an SSM version or label. Absent: the current version.",
+    )
+
+
+class ValueValidation(SpecModel):
+    cel_rules = (
+        RequiredWhen("min_length", "format", "min-length", message="format min-length needs minLength"),
+        RequiredWhen("pattern", "format", "regex", message="format regex needs pattern"),
+        RequiredWhen(
+            "key",
+            "format",
+            "certificate-matches-key",
+            message="format certificate-matches-key needs key: the Secret key holding the private key",
+        ),
+    )
+
+    format: ValidateFormat = Field(description="What the value must be.")
+    min_length: int | None = Field(
+        default=None, ge=1, le=1048576, description="min-length: the least number of characters."
+    )
+    pattern: Regex | None = Field(
+        default=None, description="regex: a regular expression the whole value must match."
+    )
+    decoded_bytes: int | None = Field(
+        default=None,
+        alias="bytes",
+        ge=1,
+        le=1048576,
+        description="base64, hex: the exact number of bytes once decoded, e.g. 32.",
+    )
+    not_expired_within: Duration | None = Field(
+        default=None,
+        description="pem-certificate: refuse a certificate that expires within this duration, e.g. 72h.",
+    )
+    key: SecretDataKey | None = Field(
+        default=None,
+        description="certificate-matches-key: the other key of this Secret that holds the private key.",
+    )
+
+
+class DataItem(SpecModel):
+    secret_key: SecretDataKey = Field(description="Key to write in the Secret.")
+    remote_ref: RemoteRef = Field(description="Where the value comes from.")
+    decode: Literal["None", "Base64", "Auto"] = Field(
+        default="None",
+        description="None: write the value as it is. Base64: decode it first (refused if it is not base64). "
+        "Auto: decode it when it is valid base64.",
+    )
+    validation: ValueValidation | None = Field(
+        default=None,
+        alias="validate",
+        description="Refuse values that are not what they must be; the last good Secret is kept and "
+        "Ready=False with reason ValidationFailed names the key and the rule.",
+    )
+
+
+class ExtractRef(SpecModel):
+    key: RemoteKey = Field(description="The remote secret whose every property becomes a Secret key.")
+    version: RemoteVersion | None = Field(default=None, description="Pin a version. Absent: the current one.")
+
+
+class FindName(SpecModel):
+    regexp: Regex = Field(description="Regular expression the remote secret's name must match.")
+
+
+class FindRef(SpecModel):
+    path: RemoteKey = Field(
+        description="Prefix to search under: a Vault KV folder (apps/), an AWS name prefix, or an SSM path."
+    )
+    name: FindName | None = Field(default=None, description="Keep only secrets whose names match.")
+
+
+class VaultDatabaseRef(SpecModel):
+    mount: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        default="database", description="Mount path of the Vault database secrets engine."
+    )
+    role: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="The static role; its credentials are written as the keys username and password."
+    )
+
+
+class DataFromItem(SpecModel):
+    cel_rules = (
+        ExactlyOneOf(
+            ("extract", "find", "vault_database"),
+            message="each dataFrom entry sets exactly one of extract, find or vaultDatabase",
+        ),
+    )
+
+    extract: ExtractRef | None = Field(
+        default=None, description="Every property of one JSON or KV secret, each as a Secret key."
+    )
+    find: FindRef | None = Field(
+        default=None, description="Many remote secrets at once, each as a Secret key named after it."
+    )
+    vault_database: VaultDatabaseRef | None = Field(
+        default=None, description="Vault database static-role credentials: the keys username and password."
+    )
+
+
+class Template(SpecModel):
+    data: SecretDataKeyMap = Field(
+        min_length=1,
+        description="Secret keys rendered with Jinja2 (sandboxed) from the fetched keys, e.g. "
+        '"postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app". The rendered keys are '
+        "added to the fetched ones, replacing any of the same name.",
+    )
+
+
+class Refresh(SpecModel):
+    interval: PositiveDuration = Field(
+        default="1h", description="How often to read the source again, under the Periodic policy."
+    )
+    policy: Literal["Periodic", "OnChange", "Once"] = Field(
+        default="Periodic",
+        description="Periodic: every interval. OnChange: only when the spec changes. Once: never after "
+        "the first success.",
+    )
+
+
+class PolicyRef(SpecModel):
+    name: K8sName = Field(description="Name of the RotationPolicy or ClusterRotationPolicy.")
+    kind: Literal["RotationPolicy", "ClusterRotationPolicy"] = Field(
+        default="RotationPolicy", description="RotationPolicy (in this namespace) or ClusterRotationPolicy."
+    )
+
+
+class Rotation(SpecModel):
+    policy_ref: PolicyRef = Field(description="The policy that says when and how to rotate.")
+    keys: list[SecretDataKey] = Field(
+        min_length=1,
+        max_length=100,
+        description="The Secret keys the policy generates or watches, e.g. [password].",
+    )
+
+
+class RolloutTarget(SpecModel):
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet"] = Field(description="Workload kind.")
+    name: K8sName = Field(description="Workload name, in this namespace.")
+
+
+class Rollout(SpecModel):
+    cel_rules = (
+        OnlyWhen("targets", "strategy", "Explicit", message="targets are used only with strategy Explicit"),
+        RequiredWhen("targets", "strategy", "Explicit", message="strategy Explicit needs targets"),
+    )
+
+    strategy: Literal["None", "Auto", "Explicit"] = Field(
+        default="None",
+        description="None: restart nothing. Auto: restart the Deployments, StatefulSets and DaemonSets in "
+        "this namespace whose pod templates use the Secret. Explicit: restart the listed targets.",
+    )
+    targets: list[RolloutTarget] = Field(
+        default_factory=list,
+        min_length=1,
+        max_length=64,
+        description="Workloads to restart under the Explicit strategy.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["kind", "name"]},
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_targets(cls, value: list[RolloutTarget]) -> list[RolloutTarget]:
+        seen = [f"{t.kind}/{t.name}" for t in value]
+        dupes = sorted({s for s in seen if seen.count(s) > 1})
+        if dupes:
+            raise ValueError(f"targets listed twice: {', '.join(dupes)}")
+        return value
+
+
+class ManagedSecretSpec(SpecModel):
+    cel_rules = (AtLeastOneOf(("data", "data_from"), message="set data, dataFrom or both"),)
+
+    store_ref: StoreRef = Field(description="The store to read from (and to write rotated values to).")
+    target: Target = Field(default_factory=Target, description="The Kubernetes Secret to write.")
+    data: list[DataItem] = Field(
+        default_factory=list,
+        min_length=1,
+        max_length=100,
+        description="Single remote values, one Secret key each.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["secretKey"]},
+    )
+    data_from: list[DataFromItem] = Field(
+        default_factory=list,
+        min_length=1,
+        max_length=32,
+        description="Many keys at once. Keys from data win over keys of the same name from dataFrom.",
+    )
+    template: Template | None = Field(default=None, description="Render extra or replacement keys.")
+    refresh: Refresh = Field(default_factory=Refresh, description="When to read the source again.")
+    rotation: Rotation | None = Field(
+        default=None, description="Rotate some keys under a RotationPolicy. Absent: never rotate."
+    )
+    rollout: Rollout = Field(
+        default_factory=Rollout,
+        description="Restart the workloads that use the Secret when its data changes.",
+    )
+
+    @field_validator("data")
+    @classmethod
+    def _unique_secret_keys(cls, value: list[DataItem]) -> list[DataItem]:
+        keys = [item.secret_key for item in value]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"secretKey listed twice in data: {', '.join(dupes)}")
+        return value

@@ -1,0 +1,20 @@
+"""Names users see on the wire: the API group, and Rotor's labels and annotations."""
+
+from __future__ import annotations
+
+GROUP = "rotor.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+#: ``kubectl get rotor`` lists every Rotor object.
+CATEGORY = "rotor"
+
+#: On a ManagedSecret: a new value refreshes now.
+FORCE_SYNC_ANNOTATION = "rotor.dev/force-sync"
+#: On a ManagedSecret: a new value rotates now.
+ROTATE_ANNOTATION = "rotor.dev/rotate"
+#: On a written Secret: the ManagedSecret that manages it.
+MANAGED_BY_LABEL = "rotor.dev/managed-by"
+#: On a written Secret: the keyed digest of its data.
+DATA_HASH_ANNOTATION = "rotor.dev/data-hash"
+#: On a restarted workload's pod template.
+RESTARTED_AT_ANNOTATION = "rotor.dev/restarted-at"

@@ -1,0 +1,203 @@
+"""The five kinds as whole objects (apiVersion, kind, metadata, spec, status), with what their CRDs need
+beyond the schema: names, scope, short names and printer columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.api.names import API_VERSION
+from rotor.api.rotationpolicy import RotationPolicySpec
+from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
+from rotor.api.status import ManagedSecretStatus, RotationPolicyStatus, SecretStoreStatus
+
+__all__ = [
+    "ClusterRotationPolicy",
+    "ClusterSecretStore",
+    "CrdInfo",
+    "ManagedSecret",
+    "ObjectMeta",
+    "PrinterColumn",
+    "Resource",
+    "RotationPolicy",
+    "SecretStore",
+]
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    name: str
+    type: Literal["string", "integer", "number", "boolean", "date"]
+    json_path: str
+    description: str
+    priority: int = 0
+
+    def to_crd(self) -> dict[str, Any]:
+        column: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "jsonPath": self.json_path,
+            "description": self.description,
+        }
+        if self.priority:
+            column["priority"] = self.priority
+        return column
+
+
+@dataclass(frozen=True)
+class CrdInfo:
+    plural: str
+    singular: str
+    scope: Literal["Namespaced", "Cluster"]
+    short_names: tuple[str, ...]
+    printer_columns: tuple[PrinterColumn, ...]
+    description: str
+
+
+def _condition_column(name: str, field: str, description: str, priority: int = 0) -> PrinterColumn:
+    return PrinterColumn(
+        name, "string", f'.status.conditions[?(@.type=="Ready")].{field}', description, priority
+    )
+
+
+_READY = _condition_column("Ready", "status", "Whether the Ready condition is True.")
+_REASON = _condition_column("Reason", "reason", "Why Ready is what it is.")
+_AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
+_STORE_COLUMNS = (
+    _READY,
+    PrinterColumn("Capabilities", "string", ".status.capabilities", "What the credentials can do."),
+    _AGE,
+)
+_POLICY_COLUMNS = (
+    PrinterColumn("Strategy", "string", ".spec.strategy", "Generate, Provider or Observe."),
+    _AGE,
+)
+
+
+class ObjectMeta(BaseModel):
+    """The metadata fields Rotor reads; the rest are ignored."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", alias_generator=to_camel)
+
+    name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    finalizers: list[str] = Field(default_factory=list)
+
+
+class Resource(BaseModel):
+    """Base of the five kinds. Unknown top-level fields are ignored; ``spec`` is strict."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", alias_generator=to_camel)
+
+    crd: ClassVar[CrdInfo]
+
+    api_version: str = API_VERSION
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name or ""
+
+    @property
+    def namespace(self) -> str | None:
+        return self.metadata.namespace
+
+
+class ManagedSecret(Resource):
+    crd = CrdInfo(
+        plural="managedsecrets",
+        singular="managedsecret",
+        scope="Namespaced",
+        short_names=("ms",),
+        description="ManagedSecret says which remote values, from which store, become which Kubernetes "
+        "Secret, how often they are refreshed, and how they are rotated.",
+        printer_columns=(
+            _READY,
+            _REASON,
+            PrinterColumn("Expires", "date", ".status.expiry.notAfter", "When the data stops being good."),
+            PrinterColumn(
+                "Next Rotation", "date", ".status.rotation.nextRotationTime", "When the next rotation is due."
+            ),
+            _AGE,
+        ),
+    )
+
+    kind: Literal["ManagedSecret"] = "ManagedSecret"
+    spec: ManagedSecretSpec
+    status: ManagedSecretStatus = Field(default_factory=ManagedSecretStatus)
+
+
+class SecretStore(Resource):
+    crd = CrdInfo(
+        plural="secretstores",
+        singular="secretstore",
+        scope="Namespaced",
+        short_names=("ss",),
+        description="SecretStore says how to reach one backend (HashiCorp Vault, AWS Secrets Manager or "
+        "SSM Parameter Store) and authenticate to it, for ManagedSecrets of its own namespace.",
+        printer_columns=_STORE_COLUMNS,
+    )
+
+    kind: Literal["SecretStore"] = "SecretStore"
+    spec: SecretStoreSpec
+    status: SecretStoreStatus = Field(default_factory=SecretStoreStatus)
+
+
+class ClusterSecretStore(Resource):
+    crd = CrdInfo(
+        plural="clustersecretstores",
+        singular="clustersecretstore",
+        scope="Cluster",
+        short_names=("css",),
+        description="ClusterSecretStore says how to reach one backend and authenticate to it, for "
+        "ManagedSecrets of the namespaces its conditions allow, limited to its allowedKeys.",
+        printer_columns=_STORE_COLUMNS,
+    )
+
+    kind: Literal["ClusterSecretStore"] = "ClusterSecretStore"
+    spec: ClusterSecretStoreSpec
+    status: SecretStoreStatus = Field(default_factory=SecretStoreStatus)
+
+
+class RotationPolicy(Resource):
+    crd = CrdInfo(
+        plural="rotationpolicies",
+        singular="rotationpolicy",
+        scope="Namespaced",
+        short_names=("rp",),
+        description="RotationPolicy says when to rotate a value and how to produce the new one, for "
+        "ManagedSecrets of its own namespace.",
+        printer_columns=_POLICY_COLUMNS,
+    )
+
+    kind: Literal["RotationPolicy"] = "RotationPolicy"
+    spec: RotationPolicySpec
+    status: RotationPolicyStatus = Field(default_factory=RotationPolicyStatus)
+
+
+class ClusterRotationPolicy(Resource):
+    crd = CrdInfo(
+        plural="clusterrotationpolicies",
+        singular="clusterrotationpolicy",
+        scope="Cluster",
+        short_names=("crp",),
+        description="ClusterRotationPolicy says when to rotate a value and how to produce the new one, for "
+        "ManagedSecrets of any namespace.",
+        printer_columns=_POLICY_COLUMNS,
+    )
+
+    kind: Literal["ClusterRotationPolicy"] = "ClusterRotationPolicy"
+    spec: RotationPolicySpec
+    status: RotationPolicyStatus = Field(default_factory=RotationPolicyStatus)

@@ -1,0 +1,266 @@
+"""SecretStore and ClusterSecretStore specs: how to reach one backend and authenticate to it.
+
+The provider tree is generic over the kind of references it holds: in a SecretStore a ``secretRef`` is
+``{name, key}`` in the store's namespace; in a ClusterSecretStore it is ``{name, key, namespace}``.
+Code that uses either accepts ``StoreProvider[Any, Any]`` and calls ``ref.namespace_in(store_ns)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, Field
+
+from rotor.api.common import (
+    ClusterSecretKeySelector,
+    ClusterServiceAccountRef,
+    LabelSelector,
+    NamespaceName,
+    SecretKeySelector,
+    ServiceAccountRef,
+    SpecModel,
+)
+from rotor.api.rules import AtLeastOneOf, AtMostOneOf, ExactlyOneOf
+
+__all__ = [
+    "AnyStoreProvider",
+    "AnyStoreSpec",
+    "AwsAssumeRole",
+    "AwsAuth",
+    "AwsProvider",
+    "AwsSecretRefAuth",
+    "ClusterSecretStoreSpec",
+    "RateLimit",
+    "SecretStoreSpec",
+    "StoreCondition",
+    "StoreProvider",
+    "VaultAppRoleAuth",
+    "VaultAuth",
+    "VaultKV",
+    "VaultKubernetesAuth",
+    "VaultProvider",
+    "VaultTokenAuth",
+]
+
+KeyRefT = TypeVar("KeyRefT", bound=SecretKeySelector)
+SARefT = TypeVar("SARefT", bound=ServiceAccountRef)
+
+URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
+VaultMount = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^/\s]+(/[^/\s]+)*$")]
+
+
+def _check_base64_pem(value: str) -> str:
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise ValueError("caBundle must be base64-encoded PEM") from err
+    if b"-----BEGIN CERTIFICATE-----" not in decoded:
+        raise ValueError("caBundle must be base64-encoded PEM holding at least one CERTIFICATE block")
+    return value
+
+
+# --------------------------------------------------------------------------- Vault
+
+
+class VaultKV(SpecModel):
+    mount: VaultMount = Field(default="secret", description="Mount path of the KV secrets engine.")
+    version: Literal[1, 2] = Field(default=2, description="KV secrets engine version: 1 or 2.")
+
+
+class VaultTokenAuth(SpecModel, Generic[KeyRefT]):
+    secret_ref: KeyRefT = Field(description="The Secret key holding a Vault token.")
+
+
+class VaultAppRoleAuth(SpecModel, Generic[KeyRefT]):
+    mount: VaultMount = Field(default="approle", description="Mount path of the AppRole auth method.")
+    role_id: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="The AppRole role_id (not a secret)."
+    )
+    secret_id_ref: KeyRefT = Field(description="The Secret key holding the AppRole secret_id.")
+
+
+class VaultKubernetesAuth(SpecModel, Generic[SARefT]):
+    mount: VaultMount = Field(default="kubernetes", description="Mount path of the Kubernetes auth method.")
+    role: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="The Vault role to log in as."
+    )
+    service_account_ref: SARefT = Field(
+        description="The ServiceAccount whose short-lived token (TokenRequest) Rotor presents to Vault. "
+        "Rotor never logs in with its own identity on a store's behalf."
+    )
+
+
+class VaultAuth(SpecModel, Generic[KeyRefT, SARefT]):
+    cel_rules = (
+        ExactlyOneOf(
+            ("token", "app_role", "kubernetes"),
+            message="set exactly one Vault auth method: token, appRole or kubernetes",
+        ),
+    )
+
+    token: VaultTokenAuth[KeyRefT] | None = Field(default=None, description="Log in with a static token.")
+    app_role: VaultAppRoleAuth[KeyRefT] | None = Field(
+        default=None, description="Log in with AppRole (role_id and secret_id)."
+    )
+    kubernetes: VaultKubernetesAuth[SARefT] | None = Field(
+        default=None, description="Log in with a Kubernetes ServiceAccount token."
+    )
+
+
+class VaultProvider(SpecModel, Generic[KeyRefT, SARefT]):
+    cel_rules = (
+        AtMostOneOf(("ca_bundle", "ca_secret_ref"), message="set caBundle or caSecretRef, not both"),
+    )
+
+    server: Annotated[str, Field(max_length=2048, pattern=URL_PATTERN)] = Field(
+        description="Vault address, for example https://vault.example:8200."
+    )
+    namespace: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        default=None, description="Vault Enterprise namespace. Leave unset for open-source Vault."
+    )
+    ca_bundle: Annotated[str, Field(max_length=1048576), AfterValidator(_check_base64_pem)] | None = Field(
+        default=None,
+        description="Base64-encoded PEM certificates to trust for the server's TLS certificate. "
+        "Default: the system trust store.",
+    )
+    ca_secret_ref: KeyRefT | None = Field(
+        default=None, description="A Secret key holding PEM certificates to trust, instead of caBundle."
+    )
+    kv: VaultKV = Field(default_factory=VaultKV, description="The KV secrets engine that keys refer to.")
+    auth: VaultAuth[KeyRefT, SARefT] = Field(description="How Rotor logs in to Vault.")
+
+
+# --------------------------------------------------------------------------- AWS
+
+
+class AwsSecretRefAuth(SpecModel, Generic[KeyRefT]):
+    access_key_id: KeyRefT = Field(description="The Secret key holding the AWS access key id.")
+    secret_access_key: KeyRefT = Field(description="The Secret key holding the AWS secret access key.")
+    session_token: KeyRefT | None = Field(
+        default=None, description="The Secret key holding a session token, for temporary credentials."
+    )
+
+
+class AwsAssumeRole(SpecModel):
+    role_arn: Annotated[str, Field(max_length=2048, pattern=r"^arn:[^:\s]+:iam::[0-9]{12}:role/\S+$")] = (
+        Field(description="ARN of the IAM role to assume, e.g. arn:aws:iam::123456789012:role/rotor.")
+    )
+    external_id: Annotated[str, Field(min_length=2, max_length=1224)] | None = Field(
+        default=None, description="External id the role's trust policy requires, if any."
+    )
+
+
+class AwsAuth(SpecModel, Generic[KeyRefT]):
+    cel_rules = (
+        AtLeastOneOf(
+            ("secret_ref", "assume_role"),
+            message="auth needs secretRef, assumeRole or both; leave auth out to use the default "
+            "credential chain (IRSA, EKS Pod Identity)",
+        ),
+    )
+
+    secret_ref: AwsSecretRefAuth[KeyRefT] | None = Field(
+        default=None, description="Static credentials read from Secret keys."
+    )
+    assume_role: AwsAssumeRole | None = Field(
+        default=None,
+        description="A role to assume with STS, starting from secretRef or from the default chain.",
+    )
+
+
+class AwsProvider(SpecModel, Generic[KeyRefT]):
+    service: Literal["SecretsManager", "ParameterStore"] = Field(
+        default="SecretsManager",
+        description="Which AWS service holds the secrets: SecretsManager or ParameterStore (SSM).",
+    )
+    region: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9]+(-[a-z0-9]+)+$")] = Field(
+        description="AWS region, for example eu-west-1."
+    )
+    endpoint: Annotated[str, Field(max_length=2048, pattern=URL_PATTERN)] | None = Field(
+        default=None, description="Custom endpoint URL: a VPC endpoint or an emulator. Default: AWS's own."
+    )
+    auth: AwsAuth[KeyRefT] | None = Field(
+        default=None,
+        description="Credentials. Absent: the SDK's default chain (IRSA, EKS Pod Identity, instance role).",
+    )
+
+
+# --------------------------------------------------------------------------- stores
+
+
+class StoreProvider(SpecModel, Generic[KeyRefT, SARefT]):
+    cel_rules = (ExactlyOneOf(("vault", "aws"), message="set exactly one provider: vault or aws"),)
+
+    vault: VaultProvider[KeyRefT, SARefT] | None = Field(default=None, description="HashiCorp Vault.")
+    aws: AwsProvider[KeyRefT] | None = Field(
+        default=None, description="AWS Secrets Manager or SSM Parameter Store."
+    )
+
+    @property
+    def kind(self) -> Literal["vault", "aws"]:
+        """The provider this store uses, the key of the provider registry."""
+        return "vault" if self.vault is not None else "aws"
+
+
+class RateLimit(SpecModel):
+    qps: float = Field(default=20, gt=0, le=10000, description="Requests per second to the backend.")
+    burst: int = Field(default=40, ge=1, le=100000, description="Requests allowed at once above qps.")
+
+
+RATE_LIMIT_DESCRIPTION = "Requests per second from Rotor to this backend, for this store."
+
+
+class SecretStoreSpec(SpecModel):
+    provider: StoreProvider[SecretKeySelector, ServiceAccountRef] = Field(
+        description="The backend and how to authenticate to it. Secret and ServiceAccount references "
+        "are in the store's own namespace."
+    )
+    rate_limit: RateLimit = Field(default_factory=RateLimit, description=RATE_LIMIT_DESCRIPTION)
+
+
+class StoreCondition(SpecModel):
+    cel_rules = (
+        ExactlyOneOf(
+            ("namespaces", "namespace_selector"),
+            message="each condition sets exactly one of namespaces or namespaceSelector; "
+            "list several conditions to allow more namespaces",
+        ),
+    )
+
+    namespaces: list[NamespaceName] | None = Field(
+        default=None, min_length=1, max_length=1024, description="Namespaces allowed by name."
+    )
+    namespace_selector: LabelSelector | None = Field(
+        default=None,
+        description="Namespaces allowed by their labels. An empty selector ({}) allows every namespace.",
+    )
+
+
+AllowedKeyGlob = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+class ClusterSecretStoreSpec(SpecModel):
+    provider: StoreProvider[ClusterSecretKeySelector, ClusterServiceAccountRef] = Field(
+        description="The backend and how to authenticate to it. Every Secret and ServiceAccount "
+        "reference names its namespace."
+    )
+    rate_limit: RateLimit = Field(default_factory=RateLimit, description=RATE_LIMIT_DESCRIPTION)
+    conditions: list[StoreCondition] | None = Field(
+        default=None,
+        max_length=64,
+        description="Which namespaces may use this store; a namespace that matches any condition may. "
+        "None listed: no namespace may.",
+    )
+    allowed_keys: list[AllowedKeyGlob] | None = Field(
+        default=None,
+        max_length=256,
+        description="Glob patterns (*, ?, [..]) of the remote keys ManagedSecrets may read or rotate "
+        "through this store. {namespace} stands for the ManagedSecret's namespace, e.g. "
+        '"tenants/{namespace}/*". Absent: every key.',
+    )
+
+
+AnyStoreSpec = SecretStoreSpec | ClusterSecretStoreSpec
+AnyStoreProvider = StoreProvider[Any, Any]

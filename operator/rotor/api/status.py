@@ -1,0 +1,232 @@
+"""Status models, condition types and reasons (DESIGN.md §1 and §3).
+
+Status models ignore fields they do not know, so a status written by another operator version still
+parses. Timestamps are timezone-aware UTC and are written as RFC 3339 with seconds precision.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, PlainSerializer
+
+from rotor.api.common import StatusModel
+
+__all__ = [
+    "Condition",
+    "ConditionStatus",
+    "ConditionType",
+    "Expiry",
+    "ManagedSecretStatus",
+    "Reason",
+    "RolloutStatus",
+    "RotationPhase",
+    "RotationPolicyStatus",
+    "RotationStatus",
+    "SecretStoreStatus",
+    "Timestamp",
+    "format_timestamp",
+]
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339, UTC, whole seconds: the form Kubernetes itself writes (``2025-01-31T12:00:00Z``)."""
+    return _to_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: A point in time in status. Naive datetimes are taken as UTC.
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    Field(json_schema_extra={"format": "date-time"}),
+]
+
+
+class ConditionType(enum.StrEnum):
+    READY = "Ready"
+    ROTATING = "Rotating"
+    EXPIRING = "Expiring"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+
+
+class Reason(enum.StrEnum):
+    """Every condition reason a user can see (DESIGN.md §1 and §3)."""
+
+    # ManagedSecret Ready
+    SYNCED = "Synced"
+    INVALID_SPEC = "InvalidSpec"
+    STORE_NOT_FOUND = "StoreNotFound"
+    STORE_NOT_READY = "StoreNotReady"
+    FORBIDDEN = "Forbidden"
+    KEY_NOT_FOUND = "KeyNotFound"
+    PROVIDER_ERROR = "ProviderError"
+    VALIDATION_FAILED = "ValidationFailed"
+    TEMPLATE_ERROR = "TemplateError"
+    SECRET_CONFLICT = "SecretConflict"
+    EXPIRED = "Expired"
+    # Rotating
+    SCHEDULED = "Scheduled"
+    MANUAL = "Manual"
+    EXPIRING = "Expiring"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    # Expiring
+    EXPIRES_SOON = "ExpiresSoon"
+    ROTATION_OVERDUE = "RotationOverdue"
+    ROTATION_STALLED = "RotationStalled"
+    # SecretStore Ready
+    VALID = "Valid"
+    INVALID_CONFIG = "InvalidConfig"
+    AUTH_FAILED = "AuthFailed"
+    UNREACHABLE = "Unreachable"
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(StatusModel):
+    type: Annotated[str, Field(min_length=1, max_length=316)] = Field(
+        description="Ready, Rotating, Expiring, Reconciling or Stalled."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: Annotated[str, Field(max_length=1024)] = Field(
+        default="", description="A CamelCase word saying why, from the documented list."
+    )
+    message: Annotated[str, Field(max_length=32768)] = Field(
+        default="", description="What happened, for people. Never contains a secret value."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation this condition was computed for."
+    )
+    last_transition_time: Timestamp | None = Field(
+        default=None, description="When status last changed (not when reason or message did)."
+    )
+
+
+#: Conditions are a list keyed by type, so server-side apply merges them per type.
+CONDITIONS_LIST: dict[str, Any] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+
+
+class Expiry(StatusModel):
+    not_after: Timestamp | None = Field(default=None, description="When the data stops being good.")
+    source: Literal["Certificate", "Policy", "Provider"] | None = Field(
+        default=None,
+        description="What set notAfter: a certificate in the data, the policy's maxAge, or the backend.",
+    )
+    renewal_time: Timestamp | None = Field(
+        default=None, description="notAfter minus rotateBefore: when Expiring turns True."
+    )
+
+
+class RotationPhase(enum.StrEnum):
+    PENDING = "Pending"
+    WRITTEN = "Written"  # Vault
+    STAGED = "Staged"  # AWS
+    VERIFIED = "Verified"  # AWS
+    PROMOTED = "Promoted"  # AWS
+    SYNCED = "Synced"
+    COMPLETED = "Completed"
+
+
+class RotationStatus(StatusModel):
+    last_rotation_time: Timestamp | None = Field(
+        default=None, description="When the last rotation completed."
+    )
+    next_rotation_time: Timestamp | None = Field(default=None, description="When the next rotation is due.")
+    phase: RotationPhase | None = Field(
+        default=None,
+        description="Step of the current or last rotation. Vault: Pending, Written, Synced, Completed. "
+        "AWS: Pending, Staged, Verified, Promoted, Synced, Completed.",
+    )
+    failed_attempts: int = Field(default=0, ge=0, description="Failed attempts at the current rotation.")
+    last_failure_time: Timestamp | None = Field(default=None, description="When the last attempt failed.")
+    previous_retained_until: Timestamp | None = Field(
+        default=None, description="When the previous value's key leaves the Secret (end of gracePeriod)."
+    )
+    due_at: Timestamp | None = Field(
+        default=None,
+        description="The due date the current rotation serves; one due date is never rotated twice.",
+    )
+    pending_version: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="The version written to the source by the current rotation."
+    )
+    trigger: Literal["Scheduled", "Manual", "Expiring"] | None = Field(
+        default=None, description="What started the current rotation."
+    )
+
+
+class RolloutStatus(StatusModel):
+    last_restart_time: Timestamp | None = Field(
+        default=None, description="When workloads were last restarted."
+    )
+    restarted: list[str] = Field(
+        default_factory=list, description='Workloads restarted last time, e.g. ["Deployment/api"].'
+    )
+
+
+class ManagedSecretStatus(StatusModel):
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation this status was computed for."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Rotating, Expiring, Reconciling and Stalled.",
+        json_schema_extra=CONDITIONS_LIST,
+    )
+    secret_name: str | None = Field(default=None, description="Name of the Secret written.")
+    last_sync_time: Timestamp | None = Field(default=None, description="When the source was last read.")
+    next_refresh_time: Timestamp | None = Field(
+        default=None, description="When the source will be read again."
+    )
+    source_versions: dict[str, str] = Field(
+        default_factory=dict, description="The provider's version id of each Secret key's source."
+    )
+    data_hash: str | None = Field(
+        default=None, description="Keyed digest of the written data (hmac-sha256:...), never the data."
+    )
+    expiry: Expiry | None = Field(default=None, description="How long the data stays good.")
+    rotation: RotationStatus | None = Field(default=None, description="Progress of rotations.")
+    rollout: RolloutStatus | None = Field(default=None, description="Last restart of consuming workloads.")
+    last_force_sync: str | None = Field(
+        default=None, description="The rotor.dev/force-sync annotation value already handled."
+    )
+    last_rotate_request: str | None = Field(
+        default=None, description="The rotor.dev/rotate annotation value already handled."
+    )
+
+
+class SecretStoreStatus(StatusModel):
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation this status was computed for."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready.", json_schema_extra=CONDITIONS_LIST
+    )
+    capabilities: Literal["ReadOnly", "ReadWrite"] | None = Field(
+        default=None, description="What the credentials were found able to do."
+    )
+
+
+class RotationPolicyStatus(StatusModel):
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation this status was computed for."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready.", json_schema_extra=CONDITIONS_LIST
+    )
+    bound_managed_secrets: int = Field(
+        default=0, ge=0, description="How many ManagedSecrets use this policy."
+    )
+    earliest_next_rotation: Timestamp | None = Field(
+        default=None, description="The soonest next rotation among those ManagedSecrets."
+    )

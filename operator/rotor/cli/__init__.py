@@ -1,0 +1,1 @@
+"""The ``rotor`` command line."""

@@ -1,0 +1,216 @@
+"""The controller: keeps an index of ManagedSecrets (fed by kopf's watch), decides what is
+urgent, and runs a fixed pool of workers over one work queue. Refreshes are due times in one
+heap, not a timer task per object."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from rotor.api.duration import parse_duration
+from rotor.clock import Clock, parse_time
+from rotor.conditions import get_condition
+from rotor.controller.queue import WorkQueue
+from rotor.kube.gateway import KubeGateway
+from rotor.observability.metrics import ObjectSample
+from rotor.services.stores import StoreKey, StoreService
+from rotor.services.sync import FORCE_SYNC, SyncService
+from rotor.sync.refresh import next_refresh
+
+log = logging.getLogger("rotor.controller")
+
+ROTATE = "rotor.dev/rotate"
+ObjKey = tuple[str, str]
+
+
+@dataclass
+class Settings:
+    concurrency: int = 8
+    restart_limit: int = 2
+    restart_debounce: float = 30.0
+    hash_key: bytes = b""
+
+
+def _ts(value: str | None) -> float | None:
+    parsed = parse_time(value)
+    return parsed.timestamp() if parsed else None
+
+
+class Controller:
+    def __init__(self, gateway: KubeGateway, clock: Clock, settings: Settings) -> None:
+        self.gateway = gateway
+        self.clock = clock
+        self.settings = settings
+        self.index: dict[ObjKey, dict[str, Any]] = {}
+        self.secret_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self.store_users: dict[StoreKey, set[ObjKey]] = {}
+        self.queue = WorkQueue()
+        self.stores = StoreService(gateway, clock)
+        self.stores.on_ready_change.append(self._store_ready_changed)
+        self.sync = SyncService(gateway, self.stores, clock, hash_key=settings.hash_key, secret_cache=self.secret_cache)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.synced_once = asyncio.Event()
+        self.busy = 0
+
+    # ------------------------------------------------------------------ feeding
+    def observe(self, body: dict[str, Any], event_type: str | None) -> None:
+        meta = body["metadata"]
+        key: ObjKey = (meta["namespace"], meta["name"])
+        if event_type == "DELETED":
+            self.index.pop(key, None)
+            self.queue.forget(key)
+            for users in self.store_users.values():
+                users.discard(key)
+            return
+        previous = self.index.get(key)
+        self.index[key] = body
+        spec = body.get("spec") or {}
+        ref = spec.get("storeRef") or {}
+        kind = ref.get("kind") or "SecretStore"
+        store_key: StoreKey = (kind, "" if kind == "ClusterSecretStore" else key[0], ref.get("name") or "")
+        self.store_users.setdefault(store_key, set()).add(key)
+        urgent, when = self._triage(body, previous)
+        if urgent:
+            self.queue.add(key, urgent=True)
+        elif when is not None and self.queue.due_at(key) is None:
+            self.queue.schedule(key, when)
+
+    def _triage(self, body: dict[str, Any], previous: dict[str, Any] | None) -> tuple[bool, float | None]:
+        meta = body["metadata"]
+        status = body.get("status") or {}
+        annotations = meta.get("annotations") or {}
+        if meta.get("deletionTimestamp"):
+            return True, None
+        if status.get("observedGeneration") != meta.get("generation"):
+            return True, None
+        if annotations.get(FORCE_SYNC) and annotations.get(FORCE_SYNC) != status.get("lastForceSync"):
+            return True, None
+        rotation = status.get("rotation") or {}
+        if annotations.get(ROTATE) and annotations.get(ROTATE) != rotation.get("lastRotateRequest"):
+            return True, None
+        if previous is not None:
+            return False, None  # our own status write echoing back, or metadata noise
+        # first sight of an object already handled (operator restart): keep its slot
+        now = self.clock.timestamp()
+        ready = (get_condition(status.get("conditions"), "Ready") or {}).get("status") == "True"
+        if rotation.get("phase") not in (None, "", "Completed", "Failed"):
+            return True, None  # a rotation was interrupted: resume it first
+        candidates = [
+            _ts(status.get("nextRefreshTime")),
+            _ts(rotation.get("nextRotationTime")),
+            _ts(rotation.get("previousRetainedUntil")),
+        ]
+        if not ready:
+            return False, now + 1 + (hash(meta["name"]) % 30)
+        wanted = min((c for c in candidates if c is not None), default=None)
+        if wanted is None:
+            return False, None
+        if wanted <= now:  # missed while we were down: spread, do not stampede
+            interval = parse_duration(str((body.get("spec") or {}).get("refresh", {}).get("interval") or "1h"))
+            return False, next_refresh(f"{meta['namespace']}/{meta['name']}", interval, self.clock.now()).timestamp()
+        return False, wanted
+
+    def observe_secret(self, body: dict[str, Any], event_type: str | None) -> None:
+        meta = body["metadata"]
+        skey = (meta["namespace"], meta["name"])
+        owner = (meta.get("labels") or {}).get("rotor.dev/managed-by")
+        ours = self.secret_cache.get(skey)
+        if event_type == "DELETED":
+            self.secret_cache.pop(skey, None)
+            if owner and (meta["namespace"], owner) in self.index:
+                self.queue.add((meta["namespace"], owner), urgent=True)
+            return
+        if ours is not None and ours.get("metadata", {}).get("resourceVersion") == meta.get("resourceVersion"):
+            return
+        self.secret_cache[skey] = body
+        if ours is not None and owner and (meta["namespace"], owner) in self.index:
+            # changed by someone else: the owner re-checks it (and restores it if needed)
+            self.queue.add((meta["namespace"], owner), urgent=True)
+
+    def _store_ready_changed(self, key: StoreKey) -> None:
+        for user in list(self.store_users.get(key, ())):
+            self.queue.add(user, urgent=False)
+
+    async def observe_store(self, kind: str, body: dict[str, Any], event_type: str | None) -> None:
+        if event_type == "DELETED":
+            meta = body["metadata"]
+            key: StoreKey = (kind, meta.get("namespace") or "", meta["name"])
+            await self.stores.forget(key)
+            self._store_ready_changed(key)
+            return
+        key = self.stores.observe(kind, body)
+        handle = self.stores.handles.get(key)
+        generation = int(body["metadata"].get("generation") or 0)
+        if handle is None or handle.generation != generation:
+            try:
+                await self.stores.ensure(key)
+            except Exception:
+                log.exception("store %s could not be validated", key)
+
+    # ------------------------------------------------------------------ running
+    async def start(self) -> None:
+        self.tasks.append(asyncio.create_task(self.queue.run_timer(self.clock.timestamp)))
+        for i in range(self.settings.concurrency):
+            self.tasks.append(asyncio.create_task(self._worker(i)))
+        self.tasks.append(asyncio.create_task(self._revalidate_stores()))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+        for handle in list(self.stores.handles.values()):
+            if handle.backend is not None:
+                await handle.backend.close()
+
+    async def _worker(self, number: int) -> None:
+        while True:
+            key = await self.queue.get()
+            self.busy += 1
+            try:
+                body = self.index.get(key)  # type: ignore[arg-type]
+                if body is None:
+                    continue
+                try:
+                    outcome = await self.sync.sync(body)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("unexpected error syncing %s/%s", *key)  # type: ignore[str-format]
+                    self.queue.schedule(key, self.clock.timestamp() + 30)
+                    continue
+                when = outcome.next_at.timestamp() if outcome.next_at else None
+                self.queue.schedule(key, when)
+            finally:
+                self.busy -= 1
+                self.queue.done(key)
+
+    async def _revalidate_stores(self) -> None:
+        while True:
+            await asyncio.sleep(self.stores.revalidate_every)
+            await self.stores.revalidate_all()
+
+    # ------------------------------------------------------------------ views
+    def samples(self) -> Iterable[ObjectSample]:
+        for (namespace, name), body in list(self.index.items()):
+            status = body.get("status") or {}
+            ready = (get_condition(status.get("conditions"), "Ready") or {}).get("status") == "True"
+            expiry = status.get("expiry") or {}
+            rotation = status.get("rotation") or {}
+            yield ObjectSample(
+                namespace=namespace,
+                name=name,
+                ready=ready,
+                expiry=_ts(expiry.get("notAfter")),
+                renewal=_ts(expiry.get("renewalTime")),
+                last_sync=_ts(status.get("lastSyncTime")),
+                last_rotation=_ts(rotation.get("lastRotationTime")),
+                next_rotation=_ts(rotation.get("nextRotationTime")),
+            )
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()

@@ -1,0 +1,111 @@
+"""One work queue for every ManagedSecret: urgent work (new objects, spec changes, force-sync,
+deletions) is always served before routine refreshes, each key is worked on by one worker at a
+time, and due times live in a single heap, so idle objects cost nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Hashable
+
+
+class WorkQueue:
+    def __init__(self) -> None:
+        self._urgent: deque[Hashable] = deque()
+        self._routine: deque[Hashable] = deque()
+        self._queued: dict[Hashable, bool] = {}  # key -> urgent?
+        self._active: set[Hashable] = set()
+        self._again: dict[Hashable, bool] = {}  # keys added while active
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._due: dict[Hashable, float] = {}
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._timer_wake = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._urgent) + len(self._routine)
+
+    @property
+    def scheduled(self) -> int:
+        return len(self._due)
+
+    def add(self, key: Hashable, *, urgent: bool = False) -> None:
+        if key in self._active:
+            self._again[key] = self._again.get(key, False) or urgent
+            return
+        queued = self._queued.get(key)
+        if queued is None:
+            self._queued[key] = urgent
+            (self._urgent if urgent else self._routine).append(key)
+        elif urgent and not queued:
+            self._queued[key] = True
+            self._urgent.append(key)  # the stale routine entry is skipped when popped
+        self._wake.set()
+
+    def schedule(self, key: Hashable, when: float | None) -> None:
+        """Run ``key`` (routine) at ``when`` (a timestamp on the controller's clock); None cancels."""
+        if when is None:
+            self._due.pop(key, None)
+            return
+        if self._due.get(key) == when:
+            return
+        self._due[key] = when
+        heapq.heappush(self._heap, (when, next(self._seq), key))
+        self._timer_wake.set()
+
+    def forget(self, key: Hashable) -> None:
+        self._due.pop(key, None)
+        self._again.pop(key, None)
+
+    def due_at(self, key: Hashable) -> float | None:
+        return self._due.get(key)
+
+    async def get(self) -> Hashable:
+        while True:
+            for dq in (self._urgent, self._routine):
+                while dq:
+                    key = dq.popleft()
+                    urgent_flag = self._queued.get(key)
+                    if urgent_flag is None:
+                        continue  # already taken via the other deque
+                    if dq is self._routine and urgent_flag:
+                        continue  # promoted; the urgent entry will serve it
+                    del self._queued[key]
+                    self._active.add(key)
+                    return key
+            self._wake.clear()
+            await self._wake.wait()
+
+    def done(self, key: Hashable) -> None:
+        self._active.discard(key)
+        again = self._again.pop(key, None)
+        if again is not None:
+            self.add(key, urgent=again)
+
+    def pop_due(self, now: float) -> float | None:
+        """Move every key due by ``now`` to the routine queue; return the next due time."""
+        while self._heap:
+            when, _, key = self._heap[0]
+            if self._due.get(key) != when:
+                heapq.heappop(self._heap)  # superseded
+                continue
+            if when > now:
+                return when
+            heapq.heappop(self._heap)
+            del self._due[key]
+            self.add(key)
+        return None
+
+    async def run_timer(self, now: object, *, max_sleep: float = 1.0) -> None:
+        """Forever: release due keys. ``now`` is a callable returning the clock's timestamp."""
+        clock = now  # Callable[[], float]
+        while True:
+            nxt = self.pop_due(clock())  # type: ignore[operator]
+            delay = max_sleep if nxt is None else max(0.0, min(max_sleep, nxt - clock()))  # type: ignore[operator]
+            self._timer_wake.clear()
+            try:
+                await asyncio.wait_for(self._timer_wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass

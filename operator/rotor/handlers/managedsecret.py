@@ -1,0 +1,21 @@
+"""ManagedSecret and the Secrets it writes: watch events go to the controller's index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+
+@kopf.on.event("rotor.dev", "v1alpha1", "managedsecrets")
+def managed_secret_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    controller = memo.get("controller")
+    if controller is not None and event.get("object"):
+        controller.observe(event["object"], event.get("type"))
+
+
+@kopf.on.event("", "v1", "secrets", labels={"rotor.dev/managed-by": kopf.PRESENT})
+def managed_secret_target_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    controller = memo.get("controller")
+    if controller is not None and event.get("object"):
+        controller.observe_secret(event["object"], event.get("type"))

@@ -1,0 +1,23 @@
+"""RotationPolicy and ClusterRotationPolicy: indexed for the rotation service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+
+@kopf.on.event("rotor.dev", "v1alpha1", "rotationpolicies")
+def rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    controller = memo.get("controller")
+    rotation = getattr(getattr(controller, "sync", None), "rotation", None)
+    if rotation is not None and event.get("object"):
+        rotation.observe_policy("RotationPolicy", event["object"], event.get("type"))
+
+
+@kopf.on.event("rotor.dev", "v1alpha1", "clusterrotationpolicies")
+def cluster_rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    controller = memo.get("controller")
+    rotation = getattr(getattr(controller, "sync", None), "rotation", None)
+    if rotation is not None and event.get("object"):
+        rotation.observe_policy("ClusterRotationPolicy", event["object"], event.get("type"))

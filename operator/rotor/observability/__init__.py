@@ -1,0 +1,1 @@
+"""Metrics, logs and Events: what a platform team sees of Rotor."""

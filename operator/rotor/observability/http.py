@@ -1,0 +1,50 @@
+"""/metrics, /healthz and /readyz on one port (aiohttp, on kopf's loop, no blocking)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from rotor.observability.metrics import REGISTRY, StateCollector
+
+if TYPE_CHECKING:
+    from rotor.controller.core import Controller
+
+
+class MetricsServer:
+    def __init__(self, address: str, controller: Controller) -> None:
+        host, _, port = address.rpartition(":")
+        self.host = host or "0.0.0.0"
+        self.port = int(port)
+        self.controller = controller
+        self.collector = StateCollector(controller.samples, controller.stores.samples)
+        REGISTRY.register(self.collector)
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, self.host, self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        REGISTRY.unregister(self.collector)
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        alive = all(not t.done() for t in self.controller.tasks)
+        return web.Response(text="ok" if alive else "controller stopped", status=200 if alive else 500)
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        ready = bool(self.controller.tasks)
+        return web.Response(text="ready" if ready else "starting", status=200 if ready else 503)

@@ -1,0 +1,1 @@
+"""Services: gather inputs (backends, Kubernetes), call the pure logic, apply the result."""

@@ -1,0 +1,340 @@
+"""SecretStore and ClusterSecretStore: build one cached backend per store, validate it by really
+authenticating, re-validate periodically, report status, and enforce tenancy."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
+from rotor.clock import Clock, format_time
+from rotor.kube.gateway import KubeError, KubeGateway
+from rotor.observability.metrics import StoreSample
+from rotor.providers.aws import AwsConfig
+from rotor.providers.base import Capabilities, ProviderError
+from rotor.providers.registry import build_provider
+from rotor.providers.vault import VaultConfig
+from rotor.services.backend import Backend
+from rotor.conditions import set_condition
+from rotor.tenancy import key_allowed, namespace_allowed
+
+log = logging.getLogger("rotor.stores")
+
+StoreKey = tuple[str, str, str]  # (kind, namespace or "", name)
+
+
+class StoreProblem(Exception):
+    """Why a ManagedSecret cannot use a store: a Ready reason and a message for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class CredentialsMissing(Exception):
+    pass
+
+
+@dataclass
+class StoreHandle:
+    key: StoreKey
+    generation: int
+    fingerprint: str
+    spec: SecretStoreSpec | ClusterSecretStoreSpec
+    backend: Backend | None = None
+    ready: bool = False
+    reason: str = "Pending"
+    message: str = ""
+    capabilities: Capabilities | None = None
+    validated_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def id(self) -> str:
+        kind, ns, name = self.key
+        return f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
+
+    @property
+    def provider_kind(self) -> str:
+        return "vault" if self.spec.provider.vault is not None else "aws"
+
+
+class StoreService:
+    def __init__(self, gateway: KubeGateway, clock: Clock, *, revalidate_every: float = 300.0) -> None:
+        self.gateway = gateway
+        self.clock = clock
+        self.revalidate_every = revalidate_every
+        self.bodies: dict[StoreKey, dict[str, Any]] = {}
+        self.handles: dict[StoreKey, StoreHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_ready_change: list[Any] = []  # callbacks(key) when readiness changes
+
+    # ------------------------------------------------------------------ index
+    def observe(self, kind: str, body: dict[str, Any]) -> StoreKey:
+        meta = body["metadata"]
+        key = (kind, meta.get("namespace") or "", meta["name"])
+        self.bodies[key] = body
+        return key
+
+    async def forget(self, key: StoreKey) -> None:
+        self.bodies.pop(key, None)
+        handle = self.handles.pop(key, None)
+        if handle and handle.backend:
+            await handle.backend.close()
+
+    def samples(self) -> Iterable[StoreSample]:
+        for (kind, ns, name), handle in list(self.handles.items()):
+            yield StoreSample(ns, name, kind, handle.ready)
+
+    # ------------------------------------------------------------------ building
+    async def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        try:
+            secret = await self.gateway.get_secret(namespace, name)
+        except KubeError as exc:
+            raise CredentialsMissing(f"cannot read Secret {namespace}/{name}: {exc}") from None
+        if secret is None:
+            raise CredentialsMissing(f"Secret {namespace}/{name} referenced by the store does not exist")
+        import base64
+
+        raw = (secret.get("data") or {}).get(key)
+        if raw is None:
+            raise CredentialsMissing(f"Secret {namespace}/{name} has no key '{key}'")
+        return base64.b64decode(raw).decode().strip()
+
+    async def _config(self, handle: StoreHandle) -> tuple[str, Any, str]:
+        """(provider kind, provider config, fingerprint of the credentials)."""
+        kind, store_ns, _ = handle.key
+        spec = handle.spec
+        digest = hashlib.sha256(str(handle.generation).encode())
+
+        async def value(ref: Any) -> str:
+            ns = getattr(ref, "namespace", None) or store_ns
+            got = await self._secret_value(ns, ref.name, ref.key)
+            digest.update(got.encode())
+            return got
+
+        if spec.provider.vault is not None:
+            v = spec.provider.vault
+            auth = v.auth
+            ca: bytes | None = None
+            if v.ca_bundle:
+                import base64
+
+                ca = base64.b64decode(v.ca_bundle)
+            elif v.ca_secret_ref is not None:
+                ca = (await value(v.ca_secret_ref)).encode()
+            common: dict[str, Any] = {
+                "server": v.server,
+                "store_id": handle.id,
+                "kv_mount": v.kv.mount,
+                "kv_version": v.kv.version,
+                "namespace": v.namespace,
+                "ca_pem": ca,
+            }
+            if auth.token is not None:
+                common["token"] = await value(auth.token.secret_ref)
+            elif auth.app_role is not None:
+                common["approle_mount"] = auth.app_role.mount
+                common["approle_role_id"] = auth.app_role.role_id
+                common["approle_secret_id"] = await value(auth.app_role.secret_id_ref)
+            elif auth.kubernetes is not None:
+                k = auth.kubernetes
+                sa_ns = getattr(k.service_account_ref, "namespace", None) or store_ns
+                sa_name = k.service_account_ref.name
+                audiences = list(k.service_account_ref.audiences or [])
+                loop = asyncio.get_running_loop()
+
+                def jwt() -> str:
+                    fut = asyncio.run_coroutine_threadsafe(
+                        self.gateway.service_account_token(sa_ns, sa_name, audiences), loop
+                    )
+                    try:
+                        return fut.result(timeout=20)[0]
+                    except KubeError as exc:
+                        raise ProviderError(
+                            f"cannot request a token for ServiceAccount {sa_ns}/{sa_name}: {exc}"
+                        ) from None
+
+                common["kubernetes_mount"] = k.mount
+                common["kubernetes_role"] = k.role
+                common["kubernetes_jwt"] = jwt
+                digest.update(f"{sa_ns}/{sa_name}/{k.role}".encode())
+            return "vault", VaultConfig(**common), digest.hexdigest()
+        a = spec.provider.aws
+        assert a is not None
+        params: dict[str, Any] = {
+            "service": a.service,
+            "region": a.region,
+            "endpoint": a.endpoint,
+            "store_id": handle.id,
+        }
+        if a.auth is not None and a.auth.secret_ref is not None:
+            sr = a.auth.secret_ref
+            params["access_key_id"] = await value(sr.access_key_id)
+            params["secret_access_key"] = await value(sr.secret_access_key)
+            if sr.session_token is not None:
+                params["session_token"] = await value(sr.session_token)
+        if a.auth is not None and a.auth.assume_role is not None:
+            params["role_arn"] = a.auth.assume_role.role_arn
+            params["external_id"] = a.auth.assume_role.external_id
+        return "aws", AwsConfig(**params), digest.hexdigest()
+
+    def _parse(self, key: StoreKey, body: dict[str, Any]) -> SecretStoreSpec | ClusterSecretStoreSpec:
+        model = ClusterSecretStoreSpec if key[0] == "ClusterSecretStore" else SecretStoreSpec
+        return model.model_validate(body.get("spec") or {})
+
+    async def ensure(self, key: StoreKey, *, revalidate: bool = False) -> StoreHandle:
+        """The validated handle for a store, (re)built when its spec or credentials changed."""
+        body = self.bodies.get(key)
+        if body is None:
+            kind, ns, name = key
+            body = await self.gateway.get_object(kind, name, ns or None)
+            if body is None:
+                raise StoreProblem("StoreNotFound", f"{kind} '{name}' does not exist")
+            self.bodies[key] = body
+        generation = int(body["metadata"].get("generation") or 0)
+        handle = self.handles.get(key)
+        if handle is None or handle.generation != generation:
+            try:
+                spec = self._parse(key, body)
+            except ValidationError as exc:
+                handle = StoreHandle(key, generation, "", spec=None)  # type: ignore[arg-type]
+                handle.reason, handle.message = "InvalidConfig", _summarize(exc)
+                await self._replace(key, handle)
+                await self._report(key, body, handle)
+                return handle
+            handle = StoreHandle(key, generation, "", spec)
+            await self._replace(key, handle)
+        async with handle.lock:
+            stale = self.clock.timestamp() - handle.validated_at >= self.revalidate_every
+            if handle.backend is None or revalidate or stale:
+                await self._validate(handle)
+                await self._report(key, body, handle)
+        return handle
+
+    async def _replace(self, key: StoreKey, handle: StoreHandle) -> None:
+        old = self.handles.get(key)
+        self.handles[key] = handle
+        if old is not None and old.backend is not None and old is not handle:
+            await old.backend.close()
+
+    async def _validate(self, handle: StoreHandle) -> None:
+        was_ready = handle.ready
+        handle.validated_at = self.clock.timestamp()
+        try:
+            kind, config, fingerprint = await self._config(handle)
+        except CredentialsMissing as exc:
+            handle.ready, handle.reason, handle.message = False, "InvalidConfig", str(exc)
+            self._ready_changed(handle, was_ready)
+            return
+        if handle.backend is None or fingerprint != handle.fingerprint:
+            if handle.backend is not None:
+                await handle.backend.close()
+            try:
+                provider = build_provider(kind, config)
+            except ProviderError as err:
+                handle.backend = None
+                handle.ready, handle.reason, handle.message = False, err.reason, err.message
+                self._ready_changed(handle, was_ready)
+                return
+            rl = handle.spec.rate_limit
+            handle.backend = Backend(provider, store=handle.id, qps=rl.qps, burst=rl.burst)
+            handle.fingerprint = fingerprint
+        try:
+            handle.capabilities = await handle.backend.validate()
+        except ProviderError as err:
+            reason = err.reason if err.reason in ("AuthFailed", "Unreachable", "Forbidden", "InvalidConfig") else (
+                "Unreachable" if err.retryable else "InvalidConfig"
+            )
+            handle.ready, handle.reason, handle.message = False, reason, err.message
+        else:
+            handle.ready, handle.reason = True, "Valid"
+            handle.message = f"authenticated to {handle.provider_kind}; credentials are {handle.capabilities.value}"
+        self._ready_changed(handle, was_ready)
+
+    def _ready_changed(self, handle: StoreHandle, was_ready: bool) -> None:
+        if handle.ready != was_ready:
+            for callback in self.on_ready_change:
+                callback(handle.key)
+
+    async def _report(self, key: StoreKey, body: dict[str, Any], handle: StoreHandle) -> None:
+        status = dict(body.get("status") or {})
+        conditions = list(status.get("conditions") or [])
+        generation = int(body["metadata"].get("generation") or 0)
+        now = self.clock.now()
+        new_conditions = set_condition(
+            conditions, "Ready", handle.ready, handle.reason, handle.message, generation, now
+        )
+        new_status: dict[str, Any] = {
+            "conditions": new_conditions,
+            "observedGeneration": generation,
+            "capabilities": handle.capabilities.value if handle.capabilities else None,
+        }
+        if any(status.get(k) != v for k, v in new_status.items()):
+            kind, ns, name = key
+            await self.gateway.patch_status(kind, name, ns or None, new_status)
+            body["status"] = {**status, **new_status}
+            log.info(
+                "store %s: Ready=%s reason=%s", handle.id, handle.ready, handle.reason,
+                extra={"store": handle.id, "reason": handle.reason},
+            )
+
+    # ------------------------------------------------------------------ use by a ManagedSecret
+    async def resolve(self, namespace: str, ref_kind: str, ref_name: str) -> StoreHandle:
+        key: StoreKey = (ref_kind, "" if ref_kind == "ClusterSecretStore" else namespace, ref_name)
+        if ref_kind == "ClusterSecretStore":
+            body = self.bodies.get(key) or await self.gateway.get_object(ref_kind, ref_name, None)
+            if body is None:
+                raise StoreProblem("StoreNotFound", f"ClusterSecretStore '{ref_name}' does not exist")
+            self.bodies[key] = body
+            conditions = [c for c in (body.get("spec") or {}).get("conditions") or []]
+            labels = await self.gateway.namespace_labels(namespace)
+            if not namespace_allowed(conditions, namespace, labels):
+                raise StoreProblem(
+                    "Forbidden",
+                    f"ClusterSecretStore '{ref_name}' does not allow namespace '{namespace}' "
+                    "(see its spec.conditions)",
+                )
+        handle = await self.ensure(key)
+        if not handle.ready or handle.backend is None:
+            raise StoreProblem(
+                "StoreNotReady", f"{key[0]} '{ref_name}' is not ready ({handle.reason}): {handle.message}"
+            )
+        return handle
+
+    def check_keys(self, handle: StoreHandle, namespace: str, keys: Iterable[str]) -> None:
+        allowed = getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
+        for remote_key in keys:
+            if not key_allowed(allowed, remote_key, namespace):
+                raise StoreProblem(
+                    "Forbidden",
+                    f"remote key '{remote_key}' is outside what {handle.key[0]} '{handle.key[2]}' allows "
+                    f"namespace '{namespace}' to read (spec.allowedKeys)",
+                )
+
+    async def revalidate_all(self) -> None:
+        for key in list(self.bodies):
+            try:
+                await self.ensure(key, revalidate=True)
+            except StoreProblem:
+                continue
+            except Exception:  # a bug in one store must not stop the others
+                log.exception("re-validating store %s failed", key)
+
+
+def _summarize(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+__all__ = ["StoreHandle", "StoreProblem", "StoreService", "format_time"]

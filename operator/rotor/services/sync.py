@@ -1,0 +1,426 @@
+"""Sync one ManagedSecret: gather inputs (store, backend reads, the current Secret), run the pure
+pipeline, apply the plan, and report status, Events and metrics. Failures keep the last good
+Secret and become a documented condition reason."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from rotor.api.duration import parse_duration
+from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.clock import Clock, format_time, parse_time
+from rotor.conditions import get_condition, readiness_conditions
+from rotor.kube.gateway import KubeError, KubeGateway
+from rotor.observability.logging import audit
+from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
+from rotor.providers.base import ProviderError, RemoteRef, RemoteSecret
+from rotor.services.stores import StoreHandle, StoreProblem, StoreService
+from rotor.sync.assemble import assemble
+from rotor.sync.plan import DATA_HASH, MANAGED_BY, MANAGED_KEYS, Desired, plan
+from rotor.sync.refresh import next_refresh
+from rotor.sync.sources import Sources, sources_of
+from rotor.values.errors import ValueFailure
+from rotor.values.hashing import data_hash
+
+log = logging.getLogger("rotor.sync")
+
+FINALIZER = "rotor.dev/finalizer"
+FORCE_SYNC = "rotor.dev/force-sync"
+API_VERSION = "rotor.dev/v1alpha1"
+
+
+class SyncFailure(Exception):
+    def __init__(self, reason: str, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry = retry
+
+
+@dataclass
+class Fetched:
+    refs: dict[RemoteRef, RemoteSecret] = field(default_factory=dict)
+    found: dict[str, RemoteSecret] = field(default_factory=dict)
+    databases: dict[tuple[str, str], RemoteSecret] = field(default_factory=dict)
+
+
+@dataclass
+class SyncOutcome:
+    """What the controller needs after a sync: when to come back."""
+
+    next_at: dt.datetime | None
+    ready: bool
+    reason: str
+
+
+def ms_id(body: Mapping[str, Any]) -> str:
+    meta = body["metadata"]
+    return f"{meta.get('namespace')}/{meta['name']}"
+
+
+class SyncService:
+    def __init__(
+        self,
+        gateway: KubeGateway,
+        stores: StoreService,
+        clock: Clock,
+        *,
+        hash_key: bytes,
+        secret_cache: dict[tuple[str, str], dict[str, Any]] | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.stores = stores
+        self.clock = clock
+        self.hash_key = hash_key
+        self.secret_cache = secret_cache if secret_cache is not None else {}
+        self.failures: dict[str, int] = {}
+        self.rotation: Any = None  # set by the controller when rotation is enabled
+        self.rollout: Any = None
+
+    # ------------------------------------------------------------------ entry point
+    async def sync(self, body: dict[str, Any]) -> SyncOutcome:
+        started = time.perf_counter()
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        if meta.get("deletionTimestamp"):
+            await self.finalize(body)
+            return SyncOutcome(None, False, "Deleted")
+        now = self.clock.now()
+        status = dict(body.get("status") or {})
+        generation = int(meta.get("generation") or 0)
+        annotations = meta.get("annotations") or {}
+        force = annotations.get(FORCE_SYNC)
+        try:
+            spec = ManagedSecretSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            return await self._fail(body, SyncFailure("InvalidSpec", _summarize(exc), retry=False), started)
+        try:
+            if FINALIZER not in (meta.get("finalizers") or []):
+                await self.gateway.patch_object(
+                    "ManagedSecret", name, namespace, {"metadata": {"finalizers": [*meta.get("finalizers", []), FINALIZER]}}
+                )
+                meta.setdefault("finalizers", []).append(FINALIZER)
+            handle = await self._store(spec, namespace)
+            sources = sources_of(spec)
+            self.stores.check_keys(handle, namespace, sources.keys)
+            if force and force != status.get("lastForceSync"):
+                assert handle.backend is not None
+                handle.backend.forget(list(sources.refs))
+            fetched = await self._fetch(body, spec, handle, sources, namespace)
+            rotation_update: dict[str, Any] = {}
+            generated: dict[str, bytes] = {}
+            if self.rotation is not None and spec.rotation is not None:
+                generated, rotation_update, fetched = await self.rotation.before_sync(
+                    body, spec, handle, fetched, now
+                )
+            try:
+                data = assemble(spec, fetched.refs, fetched.found, fetched.databases, now=now, generated=generated)
+            except ValueFailure as err:
+                raise SyncFailure(err.reason, err.message, retry=True) from None
+            except KeyError as err:
+                raise SyncFailure("KeyNotFound", f"remote secret {err} was not read") from None
+            if self.rotation is not None and spec.rotation is not None:
+                data = self.rotation.with_grace_keys(body, spec, data, rotation_update, now)
+            target = spec.target.name or name
+            desired = Desired(
+                namespace=namespace,
+                name=target,
+                type=spec.target.type,
+                data=data,
+                data_hash=data_hash(data, key=self.hash_key, secret_type=spec.target.type),
+                labels=spec.target.labels,
+                annotations=spec.target.annotations,
+                creation_policy=spec.target.creation_policy,
+                owner={"apiVersion": API_VERSION, "kind": "ManagedSecret", "name": name, "uid": meta.get("uid")},
+                managed_by=name,
+            )
+            written, restored = await self._apply(body, desired, spec)
+        except StoreProblem as err:
+            return await self._fail(body, SyncFailure(err.reason, err.message, retry=err.reason != "Forbidden"), started)
+        except SyncFailure as err:
+            return await self._fail(body, err, started)
+        except ProviderError as err:
+            reason = {"KeyNotFound": "KeyNotFound", "Forbidden": "Forbidden"}.get(err.reason, "ProviderError")
+            return await self._fail(body, SyncFailure(reason, err.message), started)
+        except KubeError as err:
+            return await self._fail(body, SyncFailure("ProviderError", f"writing the Secret failed: {err}"), started)
+
+        # ---- success
+        self.failures.pop(ms_id(body), None)
+        versions = self._source_versions(spec, fetched)
+        next_at = self._next_refresh(spec, body, handle, sources, now)
+        new_status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "secretName": desired.name,
+            "sourceVersions": versions,
+            "dataHash": desired.data_hash,
+        }
+        if force:
+            new_status["lastForceSync"] = force
+        changed_data = written or status.get("dataHash") != desired.data_hash
+        if changed_data or not status.get("lastSyncTime"):
+            new_status["lastSyncTime"] = format_time(now)
+        new_status["nextRefreshTime"] = format_time(next_at) if next_at else None
+        if self.rotation is not None:
+            extra, rotation_next = await self.rotation.after_sync(body, spec, data, rotation_update, now, written)
+            new_status.update(extra)
+            if rotation_next is not None and (next_at is None or rotation_next < next_at):
+                next_at = rotation_next
+        conditions = readiness_conditions(
+            status.get("conditions") or [],
+            ready=True,
+            reason="Synced",
+            message=f"Secret {desired.name} matches the source",
+            generation=generation,
+            now=now,
+        )
+        if "conditions" in new_status:
+            conditions = new_status.pop("conditions")  # rotation already merged Ready in
+        new_status["conditions"] = conditions
+        was_ready = (get_condition(status.get("conditions"), "Ready") or {}).get("status") == "True"
+        # only what a user needs: unchanged refreshes write nothing
+        if not written and was_ready and _same(status, new_status, ignore=("nextRefreshTime", "lastSyncTime")):
+            SYNC_TOTAL.labels("unchanged").inc()
+            SYNC_DURATION.observe(time.perf_counter() - started)
+            return SyncOutcome(next_at, True, "Synced")
+        await self.gateway.patch_status("ManagedSecret", name, namespace, new_status)
+        body["status"] = {**status, **new_status}
+        if written:
+            note = (
+                f"Secret {desired.name} restored: it had been changed outside Rotor"
+                if restored
+                else f"Secret {desired.name} written ({len(data)} keys)"
+            )
+            await self.gateway.post_event(body, type_="Normal", reason="Synced", note=note, action="Sync")
+        elif not was_ready:
+            await self.gateway.post_event(
+                body, type_="Normal", reason="Synced", note=f"Secret {desired.name} matches the source", action="Sync"
+            )
+        if written and self.rollout is not None:
+            await self.rollout.after_write(body, spec, desired)
+        SYNC_TOTAL.labels("success").inc()
+        SYNC_DURATION.observe(time.perf_counter() - started)
+        return SyncOutcome(next_at, True, "Synced")
+
+    # ------------------------------------------------------------------ steps
+    async def _store(self, spec: ManagedSecretSpec, namespace: str) -> StoreHandle:
+        return await self.stores.resolve(namespace, spec.store_ref.kind, spec.store_ref.name)
+
+    async def _fetch(
+        self, body: dict[str, Any], spec: ManagedSecretSpec, handle: StoreHandle, sources: Sources, namespace: str
+    ) -> Fetched:
+        backend = handle.backend
+        assert backend is not None
+        who = ms_id(body)
+        fetched = Fetched()
+
+        async def one(ref: RemoteRef) -> None:
+            try:
+                secret = await backend.read(ref)
+            except ProviderError as err:
+                audit("read", managed_secret=who, store=handle.id, key=ref.key, version=ref.version, result=err.reason)
+                raise
+            audit("read", managed_secret=who, store=handle.id, key=ref.key, version=secret.version)
+            fetched.refs[ref] = secret
+
+        await asyncio.gather(*(one(ref) for ref in sources.refs))
+        for path, regexp in sources.finds:
+            keys = await backend.find(path, regexp)
+            self.stores.check_keys(handle, namespace, keys)
+            results = await asyncio.gather(*(backend.read(RemoteRef(k)) for k in keys))
+            for key, secret in zip(keys, results, strict=True):
+                audit("read", managed_secret=who, store=handle.id, key=key, version=secret.version)
+                rel = key[len(path):].lstrip("/") if key.startswith(path) else key
+                fetched.found[rel or key] = secret
+        for mount, role in sources.databases:
+            self.stores.check_keys(handle, namespace, [f"{mount}/static-creds/{role}"])
+            creds = await backend.extra("read", "read_database_credentials", mount, role)
+            audit("read", managed_secret=who, store=handle.id, key=f"{mount}/static-creds/{role}", version=creds.version)
+            fetched.databases[(mount, role)] = creds
+        return fetched
+
+    def _actual(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.secret_cache.get((namespace, name))
+
+    async def _apply(self, body: dict[str, Any], desired: Desired, spec: ManagedSecretSpec) -> tuple[bool, bool]:
+        """Write the Secret if it must change. Returns (written, restored-after-tampering)."""
+        who = ms_id(body)
+        actual = self._actual(desired.namespace, desired.name)
+        if actual is None or actual.get("_stale"):
+            actual = await self.gateway.get_secret(desired.namespace, desired.name)
+        decision = plan(desired, actual)
+        if decision.action == "noop":
+            return False, False
+        if decision.action == "conflict":
+            raise SyncFailure("SecretConflict", decision.message, retry=True)
+        store_id = spec.store_ref.name
+        if decision.action == "create":
+            try:
+                result = await self.gateway.create_secret(desired.namespace, decision.body)
+            except KubeError as err:
+                if err.status == 409:  # created meanwhile: judge it on the next pass
+                    raise SyncFailure("SecretConflict", f"Secret '{desired.name}' appeared while creating it") from None
+                raise
+        elif decision.action == "recreate":
+            await self.gateway.delete_secret(desired.namespace, desired.name)
+            result = await self.gateway.create_secret(desired.namespace, decision.body)
+        else:
+            result = await self.gateway.patch_secret(desired.namespace, desired.name, decision.body)
+        self.secret_cache[(desired.namespace, desired.name)] = result
+        audit(
+            "write-secret",
+            managed_secret=who,
+            store=store_id,
+            key=None,
+            version=desired.data_hash[-12:],
+            target=f"{desired.namespace}/{desired.name}",
+        )
+        return True, decision.restored
+
+    def _source_versions(self, spec: ManagedSecretSpec, fetched: Fetched) -> dict[str, str]:
+        versions: dict[str, str] = {}
+        for item in spec.data:
+            secret = fetched.refs.get(RemoteRef(item.remote_ref.key, item.remote_ref.version))
+            if secret is not None and secret.version is not None:
+                versions[item.secret_key] = str(secret.version)
+        for ref, secret in fetched.refs.items():
+            if secret.version is not None and ref.key not in versions and not any(
+                i.remote_ref.key == ref.key for i in spec.data
+            ):
+                versions[ref.key] = str(secret.version)
+        for (mount, role), creds in fetched.databases.items():
+            if creds.version:
+                versions[f"{mount}/{role}"] = str(creds.version)
+        return versions
+
+    def refresh_seed(self, body: Mapping[str, Any], handle: StoreHandle | None, sources: Sources | None) -> str:
+        """Objects that read the same source from the same store share a refresh slot (and so a
+        read); AWS Secrets Manager objects of one store share one slot per store (batched reads)."""
+        if handle is not None and handle.provider_kind == "aws":
+            return handle.id
+        if handle is not None and sources is not None and sources.refs:
+            return handle.id + "|" + "|".join(sorted(f"{r.key}@{r.version}" for r in sources.refs))
+        return ms_id(body)
+
+    def _next_refresh(
+        self, spec: ManagedSecretSpec, body: Mapping[str, Any], handle: StoreHandle, sources: Sources, now: dt.datetime
+    ) -> dt.datetime | None:
+        if spec.refresh.policy != "Periodic":
+            return None
+        interval = parse_duration(spec.refresh.interval)
+        return next_refresh(self.refresh_seed(body, handle, sources), interval, now)
+
+    # ------------------------------------------------------------------ failure
+    async def _fail(self, body: dict[str, Any], err: SyncFailure, started: float) -> SyncOutcome:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        status = dict(body.get("status") or {})
+        generation = int(meta.get("generation") or 0)
+        now = self.clock.now()
+        key = ms_id(body)
+        attempts = self.failures.get(key, 0) + 1
+        self.failures[key] = attempts
+        conditions = readiness_conditions(
+            status.get("conditions") or [],
+            ready=False,
+            reason=err.reason,
+            message=err.message,
+            generation=generation,
+            now=now,
+        )
+        new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
+        force = (meta.get("annotations") or {}).get(FORCE_SYNC)
+        if force:
+            new_status["lastForceSync"] = force
+        old_ready = get_condition(status.get("conditions"), "Ready") or {}
+        transition = old_ready.get("status") != "False" or old_ready.get("reason") != err.reason
+        if not _same(status, new_status):
+            await self.gateway.patch_status("ManagedSecret", name, namespace, new_status)
+            body["status"] = {**status, **new_status}
+        if transition:
+            await self.gateway.post_event(body, type_="Warning", reason="SyncFailed",
+                                          note=f"{err.reason}: {err.message}", action="Sync")
+            log.warning(
+                "sync of %s failed: %s: %s", key, err.reason, err.message,
+                extra={"managedSecret": key, "reason": err.reason},
+            )
+        SYNC_TOTAL.labels("error").inc()
+        SYNC_DURATION.observe(time.perf_counter() - started)
+        if not err.retry:
+            return SyncOutcome(None, False, err.reason)
+        delay = min(300.0, 2.0 * 2 ** min(attempts - 1, 8))
+        delay *= 0.8 + 0.4 * ((hash(key) % 1000) / 1000)
+        return SyncOutcome(now + dt.timedelta(seconds=delay), False, err.reason)
+
+    # ------------------------------------------------------------------ deletion
+    async def finalize(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return
+        try:
+            spec = ManagedSecretSpec.model_validate(body.get("spec") or {})
+            target = spec.target.name or name
+            policy, creation = spec.target.deletion_policy, spec.target.creation_policy
+        except ValidationError:
+            target, policy, creation = name, "Retain", "Owner"
+        actual = await self.gateway.get_secret(namespace, target)
+        if actual is not None:
+            a_meta = actual.get("metadata") or {}
+            ours = (a_meta.get("labels") or {}).get(MANAGED_BY) == name
+            if creation == "Merge":
+                annotations = a_meta.get("annotations") or {}
+                keys = [k for k in (annotations.get(MANAGED_KEYS) or "").split(",") if k]
+                patch: dict[str, Any] = {"metadata": {"annotations": {MANAGED_KEYS: None, DATA_HASH: None}}}
+                if policy == "Delete" and keys:
+                    patch["data"] = dict.fromkeys(keys)
+                await self.gateway.patch_secret(namespace, target, patch)
+            elif ours and policy == "Delete":
+                await self.gateway.delete_secret(namespace, target)
+                audit("delete-secret", managed_secret=f"{namespace}/{name}", store=None, key=None,
+                      target=f"{namespace}/{target}")
+            elif ours:
+                refs = [r for r in a_meta.get("ownerReferences") or [] if r.get("uid") != meta.get("uid")]
+                await self.gateway.patch_secret(
+                    namespace, target,
+                    {"metadata": {"labels": {MANAGED_BY: None}, "ownerReferences": refs or None}},
+                )
+        self.secret_cache.pop((namespace, target), None)
+        finalizers.remove(FINALIZER)
+        await self.gateway.patch_object("ManagedSecret", name, namespace, {"metadata": {"finalizers": finalizers}})
+
+
+def _same(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> bool:
+    for key, value in new.items():
+        if key in ignore:
+            continue
+        if key == "conditions":
+            if _strip_times(old.get("conditions")) != _strip_times(value):
+                return False
+        elif old.get(key) != value:
+            return False
+    return True
+
+
+def _strip_times(conditions: Any) -> list[dict[str, Any]]:
+    return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions or []]
+
+
+def _summarize(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+__all__ = ["FINALIZER", "SyncFailure", "SyncOutcome", "SyncService", "parse_time"]

@@ -1,0 +1,63 @@
+"""Turn fetched remote secrets into the Secret's data (pure): properties, decoding, templates,
+validation, key names and size. Every failure is a ValueFailure with a documented reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.providers.base import RemoteRef, RemoteSecret
+from rotor.values.decode import decode
+from rotor.values.properties import extract_property, flatten_map, require_secret_key, sanitize_secret_key
+from rotor.values.size import check_secret_size
+from rotor.values.template import render_templates
+from rotor.values.validate import validate_value
+
+
+def _whole_value(secret: RemoteSecret) -> bytes:
+    """A remote secret as one Secret value: the single property of a one-property map, else the
+    JSON document, else the raw value."""
+    return extract_property(secret.data, secret.raw, None, key=secret.key)
+
+
+def assemble(
+    spec: ManagedSecretSpec,
+    fetched: Mapping[RemoteRef, RemoteSecret],
+    found: Mapping[str, RemoteSecret],
+    databases: Mapping[tuple[str, str], RemoteSecret],
+    *,
+    now: dt.datetime,
+    generated: Mapping[str, bytes] | None = None,
+) -> dict[str, bytes]:
+    data: dict[str, bytes] = {}
+    # dataFrom first, so that explicit data items win on a key clash
+    for source in spec.data_from:
+        if source.extract is not None:
+            secret = fetched[RemoteRef(source.extract.key, source.extract.version)]
+            for name, value in flatten_map(secret.data, secret.raw, key=secret.key).items():
+                data[require_secret_key(name, source=f"dataFrom.extract '{secret.key}'")] = value
+        elif source.vault_database is not None:
+            creds = databases[(source.vault_database.mount, source.vault_database.role)]
+            for name, value in flatten_map(creds.data, None, key=creds.key).items():
+                data[name] = value
+    for remote_key, secret in sorted(found.items()):
+        data[sanitize_secret_key(remote_key.replace("/", "_"))] = _whole_value(secret)
+    for item in spec.data:
+        ref = item.remote_ref
+        secret = fetched[RemoteRef(ref.key, ref.version)]
+        if ref.property is None and secret.data is None:
+            raw = secret.raw or b""
+        else:
+            raw = extract_property(secret.data, secret.raw, ref.property, key=ref.key)
+        data[item.secret_key] = decode(raw, item.decode, key=item.secret_key)
+    if generated:
+        data.update(generated)
+    for item in spec.data:
+        if item.validation is not None:
+            rule = item.validation.model_dump(by_alias=True, exclude_none=True)
+            validate_value(item.secret_key, data[item.secret_key], rule, all_values=data, now=now)
+    if spec.template is not None and spec.template.data:
+        data.update(render_templates(spec.template.data, data))
+    check_secret_size(data)
+    return data
