@@ -48,20 +48,30 @@ METRICS = {
     "rotor_secretstore_ready",
     "rotor_build_info",
 }
-HISTOGRAMS = {"rotor_sync_duration_seconds", "rotor_rotation_duration_seconds",
-              "rotor_provider_request_duration_seconds"}
+HISTOGRAMS = {
+    "rotor_sync_duration_seconds",
+    "rotor_rotation_duration_seconds",
+    "rotor_provider_request_duration_seconds",
+}
 ALERTS = {"SecretExpiringSoon", "SecretExpired", "SyncFailing", "RotationFailed", "StoreNotReady"}
 
 # Values that are Kubernetes API objects passed through to a manifest: the API server checks
 # their fields, so the schema leaves them open. Everything else refuses unknown keys.
 PASSTHROUGH = {
-    "networkPolicy.dns.namespaceSelector", "networkPolicy.dns.podSelector", "networkPolicy.metricsFrom[]",
-    "podSecurityContext", "securityContext", "extraEnv[]", "tolerations[]", "affinity",
+    "networkPolicy.dns.namespaceSelector",
+    "networkPolicy.dns.podSelector",
+    "networkPolicy.metricsFrom[]",
+    "podSecurityContext",
+    "securityContext",
+    "extraEnv[]",
+    "tolerations[]",
+    "affinity",
     "topologySpreadConstraints[]",
 }
 
 
 # --- helm ----------------------------------------------------------------------------------------
+
 
 def find_helm() -> str | None:
     explicit = os.environ.get("ROTOR_HELM")
@@ -79,8 +89,11 @@ def find_helm() -> str | None:
 def helm() -> str:
     path = find_helm()
     if path is None:
-        pytest.fail("no helm binary found in $ROTOR_HELM, PATH or ~/.cache/rotor/helm-*/helm: "
-                    "run `hack/build-binaries.sh helm` (CI builds it)", pytrace=False)
+        pytest.fail(
+            "no helm binary found in $ROTOR_HELM, PATH or ~/.cache/rotor/helm-*/helm: "
+            "run `hack/build-binaries.sh helm` (CI builds it)",
+            pytrace=False,
+        )
     return path
 
 
@@ -125,17 +138,22 @@ def key(o: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 def rules_grant(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
-    return any(group in r.get("apiGroups", []) and resource in r.get("resources", [])
-               and verb in r.get("verbs", []) for r in rules)
+    return any(
+        group in r.get("apiGroups", []) and resource in r.get("resources", []) and verb in r.get("verbs", [])
+        for r in rules
+    )
 
 
 # --- deploy/ ---------------------------------------------------------------------------------------
 
+
 def load_kustomization(directory: pathlib.Path) -> list[dict[str, Any]]:
     """The objects of a kustomize base made only of `resources` (what deploy/ is)."""
     kfile = directory / "kustomization.yaml"
-    assert kfile.is_file(), (f"{directory.relative_to(ROOT)}/ has no kustomization.yaml, so "
-                             f"`kubectl apply -k deploy/` cannot include it")
+    assert kfile.is_file(), (
+        f"{directory.relative_to(ROOT)}/ has no kustomization.yaml, so "
+        f"`kubectl apply -k deploy/` cannot include it"
+    )
     kust = yaml.safe_load(kfile.read_text())
     extra = set(kust) - {"apiVersion", "kind", "resources"}
     assert not extra, f"{kfile}: the generated base uses resources only, found {extra}"
@@ -151,8 +169,14 @@ def load_kustomization(directory: pathlib.Path) -> list[dict[str, Any]]:
 
 
 MANAGER_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
-CHART_LABELS = (*MANAGER_LABELS, "app.kubernetes.io/name", "app.kubernetes.io/instance",
-                "app.kubernetes.io/version", "app.kubernetes.io/component", "app.kubernetes.io/part-of")
+CHART_LABELS = (
+    *MANAGER_LABELS,
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+)
 
 
 def normalize(obj: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +223,8 @@ def test_deploy_matches_the_default_chart_render(helm: str) -> None:
     c_objs = list(chart.values())
     assert container(d_objs)["args"] == container(c_objs)["args"]
     assert one(d_objs, "ClusterRoleBinding")["subjects"] == [
-        {"kind": "ServiceAccount", "name": "rotor", "namespace": NAMESPACE}]
+        {"kind": "ServiceAccount", "name": "rotor", "namespace": NAMESPACE}
+    ]
     assert any(o["kind"] == "ClusterKopfPeering" for o in d_objs)
 
 
@@ -215,10 +240,18 @@ def test_deploy_is_a_namespace_with_restricted_pod_security() -> None:
 
 # --- the default render ------------------------------------------------------------------------------
 
+
 def test_helm_lint_is_clean(helm: str) -> None:
-    for sets in ([], ["rbac.mode=namespaced", "watchNamespaces={team-a,team-b}"],
-                 ["serviceMonitor.enabled=true", "prometheusRule.enabled=true", "dashboards.enabled=true",
-                  "networkPolicy.enabled=true"]):
+    for sets in (
+        [],
+        ["rbac.mode=namespaced", "watchNamespaces={team-a,team-b}"],
+        [
+            "serviceMonitor.enabled=true",
+            "prometheusRule.enabled=true",
+            "dashboards.enabled=true",
+            "networkPolicy.enabled=true",
+        ],
+    ):
         args = ["lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART)]
         for s in sets:
             args += ["--set", s]
@@ -227,8 +260,13 @@ def test_helm_lint_is_clean(helm: str) -> None:
 
 
 def test_a_typo_in_values_is_refused(helm: str) -> None:
-    for bad in ("replicaz=2", "peering.nmae=x", "rbac.mode=everything", "logLevel=verbose",
-                "prometheusRule.thresholds.expiringSoon=3"):
+    for bad in (
+        "replicaz=2",
+        "peering.nmae=x",
+        "rbac.mode=everything",
+        "logLevel=verbose",
+        "prometheusRule.thresholds.expiringSoon=3",
+    ):
         proc = run_helm(helm, "template", "rotor", str(CHART), "--kube-version", KUBE_VERSION, "--set", bad)
         assert proc.returncode != 0, f"--set {bad} rendered; values.schema.json must refuse it"
         assert "schema" in proc.stderr.lower() or "values don't meet" in proc.stderr.lower(), proc.stderr
@@ -242,8 +280,16 @@ def test_default_render_runs_two_hardened_replicas_with_peering(helm: str) -> No
     c = container(objs)
     assert c["image"] == "ghcr.io/rotor-dev/rotor:0.1.0"
     assert c["command"] == ["rotor"]
-    assert c["args"] == ["run", "--log-level=info", "--log-format=json", "--metrics-addr=0.0.0.0:8080",
-                         "--concurrency=8", "--restart-limit=2", "--restart-debounce=30s", "--peering=rotor"]
+    assert c["args"] == [
+        "run",
+        "--log-level=info",
+        "--log-format=json",
+        "--metrics-addr=0.0.0.0:8080",
+        "--concurrency=8",
+        "--restart-limit=2",
+        "--restart-debounce=30s",
+        "--peering=rotor",
+    ]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
@@ -278,10 +324,17 @@ def test_cluster_mode_rbac_is_exactly_what_the_operator_needs(helm: str) -> None
         assert "*" not in r["verbs"] and "*" not in r["resources"] and "*" not in r["apiGroups"], r
 
     def verbs(group: str, resource: str) -> set[str]:
-        return {v for r in rules if group in r["apiGroups"] and resource in r["resources"] for v in r["verbs"]}
+        return {
+            v for r in rules if group in r["apiGroups"] and resource in r["resources"] for v in r["verbs"]
+        }
 
-    for res in ("managedsecrets", "secretstores", "clustersecretstores", "rotationpolicies",
-                "clusterrotationpolicies"):
+    for res in (
+        "managedsecrets",
+        "secretstores",
+        "clustersecretstores",
+        "rotationpolicies",
+        "clusterrotationpolicies",
+    ):
         assert verbs("rotor.dev", res) == {"get", "list", "watch", "patch"}, res
         assert verbs("rotor.dev", f"{res}/status") == {"get", "patch", "update"}, res
     assert verbs("", "secrets") == {"get", "list", "watch", "create", "update", "patch", "delete"}
@@ -298,8 +351,9 @@ def test_cluster_mode_rbac_is_exactly_what_the_operator_needs(helm: str) -> None
         assert verbs("kopf.dev", res) == {"get", "list", "watch", "patch", "create"}
 
     binding = [b for b in by_kind(objs, "ClusterRoleBinding") if b["roleRef"]["name"] == "rotor"]
-    assert binding and binding[0]["subjects"] == [{"kind": "ServiceAccount", "name": "rotor",
-                                                   "namespace": NAMESPACE}]
+    assert binding and binding[0]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rotor", "namespace": NAMESPACE}
+    ]
     # The aggregated roles are for people and never reach Secrets.
     for name in ("rotor-view", "rotor-edit"):
         assert not rules_grant(roles[name]["rules"], "", "secrets", "get")
@@ -325,9 +379,11 @@ def test_namespaced_mode_grants_a_role_per_namespace_and_no_cluster_wide_secrets
     for cr in by_kind(objs, "ClusterRole"):
         for res in ("secrets", "serviceaccounts/token"):
             for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
-                assert not rules_grant(cr["rules"], "", res, verb), f"{cr['metadata']['name']} grants {verb} {res}"
+                assert not rules_grant(cr["rules"], "", res, verb), (
+                    f"{cr['metadata']['name']} grants {verb} {res}"
+                )
         assert not rules_grant(cr["rules"], "apps", "deployments", "patch")
-    cluster = [cr for cr in by_kind(objs, "ClusterRole") if cr["metadata"]["name"] == "rotor-cluster"][0]
+    cluster = next(cr for cr in by_kind(objs, "ClusterRole") if cr["metadata"]["name"] == "rotor-cluster")
     assert rules_grant(cluster["rules"], "rotor.dev", "clustersecretstores", "watch")
     assert rules_grant(cluster["rules"], "apiextensions.k8s.io", "customresourcedefinitions", "list")
     assert not rules_grant(cluster["rules"], "kopf.dev", "clusterkopfpeerings", "patch")
@@ -340,20 +396,24 @@ def test_namespaced_mode_grants_a_role_per_namespace_and_no_cluster_wide_secrets
 
 
 def test_namespaced_mode_credential_namespaces_can_only_read(helm: str) -> None:
-    objs = render(helm, "rbac.mode=namespaced", "watchNamespaces={team-a}",
-                  "rbac.credentialNamespaces={vault-auth}")
-    role = [r for r in by_kind(objs, "Role") if r["metadata"]["namespace"] == "vault-auth"][0]
+    objs = render(
+        helm, "rbac.mode=namespaced", "watchNamespaces={team-a}", "rbac.credentialNamespaces={vault-auth}"
+    )
+    role = next(r for r in by_kind(objs, "Role") if r["metadata"]["namespace"] == "vault-auth")
     assert rules_grant(role["rules"], "", "secrets", "get")
     assert rules_grant(role["rules"], "", "serviceaccounts/token", "create")
     for verb in ("create", "update", "patch", "delete"):
         assert not rules_grant(role["rules"], "", "secrets", verb)
 
 
-@pytest.mark.parametrize(("sets", "message"), [
-    (["rbac.mode=namespaced"], "needs watchNamespaces"),
-    (["rbac.mode=namespaced", "watchNamespaces={team-*}"], "namespace names"),
-    (["peering.enabled=false"], "replicas > 1 needs peering"),
-])
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["rbac.mode=namespaced"], "needs watchNamespaces"),
+        (["rbac.mode=namespaced", "watchNamespaces={team-*}"], "namespace names"),
+        (["peering.enabled=false"], "replicas > 1 needs peering"),
+    ],
+)
 def test_bad_combinations_fail_with_a_message(helm: str, sets: list[str], message: str) -> None:
     args = ["template", "rotor", str(CHART), "--kube-version", KUBE_VERSION]
     for s in sets:
@@ -374,7 +434,10 @@ def test_sharding_by_pattern_passes_every_pattern(helm: str) -> None:
     objs = render(helm, "watchNamespaces={team-*,!team-legacy,payments}")
     args = container(objs)["args"]
     assert [a for a in args if a.startswith("--namespace")] == [
-        "--namespace=team-*", "--namespace=!team-legacy", "--namespace=payments"]
+        "--namespace=team-*",
+        "--namespace=!team-legacy",
+        "--namespace=payments",
+    ]
     assert [p["metadata"]["namespace"] for p in by_kind(objs, "KopfPeering")] == ["payments"]
     assert one(objs, "ClusterRoleBinding")["roleRef"]["name"] == "rotor"
 
@@ -383,29 +446,44 @@ def test_crds_are_templates_kept_on_uninstall(helm: str) -> None:
     crd_files = sorted(CRDS.glob("*.yaml"))
     objs = render(helm)
     rotor_crds = [o for o in by_kind(objs, "CustomResourceDefinition") if o["spec"]["group"] == "rotor.dev"]
-    expected = {d["metadata"]["name"] for f in crd_files for d in yaml.safe_load_all(f.read_text())
-                if d and d.get("kind") == "CustomResourceDefinition"}
+    expected = {
+        d["metadata"]["name"]
+        for f in crd_files
+        for d in yaml.safe_load_all(f.read_text())
+        if d and d.get("kind") == "CustomResourceDefinition"
+    }
     assert {c["metadata"]["name"] for c in rotor_crds} == expected
     assert expected, "crds/ holds no CRD yet"
     for c in rotor_crds:
         assert c["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert not [o for o in render(helm, "crds.keep=false") if o["kind"] == "CustomResourceDefinition"
-                and "helm.sh/resource-policy" in (o["metadata"].get("annotations") or {})]
+    assert not [
+        o
+        for o in render(helm, "crds.keep=false")
+        if o["kind"] == "CustomResourceDefinition"
+        and "helm.sh/resource-policy" in (o["metadata"].get("annotations") or {})
+    ]
     assert not by_kind(render(helm, "crds.install=false"), "CustomResourceDefinition")
     # kopf's peering CRDs come from the chart's crds/ directory.
-    peering = {o["metadata"]["name"] for o in by_kind(render(helm, include_crds=True), "CustomResourceDefinition")
-               if o["spec"]["group"] == "kopf.dev"}
+    peering = {
+        o["metadata"]["name"]
+        for o in by_kind(render(helm, include_crds=True), "CustomResourceDefinition")
+        if o["spec"]["group"] == "kopf.dev"
+    }
     assert peering == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
 
 
 def test_monitoring_objects_render_from_the_shipped_files(helm: str) -> None:
-    objs = render(helm, "serviceMonitor.enabled=true", "prometheusRule.enabled=true", "dashboards.enabled=true")
+    objs = render(
+        helm, "serviceMonitor.enabled=true", "prometheusRule.enabled=true", "dashboards.enabled=true"
+    )
     sm = one(objs, "ServiceMonitor")
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
     assert sm["spec"]["endpoints"][0]["honorLabels"] is True
     cm = one(objs, "ConfigMap")
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
-    assert json.loads(cm["data"]["rotor.json"]) == json.loads((CHART / "files/dashboards/rotor.json").read_text())
+    assert json.loads(cm["data"]["rotor.json"]) == json.loads(
+        (CHART / "files/dashboards/rotor.json").read_text()
+    )
 
     rule = one(objs, "PrometheusRule")
     rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
@@ -415,13 +493,20 @@ def test_monitoring_objects_render_from_the_shipped_files(helm: str) -> None:
         assert "{{" not in r["expr"], r["expr"]
     by_name = {r["alert"]: r for r in rules}
     assert "< 604800" in by_name["SecretExpiringSoon"]["expr"]
-    assert by_name["SecretExpiringSoon"]["annotations"]["summary"].startswith("Secret {{ $labels.namespace }}")
+    assert by_name["SecretExpiringSoon"]["annotations"]["summary"].startswith(
+        "Secret {{ $labels.namespace }}"
+    )
     assert "[1h]" in by_name["RotationFailed"]["expr"]
 
 
 def test_network_policy_allows_dns_apiserver_backends_and_metrics_only(helm: str) -> None:
-    objs = render(helm, "networkPolicy.enabled=true", "networkPolicy.apiServer.cidrs={172.18.0.2/32}",
-                  "networkPolicy.egress[0].cidr=10.20.0.0/16", "networkPolicy.egress[0].ports[0].port=8200")
+    objs = render(
+        helm,
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer.cidrs={172.18.0.2/32}",
+        "networkPolicy.egress[0].cidr=10.20.0.0/16",
+        "networkPolicy.egress[0].ports[0].port=8200",
+    )
     np = one(objs, "NetworkPolicy")["spec"]
     assert np["policyTypes"] == ["Ingress", "Egress"]
     assert np["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
@@ -429,14 +514,22 @@ def test_network_policy_allows_dns_apiserver_backends_and_metrics_only(helm: str
     assert {p["port"] for p in dns["ports"]} == {53}
     assert api["to"] == [{"ipBlock": {"cidr": "172.18.0.2/32"}}]
     assert {p["port"] for p in api["ports"]} == {443, 6443}
-    assert vault == {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 8200, "protocol": "TCP"}]}
+    assert vault == {
+        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+        "ports": [{"port": 8200, "protocol": "TCP"}],
+    }
 
 
 def test_values_pass_through(helm: str) -> None:
-    objs = render(helm, "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/rotor",
-                  "hashKey.existingSecret=rotor-hash-key", "extraArgs={--log-level=debug}",
-                  "image.digest=sha256:" + "a" * 64, "priorityClassName=system-cluster-critical",
-                  "logFormat=text")
+    objs = render(
+        helm,
+        "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/rotor",
+        "hashKey.existingSecret=rotor-hash-key",
+        "extraArgs={--log-level=debug}",
+        "image.digest=sha256:" + "a" * 64,
+        "priorityClassName=system-cluster-critical",
+        "logFormat=text",
+    )
     sa = one(objs, "ServiceAccount")
     assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/rotor"}
     c = container(objs)
@@ -450,6 +543,7 @@ def test_values_pass_through(helm: str) -> None:
 
 
 # --- without helm ------------------------------------------------------------------------------------
+
 
 def schema() -> dict[str, Any]:
     return json.loads((CHART / "values.schema.json").read_text())
@@ -513,8 +607,11 @@ def test_values_and_schema_describe_the_same_keys() -> None:
 
 
 def test_chart_crd_copies_equal_the_generated_crds() -> None:
-    generated = {f.name: f.read_text() for f in sorted(CRDS.glob("*.yaml"))
-                 if re.search(r"(?m)^kind: CustomResourceDefinition", f.read_text())}
+    generated = {
+        f.name: f.read_text()
+        for f in sorted(CRDS.glob("*.yaml"))
+        if re.search(r"(?m)^kind: CustomResourceDefinition", f.read_text())
+    }
     copies = {f.name: f.read_text() for f in sorted((CHART / "files" / "crds").glob("*.yaml"))}
     assert generated, "crds/ holds no CRD manifests"
     assert copies == generated, "charts/rotor/files/crds/ differs from crds/: run hack/sync-chart-crds.sh"
@@ -523,8 +620,10 @@ def test_chart_crd_copies_equal_the_generated_crds() -> None:
 def test_kopf_peering_crds_in_the_chart() -> None:
     docs = [d for d in yaml.safe_load_all((CHART / "crds" / "kopf-peering.yaml").read_text()) if d]
     got = {(d["spec"]["names"]["kind"], d["spec"]["names"]["plural"], d["spec"]["scope"]) for d in docs}
-    assert got == {("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"),
-                   ("KopfPeering", "kopfpeerings", "Namespaced")}
+    assert got == {
+        ("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"),
+        ("KopfPeering", "kopfpeerings", "Namespaced"),
+    }
     for d in docs:
         assert d["metadata"]["name"] == f"{d['spec']['names']['plural']}.kopf.dev"
         (version,) = d["spec"]["versions"]
@@ -536,25 +635,66 @@ def test_kopf_peering_crds_in_the_chart() -> None:
 
 # PromQL words that are not metric names.
 PROMQL_WORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
-    "offset", "le", "inf", "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "le",
+    "inf",
+    "nan",
 }
 PROMQL_FUNCTIONS = {
-    "sum", "min", "max", "avg", "count", "topk", "bottomk", "quantile", "stddev", "count_values",
-    "rate", "irate", "increase", "delta", "histogram_quantile", "time", "vector", "absent", "label_values",
-    "clamp_min", "clamp_max", "abs", "sort", "sort_desc", "scalar", "timestamp", "changes", "resets",
-    "min_over_time", "max_over_time", "avg_over_time", "last_over_time", "group",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "topk",
+    "bottomk",
+    "quantile",
+    "stddev",
+    "count_values",
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "histogram_quantile",
+    "time",
+    "vector",
+    "absent",
+    "label_values",
+    "clamp_min",
+    "clamp_max",
+    "abs",
+    "sort",
+    "sort_desc",
+    "scalar",
+    "timestamp",
+    "changes",
+    "resets",
+    "min_over_time",
+    "max_over_time",
+    "avg_over_time",
+    "last_over_time",
+    "group",
 }
 
 
 def metric_names(expr: str) -> set[str]:
     """The metric names a PromQL expression (or Grafana query) selects."""
-    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)          # string literals
-    e = re.sub(r"\{[^{}]*\}", "", e)                        # label matchers
-    e = re.sub(r"\[[^\]]*\]", "", e)                        # range selectors
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    e = re.sub(r"\{[^{}]*\}", "", e)  # label matchers
+    e = re.sub(r"\[[^\]]*\]", "", e)  # range selectors
     e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
-    e = re.sub(r"\$\w+", " ", e)                            # Grafana variables
-    e = re.sub(r"\blabel_values\(([^,()]*),[^()]*\)", r"\1", e)   # Grafana label_values(metric, label)
+    e = re.sub(r"\$\w+", " ", e)  # Grafana variables
+    e = re.sub(r"\blabel_values\(([^,()]*),[^()]*\)", r"\1", e)  # Grafana label_values(metric, label)
     names = set()
     for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", e):
         word, call = m.group(1), m.group(2)
@@ -577,7 +717,10 @@ def assert_only_rotor_metrics(expr: str, where: str) -> None:
 
 
 def test_metric_name_parser_catches_strangers() -> None:
-    assert metric_names('sum by (le, store) (rate(rotor_x_bucket{a="b"}[5m])) / on(x) up') == {"rotor_x_bucket", "up"}
+    assert metric_names('sum by (le, store) (rate(rotor_x_bucket{a="b"}[5m])) / on(x) up') == {
+        "rotor_x_bucket",
+        "up",
+    }
     with pytest.raises(AssertionError):
         assert_only_rotor_metrics("rate(rotor_syncs_total[5m])", "test")
     with pytest.raises(AssertionError):
@@ -616,7 +759,11 @@ def test_dashboard_is_a_grafana_dashboard_over_rotor_metrics() -> None:
     # Every metric is on the dashboard somewhere.
     assert used == METRICS, f"not on the dashboard: {sorted(METRICS - used)}"
     titles = {p["title"] for p in panels}
-    assert {"Time until expiry", "Backend calls by store and result", "Workload restarts by kind and result"} <= titles
+    assert {
+        "Time until expiry",
+        "Backend calls by store and result",
+        "Workload restarts by kind and result",
+    } <= titles
 
 
 def prometheus_rule_exprs() -> dict[str, list[str]]:

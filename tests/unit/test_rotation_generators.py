@@ -239,3 +239,14 @@ def test_generated_values_never_show_in_repr_str_logs_or_errors(caplog):
                 if "-----" not in line:
                     assert line not in shown
     assert "password" in repr(outputs[0])  # the key names do show
+
+
+def test_password_class_with_zero_count_is_left_out() -> None:
+    from datetime import UTC, datetime
+
+    from rotor.rotation.generators import SYMBOLS, generate
+
+    for _ in range(50):
+        value = generate("password", {"length": 40, "symbols": 0, "digits": 0}, key="pw", now=datetime.now(UTC))["pw"]
+        assert not set(value.decode()) & set(SYMBOLS)
+        assert not any(ch.isdigit() for ch in value.decode())

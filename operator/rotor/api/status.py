@@ -136,6 +136,7 @@ class RotationPhase(enum.StrEnum):
     PROMOTED = "Promoted"  # AWS
     SYNCED = "Synced"
     COMPLETED = "Completed"
+    FAILED = "Failed"  # a rotation that could not start (read-only store, Observe, bad policy)
 
 
 class RotationStatus(StatusModel):
@@ -162,6 +163,20 @@ class RotationStatus(StatusModel):
     )
     trigger: Literal["Scheduled", "Manual", "Expiring"] | None = Field(
         default=None, description="What started the current rotation."
+    )
+    last_rotate_request: str | None = Field(
+        default=None, description="The rotor.dev/rotate annotation value already handled."
+    )
+    started_at: Timestamp | None = Field(default=None, description="When the current rotation started.")
+    token: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None,
+        description="Idempotency token of the current rotation (the AWS ClientRequestToken), so a resumed "
+        "rotation never writes a second new version.",
+    )
+    base_versions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source versions the current rotation started from; a source that moved past them "
+        "was written by this rotation before a restart.",
     )
 
 
@@ -199,9 +214,6 @@ class ManagedSecretStatus(StatusModel):
     rollout: RolloutStatus | None = Field(default=None, description="Last restart of consuming workloads.")
     last_force_sync: str | None = Field(
         default=None, description="The rotor.dev/force-sync annotation value already handled."
-    )
-    last_rotate_request: str | None = Field(
-        default=None, description="The rotor.dev/rotate annotation value already handled."
     )
 
 

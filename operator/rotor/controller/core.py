@@ -35,6 +35,13 @@ class Settings:
     hash_key: bytes = b""
 
 
+def _older(incoming: dict[str, Any], known: dict[str, Any]) -> bool:
+    try:
+        return int(incoming["metadata"]["resourceVersion"]) < int(known["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def _ts(value: str | None) -> float | None:
     parsed = parse_time(value)
     return parsed.timestamp() if parsed else None
@@ -67,6 +74,8 @@ class Controller:
                 users.discard(key)
             return
         previous = self.index.get(key)
+        if previous is not None and _older(body, previous):
+            return  # an echo of a write we have already absorbed
         self.index[key] = body
         spec = body.get("spec") or {}
         ref = spec.get("storeRef") or {}

@@ -144,22 +144,24 @@ class KubeGateway:
             raise _wrap(exc) from None
         return list(resp.get("items", []))
 
-    async def patch_status(self, kind: str, name: str, namespace: str | None, status: dict[str, Any]) -> None:
+    async def patch_status(
+        self, kind: str, name: str, namespace: str | None, status: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch status; returns the object as stored (None if it is gone)."""
         self._count("patch-status")
         body = {"status": status}
         try:
             if namespace:
-                await self.custom.patch_namespaced_custom_object_status(
+                return await self.custom.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
                     GROUP, VERSION, namespace, PLURALS[kind], name, body,
                     _content_type="application/merge-patch+json",
                 )
-            else:
-                await self.custom.patch_cluster_custom_object_status(
-                    GROUP, VERSION, PLURALS[kind], name, body, _content_type="application/merge-patch+json"
-                )
+            return await self.custom.patch_cluster_custom_object_status(  # type: ignore[no-any-return]
+                GROUP, VERSION, PLURALS[kind], name, body, _content_type="application/merge-patch+json"
+            )
         except ApiException as exc:
             if exc.status == 404:
-                return
+                return None
             raise _wrap(exc) from None
 
     async def patch_object(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
@@ -290,3 +292,45 @@ class KubeGateway:
             await self.events.create_namespaced_event(namespace, body)
         except ApiException:
             return  # events are best effort
+
+    # ------------------------------------------------------------------ command line (status, sync, import)
+    @classmethod
+    async def connect_context(cls, kubeconfig: str | None, context: str | None) -> KubeGateway:
+        """Like ``connect``, for people: a kubeconfig (default $KUBECONFIG, ~/.kube/config) and an
+        optional context in it; in-cluster credentials only when no kubeconfig exists at all."""
+        if context is None:
+            return await cls.connect(kubeconfig)
+        cfg = client.Configuration()
+        await config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+        return cls(client.ApiClient(cfg))
+
+    @staticmethod
+    def default_namespace(kubeconfig: str | None, context: str | None) -> str:
+        """The namespace of the kubeconfig context (the current one unless named), else the pod's own
+        namespace in a cluster, else ``default``."""
+        try:
+            contexts, current = config.list_kube_config_contexts(kubeconfig)
+        except (config.ConfigException, OSError, TypeError, KeyError, AssertionError):
+            contexts, current = [], None
+        chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+        namespace = ((chosen or {}).get("context") or {}).get("namespace")
+        if namespace:
+            return str(namespace)
+        sa_namespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+        if not contexts and os.path.exists(sa_namespace):
+            with open(sa_namespace) as fh:
+                return fh.read().strip() or "default"
+        return "default"
+
+    async def create_object(self, kind: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a Rotor object; ``KubeError`` 409 when it exists already."""
+        self._count("create-object")
+        try:
+            plural = PLURALS[kind]
+            if namespace:
+                obj = await self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+            else:
+                obj = await self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
+        except ApiException as exc:
+            raise _wrap(exc) from None
+        return dict(obj)

@@ -48,8 +48,13 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("urllib3", "botocore", "boto3", "hvac", "aiohttp.access", "asyncio"):
+    # Client libraries log request and response bodies at DEBUG, and those can hold Secret data:
+    # they never log below WARNING, whatever the level asked for.
+    for noisy in ("urllib3", "botocore", "boto3", "hvac", "aiohttp", "asyncio", "kubernetes_asyncio", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kopf logs every handler call at INFO; its warnings and errors are what matter
+    logging.getLogger("kopf").setLevel(max(logging.INFO, root.level))
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 def audit(

@@ -135,7 +135,8 @@ def _password_rules(params: Mapping[str, Any] | None) -> PasswordRules:
         ("symbols", SYMBOLS, 0),
     ):
         minimum = p.integer(name, default, low=0, high=MAX_LENGTH)
-        allowed = "".join(c for c in alphabet if c not in exclude)
+        # a count of 0 leaves the class out entirely (symbols: 0 means no symbols)
+        allowed = "".join(c for c in alphabet if c not in exclude) if minimum > 0 else ""
         if minimum > 0 and not allowed:
             raise GeneratorError(
                 f"generator password: {name} requires at least {minimum}, "

@@ -128,7 +128,7 @@ class SyncService:
             except KeyError as err:
                 raise SyncFailure("KeyNotFound", f"remote secret {err} was not read") from None
             if self.rotation is not None and spec.rotation is not None:
-                data = self.rotation.with_grace_keys(body, spec, data, rotation_update, now)
+                data = await self.rotation.with_grace_keys(body, spec, data, rotation_update, now)
             target = spec.target.name or name
             desired = Desired(
                 namespace=namespace,
@@ -169,11 +169,6 @@ class SyncService:
         if changed_data or not status.get("lastSyncTime"):
             new_status["lastSyncTime"] = format_time(now)
         new_status["nextRefreshTime"] = format_time(next_at) if next_at else None
-        if self.rotation is not None:
-            extra, rotation_next = await self.rotation.after_sync(body, spec, data, rotation_update, now, written)
-            new_status.update(extra)
-            if rotation_next is not None and (next_at is None or rotation_next < next_at):
-                next_at = rotation_next
         conditions = readiness_conditions(
             status.get("conditions") or [],
             ready=True,
@@ -182,8 +177,14 @@ class SyncService:
             generation=generation,
             now=now,
         )
-        if "conditions" in new_status:
-            conditions = new_status.pop("conditions")  # rotation already merged Ready in
+        if self.rotation is not None and spec.rotation is not None:
+            extra, rotation_next = await self.rotation.after_sync(
+                body, spec, data, rotation_update, now, written, conditions, fetched, handle
+            )
+            conditions = extra.pop("conditions")
+            new_status.update(extra)
+            if rotation_next is not None and (next_at is None or rotation_next < next_at):
+                next_at = rotation_next
         new_status["conditions"] = conditions
         was_ready = (get_condition(status.get("conditions"), "Ready") or {}).get("status") == "True"
         # only what a user needs: unchanged refreshes write nothing
@@ -191,8 +192,7 @@ class SyncService:
             SYNC_TOTAL.labels("unchanged").inc()
             SYNC_DURATION.observe(time.perf_counter() - started)
             return SyncOutcome(next_at, True, "Synced")
-        await self.gateway.patch_status("ManagedSecret", name, namespace, new_status)
-        body["status"] = {**status, **new_status}
+        absorb(body, await self.gateway.patch_status("ManagedSecret", name, namespace, new_status), new_status)
         if written:
             note = (
                 f"Secret {desired.name} restored: it had been changed outside Rotor"
@@ -343,8 +343,7 @@ class SyncService:
         old_ready = get_condition(status.get("conditions"), "Ready") or {}
         transition = old_ready.get("status") != "False" or old_ready.get("reason") != err.reason
         if not _same(status, new_status):
-            await self.gateway.patch_status("ManagedSecret", name, namespace, new_status)
-            body["status"] = {**status, **new_status}
+            absorb(body, await self.gateway.patch_status("ManagedSecret", name, namespace, new_status), new_status)
         if transition:
             await self.gateway.post_event(body, type_="Warning", reason="SyncFailed",
                                           note=f"{err.reason}: {err.message}", action="Sync")
@@ -397,6 +396,16 @@ class SyncService:
         self.secret_cache.pop((namespace, target), None)
         finalizers.remove(FINALIZER)
         await self.gateway.patch_object("ManagedSecret", name, namespace, {"metadata": {"finalizers": finalizers}})
+
+
+def absorb(body: dict[str, Any], stored: dict[str, Any] | None, patch: Mapping[str, Any]) -> None:
+    """Keep the in-memory object in step with what was just written, so that older watch events
+    arriving afterwards are recognised as older and never acted on."""
+    if stored is not None:
+        body["status"] = stored.get("status") or {}
+        body["metadata"]["resourceVersion"] = stored["metadata"].get("resourceVersion")
+    else:
+        body["status"] = {**(body.get("status") or {}), **patch}
 
 
 def _same(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> bool:

@@ -1,0 +1,342 @@
+# ruff: noqa: E501  (golden tables and table cases are wider than a code line)
+"""The command line's pure parts: report and status rows and their three formats, the answer to a
+sync or rotate request, .env parsing, the import backup file and the printed ManagedSecret."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import io
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rotor.cli.actions import ROTATE, SYNC, outcome, progress, request_value
+from rotor.cli.importer import EnvFileError, Remote, Source, managed_secret, parse_env, write_backup
+from rotor.cli.output import relative, render_table
+from rotor.cli.report import render_report
+from rotor.cli.status import render_status
+from rotor.inventory import index_objects, report_rows, risk_of, secret_keys, status_row
+
+NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def _ms(name: str, *, spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None,
+        namespace: str = "team-a") -> dict[str, Any]:
+    return {
+        "apiVersion": "rotor.dev/v1alpha1",
+        "kind": "ManagedSecret",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": "2025-02-01T12:00:00Z"},
+        "spec": spec or {"storeRef": {"name": "vault"}, "data": [
+            {"secretKey": "password", "remoteRef": {"key": "apps/db", "property": "password"}}]},
+        "status": status or {},
+    }
+
+
+def _cond(type_: str, status: str, reason: str, message: str = "") -> dict[str, str]:
+    return {"type": type_, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": "2025-02-01T12:00:00Z"}
+
+
+ROTATED = _ms(
+    "db",
+    spec={
+        "storeRef": {"name": "vault"},
+        "data": [{"secretKey": "password", "remoteRef": {"key": "apps/db", "property": "password"}}],
+        "dataFrom": [{"extract": {"key": "apps/common"}}],
+        "rotation": {"policyRef": {"name": "db-30d", "kind": "ClusterRotationPolicy"}, "keys": ["password"]},
+    },
+    status={
+        "conditions": [_cond("Ready", "True", "Synced", "Secret db matches the source"),
+                       _cond("Expiring", "False", "ExpiresSoon")],
+        "secretName": "db",
+        "lastSyncTime": "2025-03-01T09:00:00Z",
+        "sourceVersions": {"password": "7", "apps/common": "2"},
+        "expiry": {"notAfter": "2025-03-30T12:00:00Z", "renewalTime": "2025-03-20T12:00:00Z", "source": "Policy"},
+        "rotation": {"lastRotationTime": "2025-02-28T12:00:00Z", "nextRotationTime": "2025-03-30T12:00:00Z",
+                     "phase": "Completed"},
+    },
+)
+FAILING = _ms(
+    "api",
+    spec={"storeRef": {"name": "aws"}, "dataFrom": [{"find": {"path": "/apps/", "name": {"regexp": "^api-"}}}],
+          "template": {"data": {"URL": "https://{{ host }}"}}},
+    status={"conditions": [_cond("Ready", "False", "KeyNotFound", "remote secret '/apps/api' not found")]},
+)
+STORES = [
+    {"kind": "SecretStore", "metadata": {"name": "vault", "namespace": "team-a"},
+     "spec": {"provider": {"vault": {"server": "https://vault:8200"}}}},
+    {"kind": "SecretStore", "metadata": {"name": "aws", "namespace": "team-a"},
+     "spec": {"provider": {"aws": {"service": "ParameterStore", "region": "eu-west-1"}}}},
+]
+POLICIES = [{"kind": "ClusterRotationPolicy", "metadata": {"name": "db-30d"},
+             "spec": {"preset": "database-password", "strategy": "Generate"}}]
+
+
+def _objects() -> dict[tuple[str, str, str], Any]:
+    return {**index_objects("SecretStore", STORES), **index_objects("ClusterRotationPolicy", POLICIES)}
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def test_report_rows_come_from_spec_status_store_and_policy() -> None:
+    db, api = sorted(report_rows([ROTATED, FAILING], _objects(), NOW), key=lambda r: r.name, reverse=True)
+    assert (db.store, db.provider, db.rotation_policy, db.strategy) == (
+        "SecretStore/vault", "vault", "ClusterRotationPolicy/db-30d", "Generate")
+    assert db.keys == ("password", "extract:apps/common")
+    assert db.source_versions == {"apps/common": "2", "password": "7"}
+    assert (db.ready, db.reason, db.risk) == ("True", "Synced", "ok")
+    assert (api.provider, api.keys) == ("aws", ("find:/apps/ (^api-)", "URL"))
+    assert (api.ready, api.reason, api.risk, api.strategy) == ("False", "KeyNotFound", "not-ready", "")
+
+
+def test_unreadable_store_and_policy_leave_their_columns_empty() -> None:
+    (row,) = report_rows([ROTATED], {}, NOW)
+    assert (row.provider, row.strategy, row.rotation_policy) == ("", "", "ClusterRotationPolicy/db-30d")
+
+
+@pytest.mark.parametrize(
+    ("conditions", "expiry", "rotation", "want"),
+    [
+        ([_cond("Ready", "True", "Synced"), _cond("Expiring", "True", "Expired")], None, True, "expired"),
+        ([_cond("Ready", "True", "Synced")], {"notAfter": "2025-03-01T11:59:59Z"}, True, "expired"),
+        ([_cond("Ready", "False", "Expired"), _cond("Expiring", "True", "ExpiresSoon")], None, True, "expiring"),
+        ([_cond("Ready", "True", "Synced"), _cond("Expiring", "True", "RotationOverdue")], None, False, "expiring"),
+        ([_cond("Ready", "False", "ProviderError")], None, True, "not-ready"),
+        ([], None, True, "not-ready"),
+        ([_cond("Ready", "True", "Synced")], None, False, "no-rotation"),
+        ([_cond("Ready", "True", "Synced"), _cond("Expiring", "False", "ExpiresSoon")],
+         {"notAfter": "2025-04-01T00:00:00Z"}, True, "ok"),
+    ],
+)
+def test_risk(conditions: list[dict[str, str]], expiry: dict[str, str] | None, rotation: bool, want: str) -> None:
+    spec: dict[str, Any] = {"storeRef": {"name": "s"}, "data": []}
+    if rotation:
+        spec["rotation"] = {"policyRef": {"name": "p"}, "keys": ["k"]}
+    status: dict[str, Any] = {"conditions": conditions}
+    if expiry:
+        status["expiry"] = expiry
+    assert risk_of(_ms("x", spec=spec, status=status), NOW) == want
+
+
+def test_secret_keys_are_names_and_source_markers() -> None:
+    spec = {"data": [{"secretKey": "a"}], "dataFrom": [
+        {"extract": {"key": "apps/db"}}, {"find": {"path": "apps/"}},
+        {"vaultDatabase": {"role": "app"}}], "template": {"data": {"a": "x", "DSN": "y"}}}
+    assert secret_keys(spec) == ("a", "extract:apps/db", "find:apps/", "vaultDatabase:database/app", "DSN")
+
+
+# --------------------------------------------------------------------------- report formats (golden)
+
+REPORT_TABLE = """\
+NAMESPACE   NAME   STORE               PROVIDER   KEYS                           SOURCE-VERSIONS            LAST-SYNC              LAST-ROTATION          ROTATION-POLICY                STRATEGY   NOT-AFTER              RENEWAL                NEXT-ROTATION          READY   REASON        RISK
+team-a      api    SecretStore/aws     aws        find:/apps/ (^api-);URL        -                          -                      -                      -                              -          -                      -                      -                      False   KeyNotFound   not-ready
+team-a      db     SecretStore/vault   vault      password;extract:apps/common   apps/common=2;password=7   2025-03-01T09:00:00Z   2025-02-28T12:00:00Z   ClusterRotationPolicy/db-30d   Generate   2025-03-30T12:00:00Z   2025-03-20T12:00:00Z   2025-03-30T12:00:00Z   True    Synced        ok
+"""
+
+
+def test_report_table() -> None:
+    out = render_report(report_rows([ROTATED, FAILING], _objects(), NOW), "table", NOW)
+    assert out == REPORT_TABLE
+
+
+def test_report_json_has_stable_camelcase_keys() -> None:
+    doc = json.loads(render_report(report_rows([ROTATED, FAILING], _objects(), NOW), "json", NOW))
+    assert doc["generatedAt"] == "2025-03-01T12:00:00Z"
+    assert [item["name"] for item in doc["items"]] == ["api", "db"]
+    assert doc["items"][1] == {
+        "namespace": "team-a", "name": "db", "store": "SecretStore/vault", "provider": "vault",
+        "keys": ["password", "extract:apps/common"], "sourceVersions": {"apps/common": "2", "password": "7"},
+        "lastSyncTime": "2025-03-01T09:00:00Z", "lastRotationTime": "2025-02-28T12:00:00Z",
+        "rotationPolicy": "ClusterRotationPolicy/db-30d", "strategy": "Generate",
+        "notAfter": "2025-03-30T12:00:00Z", "renewalTime": "2025-03-20T12:00:00Z",
+        "nextRotationTime": "2025-03-30T12:00:00Z", "ready": "True", "reason": "Synced", "risk": "ok",
+    }
+    assert doc["items"][0]["lastSyncTime"] is None and doc["items"][0]["risk"] == "not-ready"
+
+
+def test_report_csv_has_a_header_row() -> None:
+    out = render_report(report_rows([ROTATED, FAILING], _objects(), NOW), "csv", NOW)
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0][:3] == ["NAMESPACE", "NAME", "STORE"] and rows[0][-1] == "RISK"
+    assert rows[1] == ["team-a", "api", "SecretStore/aws", "aws", "find:/apps/ (^api-);URL", "", "", "", "", "",
+                       "", "", "", "False", "KeyNotFound", "not-ready"]
+    assert rows[2][4:6] == ["password;extract:apps/common", "apps/common=2;password=7"]
+
+
+def test_empty_report() -> None:
+    assert render_report([], "table", NOW) == "no ManagedSecrets found\n"
+    assert json.loads(render_report([], "json", NOW))["items"] == []
+    assert render_report([], "csv", NOW).count("\n") == 1
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_status_table_uses_relative_times() -> None:
+    out = render_status([status_row(ROTATED), status_row(FAILING)], "table", NOW)
+    assert out == """\
+NAMESPACE   NAME   READY   REASON        SECRET   EXPIRES   NEXT-ROTATION   LAST-SYNC   AGE
+team-a      db     True    Synced        db       in 29d    in 29d          3h ago      28d
+team-a      api    False   KeyNotFound   api      -         -               -           28d
+"""
+
+
+def test_status_wide_and_json() -> None:
+    wide = render_status([status_row(FAILING)], "wide", NOW)
+    assert "ROTATION-PHASE" in wide.splitlines()[0]
+    assert "remote secret '/apps/api' not found" in wide
+    doc = json.loads(render_status([status_row(ROTATED)], "json", NOW))
+    assert doc["items"][0]["notAfter"] == "2025-03-30T12:00:00Z"
+    assert doc["items"][0]["rotationPhase"] == "Completed"
+
+
+@pytest.mark.parametrize(
+    ("offset", "want"),
+    [(0, "now"), (45, "in 45s"), (-300, "5m ago"), (3 * 3600, "in 3h"), (-3 * 3600, "3h ago"),
+     (29 * 86400 + 3600, "in 29d")],
+)
+def test_relative(offset: int, want: str) -> None:
+    assert relative(NOW + dt.timedelta(seconds=offset), NOW) == want
+
+
+def test_render_table_aligns_columns() -> None:
+    assert render_table(["A", "LONGER"], [["xx", ""], ["y", "z"]]) == "A    LONGER\nxx   -\ny    z\n"
+
+
+# --------------------------------------------------------------------------- sync and rotate answers
+
+
+def _answered(status: dict[str, Any]) -> dict[str, Any]:
+    return _ms("db", status=status)
+
+
+def test_sync_waits_for_its_own_request() -> None:
+    ready = [_cond("Ready", "True", "Synced", "Secret db matches the source")]
+    assert outcome(_answered({"conditions": ready, "lastForceSync": "older"}), SYNC, "mine") is None
+    assert progress(_answered({"conditions": ready}), SYNC) == "waiting for the operator... Ready=True Synced"
+    done = outcome(_answered({"conditions": ready, "lastForceSync": "mine", "sourceVersions": {"password": "7"}}),
+                   SYNC, "mine")
+    assert done is not None and done.ok
+    assert done.line == "✔ synced db: Secret db matches the source (version 7)"
+
+
+def test_sync_failure_names_reason_and_message() -> None:
+    failed = [_cond("Ready", "False", "KeyNotFound", "remote secret 'apps/db' not found")]
+    result = outcome(_answered({"conditions": failed, "lastForceSync": "mine"}), SYNC, "mine")
+    assert result is not None and not result.ok
+    assert result.line == "✘ sync of db failed: KeyNotFound: remote secret 'apps/db' not found"
+
+
+def test_rotate_follows_phases_until_completed_or_failed() -> None:
+    value = "20250301T120000Z-abc123"
+    pending = {"rotation": {"phase": "Written", "lastRotateRequest": value},
+               "conditions": [_cond("Rotating", "True", "Manual")]}
+    assert outcome(_answered(pending), ROTATE, value) is None
+    assert progress(_answered(pending), ROTATE) == "rotation phase Written, Rotating=True Manual"
+    old = {"rotation": {"phase": "Completed", "lastRotateRequest": "older"}}
+    assert outcome(_answered(old), ROTATE, value) is None
+    done = {"rotation": {"phase": "Completed", "lastRotateRequest": value}, "sourceVersions": {"a": "8", "b": "2"},
+            "conditions": [_cond("Ready", "True", "Synced", "Secret db matches the source")]}
+    result = outcome(_answered(done), ROTATE, value)
+    assert result is not None and result.ok
+    assert result.line == "✔ rotated db: Secret db matches the source (versions a=8, b=2)"
+    failed = {"rotation": {"phase": "Failed", "lastRotateRequest": value},
+              "conditions": [_cond("Ready", "True", "Synced"), _cond("Rotating", "False", "Failed", "CAS conflict")]}
+    result = outcome(_answered(failed), ROTATE, value)
+    assert result is not None and not result.ok
+    assert result.line == "✘ rotation of db failed: Failed: CAS conflict"
+
+
+def test_request_values_are_new_each_time() -> None:
+    first, second = request_value(NOW), request_value(NOW)
+    assert first != second and first.startswith("20250301T120000Z-")
+
+
+# --------------------------------------------------------------------------- .env files
+
+ENV_FILE = r"""
+# database
+export DB_USER=app
+DB_PASSWORD = 's3cr3t # not a comment'   # a comment
+DB_URL="postgres://db:5432/app?sslmode=require"
+GREETING="line one\nline two \"quoted\""
+SINGLE='it\'s literal \n'
+EMPTY=
+SPACED =   padded value    # trailing comment
+HASH=abc#def
+MULTI="first
+second"
+'QUOTED_KEY'=q
+DB_USER=app2
+"""
+
+
+def test_parse_env_follows_dotenv_rules() -> None:
+    assert parse_env(ENV_FILE) == {
+        "DB_USER": "app2",
+        "DB_PASSWORD": "s3cr3t # not a comment",
+        "DB_URL": "postgres://db:5432/app?sslmode=require",
+        "GREETING": 'line one\nline two "quoted"',
+        "SINGLE": "it's literal \\n",
+        "EMPTY": "",
+        "SPACED": "padded value",
+        "HASH": "abc#def",
+        "MULTI": "first\nsecond",
+        "QUOTED_KEY": "q",
+    }
+
+
+def test_parse_env_keeps_dollar_signs_literal() -> None:
+    assert parse_env("A=${HOME}/x\nB=\"$PATH\"\n") == {"A": "${HOME}/x", "B": "$PATH"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("GOOD=1\nBAD:KEY=hunter2-value\n", "line 2: 'BAD:KEY' is not a valid key"),
+        ("just-a-token-hunter2\n", "line 1: expected KEY=VALUE"),
+        ("A=1\nB='hunter2-value\n", "line 2: the quoted value of 'B' is never closed"),
+        ('C="hunter2-value" trailing\n', "line 1: unexpected text after the quoted value of 'C'"),
+        ("=hunter2-value\n", "line 1: expected KEY=VALUE"),
+    ],
+)
+def test_parse_env_refuses_bad_lines_without_showing_values(text: str, message: str) -> None:
+    with pytest.raises(EnvFileError) as info:
+        parse_env(text)
+    assert str(info.value).startswith(message)
+    assert "hunter2" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- import backup and manifest
+
+
+def test_backup_is_private_and_holds_source_and_previous(tmp_path: Path) -> None:
+    source = Source("Secret ns/db", {"password": "pa55-word"}, {"type": "Secret", "namespace": "ns", "name": "db"})
+    previous = Remote("3", {"password": b"old-value"})
+    path = write_backup(tmp_path / "backups", "db", NOW, source, {"key": "apps/db"}, previous)
+    again = write_backup(tmp_path / "backups", "db", NOW, source, {"key": "apps/db"}, None)
+    assert path.name == "20250301T120000Z-db.json" and again != path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    doc = json.loads(path.read_text())
+    assert base64.b64decode(doc["data"]["password"]) == b"pa55-word"
+    assert doc["previous"]["version"] == "3"
+    assert base64.b64decode(doc["previous"]["data"]["password"]) == b"old-value"
+    assert json.loads(again.read_text())["previous"] is None
+
+
+def test_managed_secret_owns_or_adopts() -> None:
+    owned = managed_secret("db", "ns", "SecretStore", "vault", {"extract": {"key": "apps/db"}},
+                           secret_type="Opaque", adopt=False)
+    assert owned["spec"] == {"storeRef": {"name": "vault", "kind": "SecretStore"},
+                             "target": {"name": "db", "creationPolicy": "Owner"},
+                             "dataFrom": [{"extract": {"key": "apps/db"}}]}
+    adopted = managed_secret("tls", "ns", "ClusterSecretStore", "ssm", {"find": {"path": "/apps/tls/"}},
+                             secret_type="kubernetes.io/tls", adopt=True)
+    assert adopted["spec"]["target"] == {"name": "tls", "creationPolicy": "Merge", "type": "kubernetes.io/tls"}

@@ -1,0 +1,381 @@
+"""RolloutService against an in-memory gateway: debounce, the per-namespace limit, reporting."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.clock import Clock
+from rotor.controller.core import Settings
+from rotor.kube.gateway import KubeError
+from rotor.observability.metrics import ROLLOUT_RESTARTS
+from rotor.rollout.decisions import RESTARTED_AT, digest_annotation
+from rotor.services.rollout import RolloutService
+from rotor.sync.plan import Desired
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+NS, SECRET = "team-a", "app-db"
+KEY = b"operator-hash-key"
+
+
+def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict):
+            merge(target.setdefault(k, {}), v)
+        else:
+            target[k] = v
+
+
+@dataclass
+class FakeGateway:
+    workloads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    patches: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    fail_patch: set[str] = field(default_factory=set)
+
+    def add(
+        self,
+        kind: str,
+        name: str,
+        pod: dict[str, Any],
+        *,
+        created: str = "2024-01-01T00:00:00Z",
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        self.workloads[(kind, name)] = {
+            "kind": kind,
+            "metadata": {
+                "name": name,
+                "namespace": NS,
+                "generation": 1,
+                "creationTimestamp": created,
+                "annotations": dict(annotations or {}),
+            },
+            "spec": {"replicas": 1, "template": {"metadata": {}, "spec": pod}},
+            "status": {
+                "observedGeneration": 1,
+                "replicas": 1,
+                "updatedReplicas": 1,
+                "availableReplicas": 1,
+                "readyReplicas": 1,
+                "desiredNumberScheduled": 1,
+                "updatedNumberScheduled": 1,
+                "numberAvailable": 1,
+            },
+        }
+
+    async def list_workloads(self, namespace: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(w) for w in self.workloads.values()]
+
+    async def get_workload(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        w = self.workloads.get((kind, name))
+        return copy.deepcopy(w) if w else None
+
+    async def patch_workload(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> None:
+        if name in self.fail_patch:
+            raise KubeError(403, "Forbidden")
+        w = self.workloads[(kind, name)]
+        before = copy.deepcopy(w["spec"])
+        merge(w, copy.deepcopy(patch))
+        if w["spec"] != before:
+            w["metadata"]["generation"] += 1
+        self.patches.append((kind, name, patch))
+
+    async def patch_status(self, kind: str, name: str, namespace: str | None, status: dict[str, Any]) -> None:
+        self.statuses.append(status)
+
+    async def post_event(self, regarding: Any, *, type_: str, reason: str, note: str, action: str) -> None:
+        self.events.append((type_, reason, note))
+
+    # emulating the deployment controller
+    def in_progress(self) -> list[str]:
+        return [
+            n
+            for (_, n), w in self.workloads.items()
+            if w["status"]["observedGeneration"] < w["metadata"]["generation"]
+        ]
+
+    def finish(self, name: str) -> None:
+        w = next(w for (_, n), w in self.workloads.items() if n == name)
+        w["status"]["observedGeneration"] = w["metadata"]["generation"]
+
+    def restarts(self, name: str) -> int:
+        return sum(1 for _, n, p in self.patches if n == name and "spec" in p)
+
+
+@dataclass
+class FakeController:
+    gateway: FakeGateway
+    settings: Settings
+    clock: Clock = field(default_factory=Clock)
+    secret_cache: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+
+def env(key: str) -> dict[str, Any]:
+    return {
+        "containers": [
+            {"name": "c", "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": key}}}]}
+        ]
+    }
+
+
+ENV_FROM = {"containers": [{"name": "c", "envFrom": [{"secretRef": {"name": SECRET}}]}]}
+OTHER = {"containers": [{"name": "c", "envFrom": [{"secretRef": {"name": "other"}}]}]}
+BODY = {
+    "apiVersion": "rotor.dev/v1alpha1",
+    "kind": "ManagedSecret",
+    "metadata": {"name": "db", "namespace": NS, "uid": "u1"},
+}
+UPDATED = {
+    "metadata": {
+        "creationTimestamp": "2024-01-01T00:00:00Z",
+        "managedFields": [
+            {"manager": "rotor", "time": "2024-01-01T00:00:00Z"},
+            {"manager": "rotor", "time": "2024-02-01T00:00:00Z"},
+        ],
+    }
+}
+
+
+def spec(strategy: str = "Auto", targets: list[dict[str, str]] | None = None) -> ManagedSecretSpec:
+    rollout: dict[str, Any] = {"strategy": strategy}
+    if targets:
+        rollout["targets"] = targets
+    return ManagedSecretSpec.model_validate(
+        {
+            "storeRef": {"name": "aws"},
+            "data": [{"secretKey": "password", "remoteRef": {"key": "x"}}],
+            "rollout": rollout,
+        }
+    )
+
+
+def desired(data: dict[str, bytes]) -> Desired:
+    return Desired(
+        namespace=NS,
+        name=SECRET,
+        type="Opaque",
+        data=data,
+        data_hash="h",
+        labels={},
+        annotations={},
+        creation_policy="Owner",
+        owner=None,
+        managed_by="db",
+    )
+
+
+def service(gateway: FakeGateway, *, limit: int = 2, debounce: float = 0.0) -> RolloutService:
+    controller = FakeController(
+        gateway, Settings(restart_limit=limit, restart_debounce=debounce, hash_key=KEY)
+    )
+    controller.secret_cache[(NS, SECRET)] = UPDATED
+    return RolloutService(controller, restart_timeout=30.0, poll_interval=0.01, poll_max=0.02)  # type: ignore[arg-type]
+
+
+async def eventually(probe: Callable[[], Any], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def idle(svc: RolloutService) -> None:
+    await eventually(lambda: not svc._tasks, "the service to be idle")
+
+
+async def settle(svc: RolloutService, gateway: FakeGateway) -> None:
+    """Emulate controllers finishing every rollout until the service is idle."""
+
+    async def step() -> None:
+        for name in gateway.in_progress():
+            gateway.finish(name)
+
+    deadline = time.monotonic() + 5
+    while svc._tasks:
+        assert time.monotonic() < deadline
+        await step()
+        await asyncio.sleep(0.01)
+
+
+async def recorded(gateway: FakeGateway, svc: RolloutService, first: dict[str, bytes]) -> None:
+    await svc.after_write(BODY, spec(), desired(first))
+    await settle(svc, gateway)
+
+
+async def test_strategy_none_does_nothing() -> None:
+    gateway = FakeGateway()
+    gateway.add("Deployment", "api", ENV_FROM)
+    svc = service(gateway)
+    await svc.after_write(BODY, spec("None"), desired({"password": b"p"}))
+    await idle(svc)
+    assert gateway.patches == [] and gateway.events == []
+
+
+async def test_only_workloads_whose_keys_changed_restart() -> None:
+    gateway = FakeGateway()
+    gateway.add("Deployment", "pw", env("password"))
+    gateway.add("Deployment", "user", env("username"))
+    gateway.add("StatefulSet", "all", ENV_FROM)
+    gateway.add("DaemonSet", "other", OTHER)
+    svc = service(gateway)
+    first = {"username": b"app", "password": b"one-password"}
+    await recorded(gateway, svc, first)  # never recorded, running since before the write: restart
+    assert {n for _, n, p in gateway.patches if "spec" in p} == {"pw", "user", "all"}
+    gateway.patches.clear()
+    gateway.events.clear()
+    await svc.after_write(BODY, spec(), desired({**first, "password": b"two-password"}))
+    await settle(svc, gateway)
+    assert sorted(n for _, n, p in gateway.patches) == ["all", "pw"]
+    assert all(
+        RESTARTED_AT in p["spec"]["template"]["metadata"]["annotations"] for _, _, p in gateway.patches
+    )
+    assert gateway.statuses[-1]["rollout"]["restarted"] == ["Deployment/pw", "StatefulSet/all"]
+    assert gateway.events == [
+        (
+            "Normal",
+            "RolloutRestarted",
+            "Restarted Deployment/pw, StatefulSet/all: the keys they read of Secret app-db changed",
+        )
+    ]
+    assert (
+        digest_annotation(SECRET) not in gateway.workloads[("DaemonSet", "other")]["metadata"]["annotations"]
+    )
+
+
+async def test_a_secret_just_created_is_recorded_without_restarts() -> None:
+    gateway = FakeGateway()
+    gateway.add("Deployment", "api", ENV_FROM)
+    svc = service(gateway)
+    svc.controller.secret_cache[(NS, SECRET)] = {
+        "metadata": {
+            "creationTimestamp": "2024-02-01T00:00:00Z",
+            "managedFields": [{"time": "2024-02-01T00:00:00Z"}],
+        }
+    }
+    await svc.after_write(BODY, spec(), desired({"password": b"p"}))
+    await idle(svc)
+    assert gateway.restarts("api") == 0
+    assert gateway.workloads[("Deployment", "api")]["metadata"]["annotations"][digest_annotation(SECRET)]
+    assert gateway.statuses == [] and gateway.events == []
+
+
+async def test_a_burst_of_writes_restarts_each_consumer_once_for_the_last_data() -> None:
+    gateway = FakeGateway()
+    gateway.add("Deployment", "api", ENV_FROM)
+    svc = service(gateway, debounce=0.2)
+    for i in range(5):
+        await svc.after_write(BODY, spec(), desired({"password": f"value-{i}".encode()}))
+    await settle(svc, gateway)
+    assert gateway.restarts("api") == 1
+    last = service(FakeGateway())._digest({"password": b"value-4"}, _all("api"))
+    assert (
+        gateway.workloads[("Deployment", "api")]["metadata"]["annotations"][digest_annotation(SECRET)] == last
+    )
+
+
+def _all(name: str) -> Any:
+    from rotor.rollout.discovery import Consumer
+
+    return Consumer("Deployment", name, None)
+
+
+async def test_at_most_limit_restarts_in_progress_per_namespace() -> None:
+    gateway = FakeGateway()
+    for name in ("a", "b", "c"):
+        gateway.add("Deployment", name, ENV_FROM)
+    svc = service(gateway, limit=1)
+    await svc.after_write(BODY, spec(), desired({"password": b"p"}))
+    seen_max = 0
+    order: list[str] = []
+    deadline = time.monotonic() + 5
+    while len(order) < 3:
+        assert time.monotonic() < deadline, f"restarts so far: {order}"
+        progress = gateway.in_progress()
+        seen_max = max(seen_max, len(progress))
+        if progress:
+            await asyncio.sleep(0.05)  # give the service a chance to (wrongly) start another
+            progress = gateway.in_progress()
+            seen_max = max(seen_max, len(progress))
+            order.extend(progress)
+            for name in progress:
+                gateway.finish(name)
+        await asyncio.sleep(0.01)
+    await idle(svc)
+    assert seen_max == 1
+    assert order == ["a", "b", "c"]
+
+
+async def test_patch_errors_are_reported_and_counted() -> None:
+    gateway = FakeGateway(fail_patch={"api"})
+    gateway.add("Deployment", "api", ENV_FROM)
+    gateway.add("Deployment", "web", ENV_FROM)
+    svc = service(gateway)
+    before = ROLLOUT_RESTARTS.labels("Deployment", "error")._value.get()
+    await svc.after_write(BODY, spec(), desired({"password": b"p"}))
+    await settle(svc, gateway)
+    assert ROLLOUT_RESTARTS.labels("Deployment", "error")._value.get() == before + 1
+    reasons = [(t, r) for t, r, _ in gateway.events]
+    assert ("Normal", "RolloutRestarted") in reasons and ("Warning", "RolloutFailed") in reasons
+    failed = next(n for _, r, n in gateway.events if r == "RolloutFailed")
+    assert "Deployment/api" in failed and "403" in failed
+    assert gateway.statuses[-1]["rollout"]["restarted"] == ["Deployment/web"]
+
+
+async def test_explicit_restarts_the_listed_targets_and_names_missing_ones() -> None:
+    gateway = FakeGateway()
+    gateway.add("Deployment", "api", OTHER)  # reads the Secret in a way the template does not show
+    gateway.add("Deployment", "web", ENV_FROM)
+    svc = service(gateway)
+    targets = [{"kind": "Deployment", "name": "api"}, {"kind": "StatefulSet", "name": "gone"}]
+    await svc.after_write(BODY, spec("Explicit", targets), desired({"password": b"p"}))
+    await settle(svc, gateway)
+    assert gateway.restarts("api") == 1 and gateway.restarts("web") == 0
+    failed = next(n for _, r, n in gateway.events if r == "RolloutFailed")
+    assert "StatefulSet/gone: not found" in failed
+
+
+async def test_a_queued_restart_merges_later_writes_of_other_secrets() -> None:
+    gateway = FakeGateway()
+    both = {
+        "containers": [
+            {"name": "c", "envFrom": [{"secretRef": {"name": SECRET}}, {"secretRef": {"name": "tls"}}]}
+        ]
+    }
+    gateway.add("Deployment", "first", ENV_FROM)
+    gateway.add("Deployment", "later", both)
+    svc = service(gateway, limit=1)
+    svc.controller.secret_cache[(NS, "tls")] = UPDATED
+    await svc.after_write(BODY, spec(), desired({"password": b"p"}))
+    await eventually(lambda: gateway.in_progress() == ["first"], "first restarting")
+    tls = Desired(**{**desired({"tls.crt": b"c"}).__dict__, "name": "tls"})
+    await svc.after_write(BODY, spec(), tls)
+    job = svc._jobs[(NS, "Deployment", "later")]  # queued behind "first"
+    await eventually(lambda: set(job.digests) == {SECRET, "tls"}, "the tls write to join the queued restart")
+    await settle(svc, gateway)
+    assert gateway.restarts("later") == 1
+    annotations = gateway.workloads[("Deployment", "later")]["metadata"]["annotations"]
+    assert digest_annotation(SECRET) in annotations and digest_annotation("tls") in annotations
+
+
+async def test_after_write_never_raises() -> None:
+    class Broken(FakeGateway):
+        async def list_workloads(self, namespace: str) -> list[dict[str, Any]]:
+            raise RuntimeError("boom")
+
+    gateway = Broken()
+    svc = service(gateway)
+    await svc.after_write(BODY, spec(), desired({"password": b"p"}))
+    await svc.after_write({"metadata": {}}, None, None)  # type: ignore[arg-type]
+    await idle(svc)
