@@ -75,7 +75,7 @@ class TestEnvironment:
 
     def install_crds(self) -> None:
         result = subprocess.run(
-            [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), "apply", "--server-side", "-f", str(ROOT / "crds")],
+            [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), "apply", "--server-side", "-k", str(ROOT / "crds")],
             capture_output=True, text=True, check=False, timeout=120,
         )
         if result.returncode != 0:

@@ -225,8 +225,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _runner(action: Action) -> Any:
     def run(args: argparse.Namespace) -> int:
         async def command() -> int:
-            namespace = namespace_of(args)
             async with connect(args) as gateway:
+                namespace = namespace_of(args)
                 return await request_and_wait(gateway, namespace, args.name, action, args.timeout)
 
         return run_command(command)

@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -49,8 +50,16 @@ def namespace_of(args: argparse.Namespace) -> str:
     return KubeGateway.default_namespace(args.kubeconfig, args.context)
 
 
+def _check_kubeconfig(path: str | None) -> None:
+    if path and not os.path.exists(path):
+        raise CliError(f"kubeconfig {path} does not exist")
+
+
 @asynccontextmanager
 async def connect(args: argparse.Namespace) -> AsyncIterator[KubeGateway]:
+    """The gateway for the command (a CLI process runs one command: a short blocking file check
+    here is fine)."""
+    _check_kubeconfig(args.kubeconfig)
     try:
         gateway = await KubeGateway.connect_context(args.kubeconfig, args.context)
     except Exception as exc:  # kubeconfig problems come in many types; report them in one line
@@ -59,6 +68,16 @@ async def connect(args: argparse.Namespace) -> AsyncIterator[KubeGateway]:
         yield gateway
     finally:
         await gateway.close()
+
+
+async def list_managed_secrets(gateway: KubeGateway, namespace: str | None) -> list[dict[str, Any]]:
+    """ManagedSecrets in ``namespace`` (None: every namespace)."""
+    try:
+        return await gateway.list_objects("ManagedSecret", namespace)
+    except KubeError as err:
+        if err.status == 404:
+            raise CliError("ManagedSecrets cannot be listed: the rotor.dev CRDs are not installed") from None
+        raise
 
 
 def run_command(command: Callable[[], Awaitable[int]]) -> int:

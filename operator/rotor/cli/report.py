@@ -16,6 +16,7 @@ from rotor.cli.output import (
     MISSING,
     add_connection_flags,
     connect,
+    list_managed_secrets,
     namespace_of,
     render_csv,
     render_json,
@@ -97,7 +98,7 @@ async def gather(
     gateway: KubeGateway, namespace: str | None
 ) -> tuple[list[dict[str, Any]], Mapping[tuple[str, str, str], Mapping[str, Any]]]:
     """ManagedSecrets in ``namespace`` (None: every namespace), and the stores and policies."""
-    managed = await gateway.list_objects("ManagedSecret", namespace)
+    managed = await list_managed_secrets(gateway, namespace)
     objects: dict[tuple[str, str, str], Mapping[str, Any]] = {}
     for kind in REFERENCED_KINDS:
         scope = None if kind.startswith("Cluster") else namespace
@@ -123,8 +124,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     async def command() -> int:
-        namespace = None if args.all_namespaces else namespace_of(args)
         async with connect(args) as gateway:
+            namespace = None if args.all_namespaces else namespace_of(args)
             managed, objects = await gather(gateway, namespace)
         now = dt.datetime.now(dt.UTC)
         print(render_report(report_rows(managed, objects, now), args.format, now), end="")

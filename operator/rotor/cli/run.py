@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 
 from rotor.observability.logging import configure_logging
 
@@ -28,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     peering.add_argument("--peering", default=None,
                          help="kopf peering name: active/standby replicas (needs the kopf peering CRDs)")
     peering.add_argument("--standalone", action="store_true", help="no peering (one replica)")
-    p.add_argument("--priority", type=int, default=0, help="peering priority (higher wins)")
+    p.add_argument("--priority", type=int, default=0, help="peering priority (higher wins; default: random, so replicas never tie)")
     p.set_defaults(func=run)
 
 
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     import rotor.handlers.settings  # noqa: F401
 
     standalone = args.standalone or not args.peering
+    # kopf pauses every replica that sees a peer of the same priority: give each one its own
+    priority = args.priority or (0 if standalone else random.SystemRandom().randint(1, 1_000_000))
     options = {
         "concurrency": args.concurrency,
         "backend_threads": args.backend_threads,
@@ -52,13 +55,13 @@ def run(args: argparse.Namespace) -> int:
         "metrics_addr": args.metrics_addr,
         "peering": args.peering,
         "standalone": standalone,
-        "priority": args.priority,
+        "priority": priority,
     }
     namespaces = [ns for pattern in args.namespace for ns in pattern.split(",") if ns]
     kopf.run(
         standalone=standalone,
         peering_name=None if standalone else args.peering,
-        priority=args.priority,
+        priority=priority,
         clusterwide=not namespaces,
         namespaces=namespaces,
         memo=kopf.Memo(options=options),

@@ -10,6 +10,7 @@ from rotor.cli.output import (
     add_connection_flags,
     age,
     connect,
+    list_managed_secrets,
     namespace_of,
     relative,
     render_json,
@@ -81,9 +82,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     async def command() -> int:
-        namespace = None if args.all_namespaces else namespace_of(args)
         async with connect(args) as gateway:
-            managed = await gateway.list_objects("ManagedSecret", namespace)
+            namespace = None if args.all_namespaces else namespace_of(args)
+            managed = await list_managed_secrets(gateway, namespace)
         rows = sorted((status_row(ms) for ms in managed), key=lambda r: (r.namespace, r.name))
         print(render_status(rows, args.output, dt.datetime.now(dt.UTC)), end="")
         return 0

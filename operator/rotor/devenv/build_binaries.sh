@@ -13,7 +13,7 @@ set -euo pipefail
 
 K8S_VERSION="${ROTOR_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ROTOR_ETCD_VERSION:-v3.6.5}"
-VAULT_VERSION="${ROTOR_VAULT_VERSION:-v1.21.4}"
+VAULT_VERSION="${ROTOR_VAULT_VERSION:-v1.21.0}"
 HELM_VERSION="${ROTOR_HELM_VERSION:-v3.19.0}"
 CACHE="${ROTOR_CACHE_DIR:-$HOME/.cache/rotor}"
 
@@ -112,9 +112,18 @@ build_helm() {
   if [ -x "$out/helm" ]; then say "helm $HELM_VERSION already built in $out"; return 0; fi
   mkdir -p "$out"
   say "building helm $HELM_VERSION from the Go module proxy (first time only)"
-  GOBIN="$out" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" || die "building helm $HELM_VERSION failed (see above)"
+  # helm's default "current" Kubernetes version comes from its own build flags; set it to ours
+  local k8s_minor="${K8S_VERSION#v1.}"; k8s_minor="${k8s_minor%%.*}"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" || die "building helm $HELM_VERSION failed (see above)"
   say "helm $HELM_VERSION built in $out"
 }
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.build.lock"
+if ! flock -n 9; then
+  say "another build is running; waiting for it to finish"
+  flock 9
+fi
 
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;

@@ -39,7 +39,10 @@ class TextFormatter(logging.Formatter):
             f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")
         )
         base = f"{time.strftime('%H:%M:%S', time.localtime(record.created))} {record.levelname:<7} {record.name}: "
-        return base + record.getMessage() + (f" [{extras}]" if extras else "")
+        text = base + record.getMessage() + (f" [{extras}]" if extras else "")
+        if record.exc_info and record.exc_info[0] is not None:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:

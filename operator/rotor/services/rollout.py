@@ -282,7 +282,7 @@ class RolloutService:
             delay = min(delay * 2, self.poll_max)
             try:
                 workload = await self.gateway.get_workload(namespace, kind, name)
-            except KubeError as err:
+            except Exception as err:  # the API unreachable, or the client closed at shutdown: keep the slot
                 log.debug("cannot read %s/%s in %s: %s", kind, name, namespace, err)
                 continue
             if workload is None or finished(workload):

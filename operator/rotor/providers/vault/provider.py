@@ -112,14 +112,14 @@ class VaultProvider:
                 raise AuthFailed("Vault token could not be renewed and has expired; supply a new token") from None
             self._login()
 
-    def _call(self, operation: str, path: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, _operation: str, _where: str, _fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Run one Vault call with a valid token; on a revoked/expired token, log in once more."""
         self._ensure_token()
         for attempt in (1, 2):
             try:
-                with mapped(operation, path, self.config.server):
-                    self.calls[operation] += 1
-                    return fn(*args, **kwargs)
+                with mapped(_operation, _where, self.config.server):
+                    self.calls[_operation] += 1
+                    return _fn(*args, **kwargs)
             except ProviderError as err:
                 token_gone = err.reason == "Forbidden" and self.config.token is None and attempt == 1
                 if token_gone and not self._token_valid():

@@ -1,0 +1,63 @@
+# Rotor: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help install binaries demo demo-check test test-unit test-integration test-e2e lint crds bench clean
+
+help:
+	@echo "make demo        run the embedded demo (local Kubernetes, Vault, AWS emulator, operator, examples)"
+	@echo "make test        run the whole test suite (unit + integration against real servers)"
+	@echo "make test-unit   unit tests only (seconds, no servers)"
+	@echo "make test-e2e    the suite against an existing cluster: ROTOR_TEST_KUBECONFIG=~/.kube/config"
+	@echo "make lint        ruff and mypy"
+	@echo "make crds        regenerate crds/ and docs/reference/ from the pydantic models"
+	@echo "make bench       the benchmark suite (bench/)"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+# kube-apiserver, kube-controller-manager, kubectl, etcd, Vault and helm, built once from Go
+# modules into ~/.cache/rotor (the first time takes a while: the script says what it is doing)
+binaries:
+	bash hack/build-binaries.sh all
+
+demo: install binaries
+	$(VENV)/bin/rotor demo
+
+demo-check: install binaries
+	$(VENV)/bin/rotor demo --check
+
+test: install binaries
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install binaries
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: install
+	@test -n "$$ROTOR_TEST_KUBECONFIG" || { echo "set ROTOR_TEST_KUBECONFIG to the cluster's kubeconfig"; exit 2; }
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/mypy
+
+crds: install
+	$(PY) -m rotor.api.crdgen
+
+bench: install binaries
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
