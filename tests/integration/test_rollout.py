@@ -17,7 +17,7 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -251,6 +251,15 @@ def in_progress(objs: dict[str, dict[str, Any]]) -> list[str]:
     )
 
 
+async def keep_looking(probe: Callable[[], Awaitable[object]], *, seconds: float) -> None:
+    """Call ``probe`` repeatedly for ``seconds`` (it records what it sees): a negative check needs
+    a window of time, and this is it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await probe()
+        await asyncio.sleep(0.2)
+
+
 def metric(text: str, kind: str, result: str) -> float:
     prefix = f'rotor_rollout_restarts_total{{kind="{kind}",result="{result}"}} '
     for line in text.splitlines():
@@ -361,24 +370,19 @@ async def test_at_most_restart_limit_rollouts_in_progress(
         leaks.add(value["password"])
         await set_source(env, cluster, ns, key, value, "1")
 
+        seen: list[int] = []  # how many rollouts were in progress, at every look
+
+        async def started() -> list[str] | None:
+            now = in_progress(await snapshot(cluster, ns, refs))
+            seen.append(len(now))
+            return now or None
+
         done: list[str] = []
-        most = 0
         while len(done) < len(names):
-
-            async def one_started() -> list[str] | None:
-                nonlocal most
-                started = in_progress(await snapshot(cluster, ns, refs))
-                most = max(most, len(started))
-                return started or None
-
-            started = await wait_for(one_started, timeout=30, what=f"a restart after {done}")
-            # hold it unfinished for a while: nothing else may start meanwhile
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                await one_started()
-                await asyncio.sleep(0.2)
-            assert most == 1, f"more than one rollout in progress with --restart-limit 1 (after {done})"
-            (ref,) = started
+            now = await wait_for(started, timeout=30, what=f"a restart after {done}")
+            await keep_looking(started, seconds=3)  # unfinished for a while: nothing else may start
+            assert max(seen) == 1, f"more than one rollout in progress with --restart-limit 1 (after {done})"
+            (ref,) = now
             await finish_rollout(cluster, ns, *ref.split("/", 1))
             done.append(ref)
 

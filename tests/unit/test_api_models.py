@@ -566,7 +566,10 @@ def test_status_timestamps_are_written_like_kubernetes_writes_them() -> None:
 def _example_documents() -> list[tuple[str, dict[str, Any]]]:
     found = []
     for path in sorted((REPO / "examples").rglob("*.y*ml")) if (REPO / "examples").is_dir() else []:
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+        # the examples' documented placeholders for the servers' addresses
+        text = path.read_text(encoding="utf-8").replace("${VAULT_ADDR}", "https://vault.example:8200")
+        text = text.replace("${AWS_ENDPOINT}", "https://secretsmanager.eu-west-1.amazonaws.com")
+        for doc in yaml.safe_load_all(text):
             if isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith("rotor.dev/"):
                 found.append((f"{path.relative_to(REPO)}:{doc.get('kind')}/{doc['metadata']['name']}", doc))
     return found
@@ -575,7 +578,6 @@ def _example_documents() -> list[tuple[str, dict[str, Any]]]:
 EXAMPLES = _example_documents()
 
 
-@pytest.mark.skipif(not EXAMPLES, reason="no examples/ with Rotor objects in this checkout")
 @pytest.mark.parametrize("doc", [d for _, d in EXAMPLES], ids=[name for name, _ in EXAMPLES])
 def test_every_example_parses(doc: dict[str, Any]) -> None:
     parsed = parse_resource(doc)

@@ -210,6 +210,10 @@ class Destination:
         """Write every key; returns how to describe what was written ("version 3")."""
         p = self.backend.provider
         if self.by_parameter:
+            empty = sorted(k for k, v in data.items() if not v)
+            if empty:
+                names = ", ".join(empty)
+                raise CliError(f"SSM parameters cannot be empty, and {names} are; nothing was written")
             for key, value in data.items():
                 await self.backend.call("write", p.write, self.prefix + key, value, None)
             return f"{len(data)} parameters"
@@ -305,6 +309,10 @@ def default_name(args: argparse.Namespace) -> str:
 # --------------------------------------------------------------------------- the command
 
 
+def _count(data: Mapping[str, Any]) -> str:
+    return f"{len(data)} key" if len(data) == 1 else f"{len(data)} keys"
+
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -350,7 +358,7 @@ async def run_import(gateway: KubeGateway, args: argparse.Namespace) -> int:
         source = read_env_source(args.from_env_file)
     if not source.data:
         raise CliError(f"{source.description} has no keys; nothing to import")
-    _say(f"read {len(source.data)} keys from {source.description}")
+    _say(f"read {_count(source.data)} from {source.description}")
     stores, handle = await _resolve(gateway, args, namespace)
     try:
         assert handle.backend is not None  # resolve() returns ready handles only
@@ -388,14 +396,14 @@ async def _transfer(
              "Pass --force to replace it")
         return 1
     written = await dest.write(source.data, previous)
-    _say(f"wrote {len(source.data)} keys to {dest.label()} ({written})")
+    _say(f"wrote {_count(source.data)} to {dest.label()} ({written})")
     got = await dest.read()
     bad = differing_keys(source.data, got.data if got is not None else {})
     if bad:
         _say(f"✘ verification failed: {len(bad)} of {len(source.data)} keys do not read back as written "
              f"({', '.join(bad)}); the source data is in {backup}")
         return 1
-    _say(f"verified: read back {len(source.data)} keys, all equal")
+    _say(f"verified: read back {_count(source.data)}, all equal")
     extra = sorted(set(got.data) - set(source.data)) if got is not None else []
     if extra:
         _say(f"note: {dest.label()} also holds {', '.join(extra)}, which the ManagedSecret will write too")

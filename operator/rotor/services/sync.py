@@ -17,7 +17,9 @@ from pydantic import ValidationError
 from rotor.api.duration import parse_duration
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.clock import Clock, format_time, parse_time
-from rotor.conditions import get_condition, readiness_conditions
+from rotor.conditions import get_condition, readiness_conditions, set_condition
+from rotor.rotation.checks import expiring_condition
+from rotor.rotation.expiry import compute_expiry
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.logging import audit
 from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
@@ -169,6 +171,7 @@ class SyncService:
         if changed_data or not status.get("lastSyncTime"):
             new_status["lastSyncTime"] = format_time(now)
         new_status["nextRefreshTime"] = format_time(next_at) if next_at else None
+        events: list[tuple[str, str, str]] = []
         conditions = readiness_conditions(
             status.get("conditions") or [],
             ready=True,
@@ -185,6 +188,11 @@ class SyncService:
             new_status.update(extra)
             if rotation_next is not None and (next_at is None or rotation_next < next_at):
                 next_at = rotation_next
+        elif spec.rotation is None:
+            conditions, cert_next = self._certificate_expiry(body, data, conditions, new_status, now, events)
+            if cert_next is not None and (next_at is None or cert_next < next_at):
+                next_at = cert_next
+        conditions = self._expired_certificate(new_status, conditions, generation, now, desired.name)
         new_status["conditions"] = conditions
         was_ready = (get_condition(status.get("conditions"), "Ready") or {}).get("status") == "True"
         # only what a user needs: unchanged refreshes write nothing
@@ -204,6 +212,8 @@ class SyncService:
             await self.gateway.post_event(
                 body, type_="Normal", reason="Synced", note=f"Secret {desired.name} matches the source", action="Sync"
             )
+        for type_, reason, note in events:
+            await self.gateway.post_event(body, type_=type_, reason=reason, note=note, action="Observe")
         if written and self.rollout is not None:
             await self.rollout.after_write(body, spec, desired)
         SYNC_TOTAL.labels("success").inc()
@@ -317,6 +327,43 @@ class SyncService:
             return None
         interval = parse_duration(spec.refresh.interval)
         return next_refresh(self.refresh_seed(body, handle, sources), interval, now)
+
+    def _certificate_expiry(
+        self, body: dict[str, Any], data: Mapping[str, bytes], conditions: list[dict[str, Any]],
+        new_status: dict[str, Any], now: dt.datetime, events: list[tuple[str, str, str]],
+    ) -> tuple[list[dict[str, Any]], dt.datetime | None]:
+        """Without a rotation policy, expiry still comes from certificates found in the data."""
+        expiry = compute_expiry(data=data, last_rotation=None, source_created=None, max_age=None,
+                                rotate_before=None, provider_expiry=None)
+        if expiry is None:
+            new_status["expiry"] = None
+            return [c for c in conditions if c.get("type") != "Expiring"], None
+        new_status["expiry"] = {"notAfter": format_time(expiry.not_after), "source": expiry.source,
+                                "renewalTime": format_time(expiry.renewal_time)}
+        expiring, reason, message = expiring_condition(strategy="Sync", expiry=expiry, now=now, observed=None)
+        generation = int(body["metadata"].get("generation") or 0)
+        old = get_condition((body.get("status") or {}).get("conditions"), "Expiring") or {}
+        conditions = set_condition(conditions, "Expiring", expiring, reason, message, generation, now)
+        if expiring and (old.get("status") != "True" or old.get("reason") != reason):
+            events.append(("Warning", "Expiring", message))
+        wake = expiry.renewal_time if expiry.renewal_time > now else expiry.not_after
+        return conditions, wake if wake > now else None
+
+    def _expired_certificate(
+        self, new_status: Mapping[str, Any], conditions: list[dict[str, Any]], generation: int,
+        now: dt.datetime, target: str,
+    ) -> list[dict[str, Any]]:
+        """A certificate past its notAfter is not usable: Ready=False, reason Expired (the Secret
+        still holds what the source holds)."""
+        expiry = new_status.get("expiry") or {}
+        not_after = parse_time(expiry.get("notAfter"))
+        if expiry.get("source") == "Certificate" and not_after is not None and not_after <= now:
+            return readiness_conditions(
+                conditions, ready=False, reason="Expired",
+                message=f"the certificate in Secret {target} expired at {format_time(not_after)}; "
+                "renew it at the source", generation=generation, now=now,
+            )
+        return conditions
 
     # ------------------------------------------------------------------ failure
     async def _fail(self, body: dict[str, Any], err: SyncFailure, started: float) -> SyncOutcome:

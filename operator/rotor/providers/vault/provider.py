@@ -17,6 +17,7 @@ import hvac
 import hvac.exceptions as vexc
 
 from rotor.providers.base import (
+    AccessDenied,
     AuthFailed,
     Capabilities,
     InvalidConfig,
@@ -69,6 +70,16 @@ class VaultProvider:
 
     # ------------------------------------------------------------------ auth
     def _login(self) -> None:
+        try:
+            self._do_login()
+        except AccessDenied as err:
+            # at login, "permission denied" means Vault rejected the credentials themselves
+            raise AuthFailed(
+                f"Vault rejected the store's {self.config.auth_method} credentials ({err.message}); "
+                "check the token, role or secret_id"
+            ) from None
+
+    def _do_login(self) -> None:
         cfg = self.config
         self.logins += 1
         with mapped("login", cfg.auth_method, cfg.server):

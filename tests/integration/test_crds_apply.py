@@ -1,0 +1,136 @@
+"""Bad manifests are refused by `kubectl apply` itself: the real kube-apiserver checks the CRDs'
+structural schemas and CEL rules (DESIGN §1), with a message a person can act on."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+import pytest
+import yaml
+
+from support.cluster import Cluster
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+VAULT = {"server": "http://127.0.0.1:8200", "auth": {"token": {"secretRef": {"name": "t", "key": "token"}}}}
+AWS = {"service": "SecretsManager", "region": "eu-west-1"}
+
+
+def _store(namespace: str, provider: dict) -> str:
+    return yaml.safe_dump({"apiVersion": "rotor.dev/v1alpha1", "kind": "SecretStore",
+                           "metadata": {"name": "bad", "namespace": namespace},
+                           "spec": {"provider": provider}})
+
+
+def _ms(namespace: str, **spec: object) -> str:
+    body = {"storeRef": {"name": "vault"},
+            "data": [{"secretKey": "password", "remoteRef": {"key": "apps/db", "property": "password"}}]}
+    body.update(spec)
+    return yaml.safe_dump({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret",
+                           "metadata": {"name": "bad", "namespace": namespace}, "spec": body})
+
+
+def _refused(kubectl_run: Kubectl, manifest: str, *fragments: str) -> str:
+    result = kubectl_run("apply", "-f", "-", input_=manifest)
+    assert result.returncode != 0, f"apply was accepted:\n{result.stdout}"
+    for fragment in fragments:
+        assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
+    return result.stderr
+
+
+async def _nothing_stored(cluster: Cluster, kind: str, namespace: str) -> None:
+    assert await cluster.get(kind, "bad", namespace) is None
+
+
+async def test_store_with_both_providers(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
+    _refused(kubectl_run, _store(namespace, {"vault": VAULT, "aws": AWS}), "exactly one provider: vault or aws")
+    await _nothing_stored(cluster, "SecretStore", namespace)
+
+
+async def test_store_with_no_provider(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
+    _refused(kubectl_run, _store(namespace, {}), "exactly one provider: vault or aws")
+
+
+async def test_vault_store_without_auth(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
+    vault = {"server": "http://127.0.0.1:8200"}
+    _refused(kubectl_run, _store(namespace, {"vault": vault}), "auth", "Required value")
+    vault_empty_auth = {"server": "http://127.0.0.1:8200", "auth": {}}
+    _refused(kubectl_run, _store(namespace, {"vault": vault_empty_auth}),
+             "exactly one Vault auth method: token, appRole or kubernetes")
+    await _nothing_stored(cluster, "SecretStore", namespace)
+
+
+async def test_vault_store_with_two_auth_methods(kubectl_run: Kubectl, namespace: str) -> None:
+    vault = {"server": "http://127.0.0.1:8200", "auth": {
+        "token": {"secretRef": {"name": "t", "key": "token"}},
+        "appRole": {"roleId": "r", "secretIdRef": {"name": "s", "key": "id"}}}}
+    _refused(kubectl_run, _store(namespace, {"vault": vault}), "exactly one Vault auth method")
+
+
+async def test_refresh_interval_zero(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
+    _refused(kubectl_run, _ms(namespace, refresh={"interval": "0s"}), "spec.refresh.interval",
+             "must be greater than zero")
+    await _nothing_stored(cluster, "ManagedSecret", namespace)
+
+
+async def test_unknown_decode_value(kubectl_run: Kubectl, namespace: str) -> None:
+    data = [{"secretKey": "password", "remoteRef": {"key": "apps/db"}, "decode": "Hex"}]
+    err = _refused(kubectl_run, _ms(namespace, data=data), "decode", "Unsupported value")
+    assert '"Base64"' in err and '"Auto"' in err
+
+
+async def test_rollout_targets_with_auto(kubectl_run: Kubectl, namespace: str) -> None:
+    rollout = {"strategy": "Auto", "targets": [{"kind": "Deployment", "name": "api"}]}
+    _refused(kubectl_run, _ms(namespace, rollout=rollout), "targets are used only with strategy Explicit")
+
+
+async def test_explicit_rollout_without_targets(kubectl_run: Kubectl, namespace: str) -> None:
+    _refused(kubectl_run, _ms(namespace, rollout={"strategy": "Explicit"}), "strategy Explicit needs targets")
+
+
+async def test_duplicate_secret_key(kubectl_run: Kubectl, namespace: str) -> None:
+    data = [{"secretKey": "password", "remoteRef": {"key": "apps/db"}},
+            {"secretKey": "password", "remoteRef": {"key": "apps/other"}}]
+    _refused(kubectl_run, _ms(namespace, data=data), "spec.data", "Duplicate value", "password")
+
+
+async def test_no_data_at_all(kubectl_run: Kubectl, namespace: str) -> None:
+    manifest = yaml.safe_dump({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret",
+                               "metadata": {"name": "bad", "namespace": namespace},
+                               "spec": {"storeRef": {"name": "vault"}}})
+    _refused(kubectl_run, manifest, "set data, dataFrom or both")
+
+
+async def test_validate_min_length_needs_min_length(kubectl_run: Kubectl, namespace: str) -> None:
+    data = [{"secretKey": "password", "remoteRef": {"key": "apps/db"}, "validate": {"format": "min-length"}}]
+    _refused(kubectl_run, _ms(namespace, data=data), "format min-length needs minLength")
+
+
+async def test_service_account_token_target(kubectl_run: Kubectl, namespace: str) -> None:
+    _refused(kubectl_run, _ms(namespace, target={"type": "kubernetes.io/service-account-token"}),
+             "kubernetes.io/service-account-token is refused")
+
+
+async def test_generate_policy_without_generator(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
+    manifest = yaml.safe_dump({"apiVersion": "rotor.dev/v1alpha1", "kind": "RotationPolicy",
+                               "metadata": {"name": "bad", "namespace": namespace},
+                               "spec": {"strategy": "Generate", "schedule": {"every": "720h"}}})
+    _refused(kubectl_run, manifest, "strategy Generate needs a generator")
+    await _nothing_stored(cluster, "RotationPolicy", namespace)
+
+
+async def test_good_manifest_is_accepted_and_printer_columns(kubectl_run: Kubectl, namespace: str) -> None:
+    """The control for the refusals above: a correct manifest goes through, and `kubectl get ms`
+    shows READY and REASON."""
+    ok = kubectl_run("apply", "-f", "-", input_=_ms(namespace).replace("name: bad", "name: good"))
+    assert ok.returncode == 0, ok.stderr
+    got = kubectl_run("get", "ms", "-n", namespace)
+    assert got.returncode == 0, got.stderr
+    header = got.stdout.splitlines()[0].split()
+    assert "READY" in header and "REASON" in header, got.stdout
+    assert "good" in got.stdout
+    wide = kubectl_run("get", "managedsecrets.rotor.dev", "good", "-n", namespace, "-o", "wide")
+    assert wide.returncode == 0 and "REASON" in wide.stdout, wide.stderr

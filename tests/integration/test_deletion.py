@@ -1,0 +1,146 @@
+"""Deleting a ManagedSecret (DESIGN §2 Deletion): Retain leaves the Secret without Rotor's
+ownerReference and label, Delete removes it, Merge touches only Rotor's keys, and an owned
+Secret is garbage-collected by kube-controller-manager."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any
+
+import pytest
+
+from support.cluster import Cluster, wait_for
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+MANAGED_BY = "rotor.dev/managed-by"
+
+
+async def _setup(cluster: Cluster, env, namespace: str, leaks, **target: Any) -> tuple[str, dict[str, Any]]:
+    """A Vault value, a token store and a ManagedSecret 'app' writing it; returns (value, the Ready object)."""
+    value = secrets.token_urlsafe(20)
+    leaks.add(value)
+    env.vault_client().secrets.kv.v2.create_or_update_secret(
+        path=f"{namespace}/app", secret={"password": value}, mount_point="secret")
+    for doc in env.vault_token_store(namespace):
+        await cluster.apply(doc, namespace)
+    spec: dict[str, Any] = {"storeRef": {"name": "vault"},
+                            "data": [{"secretKey": "password",
+                                      "remoteRef": {"key": f"{namespace}/app", "property": "password"}}]}
+    if target:
+        spec["target"] = target
+    await cluster.apply({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret", "metadata": {"name": "app"},
+                         "spec": spec}, namespace)
+    return value, await cluster.ready("app", namespace)
+
+
+async def _delete_and_wait_gone(cluster: Cluster, namespace: str, name: str = "app") -> None:
+    await cluster.delete("ManagedSecret", name, namespace)
+
+    async def gone() -> bool:
+        return await cluster.get("ManagedSecret", name, namespace) is None
+
+    await wait_for(gone, what=f"ManagedSecret {namespace}/{name} deleted (finalizer handled)")
+
+
+def _owner_uids(secret: dict[str, Any]) -> list[str]:
+    return [r["uid"] for r in secret["metadata"].get("ownerReferences") or []]
+
+
+async def test_owner_retain_keeps_secret_without_our_marks(cluster: Cluster, env, namespace: str, leaks) -> None:
+    value, ms = await _setup(cluster, env, namespace, leaks)
+    secret = await cluster.secret(namespace, "app")
+    assert secret is not None
+    assert ms["metadata"]["uid"] in _owner_uids(secret)
+    assert secret["metadata"]["labels"][MANAGED_BY] == "app"
+    assert "rotor.dev/finalizer" in (ms["metadata"].get("finalizers") or [])
+
+    await _delete_and_wait_gone(cluster, namespace)
+    secret = await cluster.secret(namespace, "app")
+    assert secret is not None, "Retain (the default) must keep the Secret"
+    assert ms["metadata"]["uid"] not in _owner_uids(secret)
+    assert MANAGED_BY not in (secret["metadata"].get("labels") or {})
+    assert await cluster.secret_data(namespace, "app") == {"password": value.encode()}
+
+
+async def test_owner_delete_removes_secret(cluster: Cluster, env, namespace: str, leaks) -> None:
+    await _setup(cluster, env, namespace, leaks, deletionPolicy="Delete")
+    assert await cluster.secret(namespace, "app") is not None
+    await _delete_and_wait_gone(cluster, namespace)
+
+    async def secret_gone() -> bool:
+        return await cluster.secret(namespace, "app") is None
+
+    await wait_for(secret_gone, what="Secret deleted under deletionPolicy Delete")
+
+
+async def test_orphan_retain_never_has_owner_reference(cluster: Cluster, env, namespace: str, leaks) -> None:
+    value, _ = await _setup(cluster, env, namespace, leaks, creationPolicy="Orphan")
+    secret = await cluster.secret(namespace, "app")
+    assert secret is not None
+    assert not secret["metadata"].get("ownerReferences")
+    assert secret["metadata"]["labels"][MANAGED_BY] == "app"
+    # a refresh (spec change) does not add one either
+    await cluster.patch("ManagedSecret", "app", {"spec": {"target": {"labels": {"team": "a"}}}}, namespace)
+
+    async def labelled() -> dict[str, Any] | None:
+        s = await cluster.secret(namespace, "app")
+        return s if s and (s["metadata"].get("labels") or {}).get("team") == "a" else None
+
+    secret = await wait_for(labelled, what="label team=a on the Secret")
+    assert not secret["metadata"].get("ownerReferences")
+
+    await _delete_and_wait_gone(cluster, namespace)
+    secret = await cluster.secret(namespace, "app")
+    assert secret is not None
+    assert not secret["metadata"].get("ownerReferences")
+    assert await cluster.secret_data(namespace, "app") == {"password": value.encode()}
+
+
+async def test_merge_writes_only_its_keys_and_delete_removes_only_them(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
+    keep = secrets.token_urlsafe(16)
+    leaks.add(keep)
+    await cluster.apply({"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": "shared", "labels": {"owner": "someone-else"}},
+                         "data": {"other": base64.b64encode(keep.encode()).decode(),
+                                  "config": base64.b64encode(b"debug=false").decode()}}, namespace)
+    value, ms = await _setup(cluster, env, namespace, leaks, name="shared", creationPolicy="Merge",
+                             deletionPolicy="Delete")
+    data = await cluster.secret_data(namespace, "shared")
+    assert data == {"other": keep.encode(), "config": b"debug=false", "password": value.encode()}
+    secret = await cluster.secret(namespace, "shared")
+    assert secret is not None
+    assert ms["metadata"]["uid"] not in _owner_uids(secret), "Merge must not take ownership"
+    assert secret["metadata"]["labels"]["owner"] == "someone-else"
+
+    await _delete_and_wait_gone(cluster, namespace)
+    secret = await cluster.secret(namespace, "shared")
+    assert secret is not None, "Merge + Delete removes Rotor's keys, never the Secret"
+    assert await cluster.secret_data(namespace, "shared") == {"other": keep.encode(), "config": b"debug=false"}
+    annotations = secret["metadata"].get("annotations") or {}
+    assert not any(k.startswith("rotor.dev/") for k in annotations), annotations
+
+
+async def test_owned_child_is_garbage_collected(cluster: Cluster, env, namespace: str) -> None:
+    """An object owned by a ManagedSecret is collected by kube-controller-manager once the
+    ManagedSecret is gone: the ownerReferences Rotor writes are real ones."""
+    ms = (await cluster.apply({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret",
+                               "metadata": {"name": "parent"},
+                               "spec": {"storeRef": {"name": "absent"},
+                                        "data": [{"secretKey": "k", "remoteRef": {"key": "nowhere"}}]}},
+                              namespace))[0]
+    await cluster.apply({"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": "child", "ownerReferences": [{
+                             "apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret", "name": "parent",
+                             "uid": ms["metadata"]["uid"], "blockOwnerDeletion": False}]},
+                         "data": {"k": base64.b64encode(b"not-a-secret").decode()}}, namespace)
+    await cluster.wait_condition("ManagedSecret", "parent", namespace, status="False", reason="StoreNotFound")
+    await _delete_and_wait_gone(cluster, namespace, "parent")
+
+    async def collected() -> bool:
+        return await cluster.secret(namespace, "child") is None
+
+    await wait_for(collected, timeout=60, what="garbage collection of the owned Secret")
