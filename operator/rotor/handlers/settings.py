@@ -59,15 +59,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 
 def _attach_optional_services(controller: Controller, options: dict[str, Any]) -> None:
-    try:
-        from rotor.services.rotation import RotationService
-    except ImportError:
-        return
+    from rotor.services.rollout import RolloutService
+    from rotor.services.rotation import RotationService
+
     controller.sync.rotation = RotationService(controller)
-    try:
-        from rotor.services.rollout import RolloutService
-    except ImportError:
-        return
     controller.sync.rollout = RolloutService(controller)
 
 
@@ -75,6 +70,8 @@ def _attach_optional_services(controller: Controller, options: dict[str, Any]) -
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
+        if controller.sync.rollout is not None:
+            await controller.sync.rollout.stop()
         await controller.stop()
     server = memo.get("metrics_server")
     if server is not None:

@@ -182,7 +182,7 @@ class KubeGateway:
             raise _wrap(exc) from None
 
     # ------------------------------------------------------------------ namespaces, tokens
-    async def namespace_labels(self, name: str, *, max_age: float = 30.0) -> dict[str, str] | None:
+    async def namespace_labels(self, name: str, *, max_age: float = 5.0) -> dict[str, str] | None:
         loop = asyncio.get_running_loop()
         cached = self._ns_labels.get(name)
         if cached and loop.time() - cached[0] < max_age:

@@ -146,7 +146,8 @@ class SyncService:
             )
             written, restored = await self._apply(body, desired, spec)
         except StoreProblem as err:
-            return await self._fail(body, SyncFailure(err.reason, err.message, retry=err.reason != "Forbidden"), started)
+            # retried with back-off: a store, its credentials or a namespace label can be fixed later
+            return await self._fail(body, SyncFailure(err.reason, err.message), started)
         except SyncFailure as err:
             return await self._fail(body, err, started)
         except ProviderError as err:
@@ -402,7 +403,7 @@ class SyncService:
         SYNC_DURATION.observe(time.perf_counter() - started)
         if not err.retry:
             return SyncOutcome(None, False, err.reason)
-        delay = min(300.0, 2.0 * 2 ** min(attempts - 1, 8))
+        delay = min(120.0, 2.0 * 2 ** min(attempts - 1, 8))
         delay *= 0.8 + 0.4 * ((hash(key) % 1000) / 1000)
         return SyncOutcome(now + dt.timedelta(seconds=delay), False, err.reason)
 
