@@ -17,6 +17,7 @@ from rotor.conditions import get_condition
 from rotor.controller.queue import WorkQueue
 from rotor.kube.gateway import KubeGateway
 from rotor.observability.metrics import ObjectSample
+from rotor.providers.base import RemoteRef
 from rotor.services.stores import StoreKey, StoreService
 from rotor.services.sync import FORCE_SYNC, SyncService
 from rotor.sync.refresh import next_refresh
@@ -62,6 +63,7 @@ class Controller:
         self.tasks: list[asyncio.Task[None]] = []
         self.synced_once = asyncio.Event()
         self.busy = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ feeding
     def observe(self, body: dict[str, Any], event_type: str | None) -> None:
@@ -140,6 +142,35 @@ class Controller:
             # changed by someone else: the owner re-checks it (and restores it if needed)
             self.queue.add((meta["namespace"], owner), urgent=True)
 
+    def _prefetch_wave(self, keys: list[Any]) -> None:
+        """A refresh wave: objects of one AWS Secrets Manager store come due together; list the
+        store's versions once and fetch what changed in batches of 20 before the workers sync."""
+        by_store: dict[StoreKey, list[RemoteRef]] = {}
+        for key in keys:
+            body = self.index.get(key)
+            if body is None:
+                continue
+            spec = body.get("spec") or {}
+            ref = spec.get("storeRef") or {}
+            kind = ref.get("kind") or "SecretStore"
+            store_key: StoreKey = (kind, "" if kind == "ClusterSecretStore" else key[0], ref.get("name") or "")
+            handle = self.stores.handles.get(store_key)
+            if handle is None or handle.backend is None or not handle.backend.detects_changes:
+                continue
+            refs = by_store.setdefault(store_key, [])
+            for item in spec.get("data") or []:
+                remote = item.get("remoteRef") or {}
+                refs.append(RemoteRef(remote.get("key", ""), remote.get("version")))
+            for item in spec.get("dataFrom") or []:
+                if item.get("extract"):
+                    refs.append(RemoteRef(item["extract"].get("key", ""), item["extract"].get("version")))
+        for store_key, refs in by_store.items():
+            backend = self.stores.handles[store_key].backend
+            if backend is not None and len(refs) > 1:
+                task = asyncio.create_task(backend.prefetch(refs))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
     def _store_ready_changed(self, key: StoreKey) -> None:
         for user in list(self.store_users.get(key, ())):
             self.queue.add(user, urgent=False)
@@ -162,7 +193,9 @@ class Controller:
 
     # ------------------------------------------------------------------ running
     async def start(self) -> None:
-        self.tasks.append(asyncio.create_task(self.queue.run_timer(self.clock.timestamp)))
+        self.tasks.append(asyncio.create_task(
+            self.queue.run_timer(self.clock.timestamp, on_release=self._prefetch_wave)
+        ))
         for i in range(self.settings.concurrency):
             self.tasks.append(asyncio.create_task(self._worker(i)))
         self.tasks.append(asyncio.create_task(self._revalidate_stores()))

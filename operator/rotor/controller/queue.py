@@ -8,7 +8,7 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 
 class WorkQueue:
@@ -84,7 +84,7 @@ class WorkQueue:
         if again is not None:
             self.add(key, urgent=again)
 
-    def pop_due(self, now: float) -> float | None:
+    def pop_due(self, now: float, released: list[Hashable] | None = None) -> float | None:
         """Move every key due by ``now`` to the routine queue; return the next due time."""
         while self._heap:
             when, _, key = self._heap[0]
@@ -95,15 +95,24 @@ class WorkQueue:
                 return when
             heapq.heappop(self._heap)
             del self._due[key]
+            if released is not None:
+                released.append(key)
             self.add(key)
         return None
 
-    async def run_timer(self, now: object, *, max_sleep: float = 1.0) -> None:
-        """Forever: release due keys. ``now`` is a callable returning the clock's timestamp."""
-        clock = now  # Callable[[], float]
+    async def run_timer(
+        self, now: Callable[[], float], *, max_sleep: float = 1.0,
+        on_release: Callable[[list[Hashable]], None] | None = None,
+    ) -> None:
+        """Forever: release due keys. ``now`` returns the clock's timestamp; ``on_release`` sees
+        each batch of keys released together (a refresh wave)."""
+        clock = now
         while True:
-            nxt = self.pop_due(clock())  # type: ignore[operator]
-            delay = max_sleep if nxt is None else max(0.0, min(max_sleep, nxt - clock()))  # type: ignore[operator]
+            released: list[Hashable] = []
+            nxt = self.pop_due(clock(), released)
+            if released and on_release is not None:
+                on_release(released)
+            delay = max_sleep if nxt is None else max(0.0, min(max_sleep, nxt - clock()))
             self._timer_wake.clear()
             try:
                 await asyncio.wait_for(self._timer_wake.wait(), timeout=delay)

@@ -15,9 +15,18 @@ def _vault(config: Any) -> Provider:
 
 
 def _aws(config: Any) -> Provider:
+    from rotor.observability.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
     from rotor.providers.aws import make_aws_provider
 
-    return make_aws_provider(config)
+    store = config.store_id
+    name = "aws-secretsmanager" if config.service == "SecretsManager" else "aws-parameterstore"
+
+    def observe(operation: str, result: str, seconds: float) -> None:
+        # one sample per real AWS API call (a batch of 20 reads is one call)
+        PROVIDER_REQUESTS.labels(store, name, operation, result).inc()
+        PROVIDER_DURATION.labels(name, operation).observe(seconds)
+
+    return make_aws_provider(config, observer=observe)
 
 
 PROVIDERS: dict[str, Callable[[Any], Provider]] = {

@@ -59,6 +59,14 @@ class Backend:
         self._batch_task: asyncio.Task[None] | None = None
         self.capabilities: Capabilities | None = None
         self.batches = callable(getattr(provider, "read_many", None)) and provider.name.startswith("aws")
+        # AWS providers report every real API call themselves (a batch of 20 is one call)
+        self.self_counting = provider.name.startswith("aws")
+        # Secrets Manager change detection: key -> the last value read (versions are immutable)
+        self.detects_changes = callable(getattr(provider, "list_changes", None))
+        self._latest: dict[str, RemoteSecret] = {}
+        self._index: tuple[float, dict[str, str]] | None = None
+        self._index_task: asyncio.Task[dict[str, str]] | None = None
+        self.index_ttl = 2.0
 
     async def call(self, operation: str, fn: Callable[..., T], *args: Any, tokens: int = 1) -> T:
         await self.bucket.acquire(tokens)
@@ -74,8 +82,9 @@ class Backend:
             result = "error"
             raise
         finally:
-            PROVIDER_REQUESTS.labels(self.store, self.provider.name, operation, result).inc()
-            PROVIDER_DURATION.labels(self.provider.name, operation).observe(time.perf_counter() - started)
+            if not self.self_counting:
+                PROVIDER_REQUESTS.labels(self.store, self.provider.name, operation, result).inc()
+                PROVIDER_DURATION.labels(self.provider.name, operation).observe(time.perf_counter() - started)
 
     # ------------------------------------------------------------------ reads
     async def read(self, ref: RemoteRef) -> RemoteSecret:
@@ -87,6 +96,13 @@ class Backend:
             else:
                 PROVIDER_CACHE_HITS.inc()
                 return await asyncio.shield(entry.future)
+        if self.detects_changes and ref.version in (None, "AWSCURRENT"):
+            known = self._latest.get(ref.key)
+            if known is not None:
+                index = await self.version_index([ref.key])
+                if index.get(ref.key) == known.version:
+                    PROVIDER_CACHE_HITS.inc()  # unchanged at the source: no fetch
+                    return known
         loop = asyncio.get_running_loop()
         future: asyncio.Future[RemoteSecret] = loop.create_future()
         self._reads[ref] = _Entry(future, now)
@@ -104,11 +120,88 @@ class Backend:
             raise
         future.set_result(value)
         self._reads[ref] = _Entry(future, time.monotonic())
+        if self.detects_changes and ref.version in (None, "AWSCURRENT"):
+            self._latest[ref.key] = value
         return value
+
+    async def version_index(self, keys: list[str]) -> dict[str, str]:
+        """Current version id per secret, from one shared ListSecrets pass (cached briefly, so a
+        refresh wave of many objects lists once)."""
+        now = time.monotonic()
+        if self._index is not None and now - self._index[0] < self.index_ttl and all(
+            k in self._index[1] or k not in self._latest for k in keys
+        ):
+            return self._index[1]
+        if self._index_task is None or self._index_task.done():
+            wanted = sorted(self._latest) or keys
+            self._index_task = asyncio.create_task(
+                self.call("list_changes", self.provider.list_changes, wanted)  # type: ignore[attr-defined]
+            )
+        try:
+            index = await asyncio.shield(self._index_task)
+        except ProviderError:
+            return {}
+        self._index = (time.monotonic(), index)
+        return index
+
+    async def prefetch(self, refs: list[RemoteRef]) -> None:
+        """Read ahead for a refresh wave: list versions once, then fetch only what changed, in
+        batches of 20. Reads of these refs that arrive meanwhile wait for this instead of making
+        calls of their own."""
+        current = sorted({r for r in refs if r.version in (None, "AWSCURRENT")}, key=lambda r: r.key)
+        if not (self.detects_changes and self.batches and current):
+            return
+        loop = asyncio.get_running_loop()
+        stamp = time.monotonic()
+        pending: dict[RemoteRef, asyncio.Future[RemoteSecret]] = {}
+        for ref in current:
+            entry = self._reads.get(ref)
+            if entry is not None and (not entry.future.done() or stamp - entry.stored_at < self.share_window):
+                continue  # already being read, or just read
+            fut: asyncio.Future[RemoteSecret] = loop.create_future()
+            self._reads[ref] = _Entry(fut, stamp)
+            pending[ref] = fut
+        if not pending:
+            return
+        try:
+            index = await self.version_index([r.key for r in pending])
+            stale: list[RemoteRef] = []
+            for ref, fut in pending.items():
+                known = self._latest.get(ref.key)
+                if known is not None and known.version == index.get(ref.key):
+                    PROVIDER_CACHE_HITS.inc()
+                    fut.set_result(known)
+                else:
+                    stale.append(ref)
+            results: dict[RemoteRef, RemoteSecret | ProviderError] = {}
+            if stale:
+                results = await self.call("read_many", self.provider.read_many, stale, tokens=max(1, len(stale) // 20))
+        except BaseException as exc:
+            for ref, fut in pending.items():
+                if not fut.done():
+                    fut.set_exception(exc)
+                    fut.exception()
+                    self._reads.pop(ref, None)
+            if isinstance(exc, ProviderError):
+                return
+            raise
+        stamp = time.monotonic()
+        for ref in stale:
+            fut = pending[ref]
+            res = results.get(ref)
+            if isinstance(res, RemoteSecret):
+                fut.set_result(res)
+                self._reads[ref] = _Entry(fut, stamp)
+                self._latest[ref.key] = res
+            else:
+                fut.set_exception(res or ProviderError(f"no result for '{ref.key}'"))
+                fut.exception()
+                self._reads.pop(ref, None)
 
     def forget(self, refs: list[RemoteRef]) -> None:
         """Drop shared reads (force-sync must see the source now)."""
         for ref in refs:
+            self._latest.pop(ref.key, None)
             entry = self._reads.get(ref)
             if entry is not None and entry.future.done():
                 self._reads.pop(ref, None)
