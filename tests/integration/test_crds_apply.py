@@ -20,17 +20,30 @@ AWS = {"service": "SecretsManager", "region": "eu-west-1"}
 
 
 def _store(namespace: str, provider: dict) -> str:
-    return yaml.safe_dump({"apiVersion": "rotor.dev/v1alpha1", "kind": "SecretStore",
-                           "metadata": {"name": "bad", "namespace": namespace},
-                           "spec": {"provider": provider}})
+    return yaml.safe_dump(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "SecretStore",
+            "metadata": {"name": "bad", "namespace": namespace},
+            "spec": {"provider": provider},
+        }
+    )
 
 
 def _ms(namespace: str, **spec: object) -> str:
-    body = {"storeRef": {"name": "vault"},
-            "data": [{"secretKey": "password", "remoteRef": {"key": "apps/db", "property": "password"}}]}
+    body = {
+        "storeRef": {"name": "vault"},
+        "data": [{"secretKey": "password", "remoteRef": {"key": "apps/db", "property": "password"}}],
+    }
     body.update(spec)
-    return yaml.safe_dump({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret",
-                           "metadata": {"name": "bad", "namespace": namespace}, "spec": body})
+    return yaml.safe_dump(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "ManagedSecret",
+            "metadata": {"name": "bad", "namespace": namespace},
+            "spec": body,
+        }
+    )
 
 
 def _refused(kubectl_run: Kubectl, manifest: str, *fragments: str) -> str:
@@ -46,7 +59,9 @@ async def _nothing_stored(cluster: Cluster, kind: str, namespace: str) -> None:
 
 
 async def test_store_with_both_providers(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
-    _refused(kubectl_run, _store(namespace, {"vault": VAULT, "aws": AWS}), "exactly one provider: vault or aws")
+    _refused(
+        kubectl_run, _store(namespace, {"vault": VAULT, "aws": AWS}), "exactly one provider: vault or aws"
+    )
     await _nothing_stored(cluster, "SecretStore", namespace)
 
 
@@ -58,21 +73,32 @@ async def test_vault_store_without_auth(cluster: Cluster, kubectl_run: Kubectl, 
     vault = {"server": "http://127.0.0.1:8200"}
     _refused(kubectl_run, _store(namespace, {"vault": vault}), "auth", "Required value")
     vault_empty_auth = {"server": "http://127.0.0.1:8200", "auth": {}}
-    _refused(kubectl_run, _store(namespace, {"vault": vault_empty_auth}),
-             "exactly one Vault auth method: token, appRole or kubernetes")
+    _refused(
+        kubectl_run,
+        _store(namespace, {"vault": vault_empty_auth}),
+        "exactly one Vault auth method: token, appRole or kubernetes",
+    )
     await _nothing_stored(cluster, "SecretStore", namespace)
 
 
 async def test_vault_store_with_two_auth_methods(kubectl_run: Kubectl, namespace: str) -> None:
-    vault = {"server": "http://127.0.0.1:8200", "auth": {
-        "token": {"secretRef": {"name": "t", "key": "token"}},
-        "appRole": {"roleId": "r", "secretIdRef": {"name": "s", "key": "id"}}}}
+    vault = {
+        "server": "http://127.0.0.1:8200",
+        "auth": {
+            "token": {"secretRef": {"name": "t", "key": "token"}},
+            "appRole": {"roleId": "r", "secretIdRef": {"name": "s", "key": "id"}},
+        },
+    }
     _refused(kubectl_run, _store(namespace, {"vault": vault}), "exactly one Vault auth method")
 
 
 async def test_refresh_interval_zero(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
-    _refused(kubectl_run, _ms(namespace, refresh={"interval": "0s"}), "spec.refresh.interval",
-             "must be greater than zero")
+    _refused(
+        kubectl_run,
+        _ms(namespace, refresh={"interval": "0s"}),
+        "spec.refresh.interval",
+        "must be greater than zero",
+    )
     await _nothing_stored(cluster, "ManagedSecret", namespace)
 
 
@@ -92,15 +118,22 @@ async def test_explicit_rollout_without_targets(kubectl_run: Kubectl, namespace:
 
 
 async def test_duplicate_secret_key(kubectl_run: Kubectl, namespace: str) -> None:
-    data = [{"secretKey": "password", "remoteRef": {"key": "apps/db"}},
-            {"secretKey": "password", "remoteRef": {"key": "apps/other"}}]
+    data = [
+        {"secretKey": "password", "remoteRef": {"key": "apps/db"}},
+        {"secretKey": "password", "remoteRef": {"key": "apps/other"}},
+    ]
     _refused(kubectl_run, _ms(namespace, data=data), "spec.data", "Duplicate value", "password")
 
 
 async def test_no_data_at_all(kubectl_run: Kubectl, namespace: str) -> None:
-    manifest = yaml.safe_dump({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret",
-                               "metadata": {"name": "bad", "namespace": namespace},
-                               "spec": {"storeRef": {"name": "vault"}}})
+    manifest = yaml.safe_dump(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "ManagedSecret",
+            "metadata": {"name": "bad", "namespace": namespace},
+            "spec": {"storeRef": {"name": "vault"}},
+        }
+    )
     _refused(kubectl_run, manifest, "set data, dataFrom or both")
 
 
@@ -110,14 +143,24 @@ async def test_validate_min_length_needs_min_length(kubectl_run: Kubectl, namesp
 
 
 async def test_service_account_token_target(kubectl_run: Kubectl, namespace: str) -> None:
-    _refused(kubectl_run, _ms(namespace, target={"type": "kubernetes.io/service-account-token"}),
-             "kubernetes.io/service-account-token is refused")
+    _refused(
+        kubectl_run,
+        _ms(namespace, target={"type": "kubernetes.io/service-account-token"}),
+        "kubernetes.io/service-account-token is refused",
+    )
 
 
-async def test_generate_policy_without_generator(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
-    manifest = yaml.safe_dump({"apiVersion": "rotor.dev/v1alpha1", "kind": "RotationPolicy",
-                               "metadata": {"name": "bad", "namespace": namespace},
-                               "spec": {"strategy": "Generate", "schedule": {"every": "720h"}}})
+async def test_generate_policy_without_generator(
+    cluster: Cluster, kubectl_run: Kubectl, namespace: str
+) -> None:
+    manifest = yaml.safe_dump(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "RotationPolicy",
+            "metadata": {"name": "bad", "namespace": namespace},
+            "spec": {"strategy": "Generate", "schedule": {"every": "720h"}},
+        }
+    )
     _refused(kubectl_run, manifest, "strategy Generate needs a generator")
     await _nothing_stored(cluster, "RotationPolicy", namespace)
 

@@ -18,20 +18,29 @@ MANAGED_BY = "rotor.dev/managed-by"
 
 
 async def _setup(cluster: Cluster, env, namespace: str, leaks, **target: Any) -> tuple[str, dict[str, Any]]:
-    """A Vault value, a token store and a ManagedSecret 'app' writing it; returns (value, the Ready object)."""
+    """A Vault value, a token store and a ManagedSecret 'app' writing it; returns (value, Ready object)."""
     value = secrets.token_urlsafe(20)
     leaks.add(value)
     env.vault_client().secrets.kv.v2.create_or_update_secret(
-        path=f"{namespace}/app", secret={"password": value}, mount_point="secret")
+        path=f"{namespace}/app", secret={"password": value}, mount_point="secret"
+    )
     for doc in env.vault_token_store(namespace):
         await cluster.apply(doc, namespace)
-    spec: dict[str, Any] = {"storeRef": {"name": "vault"},
-                            "data": [{"secretKey": "password",
-                                      "remoteRef": {"key": f"{namespace}/app", "property": "password"}}]}
+    spec: dict[str, Any] = {
+        "storeRef": {"name": "vault"},
+        "data": [{"secretKey": "password", "remoteRef": {"key": f"{namespace}/app", "property": "password"}}],
+    }
     if target:
         spec["target"] = target
-    await cluster.apply({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret", "metadata": {"name": "app"},
-                         "spec": spec}, namespace)
+    await cluster.apply(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "ManagedSecret",
+            "metadata": {"name": "app"},
+            "spec": spec,
+        },
+        namespace,
+    )
     return value, await cluster.ready("app", namespace)
 
 
@@ -48,7 +57,9 @@ def _owner_uids(secret: dict[str, Any]) -> list[str]:
     return [r["uid"] for r in secret["metadata"].get("ownerReferences") or []]
 
 
-async def test_owner_retain_keeps_secret_without_our_marks(cluster: Cluster, env, namespace: str, leaks) -> None:
+async def test_owner_retain_keeps_secret_without_our_marks(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
     value, ms = await _setup(cluster, env, namespace, leaks)
     secret = await cluster.secret(namespace, "app")
     assert secret is not None
@@ -103,12 +114,21 @@ async def test_merge_writes_only_its_keys_and_delete_removes_only_them(
 ) -> None:
     keep = secrets.token_urlsafe(16)
     leaks.add(keep)
-    await cluster.apply({"apiVersion": "v1", "kind": "Secret",
-                         "metadata": {"name": "shared", "labels": {"owner": "someone-else"}},
-                         "data": {"other": base64.b64encode(keep.encode()).decode(),
-                                  "config": base64.b64encode(b"debug=false").decode()}}, namespace)
-    value, ms = await _setup(cluster, env, namespace, leaks, name="shared", creationPolicy="Merge",
-                             deletionPolicy="Delete")
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "shared", "labels": {"owner": "someone-else"}},
+            "data": {
+                "other": base64.b64encode(keep.encode()).decode(),
+                "config": base64.b64encode(b"debug=false").decode(),
+            },
+        },
+        namespace,
+    )
+    value, ms = await _setup(
+        cluster, env, namespace, leaks, name="shared", creationPolicy="Merge", deletionPolicy="Delete"
+    )
     data = await cluster.secret_data(namespace, "shared")
     assert data == {"other": keep.encode(), "config": b"debug=false", "password": value.encode()}
     secret = await cluster.secret(namespace, "shared")
@@ -119,7 +139,10 @@ async def test_merge_writes_only_its_keys_and_delete_removes_only_them(
     await _delete_and_wait_gone(cluster, namespace)
     secret = await cluster.secret(namespace, "shared")
     assert secret is not None, "Merge + Delete removes Rotor's keys, never the Secret"
-    assert await cluster.secret_data(namespace, "shared") == {"other": keep.encode(), "config": b"debug=false"}
+    assert await cluster.secret_data(namespace, "shared") == {
+        "other": keep.encode(),
+        "config": b"debug=false",
+    }
     annotations = secret["metadata"].get("annotations") or {}
     assert not any(k.startswith("rotor.dev/") for k in annotations), annotations
 
@@ -127,16 +150,40 @@ async def test_merge_writes_only_its_keys_and_delete_removes_only_them(
 async def test_owned_child_is_garbage_collected(cluster: Cluster, env, namespace: str) -> None:
     """An object owned by a ManagedSecret is collected by kube-controller-manager once the
     ManagedSecret is gone: the ownerReferences Rotor writes are real ones."""
-    ms = (await cluster.apply({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret",
-                               "metadata": {"name": "parent"},
-                               "spec": {"storeRef": {"name": "absent"},
-                                        "data": [{"secretKey": "k", "remoteRef": {"key": "nowhere"}}]}},
-                              namespace))[0]
-    await cluster.apply({"apiVersion": "v1", "kind": "Secret",
-                         "metadata": {"name": "child", "ownerReferences": [{
-                             "apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret", "name": "parent",
-                             "uid": ms["metadata"]["uid"], "blockOwnerDeletion": False}]},
-                         "data": {"k": base64.b64encode(b"not-a-secret").decode()}}, namespace)
+    ms = (
+        await cluster.apply(
+            {
+                "apiVersion": "rotor.dev/v1alpha1",
+                "kind": "ManagedSecret",
+                "metadata": {"name": "parent"},
+                "spec": {
+                    "storeRef": {"name": "absent"},
+                    "data": [{"secretKey": "k", "remoteRef": {"key": "nowhere"}}],
+                },
+            },
+            namespace,
+        )
+    )[0]
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "child",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "rotor.dev/v1alpha1",
+                        "kind": "ManagedSecret",
+                        "name": "parent",
+                        "uid": ms["metadata"]["uid"],
+                        "blockOwnerDeletion": False,
+                    }
+                ],
+            },
+            "data": {"k": base64.b64encode(b"not-a-secret").decode()},
+        },
+        namespace,
+    )
     await cluster.wait_condition("ManagedSecret", "parent", namespace, status="False", reason="StoreNotFound")
     await _delete_and_wait_gone(cluster, namespace, "parent")
 

@@ -17,17 +17,29 @@ API = "rotor.dev/v1alpha1"
 
 
 def _ms(name: str, store: str, key: str, *, kind: str = "SecretStore", prop: str = "value") -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name},
-            "spec": {"storeRef": {"name": store, "kind": kind},
-                     "data": [{"secretKey": prop, "remoteRef": {"key": key, "property": prop}}]}}
+    return {
+        "apiVersion": API,
+        "kind": "ManagedSecret",
+        "metadata": {"name": name},
+        "spec": {
+            "storeRef": {"name": store, "kind": kind},
+            "data": [{"secretKey": prop, "remoteRef": {"key": key, "property": prop}}],
+        },
+    }
 
 
-def _vault_store(name: str, server: str, auth: dict[str, Any], *, cluster_scoped: bool = False,
-                 **extra: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ClusterSecretStore" if cluster_scoped else "SecretStore",
-            "metadata": {"name": name},
-            "spec": {"provider": {"vault": {"server": server, "kv": {"mount": "secret", "version": 2},
-                                            "auth": auth}}, **extra}}
+def _vault_store(
+    name: str, server: str, auth: dict[str, Any], *, cluster_scoped: bool = False, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "ClusterSecretStore" if cluster_scoped else "SecretStore",
+        "metadata": {"name": name},
+        "spec": {
+            "provider": {"vault": {"server": server, "kv": {"mount": "secret", "version": 2}, "auth": auth}},
+            **extra,
+        },
+    }
 
 
 async def _apply_all(cluster: Cluster, docs: list[dict[str, Any]], namespace: str) -> None:
@@ -56,9 +68,14 @@ async def test_token_store_valid_and_read_write(cluster: Cluster, env, namespace
 async def test_token_store_read_only_policy(cluster: Cluster, env, namespace: str, leaks) -> None:
     vault = env.vault_client()
     policy = f"ro-{namespace}"
-    vault.sys.create_or_update_policy(policy, 'path "secret/data/*" { capabilities = ["read"] }\n'
-                                              'path "secret/metadata/*" { capabilities = ["read", "list"] }\n')
-    token = vault.auth.token.create(policies=[policy], ttl="1h", no_default_policy=False)["auth"]["client_token"]
+    vault.sys.create_or_update_policy(
+        policy,
+        'path "secret/data/*" { capabilities = ["read"] }\n'
+        'path "secret/metadata/*" { capabilities = ["read", "list"] }\n',
+    )
+    token = vault.auth.token.create(policies=[policy], ttl="1h", no_default_policy=False)["auth"][
+        "client_token"
+    ]
     leaks.add(token)
     await _apply_all(cluster, env.vault_token_store(namespace, "ro", token=token), namespace)
     await cluster.wait_condition("SecretStore", "ro", namespace, status="True", reason="Valid")
@@ -68,16 +85,14 @@ async def test_token_store_read_only_policy(cluster: Cluster, env, namespace: st
     # and it is usable for reading
     value = secrets.token_urlsafe(18)
     leaks.add(value)
-    vault.secrets.kv.v2.create_or_update_secret(path=f"{namespace}/ro", secret={"value": value}, mount_point="secret")
+    vault.secrets.kv.v2.create_or_update_secret(
+        path=f"{namespace}/ro", secret={"value": value}, mount_point="secret"
+    )
     await cluster.apply(_ms("ro", "ro", f"{namespace}/ro"), namespace)
     await cluster.ready("ro", namespace)
     assert await cluster.secret_data(namespace, "ro") == {"value": value.encode()}
 
 
-@pytest.mark.xfail(reason="BUG: a Vault token store with an invalid token reports Ready=False reason Forbidden "
-                   "('permission denied ... the store's Vault policy must grant this path') instead of AuthFailed: "
-                   "Vault answers 403 to lookup-self with a bad token and providers/vault/errors.py maps every 403 "
-                   "to AccessDenied, also during login", strict=True)
 async def test_wrong_token_is_auth_failed(cluster: Cluster, env, namespace: str, leaks) -> None:
     wrong = "hvs." + secrets.token_urlsafe(24)
     leaks.add(wrong)
@@ -95,18 +110,31 @@ async def test_unreachable_server(cluster: Cluster, env, namespace: str) -> None
     docs = env.vault_token_store(namespace)
     docs[1]["spec"]["provider"]["vault"]["server"] = "http://127.0.0.1:1"
     await _apply_all(cluster, docs, namespace)
-    cond = await cluster.wait_condition("SecretStore", "vault", namespace, status="False", reason="Unreachable")
+    cond = await cluster.wait_condition(
+        "SecretStore", "vault", namespace, status="False", reason="Unreachable"
+    )
     assert "127.0.0.1:1" in cond["message"], cond
 
 
 async def test_missing_credentials_secret_is_invalid_config(cluster: Cluster, env, namespace: str) -> None:
-    store = _vault_store("vault", env.vault_addr, {"token": {"secretRef": {"name": "no-such-secret", "key": "token"}}})
+    store = _vault_store(
+        "vault", env.vault_addr, {"token": {"secretRef": {"name": "no-such-secret", "key": "token"}}}
+    )
     await cluster.apply(store, namespace)
-    cond = await cluster.wait_condition("SecretStore", "vault", namespace, status="False", reason="InvalidConfig")
+    cond = await cluster.wait_condition(
+        "SecretStore", "vault", namespace, status="False", reason="InvalidConfig"
+    )
     assert "no-such-secret" in cond["message"], cond
     # once the Secret appears and the store is edited, it becomes Valid
-    await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "no-such-secret"},
-                         "data": {"token": base64.b64encode(b"rotor-dev-root").decode()}}, namespace)
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "no-such-secret"},
+            "data": {"token": base64.b64encode(b"rotor-dev-root").decode()},
+        },
+        namespace,
+    )
     await cluster.patch("SecretStore", "vault", {"spec": {"rateLimit": {"qps": 10}}}, namespace)
     await cluster.wait_condition("SecretStore", "vault", namespace, status="True", reason="Valid")
 
@@ -125,26 +153,45 @@ async def test_cluster_store_namespace_selector(cluster: Cluster, env, namespace
     label = f"tenant-{secrets.token_hex(3)}"
     value = secrets.token_urlsafe(18)
     leaks.add(value)
-    vault.secrets.kv.v2.create_or_update_secret(path=f"{namespace}/shared", secret={"value": value},
-                                                mount_point="secret")
+    vault.secrets.kv.v2.create_or_update_secret(
+        path=f"{namespace}/shared", secret={"value": value}, mount_point="secret"
+    )
     allowed_ns = f"{namespace[:50]}-ok"
     store_name = f"css-{namespace}"[:63]
     await cluster.create_namespace(allowed_ns, labels={label: "true"})
     try:
-        await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "root-token"},
-                             "data": {"token": base64.b64encode(b"rotor-dev-root").decode()}}, namespace)
-        await cluster.apply(_vault_store(
-            store_name, env.vault_addr,
-            {"token": {"secretRef": {"name": "root-token", "key": "token", "namespace": namespace}}},
-            cluster_scoped=True, conditions=[{"namespaceSelector": {"matchLabels": {label: "true"}}}]))
+        await cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "root-token"},
+                "data": {"token": base64.b64encode(b"rotor-dev-root").decode()},
+            },
+            namespace,
+        )
+        await cluster.apply(
+            _vault_store(
+                store_name,
+                env.vault_addr,
+                {"token": {"secretRef": {"name": "root-token", "key": "token", "namespace": namespace}}},
+                cluster_scoped=True,
+                conditions=[{"namespaceSelector": {"matchLabels": {label: "true"}}}],
+            )
+        )
         await cluster.wait_condition("ClusterSecretStore", store_name, None, status="True", reason="Valid")
 
-        await cluster.apply(_ms("shared", store_name, f"{namespace}/shared", kind="ClusterSecretStore"), allowed_ns)
+        await cluster.apply(
+            _ms("shared", store_name, f"{namespace}/shared", kind="ClusterSecretStore"), allowed_ns
+        )
         await cluster.ready("shared", allowed_ns)
         assert await cluster.secret_data(allowed_ns, "shared") == {"value": value.encode()}
 
-        await cluster.apply(_ms("shared", store_name, f"{namespace}/shared", kind="ClusterSecretStore"), namespace)
-        cond = await cluster.wait_condition("ManagedSecret", "shared", namespace, status="False", reason="Forbidden")
+        await cluster.apply(
+            _ms("shared", store_name, f"{namespace}/shared", kind="ClusterSecretStore"), namespace
+        )
+        cond = await cluster.wait_condition(
+            "ManagedSecret", "shared", namespace, status="False", reason="Forbidden"
+        )
         assert namespace in cond["message"] and store_name in cond["message"], cond
         assert await cluster.secret(namespace, "shared") is None
         stalled = await cluster.condition("ManagedSecret", "shared", namespace, "Stalled")
@@ -154,54 +201,86 @@ async def test_cluster_store_namespace_selector(cluster: Cluster, env, namespace
         await cluster.delete_namespace(allowed_ns)
 
 
-@pytest.mark.xfail(reason="BUG: a ManagedSecret refused Forbidden by a ClusterSecretStore's namespaceSelector never "
-                   "recovers once its namespace gets the label: services/sync.py fails Forbidden with retry=False and "
-                   "nothing watches namespace labels (kube/gateway.py also caches them 30 s)", strict=True)
-async def test_cluster_store_admits_namespace_labelled_later(cluster: Cluster, env, namespace: str, leaks) -> None:
+async def test_cluster_store_admits_namespace_labelled_later(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
     """A person fixes a Forbidden ManagedSecret by labelling its namespace: it then becomes Ready
     without being edited."""
     vault = env.vault_client()
     label = f"tenant-{secrets.token_hex(3)}"
     value = secrets.token_urlsafe(18)
     leaks.add(value)
-    vault.secrets.kv.v2.create_or_update_secret(path=f"{namespace}/later", secret={"value": value},
-                                                mount_point="secret")
+    vault.secrets.kv.v2.create_or_update_secret(
+        path=f"{namespace}/later", secret={"value": value}, mount_point="secret"
+    )
     store_name = f"css-{namespace}"[:63]
     try:
-        await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "root-token"},
-                             "data": {"token": base64.b64encode(b"rotor-dev-root").decode()}}, namespace)
-        await cluster.apply(_vault_store(
-            store_name, env.vault_addr,
-            {"token": {"secretRef": {"name": "root-token", "key": "token", "namespace": namespace}}},
-            cluster_scoped=True, conditions=[{"namespaceSelector": {"matchLabels": {label: "true"}}}]))
-        await cluster.apply(_ms("later", store_name, f"{namespace}/later", kind="ClusterSecretStore"), namespace)
+        await cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "root-token"},
+                "data": {"token": base64.b64encode(b"rotor-dev-root").decode()},
+            },
+            namespace,
+        )
+        await cluster.apply(
+            _vault_store(
+                store_name,
+                env.vault_addr,
+                {"token": {"secretRef": {"name": "root-token", "key": "token", "namespace": namespace}}},
+                cluster_scoped=True,
+                conditions=[{"namespaceSelector": {"matchLabels": {label: "true"}}}],
+            )
+        )
+        await cluster.apply(
+            _ms("later", store_name, f"{namespace}/later", kind="ClusterSecretStore"), namespace
+        )
         await cluster.wait_condition("ManagedSecret", "later", namespace, status="False", reason="Forbidden")
         await cluster.core.patch_namespace(namespace, {"metadata": {"labels": {label: "true"}}})
-        await cluster.ready("later", namespace, timeout=45)
+        await cluster.ready("later", namespace, timeout=60)
         assert await cluster.secret_data(namespace, "later") == {"value": value.encode()}
     finally:
         await cluster.delete("ClusterSecretStore", store_name)
 
 
-async def test_cluster_store_without_conditions_admits_nobody(cluster: Cluster, env, namespace: str, leaks) -> None:
+async def test_cluster_store_without_conditions_admits_nobody(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
     store_name = f"css-{namespace}"[:63]
     try:
-        await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "root-token"},
-                             "data": {"token": base64.b64encode(b"rotor-dev-root").decode()}}, namespace)
-        await cluster.apply(_vault_store(
-            store_name, env.vault_addr,
-            {"token": {"secretRef": {"name": "root-token", "key": "token", "namespace": namespace}}},
-            cluster_scoped=True))
+        await cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "root-token"},
+                "data": {"token": base64.b64encode(b"rotor-dev-root").decode()},
+            },
+            namespace,
+        )
+        await cluster.apply(
+            _vault_store(
+                store_name,
+                env.vault_addr,
+                {"token": {"secretRef": {"name": "root-token", "key": "token", "namespace": namespace}}},
+                cluster_scoped=True,
+            )
+        )
         await cluster.wait_condition("ClusterSecretStore", store_name, None, status="True", reason="Valid")
         await cluster.apply(_ms("nobody", store_name, f"{namespace}/x", kind="ClusterSecretStore"), namespace)
-        cond = await cluster.wait_condition("ManagedSecret", "nobody", namespace, status="False", reason="Forbidden")
+        cond = await cluster.wait_condition(
+            "ManagedSecret", "nobody", namespace, status="False", reason="Forbidden"
+        )
         assert "conditions" in cond["message"], cond
         # a person allows the namespace in the store: the ManagedSecret recovers without being edited
         value = secrets.token_urlsafe(18)
         leaks.add(value)
-        env.vault_client().secrets.kv.v2.create_or_update_secret(path=f"{namespace}/x", secret={"value": value},
-                                                                 mount_point="secret")
-        await cluster.patch("ClusterSecretStore", store_name, {"spec": {"conditions": [{"namespaces": [namespace]}]}})
+        env.vault_client().secrets.kv.v2.create_or_update_secret(
+            path=f"{namespace}/x", secret={"value": value}, mount_point="secret"
+        )
+        await cluster.patch(
+            "ClusterSecretStore", store_name, {"spec": {"conditions": [{"namespaces": [namespace]}]}}
+        )
         await cluster.ready("nobody", namespace)
         assert await cluster.secret_data(namespace, "nobody") == {"value": value.encode()}
     finally:

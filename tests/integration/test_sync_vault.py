@@ -31,8 +31,12 @@ API = "rotor.dev/v1alpha1"
 
 
 def _ms(name: str, store: str = "vault", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name},
-            "spec": {"storeRef": {"name": store}, **spec}}
+    return {
+        "apiVersion": API,
+        "kind": "ManagedSecret",
+        "metadata": {"name": name},
+        "spec": {"storeRef": {"name": store}, **spec},
+    }
 
 
 def _item(secret_key: str, key: str, prop: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -58,9 +62,12 @@ def _self_signed(key: Any, days: int = 30, cn: str = "web.example") -> bytes:
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -68,8 +75,9 @@ def _self_signed(key: Any, days: int = 30, cn: str = "web.example") -> bytes:
 
 
 def _private_pem(key: Any) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _audit_reads(env, namespace: str, name: str) -> int:
@@ -92,7 +100,9 @@ def _metric(env, name: str, labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def _data_is(cluster: Cluster, namespace: str, name: str, want: dict[str, bytes]) -> dict[str, bytes] | None:
+async def _data_is(
+    cluster: Cluster, namespace: str, name: str, want: dict[str, bytes]
+) -> dict[str, bytes] | None:
     data = await cluster.secret_data(namespace, name)
     return data if data == want else None
 
@@ -107,19 +117,30 @@ async def test_kv2_property_and_version_pin(cluster: Cluster, env, namespace: st
     _kv2(env, key, {"username": "app", "password": first})
     _kv2(env, key, {"username": "app", "password": second})
     await _token_store(cluster, env, namespace)
-    store_ready = await cluster.wait_condition("SecretStore", "vault", namespace, status="True", reason="Valid")
+    store_ready = await cluster.wait_condition(
+        "SecretStore", "vault", namespace, status="True", reason="Valid"
+    )
     assert store_ready["observedGeneration"] == 1
     store = await cluster.get("SecretStore", "vault", namespace)
     assert store is not None and store["status"]["capabilities"] == "ReadWrite"
 
-    await cluster.apply(_ms("db", data=[
-        _item("password", key, "password"),
-        _item("old-password", key, "password", version="1"),
-        _item("username", key, "username"),
-    ]), namespace)
+    await cluster.apply(
+        _ms(
+            "db",
+            data=[
+                _item("password", key, "password"),
+                _item("old-password", key, "password", version="1"),
+                _item("username", key, "username"),
+            ],
+        ),
+        namespace,
+    )
     ms = await cluster.ready("db", namespace)
     assert await cluster.secret_data(namespace, "db") == {
-        "password": second.encode(), "old-password": first.encode(), "username": b"app"}
+        "password": second.encode(),
+        "old-password": first.encode(),
+        "username": b"app",
+    }
     assert ms["status"]["sourceVersions"]["password"] == "2"
     assert ms["status"]["sourceVersions"]["old-password"] == "1"
     assert ms["status"]["secretName"] == "db"
@@ -135,13 +156,24 @@ async def test_kv1_mount(cluster: Cluster, env, namespace: str, leaks) -> None:
     token = secrets.token_hex(20)
     leaks.add(token)
     env.vault_client().secrets.kv.v1.create_or_update_secret(
-        path=f"{namespace}/api", secret={"token": token, "url": "https://api.example"}, mount_point="kv")
+        path=f"{namespace}/api", secret={"token": token, "url": "https://api.example"}, mount_point="kv"
+    )
     await _token_store(cluster, env, namespace, "kv1", mount="kv", version=1)
-    await cluster.apply(_ms("api", "kv1", data=[_item("api-token", f"{namespace}/api", "token")],
-                            dataFrom=[{"extract": {"key": f"{namespace}/api"}}]), namespace)
+    await cluster.apply(
+        _ms(
+            "api",
+            "kv1",
+            data=[_item("api-token", f"{namespace}/api", "token")],
+            dataFrom=[{"extract": {"key": f"{namespace}/api"}}],
+        ),
+        namespace,
+    )
     await cluster.ready("api", namespace)
     assert await cluster.secret_data(namespace, "api") == {
-        "api-token": token.encode(), "token": token.encode(), "url": b"https://api.example"}
+        "api-token": token.encode(),
+        "token": token.encode(),
+        "url": b"https://api.example",
+    }
 
 
 async def test_data_from_extract_and_find(cluster: Cluster, env, namespace: str, leaks) -> None:
@@ -152,10 +184,16 @@ async def test_data_from_extract_and_find(cluster: Cluster, env, namespace: str,
     _kv2(env, f"{namespace}/found/db-b", {"user": "b", "pass": b})
     _kv2(env, f"{namespace}/found/cache", {"user": "c", "pass": other})
     await _token_store(cluster, env, namespace)
-    await cluster.apply(_ms("many", dataFrom=[
-        {"extract": {"key": f"{namespace}/db"}},
-        {"find": {"path": f"{namespace}/found/", "name": {"regexp": "^db-.*"}}},
-    ]), namespace)
+    await cluster.apply(
+        _ms(
+            "many",
+            dataFrom=[
+                {"extract": {"key": f"{namespace}/db"}},
+                {"find": {"path": f"{namespace}/found/", "name": {"regexp": "^db-.*"}}},
+            ],
+        ),
+        namespace,
+    )
     await cluster.ready("many", namespace)
     data = await cluster.secret_data(namespace, "many")
     assert data is not None
@@ -172,22 +210,26 @@ async def test_data_from_extract_and_find(cluster: Cluster, env, namespace: str,
     assert json.loads(data["cache"]) == {"user": "c", "pass": other}
 
 
-@pytest.mark.xfail(reason="BUG: a single-property Vault secret read without a property (dataFrom.find, or a data "
-                   "item with no remoteRef.property) is written as the JSON document {\"value\": ...} instead of the "
-                   "property's value, as the RemoteRef.property description and sync/assemble.py _whole_value's "
-                   "docstring promise; values/properties.py extract_property(prop=None) returns the whole map",
-                   strict=True)
 async def test_single_property_secret_gives_its_value(cluster: Cluster, env, namespace: str, leaks) -> None:
     a, b = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     leaks.add(a, b)
     _kv2(env, f"{namespace}/found/db-a", {"value": a})
     _kv2(env, f"{namespace}/found/db-b", {"password": b})
     await _token_store(cluster, env, namespace)
-    await cluster.apply(_ms("one", data=[_item("whole", f"{namespace}/found/db-b")],
-                            dataFrom=[{"find": {"path": f"{namespace}/found/"}}]), namespace)
+    await cluster.apply(
+        _ms(
+            "one",
+            data=[_item("whole", f"{namespace}/found/db-b")],
+            dataFrom=[{"find": {"path": f"{namespace}/found/"}}],
+        ),
+        namespace,
+    )
     await cluster.ready("one", namespace)
     assert await cluster.secret_data(namespace, "one") == {
-        "db-a": a.encode(), "db-b": b.encode(), "whole": b.encode()}
+        "db-a": a.encode(),
+        "db-b": b.encode(),
+        "whole": b.encode(),
+    }
 
 
 async def test_decode_base64_and_auto(cluster: Cluster, env, namespace: str, leaks) -> None:
@@ -197,21 +239,33 @@ async def test_decode_base64_and_auto(cluster: Cluster, env, namespace: str, lea
     leaks.add(encoded)
     _kv2(env, f"{namespace}/enc", {"b64": encoded, "plain": plain})
     await _token_store(cluster, env, namespace)
-    await cluster.apply(_ms("enc", data=[
-        _item("explicit", f"{namespace}/enc", "b64", decode="Base64"),
-        _item("auto-decoded", f"{namespace}/enc", "b64", decode="Auto"),
-        _item("auto-kept", f"{namespace}/enc", "plain", decode="Auto"),
-        _item("as-is", f"{namespace}/enc", "b64"),
-    ]), namespace)
+    await cluster.apply(
+        _ms(
+            "enc",
+            data=[
+                _item("explicit", f"{namespace}/enc", "b64", decode="Base64"),
+                _item("auto-decoded", f"{namespace}/enc", "b64", decode="Auto"),
+                _item("auto-kept", f"{namespace}/enc", "plain", decode="Auto"),
+                _item("as-is", f"{namespace}/enc", "b64"),
+            ],
+        ),
+        namespace,
+    )
     await cluster.ready("enc", namespace)
     assert await cluster.secret_data(namespace, "enc") == {
-        "explicit": raw, "auto-decoded": raw, "auto-kept": plain.encode(), "as-is": encoded.encode()}
+        "explicit": raw,
+        "auto-decoded": raw,
+        "auto-kept": plain.encode(),
+        "as-is": encoded.encode(),
+    }
 
 
 # --------------------------------------------------------------------------- validation
 
 
-async def test_every_validate_format_accepts_good_values(cluster: Cluster, env, namespace: str, leaks) -> None:
+async def test_every_validate_format_accepts_good_values(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
     values = {
@@ -223,8 +277,9 @@ async def test_every_validate_format_accepts_good_values(cluster: Cluster, env, 
         "endpoint": "https://api.example.com:8443/v1?x=1",
         "rsa-key": _private_pem(rsa_key).decode(),
         "ec-key": _private_pem(ec_key).decode(),
-        "rsa-pub": rsa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
+        "rsa-pub": rsa_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode(),
         "cert": _self_signed(ec_key).decode(),
         "fernet": Fernet.generate_key().decode(),
         "jwt": secrets.token_urlsafe(48),
@@ -249,7 +304,9 @@ async def test_every_validate_format_accepts_good_values(cluster: Cluster, env, 
         "jwt": {"format": "jwt-hs256-key"},
     }
     data = [_item(k, key, k, validate=rule) for k, rule in rules.items()]
-    data.append(_item("cert-checked", key, "cert", validate={"format": "certificate-matches-key", "key": "ec-key"}))
+    data.append(
+        _item("cert-checked", key, "cert", validate={"format": "certificate-matches-key", "key": "ec-key"})
+    )
     await cluster.apply(_ms("all", data=data), namespace)
     await cluster.ready("all", namespace)
     got = await cluster.secret_data(namespace, "all")
@@ -264,8 +321,16 @@ async def test_template_database_url(cluster: Cluster, env, namespace: str, leak
     leaks.add(password, urllib.parse.quote(password, safe=""))
     _kv2(env, f"{namespace}/db", {"username": "app", "password": password})
     await _token_store(cluster, env, namespace)
-    await cluster.apply(_ms("db", dataFrom=[{"extract": {"key": f"{namespace}/db"}}], template={"data": {
-        "DATABASE_URL": "postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app"}}), namespace)
+    await cluster.apply(
+        _ms(
+            "db",
+            dataFrom=[{"extract": {"key": f"{namespace}/db"}}],
+            template={
+                "data": {"DATABASE_URL": "postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app"}
+            },
+        ),
+        namespace,
+    )
     await cluster.ready("db", namespace)
     data = await cluster.secret_data(namespace, "db")
     assert data is not None
@@ -278,17 +343,21 @@ async def test_template_database_url(cluster: Cluster, env, namespace: str, leak
     assert data["password"] == password.encode() and data["username"] == b"app"
 
 
-@pytest.mark.xfail(reason="BUG: template filter urlencode leaves '/' unescaped (it is Jinja's do_urlencode, "
-                   "urllib quote with safe='/'), so a password holding '/' (common in base64) breaks "
-                   "postgresql://user:{{ password | urlencode }}@host URLs; values/template.py _urlencode_filter "
-                   "should quote with safe=''", strict=True)
 async def test_template_urlencode_escapes_slash(cluster: Cluster, env, namespace: str, leaks) -> None:
     password = "ab/cd+ef==" + secrets.token_hex(8)
     leaks.add(password, urllib.parse.quote(password, safe=""))
     _kv2(env, f"{namespace}/db", {"username": "app", "password": password})
     await _token_store(cluster, env, namespace)
-    await cluster.apply(_ms("db", dataFrom=[{"extract": {"key": f"{namespace}/db"}}], template={"data": {
-        "DATABASE_URL": "postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app"}}), namespace)
+    await cluster.apply(
+        _ms(
+            "db",
+            dataFrom=[{"extract": {"key": f"{namespace}/db"}}],
+            template={
+                "data": {"DATABASE_URL": "postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app"}
+            },
+        ),
+        namespace,
+    )
     await cluster.ready("db", namespace)
     data = await cluster.secret_data(namespace, "db")
     assert data is not None
@@ -300,27 +369,43 @@ async def test_template_urlencode_escapes_slash(cluster: Cluster, env, namespace
     assert urllib.parse.unquote(parts.password or "") == password
 
 
-async def test_tls_target_with_labels_annotations_and_owner(cluster: Cluster, env, namespace: str, leaks) -> None:
+async def test_tls_target_with_labels_annotations_and_owner(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_pem, cert_pem = _private_pem(key).decode(), _self_signed(key).decode()
     leaks.add(key_pem)
     _kv2(env, f"{namespace}/web", {"key": key_pem, "certificate": cert_pem})
     await _token_store(cluster, env, namespace)
-    await cluster.apply(_ms("web", target={
-        "name": "web-tls", "type": "kubernetes.io/tls",
-        "labels": {"app.kubernetes.io/name": "web", "tier": "edge"},
-        "annotations": {"example.com/owner": "team-web"},
-    }, data=[
-        _item("tls.key", f"{namespace}/web", "key", validate={"format": "pem-private-key"}),
-        _item("tls.crt", f"{namespace}/web", "certificate",
-              validate={"format": "certificate-matches-key", "key": "tls.key"}),
-    ]), namespace)
+    await cluster.apply(
+        _ms(
+            "web",
+            target={
+                "name": "web-tls",
+                "type": "kubernetes.io/tls",
+                "labels": {"app.kubernetes.io/name": "web", "tier": "edge"},
+                "annotations": {"example.com/owner": "team-web"},
+            },
+            data=[
+                _item("tls.key", f"{namespace}/web", "key", validate={"format": "pem-private-key"}),
+                _item(
+                    "tls.crt",
+                    f"{namespace}/web",
+                    "certificate",
+                    validate={"format": "certificate-matches-key", "key": "tls.key"},
+                ),
+            ],
+        ),
+        namespace,
+    )
     ms = await cluster.ready("web", namespace)
     secret = await cluster.secret(namespace, "web-tls")
     assert secret is not None
     assert secret["type"] == "kubernetes.io/tls"
-    assert await cluster.secret_data(namespace, "web-tls") == {"tls.key": key_pem.encode(),
-                                                               "tls.crt": cert_pem.encode()}
+    assert await cluster.secret_data(namespace, "web-tls") == {
+        "tls.key": key_pem.encode(),
+        "tls.crt": cert_pem.encode(),
+    }
     meta = secret["metadata"]
     assert meta["labels"]["rotor.dev/managed-by"] == "web"
     assert meta["labels"]["app.kubernetes.io/name"] == "web" and meta["labels"]["tier"] == "edge"
@@ -330,7 +415,11 @@ async def test_tls_target_with_labels_annotations_and_owner(cluster: Cluster, en
     assert ms["status"]["secretName"] == "web-tls"
     refs = meta["ownerReferences"]
     assert len(refs) == 1
-    assert (refs[0]["kind"], refs[0]["name"], refs[0]["uid"]) == ("ManagedSecret", "web", ms["metadata"]["uid"])
+    assert (refs[0]["kind"], refs[0]["name"], refs[0]["uid"]) == (
+        "ManagedSecret",
+        "web",
+        ms["metadata"]["uid"],
+    )
     assert refs[0]["apiVersion"] == API and refs[0].get("controller") is True
     # the certificate's expiry is reported
     assert (ms["status"].get("expiry") or {}).get("source") == "Certificate"
@@ -344,25 +433,34 @@ async def test_force_sync_reads_the_source_now(cluster: Cluster, env, namespace:
     leaks.add(old, new)
     _kv2(env, f"{namespace}/app", {"value": old})
     await _token_store(cluster, env, namespace)
-    await cluster.apply(_ms("app", refresh={"interval": "1h"}, data=[_item("value", f"{namespace}/app", "value")]),
-                        namespace)
+    await cluster.apply(
+        _ms("app", refresh={"interval": "1h"}, data=[_item("value", f"{namespace}/app", "value")]), namespace
+    )
     await cluster.ready("app", namespace)
     assert await cluster.secret_data(namespace, "app") == {"value": old.encode()}
     _kv2(env, f"{namespace}/app", {"value": new})
-    await cluster.patch("ManagedSecret", "app", {"metadata": {"annotations": {"rotor.dev/force-sync": "1"}}},
-                        namespace)
-    await wait_for(lambda: _data_is(cluster, namespace, "app", {"value": new.encode()}), timeout=15,
-                   what="new value after force-sync")
+    await cluster.patch(
+        "ManagedSecret", "app", {"metadata": {"annotations": {"rotor.dev/force-sync": "1"}}}, namespace
+    )
+    await wait_for(
+        lambda: _data_is(cluster, namespace, "app", {"value": new.encode()}),
+        timeout=15,
+        what="new value after force-sync",
+    )
     ms = await cluster.ready("app", namespace)
     assert ms["status"]["sourceVersions"]["value"] == "2"
     # a second force-sync with a new value works as well
     newer = secrets.token_urlsafe(20)
     leaks.add(newer)
     _kv2(env, f"{namespace}/app", {"value": newer})
-    await cluster.patch("ManagedSecret", "app", {"metadata": {"annotations": {"rotor.dev/force-sync": "2"}}},
-                        namespace)
-    await wait_for(lambda: _data_is(cluster, namespace, "app", {"value": newer.encode()}), timeout=15,
-                   what="newer value after the second force-sync")
+    await cluster.patch(
+        "ManagedSecret", "app", {"metadata": {"annotations": {"rotor.dev/force-sync": "2"}}}, namespace
+    )
+    await wait_for(
+        lambda: _data_is(cluster, namespace, "app", {"value": newer.encode()}),
+        timeout=15,
+        what="newer value after the second force-sync",
+    )
 
 
 async def test_periodic_refresh_picks_up_changes(cluster: Cluster, env, namespace: str, leaks) -> None:
@@ -370,12 +468,16 @@ async def test_periodic_refresh_picks_up_changes(cluster: Cluster, env, namespac
     leaks.add(old, new)
     _kv2(env, f"{namespace}/app", {"value": old})
     await _token_store(cluster, env, namespace)
-    await cluster.apply(_ms("app", refresh={"interval": "2s"}, data=[_item("value", f"{namespace}/app", "value")]),
-                        namespace)
+    await cluster.apply(
+        _ms("app", refresh={"interval": "2s"}, data=[_item("value", f"{namespace}/app", "value")]), namespace
+    )
     await cluster.ready("app", namespace)
     _kv2(env, f"{namespace}/app", {"value": new})
-    await wait_for(lambda: _data_is(cluster, namespace, "app", {"value": new.encode()}), timeout=20,
-                   what="new value after the refresh interval")
+    await wait_for(
+        lambda: _data_is(cluster, namespace, "app", {"value": new.encode()}),
+        timeout=20,
+        what="new value after the refresh interval",
+    )
     ms = await cluster.ready("app", namespace)
     assert ms["status"]["nextRefreshTime"]
 
@@ -385,12 +487,15 @@ async def test_unchanged_refresh_writes_nothing(cluster: Cluster, env, namespace
     leaks.add(value)
     _kv2(env, f"{namespace}/app", {"value": value})
     await _token_store(cluster, env, namespace)
-    await cluster.apply(_ms("app", refresh={"interval": "1s"}, data=[_item("value", f"{namespace}/app", "value")]),
-                        namespace)
+    await cluster.apply(
+        _ms("app", refresh={"interval": "1s"}, data=[_item("value", f"{namespace}/app", "value")]), namespace
+    )
     await cluster.ready("app", namespace)
     # let the first refresh after the initial sync pass, then take the baseline
     reads0 = _audit_reads(env, namespace, "app")
-    await wait_for(lambda: _async(_audit_reads(env, namespace, "app") > reads0), timeout=20, what="a first refresh")
+    await wait_for(
+        lambda: _async(_audit_reads(env, namespace, "app") > reads0), timeout=20, what="a first refresh"
+    )
     ms = await cluster.get("ManagedSecret", "app", namespace)
     secret = await cluster.secret(namespace, "app")
     assert ms is not None and secret is not None
@@ -399,8 +504,10 @@ async def test_unchanged_refresh_writes_nothing(cluster: Cluster, env, namespace
     reads1 = _audit_reads(env, namespace, "app")
 
     async def three_more() -> bool:
-        return (_metric(env, "rotor_sync_total", 'result="unchanged"') >= unchanged0 + 3
-                and _audit_reads(env, namespace, "app") >= reads1 + 3)
+        return (
+            _metric(env, "rotor_sync_total", 'result="unchanged"') >= unchanged0 + 3
+            and _audit_reads(env, namespace, "app") >= reads1 + 3
+        )
 
     await wait_for(three_more, timeout=30, interval=0.5, what="three unchanged refreshes")
     ms = await cluster.get("ManagedSecret", "app", namespace)
@@ -430,12 +537,18 @@ async def _control_and_subject(cluster: Cluster, env, namespace: str, leaks, pol
     assert subject["status"].get("nextRefreshTime") is None
     reads = _audit_reads(env, namespace, "subject")
     _kv2(env, f"{namespace}/app", {"value": new})
-    await wait_for(lambda: _data_is(cluster, namespace, "control", {"value": new.encode()}), timeout=20,
-                   what="the control picking up the change")
+    await wait_for(
+        lambda: _data_is(cluster, namespace, "control", {"value": new.encode()}),
+        timeout=20,
+        what="the control picking up the change",
+    )
     # and a few more control refreshes after that, to be sure time has passed for the subject too
     control_reads = _audit_reads(env, namespace, "control")
-    await wait_for(lambda: _async(_audit_reads(env, namespace, "control") >= control_reads + 2), timeout=20,
-                   what="more control refreshes")
+    await wait_for(
+        lambda: _async(_audit_reads(env, namespace, "control") >= control_reads + 2),
+        timeout=20,
+        what="more control refreshes",
+    )
     assert await cluster.secret_data(namespace, "subject") == {"value": old.encode()}
     assert _audit_reads(env, namespace, "subject") == reads, f"{policy} read the source on the interval"
     return old, new
@@ -443,9 +556,14 @@ async def _control_and_subject(cluster: Cluster, env, namespace: str, leaks, pol
 
 async def test_refresh_on_change_only_on_spec_change(cluster: Cluster, env, namespace: str, leaks) -> None:
     _, new = await _control_and_subject(cluster, env, namespace, leaks, "OnChange")
-    await cluster.patch("ManagedSecret", "subject", {"spec": {"target": {"labels": {"touched": "yes"}}}}, namespace)
-    await wait_for(lambda: _data_is(cluster, namespace, "subject", {"value": new.encode()}), timeout=20,
-                   what="OnChange refreshing after a spec change")
+    await cluster.patch(
+        "ManagedSecret", "subject", {"spec": {"target": {"labels": {"touched": "yes"}}}}, namespace
+    )
+    await wait_for(
+        lambda: _data_is(cluster, namespace, "subject", {"value": new.encode()}),
+        timeout=20,
+        what="OnChange refreshing after a spec change",
+    )
 
 
 async def test_refresh_once(cluster: Cluster, env, namespace: str, leaks) -> None:
@@ -460,7 +578,8 @@ async def test_refresh_once(cluster: Cluster, env, namespace: str, leaks) -> Non
 def _reader_policy(env, namespace: str) -> str:
     name = f"reader-{namespace}"
     env.vault_client().sys.create_or_update_policy(
-        name, f'path "secret/data/{namespace}/*" {{ capabilities = ["read"] }}\n')
+        name, f'path "secret/data/{namespace}/*" {{ capabilities = ["read"] }}\n'
+    )
     return name
 
 
@@ -475,14 +594,37 @@ async def test_approle_auth(cluster: Cluster, env, namespace: str, leaks) -> Non
     value = secrets.token_urlsafe(20)
     leaks.add(value)
     _kv2(env, f"{namespace}/app", {"value": value})
-    await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "approle"},
-                         "stringData": {"secret-id": secret_id}}, namespace)
-    await cluster.apply({"apiVersion": API, "kind": "SecretStore", "metadata": {"name": "approle"},
-                         "spec": {"provider": {"vault": {
-                             "server": env.vault_addr,
-                             "auth": {"appRole": {"mount": "approle", "roleId": role_id,
-                                                  "secretIdRef": {"name": "approle", "key": "secret-id"}}}}}}},
-                        namespace)
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "approle"},
+            "stringData": {"secret-id": secret_id},
+        },
+        namespace,
+    )
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "SecretStore",
+            "metadata": {"name": "approle"},
+            "spec": {
+                "provider": {
+                    "vault": {
+                        "server": env.vault_addr,
+                        "auth": {
+                            "appRole": {
+                                "mount": "approle",
+                                "roleId": role_id,
+                                "secretIdRef": {"name": "approle", "key": "secret-id"},
+                            }
+                        },
+                    }
+                }
+            },
+        },
+        namespace,
+    )
     await cluster.wait_condition("SecretStore", "approle", namespace, status="True", reason="Valid")
     store = await cluster.get("SecretStore", "approle", namespace)
     assert store is not None and store["status"]["capabilities"] == "ReadOnly"
@@ -495,20 +637,42 @@ async def test_kubernetes_auth(cluster: Cluster, env, namespace: str, leaks) -> 
     vault = env.vault_client()
     policy = _reader_policy(env, namespace)
     role = f"k8s-{namespace}"
-    vault.auth.kubernetes.create_role(role, bound_service_account_names=["reader"],
-                                      bound_service_account_namespaces=[namespace], policies=[policy],
-                                      ttl="1h", audience="vault")
+    vault.auth.kubernetes.create_role(
+        role,
+        bound_service_account_names=["reader"],
+        bound_service_account_namespaces=[namespace],
+        policies=[policy],
+        ttl="1h",
+        audience="vault",
+    )
     value = secrets.token_urlsafe(20)
     leaks.add(value)
     _kv2(env, f"{namespace}/app", {"value": value})
-    await cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}}, namespace)
-    await cluster.apply({"apiVersion": API, "kind": "SecretStore", "metadata": {"name": "k8s"},
-                         "spec": {"provider": {"vault": {
-                             "server": env.vault_addr,
-                             "auth": {"kubernetes": {"mount": "kubernetes", "role": role,
-                                                     "serviceAccountRef": {"name": "reader",
-                                                                           "audiences": ["vault"]}}}}}}},
-                        namespace)
+    await cluster.apply(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}}, namespace
+    )
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "SecretStore",
+            "metadata": {"name": "k8s"},
+            "spec": {
+                "provider": {
+                    "vault": {
+                        "server": env.vault_addr,
+                        "auth": {
+                            "kubernetes": {
+                                "mount": "kubernetes",
+                                "role": role,
+                                "serviceAccountRef": {"name": "reader", "audiences": ["vault"]},
+                            }
+                        },
+                    }
+                }
+            },
+        },
+        namespace,
+    )
     await cluster.wait_condition("SecretStore", "k8s", namespace, status="True", reason="Valid")
     await cluster.apply(_ms("app", "k8s", data=[_item("value", f"{namespace}/app", "value")]), namespace)
     await cluster.ready("app", namespace)
@@ -520,18 +684,38 @@ async def test_kubernetes_auth_wrong_service_account(cluster: Cluster, env, name
     vault = env.vault_client()
     policy = _reader_policy(env, namespace)
     role = f"k8s-{namespace}"
-    vault.auth.kubernetes.create_role(role, bound_service_account_names=["reader"],
-                                      bound_service_account_namespaces=[namespace], policies=[policy],
-                                      ttl="1h", audience="vault")
-    await cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "intruder"}}, namespace)
-    await cluster.apply({"apiVersion": API, "kind": "SecretStore", "metadata": {"name": "k8s"},
-                         "spec": {"provider": {"vault": {
-                             "server": env.vault_addr,
-                             "auth": {"kubernetes": {"role": role,
-                                                     "serviceAccountRef": {"name": "intruder",
-                                                                           "audiences": ["vault"]}}}}}}},
-                        namespace)
+    vault.auth.kubernetes.create_role(
+        role,
+        bound_service_account_names=["reader"],
+        bound_service_account_namespaces=[namespace],
+        policies=[policy],
+        ttl="1h",
+        audience="vault",
+    )
+    await cluster.apply(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "intruder"}}, namespace
+    )
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "SecretStore",
+            "metadata": {"name": "k8s"},
+            "spec": {
+                "provider": {
+                    "vault": {
+                        "server": env.vault_addr,
+                        "auth": {
+                            "kubernetes": {
+                                "role": role,
+                                "serviceAccountRef": {"name": "intruder", "audiences": ["vault"]},
+                            }
+                        },
+                    }
+                }
+            },
+        },
+        namespace,
+    )
     cond = await cluster.wait_condition("SecretStore", "k8s", namespace, status="False")
     assert cond["reason"] == "AuthFailed", cond
     assert "intruder" in cond["message"] or "login" in cond["message"], cond
-

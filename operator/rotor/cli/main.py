@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("run", "demo", "status", "actions", "report", "importer")
+COMMANDS = ("run", "demo", "status", "actions", "report", "importer", "rollback")
 
 
 def build_parser() -> argparse.ArgumentParser:

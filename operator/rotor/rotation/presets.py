@@ -84,6 +84,7 @@ class EffectivePolicy:
     rotate_before: timedelta | None = None
     window_cron: str | None = None
     window_duration: timedelta | None = None
+    window_time_zone: str = "UTC"
     generator_kind: str | None = None
     generator_params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     provider_kind: str | None = None
@@ -166,19 +167,25 @@ def _schedule(spec: Mapping[str, Any]) -> tuple[timedelta | None, str | None, st
     return None, expr, time_zone
 
 
-def _window(spec: Mapping[str, Any], time_zone: str) -> tuple[str | None, timedelta | None]:
+def _window(spec: Mapping[str, Any], time_zone: str) -> tuple[str | None, timedelta | None, str]:
+    """The window's cron, duration and time zone (its own ``timeZone``, else the schedule's)."""
     window = spec.get("window")
     if window is None:
-        return None, None
+        return None, None, time_zone
     if not isinstance(window, Mapping) or window.get("cron") is None or window.get("duration") is None:
         raise _fail("spec.window must set cron and duration", "spec.window")
     expr = cron.validate_cron(window["cron"], field="spec.window.cron")
     duration = _duration(window["duration"], "spec.window.duration", positive=True)
+    window_zone = window.get("timeZone") or time_zone
+    cron.zone(window_zone, field="spec.window.timeZone")
     try:
-        cron.period(expr, time_zone)
+        cron.period(expr, window_zone)
     except PolicyError:
-        raise _fail(f"window never opens: {expr!r} has no start", "spec.window.cron") from None
-    return expr, duration
+        raise _fail(
+            f"window never opens: {expr!r} has no start within eight years; rotations could never run",
+            "spec.window.cron",
+        ) from None
+    return expr, duration, window_zone
 
 
 def _strategy(written: Mapping[str, Any], merged: Mapping[str, Any]) -> str:
@@ -231,7 +238,7 @@ def effective_policy(spec: Mapping[str, Any]) -> EffectivePolicy:
     merged, preset = _merged(written)
     strategy = _strategy(written, merged)
     every, cron_expr, time_zone = _schedule(merged)
-    window_cron, window_duration = _window(merged, time_zone)
+    window_cron, window_duration, window_time_zone = _window(merged, time_zone)
     generator_kind, generator_params = _generator(merged, strategy)
     provider_kind = _provider(merged, strategy)
 
@@ -275,6 +282,7 @@ def effective_policy(spec: Mapping[str, Any]) -> EffectivePolicy:
         rotate_before=rotate_before,
         window_cron=window_cron,
         window_duration=window_duration,
+        window_time_zone=window_time_zone,
         generator_kind=generator_kind,
         generator_params=generator_params,
         provider_kind=provider_kind,

@@ -37,7 +37,7 @@ def in_window(policy: EffectivePolicy, t: datetime) -> datetime:
     ``PolicyError`` when the window never opens."""
     if policy.window_cron is None or policy.window_duration is None:
         return t
-    return earliest_open(policy.window_cron, policy.window_duration, t, policy.time_zone)
+    return earliest_open(policy.window_cron, policy.window_duration, t, policy.window_time_zone)
 
 
 def next_rotation(

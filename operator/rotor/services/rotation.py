@@ -3,23 +3,42 @@ recorded in status before the next step runs. The new value is written to the so
 Kubernetes gets it by the normal sync. Observe never writes.
 
 Phases (status.rotation.phase):
-- Vault KV / Parameter Store / Vault database:  Pending -> Written -> Synced -> Completed
-- AWS Secrets Manager:  Pending -> Staged -> Verified -> Promoted -> Synced -> Completed
+- Vault KV / Parameter Store / Vault database / AWS RotateSecret:  Pending -> Written -> Completed
+- AWS Secrets Manager (Generate):  Pending -> Staged -> Verified -> Promoted -> Completed
+
+(The sync of the Secret happens between the last source phase and Completed, in the same
+reconcile; ``Completed`` is recorded together with the sync's status.)
+
+Crash safety. Before anything is written to the source, status records the source versions the
+rotation starts from (``baseVersions``) and a keyed digest of the new rotated properties
+(``pendingVersion: hmac:...``). A restarted operator reads the source again: if the path holds
+the recorded digest, the write happened and is not repeated; otherwise it writes again. Vault KV
+v2 writes use check-and-set on the version read, so a concurrent writer makes the write fail
+(and the rotation retry from the new version) instead of being overwritten. AWS stages are keyed
+by the rotation's ClientRequestToken, so a resumed stage never creates a second version.
 
 The previous value for the grace period is never stored anywhere new: it is the value the
 Kubernetes Secret held when the new one arrived, and it stays in that Secret as
 ``<key><previousKeySuffix>`` until ``previousRetainedUntil``.
+
+Test-only fault hooks, inert unless their variable is set (the crash-safety tests use them):
+- ``ROTOR_FAULT_EXIT_AFTER_PHASE=<point>``: the process exits (``os._exit(137)``, as if killed)
+  right after that phase is recorded in status. Besides the phases, two points lie inside
+  Pending: ``BeforeWrite`` (the new value's digest is recorded, nothing written yet) and
+  ``AfterWrite`` (written or staged at the source, the next phase not yet recorded).
+- ``ROTOR_FAULT_HOLD_AFTER_PHASE=<point>`` with ``ROTOR_FAULT_HOLD_FILE=<path>``: at that point,
+  wait (at most 120 s) until the file exists, so a test can act in between.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import json
 import logging
-import time
+import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -30,14 +49,33 @@ from rotor.clock import format_time, parse_time
 from rotor.conditions import get_condition, set_condition
 from rotor.observability.logging import audit
 from rotor.observability.metrics import ROTATION_DURATION, ROTATION_TOTAL
-from rotor.providers.base import Capabilities, ProviderError, RemoteRef, RemoteSecret
-from rotor.rotation.checks import ObservedState, RotationInputs, expiring_condition, rotation_due
+from rotor.providers.base import AccessDenied, Capabilities, KeyNotFound, ProviderError, RemoteRef, RemoteSecret
+from rotor.rotation.checks import (
+    PENDING_STALLED_AFTER,
+    ObservedState,
+    RotationInputs,
+    expiring_condition,
+    rotation_due,
+)
+from rotor.rotation.backoff import retry_delay
 from rotor.rotation.errors import RotationError
 from rotor.rotation.expiry import Expiry, compute_expiry
-from rotor.rotation.generators import generate
+from rotor.rotation.generators import certificate_key_name, generate
 from rotor.rotation.phases import COMPLETED, retained_until
 from rotor.rotation.presets import EffectivePolicy, effective_policy
 from rotor.rotation.schedule import next_rotation
+from rotor.rotation.writeback import (
+    Target,
+    decode_digests,
+    digest,
+    digest_length,
+    encode_digests,
+    merged_value,
+    rotated_keys,
+    rotated_view,
+    same_digest,
+    value_view,
+)
 from rotor.services.stores import StoreHandle
 
 if TYPE_CHECKING:
@@ -48,21 +86,33 @@ log = logging.getLogger("rotor.rotation")
 
 ROTATE = "rotor.dev/rotate"
 FAILED = "Failed"
+SECRETS_MANAGER = "aws-secretsmanager"
+CURRENT, PENDING_STAGE = "AWSCURRENT", "AWSPENDING"
+#: how often a rotation the backend runs itself (AWS RotateSecret) is looked at while it runs
+PROVIDER_POLL = dt.timedelta(seconds=10)
+#: when a due rotation did not run and nothing says when to look again
+DUE_RECHECK = dt.timedelta(seconds=30)
+
+FAULT_EXIT = "ROTOR_FAULT_EXIT_AFTER_PHASE"
+FAULT_HOLD = "ROTOR_FAULT_HOLD_AFTER_PHASE"
+FAULT_HOLD_FILE = "ROTOR_FAULT_HOLD_FILE"
 
 
 class RotationFailure(Exception):
-    def __init__(self, message: str) -> None:
+    """A rotation step failed; ``final`` means retrying the same rotation cannot help."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.final = final
 
 
-@dataclass
-class Target:
-    """Where one rotated Secret key lives at the source."""
+class RotationWaiting(Exception):
+    """The backend is still rotating (AWS RotateSecret): look again at ``until``."""
 
-    secret_key: str
-    remote_key: str
-    property: str | None  # None: the whole remote value
+    def __init__(self, until: dt.datetime) -> None:
+        super().__init__("rotation in progress at the backend")
+        self.until = until
 
 
 def _expiry_from_status(status: Mapping[str, Any]) -> Expiry | None:
@@ -73,21 +123,50 @@ def _expiry_from_status(status: Mapping[str, Any]) -> Expiry | None:
     return Expiry(not_after, exp.get("source") or "Policy", renewal)
 
 
+async def _fault_hooks(phase: str | None) -> None:
+    """Test-only: see the module docstring. Inert unless the variables are set."""
+    if not phase:
+        return
+    if os.environ.get(FAULT_EXIT) == phase:
+        log.warning("test fault hook: exiting after recording phase %s", phase)
+        logging.shutdown()
+        os._exit(137)
+    hold_file = os.environ.get(FAULT_HOLD_FILE)
+    if os.environ.get(FAULT_HOLD) == phase and hold_file:
+        log.warning("test fault hook: holding after phase %s until %s exists", phase, hold_file)
+        for _ in range(1200):
+            if Path(hold_file).exists():
+                return
+            await asyncio.sleep(0.1)
+
+
 class RotationService:
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
         self.gateway = controller.gateway
         self.clock = controller.clock
         self.policies: dict[tuple[str, str, str], dict[str, Any]] = {}
+        from rotor.services.policies import PolicyStatusService
+
+        self.policy_status = PolicyStatusService(self)
+
+    @property
+    def hash_key(self) -> bytes:
+        return self.controller.settings.hash_key
 
     # ------------------------------------------------------------------ policies
     def observe_policy(self, kind: str, body: dict[str, Any], event_type: str | None) -> None:
         meta = body["metadata"]
         key = (kind, meta.get("namespace") or "", meta["name"])
+        known = self.policies.get(key)
         if event_type == "DELETED":
             self.policies.pop(key, None)
         else:
+            if known is not None and _older(body, known):
+                return  # an echo of a status write already absorbed
             self.policies[key] = body
+            if known is not None and known["metadata"].get("generation") == meta.get("generation"):
+                return  # a status change: nothing for the ManagedSecrets to re-evaluate
         # ManagedSecrets bound to this policy re-evaluate
         for ms_key, ms in list(self.controller.index.items()):
             ref = (((ms.get("spec") or {}).get("rotation") or {}).get("policyRef") or {})
@@ -102,7 +181,8 @@ class RotationService:
         key = (ref.kind, "" if cluster else namespace, ref.name)
         body = self.policies.get(key) or await self.gateway.get_object(ref.kind, ref.name, None if cluster else namespace)
         if body is None:
-            raise RotationFailure(f"{ref.kind} '{ref.name}' does not exist")
+            where = "" if cluster else f" in namespace {namespace}"
+            raise RotationFailure(f"{ref.kind} '{ref.name}' does not exist{where}", final=True)
         raw = body.get("spec") or {}
         try:
             RotationPolicySpec.model_validate(raw)
@@ -110,10 +190,11 @@ class RotationService:
         except ValidationError as exc:
             first = exc.errors()[0]
             raise RotationFailure(
-                f"{ref.kind} '{ref.name}' is invalid: spec.{'.'.join(map(str, first['loc']))}: {first['msg']}"
+                f"{ref.kind} '{ref.name}' is invalid: spec.{'.'.join(map(str, first['loc']))}: {first['msg']}",
+                final=True,
             ) from None
         except RotationError as err:
-            raise RotationFailure(f"{ref.kind} '{ref.name}': {err.message}") from None
+            raise RotationFailure(f"{ref.kind} '{ref.name}': {err.message}", final=True) from None
 
     # ------------------------------------------------------------------ before the sync
     async def before_sync(
@@ -123,16 +204,27 @@ class RotationService:
         meta = body["metadata"]
         status = body.get("status") or {}
         rot = dict(status.get("rotation") or {})
-        ctx: dict[str, Any] = {"rotation": rot, "error": None, "policy": None}
+        annotation = (meta.get("annotations") or {}).get(ROTATE)
+        new_request = bool(annotation) and annotation != rot.get("lastRotateRequest")
+        ctx: dict[str, Any] = {"rotation": rot, "error": None, "policy": None, "advanced": False}
+
+        def refuse(message: str, *, due: bool = False) -> tuple[dict[str, bytes], dict[str, Any], Fetched]:
+            """Nothing can start: say why. A pending manual request is answered as Failed; a due
+            rotation that cannot start counts as a failed attempt and backs off."""
+            ctx["error"] = message
+            if new_request:
+                rot["lastRotateRequest"] = annotation
+                rot["phase"] = FAILED
+            if due or new_request:
+                failed = int(rot.get("failedAttempts") or 0) + 1
+                rot.update({"phase": FAILED, "failedAttempts": failed, "lastFailureTime": format_time(now)})
+                ctx["defer_until"] = now + retry_delay(failed, seed=f"{meta['namespace']}/{meta['name']}")
+            return {}, ctx, fetched
+
         try:
             policy, policy_id = await self._policy(spec, meta["namespace"])
         except RotationFailure as err:
-            ctx["error"] = err.message
-            annotation = (meta.get("annotations") or {}).get(ROTATE)
-            if annotation and annotation != rot.get("lastRotateRequest"):
-                rot["lastRotateRequest"] = annotation
-                rot["phase"] = FAILED
-            return {}, ctx, fetched
+            return refuse(err.message)
         ctx["policy"], ctx["policy_id"] = policy, policy_id
         created = parse_time(meta.get("creationTimestamp")) or now
         inputs = RotationInputs(
@@ -141,7 +233,7 @@ class RotationService:
             last_rotation=parse_time(rot.get("lastRotationTime")),
             created=created,
             expiry=_expiry_from_status(status),
-            rotate_annotation=(meta.get("annotations") or {}).get(ROTATE),
+            rotate_annotation=annotation,
             last_rotate_request=rot.get("lastRotateRequest"),
             phase=rot.get("phase") if rot.get("phase") != FAILED else None,
             due_at_in_progress=parse_time(rot.get("dueAt")),
@@ -152,77 +244,104 @@ class RotationService:
         try:
             decision = rotation_due(inputs)
         except RotationError as err:
-            ctx["error"] = err.message
-            return {}, ctx, fetched
+            return refuse(f"{policy_id}: {err.message}", due=new_request)
         ctx["defer_until"] = decision.defer_until
-        annotation = inputs.rotate_annotation
         if policy.strategy == "Observe":
-            if annotation and annotation != rot.get("lastRotateRequest"):
-                rot["lastRotateRequest"] = annotation
-                ctx["error"] = "the policy's strategy is Observe: Rotor never writes to the source"
-                rot["phase"] = FAILED
+            if new_request:
+                return refuse(f"{policy_id} uses strategy Observe: Rotor never writes to the source")
             return {}, ctx, fetched
         if not decision.act_now:
             return {}, ctx, fetched
         if not decision.resume:
             if handle.capabilities == Capabilities.READ_ONLY:
-                ctx["error"] = (
-                    f"the store {handle.id} has read-only credentials; rotation needs write access to the "
-                    "source (grant create/update on the path)"
+                return refuse(
+                    f"the store {handle.id} has read-only credentials: rotation needs write access to the "
+                    "source (grant create and update on the path)", due=True,
                 )
-                if annotation and annotation != rot.get("lastRotateRequest"):
-                    rot["lastRotateRequest"] = annotation
-                    rot["phase"] = FAILED
-                return {}, ctx, fetched
+            try:
+                self._targets(spec, policy)
+            except RotationFailure as err:
+                return refuse(err.message, due=True)
             rot.update({
                 "phase": "Pending",
                 "trigger": decision.trigger,
                 "dueAt": format_time(decision.due_at or now),
                 "startedAt": format_time(now),
                 "token": str(uuid.uuid4()),
-                "baseVersions": self._base_versions(spec, fetched),
+                "baseVersions": self._base_versions(fetched),
+                "pendingVersion": None,
             })
-            if decision.trigger == "Manual" and annotation:
+            if new_request:
                 rot["lastRotateRequest"] = annotation
             log.info(
                 "rotation of %s/%s starts (%s, due %s)", meta["namespace"], meta["name"], decision.trigger,
                 rot["dueAt"], extra={"managedSecret": f"{meta['namespace']}/{meta['name']}",
                                      "trigger": decision.trigger, "strategy": policy.strategy},
             )
-            await self._record(body, rot, policy, now, rotating=(True, decision.trigger or "Scheduled"))
+            await self._record(body, rot, now, rotating=(True, decision.trigger or "Scheduled"))
+        elif new_request and rot.get("phase") not in (None, COMPLETED, FAILED):
+            # a manual request during a rotation is answered by that rotation
+            rot["lastRotateRequest"] = annotation
         try:
             fetched = await self._advance(body, spec, handle, fetched, policy, rot, now)
+            ctx["advanced"] = True
+        except RotationWaiting as waiting:
+            ctx["defer_until"] = waiting.until
         except (RotationFailure, ProviderError, RotationError) as err:
-            message = getattr(err, "message", str(err))
+            message = self._failure_message(err, handle)
             ctx["error"] = message
             rot["failedAttempts"] = int(rot.get("failedAttempts") or 0) + 1
             rot["lastFailureTime"] = format_time(now)
-            if rot.get("phase") == "Pending" and not isinstance(err, ProviderError | RotationError):
-                rot["phase"] = FAILED
-            elif rot.get("phase") == "Pending" and getattr(err, "retryable", True) is False:
-                rot["phase"] = FAILED
+            final = getattr(err, "final", False) or (
+                isinstance(err, ProviderError) and not err.retryable and rot.get("phase") == "Pending"
+            ) or isinstance(err, RotationError)
+            if final and rot.get("phase") == "Pending":
+                rot["phase"] = FAILED  # nothing was written: the next due date starts afresh
             ROTATION_TOTAL.labels(policy.strategy, "error").inc()
             log.warning("rotation of %s/%s failed: %s", meta["namespace"], meta["name"], message,
                         extra={"managedSecret": f"{meta['namespace']}/{meta['name']}"})
         return {}, ctx, fetched
 
-    def _targets(self, spec: ManagedSecretSpec) -> list[Target]:
+    @staticmethod
+    def _failure_message(err: Exception, handle: StoreHandle) -> str:
+        message = str(getattr(err, "message", None) or err)
+        if isinstance(err, AccessDenied):
+            return (f"{message}. Rotation needs write access to the source: the credentials of {handle.id} "
+                    "must allow writing the path")
+        return message
+
+    def _targets(self, spec: ManagedSecretSpec, policy: EffectivePolicy | None = None) -> list[Target]:
         assert spec.rotation is not None
         keys = list(spec.rotation.keys)
         out: list[Target] = []
         for key in keys:
             item = next((d for d in spec.data if d.secret_key == key), None)
             if item is not None:
+                if item.remote_ref.version:
+                    raise RotationFailure(
+                        f"rotation key '{key}' reads a pinned version ({item.remote_ref.version}) of "
+                        f"'{item.remote_ref.key}': a rotated key must follow the current version", final=True,
+                    )
                 out.append(Target(key, item.remote_ref.key, item.remote_ref.property))
                 continue
             extract = next((s.extract for s in spec.data_from if s.extract is not None), None)
             if extract is not None:
                 out.append(Target(key, extract.key, key))
                 continue
-            raise RotationFailure(f"rotation key '{key}' is not produced by spec.data or a dataFrom.extract")
+            raise RotationFailure(
+                f"rotation key '{key}' is not produced by spec.data or a dataFrom.extract", final=True
+            )
+        if policy is not None and policy.strategy == "Generate":
+            from rotor.rotation.writeback import written_properties
+
+            for target in out:
+                try:
+                    written_properties(policy.generator_kind, target)
+                except RotationError as err:
+                    raise RotationFailure(err.message, final=True) from None
         return out
 
-    def _base_versions(self, spec: ManagedSecretSpec, fetched: Fetched) -> dict[str, str]:
+    def _base_versions(self, fetched: Fetched) -> dict[str, str]:
         out: dict[str, str] = {}
         for ref, secret in fetched.refs.items():
             if secret.version is not None:
@@ -232,7 +351,7 @@ class RotationService:
         return out
 
     async def _record(
-        self, body: dict[str, Any], rot: dict[str, Any], policy: EffectivePolicy, now: dt.datetime,
+        self, body: dict[str, Any], rot: dict[str, Any], now: dt.datetime,
         rotating: tuple[bool, str] | None = None,
     ) -> None:
         """Write the phase to status before acting on it (crash safety)."""
@@ -247,6 +366,7 @@ class RotationService:
         from rotor.services.sync import absorb
 
         absorb(body, await self.gateway.patch_status("ManagedSecret", meta["name"], meta["namespace"], patch), patch)
+        await _fault_hooks(rot.get("phase"))
 
     # ------------------------------------------------------------------ the phases
     async def _advance(
@@ -255,94 +375,161 @@ class RotationService:
     ) -> Fetched:
         backend = handle.backend
         assert backend is not None
-        who = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
         if policy.strategy == "Provider":
             return await self._advance_provider(body, spec, handle, fetched, policy, rot, now)
-        targets = self._targets(spec)
-        provider_name = backend.provider.name
+        targets = self._targets(spec, policy)
+        by_path: dict[str, list[Target]] = {}
+        for target in targets:
+            by_path.setdefault(target.remote_key, []).append(target)
+        staged = backend.provider.name == SECRETS_MANAGER
         if rot.get("phase") == "Pending":
-            assert policy.generator_kind is not None
-            new_values: dict[str, bytes] = {}
-            for target in targets:
-                if policy.generator_kind == "vaultPKI":
-                    new_values.update(await self._issue_pki(handle, policy, target.secret_key))
-                else:
-                    new_values.update(generate(policy.generator_kind, policy.generator_params,
-                                               key=target.secret_key, now=now))
-            by_path: dict[str, list[Target]] = {}
-            for target in targets:
-                by_path.setdefault(target.remote_key, []).append(target)
-            versions: dict[str, str] = {}
-            for path, path_targets in by_path.items():
-                current = await backend.read(RemoteRef(path))
-                base = (rot.get("baseVersions") or {}).get(path)
-                if base is not None and current.version is not None and str(current.version) != base:
-                    # the source moved since Pending was recorded: our own write before a crash
-                    versions[path] = str(current.version)
-                    continue
-                value = self._merged_value(current, path_targets, new_values)
-                if provider_name == "aws-secretsmanager":
-                    token = rot["token"]
-                    version = await backend.call("stage", backend.provider.stage, path, value, token)  # type: ignore[attr-defined]
-                    rot["phase"], rot["pendingVersion"] = "Staged", version
-                    await self._record(body, rot, policy, now)
-                    staged = await backend.call("read", backend.provider.read, RemoteRef(path, version))
-                    rot["phase"] = "Verified"
-                    await self._record(body, rot, policy, now)
-                    audit("write-source", managed_secret=who, store=handle.id, key=path, version=version)
-                    del staged
-                    versions[path] = version
-                else:
-                    result = await backend.call("write", backend.provider.write, path, value, current.version)
-                    audit("write-source", managed_secret=who, store=handle.id, key=path, version=result.version)
-                    versions[path] = str(result.version or "")
-            if provider_name != "aws-secretsmanager":
-                rot["phase"], rot["pendingVersion"] = "Written", ",".join(versions.values())
-                await self._record(body, rot, policy, now)
+            versions = await self._write_pending(body, handle, policy, rot, by_path, now)
+            if staged:
+                rot["phase"] = "Staged"
+            else:
+                rot["phase"], rot["pendingVersion"] = "Written", ",".join(versions[p] for p in sorted(versions))[:256]
+            await self._record(body, rot, now)
         if rot.get("phase") == "Staged":
+            await self._verify_staged(handle, policy, rot, by_path)
             rot["phase"] = "Verified"
-            await self._record(body, rot, policy, now)
+            await self._record(body, rot, now)
         if rot.get("phase") == "Verified":
-            for target in {t.remote_key for t in targets}:
-                await backend.call("promote", backend.provider.promote, target, rot.get("pendingVersion"))  # type: ignore[attr-defined]
-            rot["phase"] = "Promoted"
-            await self._record(body, rot, policy, now)
-        # the new value is now current at the source: read it fresh for this sync
+            who = _who(body)
+            for path in sorted(by_path):
+                await backend.call("promote", backend.provider.promote, path, rot["token"])  # type: ignore[attr-defined]
+                audit("promote-source", managed_secret=who, store=handle.id, key=path, version=rot["token"])
+            rot["phase"], rot["pendingVersion"] = "Promoted", rot["token"]
+            await self._record(body, rot, now)
+        return await self._fresh(handle, fetched)
+
+    async def _fresh(self, handle: StoreHandle, fetched: Fetched) -> Fetched:
+        """The new value is current at the source: read it fresh for this sync."""
+        backend = handle.backend
+        assert backend is not None
         refs = list(fetched.refs)
         backend.forget(refs)
-        fresh: dict[RemoteRef, RemoteSecret] = {}
-        for ref in refs:
-            fresh[ref] = await backend.read(ref)
-        fetched.refs = fresh
+        fetched.refs = {ref: await backend.read(ref) for ref in refs}
         return fetched
 
-    def _merged_value(
-        self, current: RemoteSecret, targets: list[Target], new_values: Mapping[str, bytes]
-    ) -> dict[str, Any] | str | bytes:
-        whole = [t for t in targets if t.property is None]
-        if whole:
-            return new_values[whole[0].secret_key]
-        base: dict[str, Any] = dict(current.data or {})
-        if not base and current.raw:
+    async def _generate(self, handle: StoreHandle, policy: EffectivePolicy, key: str, now: dt.datetime) -> dict[str, bytes]:
+        assert policy.generator_kind is not None
+        if policy.generator_kind == "vaultPKI":
+            return await self._issue_pki(handle, policy, key)
+        return dict(generate(policy.generator_kind, policy.generator_params, key=key, now=now))
+
+    async def _write_pending(
+        self, body: dict[str, Any], handle: StoreHandle, policy: EffectivePolicy, rot: dict[str, Any],
+        by_path: Mapping[str, list[Target]], now: dt.datetime,
+    ) -> dict[str, str]:
+        """Write (or stage) the new values, once: paths already holding the value recorded in
+        status are left alone. Returns path -> the version now holding the new value."""
+        backend = handle.backend
+        assert backend is not None
+        provider = backend.provider
+        staged = provider.name == SECRETS_MANAGER
+        kind = policy.generator_kind
+        paths = sorted(by_path)
+        length = digest_length(len(paths))
+        recorded = decode_digests(paths, rot.get("pendingVersion"))
+        token = rot.setdefault("token", str(uuid.uuid4()))
+        done: dict[str, str] = {}
+        todo: list[tuple[str, RemoteSecret | None]] = []
+        for path in paths:
+            targets = by_path[path]
+            if staged:
+                meta = await backend.describe(path)
+                if token in (meta.versions or {}):
+                    mine = await backend.call("read", provider.read, RemoteRef(path, token))
+                    view = rotated_view(kind, targets, mine.data, mine.raw)
+                    if not same_digest(digest(self.hash_key, view, length=length), recorded.get(path, "")):
+                        rot["token"], rot["pendingVersion"] = str(uuid.uuid4()), None
+                        raise RotationFailure(
+                            f"AWS Secrets Manager '{path}': version {token} does not hold the value this rotation "
+                            "staged; starting the rotation again with a new version"
+                        )
+                    done[path] = token
+                    continue
+            backend.forget([RemoteRef(path)])
             try:
-                parsed = json.loads(current.raw)
-                base = parsed if isinstance(parsed, dict) else {}
-            except ValueError:
-                base = {}
-        for target in targets:
-            assert target.property is not None
-            for out_key, out_value in new_values.items():
-                if out_key == target.secret_key:
-                    base[target.property] = out_value.decode()
-                elif out_key.startswith(target.secret_key) or out_key.endswith(".key"):
-                    # companions (<key>.pub, tls.key) are stored beside the property
-                    suffix = out_key[len(target.secret_key):] if out_key.startswith(target.secret_key) else ""
-                    base[f"{target.property}{suffix}" if suffix else out_key] = out_value.decode()
-        return base
+                current: RemoteSecret | None = await backend.read(RemoteRef(path))
+            except KeyNotFound:
+                current = None
+            if False and current is not None and not staged and path in recorded:
+                view = rotated_view(kind, targets, current.data, current.raw)
+                if same_digest(digest(self.hash_key, view, length=length), recorded[path]):
+                    done[path] = str(current.version or "")  # written before a restart
+                    continue
+            todo.append((path, current))
+        if not todo:
+            return done
+        generated: dict[str, bytes] = {}
+        for path, _ in todo:
+            for target in by_path[path]:
+                generated.update(await self._generate(handle, policy, target.secret_key, now))
+        values: dict[str, Any] = {}
+        digests = dict(recorded)
+        bases = dict(rot.get("baseVersions") or {})
+        for path, current in todo:
+            values[path] = merged_value(
+                kind, by_path[path], generated, current.data if current else None, current.raw if current else None
+            )
+            digests[path] = digest(self.hash_key, value_view(kind, by_path[path], values[path]), length=length)
+            if current is not None and current.version is not None:
+                bases[path] = str(current.version)
+        del generated
+        rot["baseVersions"], rot["pendingVersion"] = bases, encode_digests(paths, digests)
+        await self._record(body, rot, now)  # what is about to be written, before it is
+        await _fault_hooks("BeforeWrite")
+        who = _who(body)
+        for path, current in todo:
+            if staged:
+                version = await backend.call("stage", provider.stage, path, values[path], token)  # type: ignore[attr-defined]
+                audit("stage-source", managed_secret=who, store=handle.id, key=path, version=version)
+            else:
+                cas = str(current.version) if current is not None and current.version is not None else None
+                result = await backend.call("write", provider.write, path, values[path], cas)
+                version = str(result.version or "")
+                audit("write-source", managed_secret=who, store=handle.id, key=path, version=version)
+            done[path] = version
+        await _fault_hooks("AfterWrite")
+        return done
+
+    async def _verify_staged(
+        self, handle: StoreHandle, policy: EffectivePolicy, rot: dict[str, Any], by_path: Mapping[str, list[Target]]
+    ) -> None:
+        """The staged versions hold what was recorded, and AWSCURRENT has not moved since they
+        were made from it (a concurrent writer's change would otherwise be lost)."""
+        backend = handle.backend
+        assert backend is not None
+        paths = sorted(by_path)
+        token = rot["token"]
+        recorded = decode_digests(paths, rot.get("pendingVersion"))
+        length = digest_length(len(paths))
+        for path in paths:
+            staged = await backend.call("read", backend.provider.read, RemoteRef(path, token))
+            view = rotated_view(policy.generator_kind, by_path[path], staged.data, staged.raw)
+            if not all(view.values()) or not same_digest(digest(self.hash_key, view, length=length),
+                                                         recorded.get(path, "")):
+                self._restart(rot)
+                raise RotationFailure(
+                    f"AWS Secrets Manager '{path}': the staged version {token} does not read back as written; "
+                    "it is left unpromoted and the rotation starts again"
+                )
+            meta = await backend.describe(path)
+            current = next((v for v, s in (meta.versions or {}).items() if CURRENT in s), None)
+            base = (rot.get("baseVersions") or {}).get(path)
+            if current not in (base, token) and base is not None:
+                self._restart(rot)
+                raise RotationFailure(
+                    f"AWS Secrets Manager '{path}': AWSCURRENT moved to another version while the rotation was "
+                    "staged; the staged version is left unpromoted and the rotation starts again from the new value"
+                )
+
+    @staticmethod
+    def _restart(rot: dict[str, Any]) -> None:
+        rot["phase"], rot["token"], rot["pendingVersion"] = "Pending", str(uuid.uuid4()), None
 
     async def _issue_pki(self, handle: StoreHandle, policy: EffectivePolicy, key: str) -> dict[str, bytes]:
-        from rotor.rotation.generators import certificate_key_name
-
         params = policy.generator_params
         assert handle.backend is not None
         issued = await handle.backend.extra(
@@ -357,11 +544,12 @@ class RotationService:
     ) -> Fetched:
         backend = handle.backend
         assert backend is not None
-        who = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
+        who = _who(body)
         if policy.provider_kind == "vaultDatabaseStaticRole":
             db = next((s.vault_database for s in spec.data_from if s.vault_database is not None), None)
             if db is None:
-                raise RotationFailure("vaultDatabaseStaticRole needs a dataFrom.vaultDatabase in the ManagedSecret")
+                raise RotationFailure("vaultDatabaseStaticRole needs a dataFrom.vaultDatabase in the ManagedSecret",
+                                      final=True)
             if rot.get("phase") == "Pending":
                 current = await backend.extra("read", "read_database_credentials", db.mount, db.role)
                 base = (rot.get("baseVersions") or {}).get(f"{db.mount}/{db.role}")
@@ -369,25 +557,59 @@ class RotationService:
                     await backend.extra("rotate", "rotate_database_role", db.mount, db.role)
                     audit("rotate-source", managed_secret=who, store=handle.id, key=f"{db.mount}/rotate-role/{db.role}")
                 rot["phase"] = "Written"
-                await self._record(body, rot, policy, now)
+                await self._record(body, rot, now)
             creds = await backend.extra("read", "read_database_credentials", db.mount, db.role)
             fetched.databases[(db.mount, db.role)] = creds
             return fetched
         if policy.provider_kind == "awsRotateSecret":
-            targets = {t.remote_key for t in self._targets(spec)} if spec.rotation and spec.rotation.keys else {
-                r.key for r in fetched.refs
-            }
+            if backend.provider.name != SECRETS_MANAGER:
+                raise RotationFailure("awsRotateSecret needs an AWS Secrets Manager store", final=True)
+            keys = sorted({t.remote_key for t in self._targets(spec)} if spec.rotation and spec.rotation.keys
+                          else {r.key for r in fetched.refs})
+            token = rot["token"]
             if rot.get("phase") == "Pending":
-                for key in sorted(targets):
-                    await backend.call("rotate", backend.provider.rotate, key, rot["token"])  # type: ignore[attr-defined]
-                    audit("rotate-source", managed_secret=who, store=handle.id, key=key, version=rot["token"])
-                rot["phase"], rot["pendingVersion"] = "Written", rot["token"]
-                await self._record(body, rot, policy, now)
-            refs = list(fetched.refs)
-            backend.forget(refs)
-            fetched.refs = {ref: await backend.read(ref) for ref in refs}
-            return fetched
-        raise RotationFailure(f"unknown provider rotation {policy.provider_kind!r}")
+                for key in keys:
+                    meta = await backend.describe(key)
+                    if token not in (meta.versions or {}):
+                        await backend.call("rotate", backend.provider.rotate, key, token)  # type: ignore[attr-defined]
+                        audit("rotate-source", managed_secret=who, store=handle.id, key=key, version=token)
+                rot["phase"], rot["pendingVersion"] = "Written", token
+                await self._record(body, rot, now)
+            started = parse_time(rot.get("startedAt")) or now
+            for key in keys:
+                await self._rotated_by_aws(key, token, rot, handle, started, now)
+            try:
+                return await self._fresh(handle, fetched)
+            except ProviderError as err:
+                raise RotationFailure(
+                    f"after RotateSecret, the current value of the AWS secret cannot be read ({err.message}); "
+                    "the rotation function configured in AWS did not produce a value. The Secret keeps its "
+                    "last good value"
+                ) from None
+        raise RotationFailure(f"unknown provider rotation {policy.provider_kind!r}", final=True)
+
+    async def _rotated_by_aws(
+        self, key: str, token: str, rot: Mapping[str, Any], handle: StoreHandle, started: dt.datetime, now: dt.datetime
+    ) -> None:
+        """Done when the new version is AWSCURRENT (or AWSCURRENT moved past the base anyway);
+        waiting while it is only AWSPENDING; stalled after an hour of that."""
+        assert handle.backend is not None
+        stages = {v: list(s) for v, s in ((await handle.backend.describe(key)).versions or {}).items()}
+        current = next((v for v, s in stages.items() if CURRENT in s), None)
+        base = (rot.get("baseVersions") or {}).get(key)
+        if current == token or (current is not None and base is not None and current != base):
+            return
+        if PENDING_STAGE in stages.get(token, []):
+            if now - started >= PENDING_STALLED_AFTER:
+                raise RotationFailure(
+                    f"AWS Secrets Manager '{key}': version {token} has been AWSPENDING since {format_time(started)}; "
+                    "the rotation function is stalled (see its logs in CloudWatch)"
+                )
+            raise RotationWaiting(now + PROVIDER_POLL)
+        raise RotationFailure(
+            f"AWS Secrets Manager '{key}': RotateSecret did not produce version {token}; check the secret's "
+            "rotation function"
+        )
 
     # ------------------------------------------------------------------ grace keys
     async def with_grace_keys(
@@ -406,10 +628,10 @@ class RotationService:
         from rotor.kube.gateway import decode_data
 
         current = decode_data((actual or {}).get("data"))
-        rotated = self._rotated_keys(spec, data)
+        rotated = self._rotated_keys(spec, policy, data)
         out = dict(data)
         retain = parse_time(rot.get("previousRetainedUntil"))
-        arriving = rot.get("phase") not in (None, COMPLETED, FAILED)
+        arriving = ctx.get("advanced") and rot.get("phase") not in (None, COMPLETED, FAILED)
         if arriving and policy.grace_period > dt.timedelta(0):
             retain = now + policy.grace_period
             ctx["retain_until"] = retain
@@ -424,11 +646,10 @@ class RotationService:
                 out[f"{key}{suffix}"] = current[f"{key}{suffix}"]  # kept through the grace period
         return out
 
-    def _rotated_keys(self, spec: ManagedSecretSpec, data: Mapping[str, bytes]) -> list[str]:
+    def _rotated_keys(self, spec: ManagedSecretSpec, policy: EffectivePolicy, data: Mapping[str, bytes]) -> list[str]:
         assert spec.rotation is not None
-        keys = list(spec.rotation.keys) or [k for k in data]
-        extra = [k for base in keys for k in data if k != base and (k == f"{base}.pub" or k == f"{base}.key")]
-        return keys + extra
+        keys = list(spec.rotation.keys) or list(data)
+        return [k for k in rotated_keys(policy.generator_kind, keys) if k in data]
 
     # ------------------------------------------------------------------ after the sync
     async def after_sync(
@@ -454,12 +675,13 @@ class RotationService:
         error: str | None = ctx.get("error")
         old_rotating = get_condition(status.get("conditions"), "Rotating") or {}
         wake: list[dt.datetime] = []
-        if rot.get("phase") not in (None, COMPLETED, FAILED) and error is None and policy is not None:
+        in_progress = rot.get("phase") not in (None, COMPLETED, FAILED)
+        if in_progress and error is None and policy is not None and ctx.get("advanced"):
             # the Secret now holds what the source holds: the rotation is complete
             rot["phase"] = COMPLETED
             rot["lastRotationTime"] = format_time(now)
             rot["failedAttempts"] = 0
-            rot.pop("lastFailureTime", None)
+            rot["lastFailureTime"] = None
             until = ctx.get("retain_until") or retained_until(now, policy.grace_period)
             rot["previousRetainedUntil"] = format_time(until) if until else None
             started = parse_time(rot.get("startedAt"))
@@ -471,95 +693,152 @@ class RotationService:
                                        generation, now)
             await self.gateway.post_event(body, type_="Normal", reason="Rotated",
                                           note=f"rotation ({rot.get('trigger')}) completed", action="Rotate")
+            log.info("rotation of %s completed", _who(body), extra={"managedSecret": _who(body)})
         elif error is not None:
             conditions = set_condition(conditions, "Rotating", False, "Failed", error, generation, now)
             if old_rotating.get("reason") != "Failed" or old_rotating.get("message") != error:
                 await self.gateway.post_event(body, type_="Warning", reason="RotationFailed", note=error,
                                               action="Rotate")
-        elif not old_rotating:
+        elif in_progress and old_rotating.get("reason") != "Failed":
+            trigger = rot.get("trigger") or "Scheduled"
+            conditions = set_condition(conditions, "Rotating", True, trigger,
+                                       f"rotation in progress (phase {rot.get('phase')})", generation, now)
+        elif not old_rotating or (old_rotating.get("reason") == "Failed" and rot.get("phase") != FAILED):
             conditions = set_condition(conditions, "Rotating", False, "Succeeded" if rot.get("lastRotationTime")
                                        else "Scheduled", "no rotation in progress", generation, now)
         if policy is not None:
-            last = parse_time(rot.get("lastRotationTime"))
-            created = parse_time(meta.get("creationTimestamp")) or now
-            source_created = None
-            if fetched is not None:
-                times = [s.created for s in fetched.refs.values() if s.created is not None]
-                times += [s.created for s in fetched.databases.values() if s.created is not None]
-                source_created = max(times) if times else None
-            observed = await self._observed(spec, handle, fetched) if policy.strategy == "Observe" else None
-            expiry = compute_expiry(
-                data=data,
-                last_rotation=last if policy.strategy != "Observe" else None,
-                source_created=source_created or (observed.last_changed if observed else None) or created,
-                max_age=policy.max_age,
-                rotate_before=policy.rotate_before,
-                provider_expiry=observed.next_rotation if observed and policy.strategy != "Observe" else None,
-            )
-            if expiry is not None:
-                extra["expiry"] = {
-                    "notAfter": format_time(expiry.not_after),
-                    "source": expiry.source,
-                    "renewalTime": format_time(expiry.renewal_time),
-                }
-                if expiry.renewal_time > now:
-                    wake.append(expiry.renewal_time)
-                elif expiry.not_after > now:
-                    wake.append(expiry.not_after)
-            expiring, reason, message = expiring_condition(
-                strategy=policy.strategy, expiry=expiry, now=now, observed=observed, max_age=policy.max_age
-            )
-            old_expiring = get_condition(status.get("conditions"), "Expiring") or {}
-            conditions = set_condition(conditions, "Expiring", expiring, reason, message, generation, now)
-            if expiring and (old_expiring.get("status") != "True" or old_expiring.get("reason") != reason):
-                await self.gateway.post_event(body, type_="Warning", reason="Expiring", note=message, action="Observe")
-            try:
-                nxt = next_rotation(policy, last_rotation=last, created=created, now=now)
-            except RotationError:
-                nxt = None
-            if policy.strategy in ("Generate", "Provider") and expiry is not None:
-                nxt = min(filter(None, [nxt, expiry.renewal_time]))  # type: ignore[type-var]
-            if policy.strategy == "Observe":
-                nxt = None
-            rot["nextRotationTime"] = format_time(nxt) if nxt else None
-            if nxt is not None:
-                wake.append(max(nxt, now + dt.timedelta(seconds=1)))
-            retain = parse_time(rot.get("previousRetainedUntil"))
-            if retain is not None:
-                if retain > now:
-                    wake.append(retain)
-                elif any(k.endswith(policy.previous_key_suffix) for k in data):
-                    wake.append(now + dt.timedelta(seconds=1))
-            if ctx.get("defer_until"):
-                wake.append(ctx["defer_until"])
-            if error is not None and rot.get("phase") not in (None, COMPLETED, FAILED):
-                wake.append(now + dt.timedelta(seconds=min(300, 5 * 2 ** min(int(rot.get("failedAttempts") or 1), 6))))
-        rot.pop("baseVersions", None) if rot.get("phase") in (COMPLETED, FAILED) else None
+            wake += await self._expiry_and_schedule(body, spec, data, ctx, rot, policy, now, fetched, handle,
+                                                    conditions, extra)
+            conditions = extra.pop("conditions")
+        if error is not None and in_progress and rot.get("phase") not in (None, COMPLETED, FAILED):
+            failed = int(rot.get("failedAttempts") or 1)
+            wake.append(now + dt.timedelta(seconds=min(300, 5 * 2 ** min(failed, 6))))
+        if rot.get("phase") in (COMPLETED, FAILED):
+            for transient in ("baseVersions", "token"):
+                rot.pop(transient, None)
         rot = {k: v for k, v in rot.items() if v is not None}
+        old_rot = status.get("rotation") or {}
+        # keys the merge patch must remove from what is stored
+        for gone in set(old_rot) - set(rot):
+            rot[gone] = None
         extra["rotation"] = rot
         extra["conditions"] = conditions
         future = [w for w in wake if w > now - dt.timedelta(seconds=1)]
         return extra, min(future) if future else None
+
+    async def _expiry_and_schedule(
+        self, body: dict[str, Any], spec: ManagedSecretSpec, data: Mapping[str, bytes], ctx: dict[str, Any],
+        rot: dict[str, Any], policy: EffectivePolicy, now: dt.datetime, fetched: Fetched | None,
+        handle: StoreHandle | None, conditions: list[dict[str, Any]], extra: dict[str, Any],
+    ) -> list[dt.datetime]:
+        """status.expiry, the Expiring condition and nextRotationTime; returns the wake-up times."""
+        meta = body["metadata"]
+        generation = int(meta.get("generation") or 0)
+        status = body.get("status") or {}
+        wake: list[dt.datetime] = []
+        last = parse_time(rot.get("lastRotationTime"))
+        created = parse_time(meta.get("creationTimestamp")) or now
+        source_created = None
+        if fetched is not None:
+            times = [s.created for s in fetched.refs.values() if s.created is not None]
+            times += [s.created for s in fetched.databases.values() if s.created is not None]
+            source_created = max(times) if times else None
+        observed = await self._observed(spec, handle, fetched) if policy.strategy == "Observe" else None
+        expiry = compute_expiry(
+            data={k: v for k, v in data.items() if not k.endswith(policy.previous_key_suffix)},
+            last_rotation=last if policy.strategy != "Observe" else None,
+            source_created=(observed.last_changed if observed else None) or source_created or created,
+            max_age=policy.max_age,
+            rotate_before=policy.rotate_before,
+            provider_expiry=None,
+        )
+        if expiry is not None:
+            extra["expiry"] = {
+                "notAfter": format_time(expiry.not_after),
+                "source": expiry.source,
+                "renewalTime": format_time(expiry.renewal_time),
+            }
+            if expiry.renewal_time > now:
+                wake.append(expiry.renewal_time)
+            elif expiry.not_after > now:
+                wake.append(expiry.not_after)
+        else:
+            extra["expiry"] = None
+        expiring, reason, message = expiring_condition(
+            strategy=policy.strategy, expiry=expiry, now=now, observed=observed, max_age=policy.max_age
+        )
+        old_expiring = get_condition(status.get("conditions"), "Expiring") or {}
+        conditions = set_condition(conditions, "Expiring", expiring, reason, message, generation, now)
+        if expiring and (old_expiring.get("status") != "True" or old_expiring.get("reason") != reason):
+            await self.gateway.post_event(body, type_="Warning", reason="Expiring", note=message, action="Observe")
+        try:
+            nxt = next_rotation(policy, last_rotation=last, created=created, now=now)
+        except RotationError:
+            nxt = None
+        if policy.strategy in ("Generate", "Provider") and expiry is not None:
+            nxt = min(filter(None, [nxt, expiry.renewal_time]))  # type: ignore[type-var]
+        if policy.strategy == "Observe":
+            nxt = None
+        rot["nextRotationTime"] = format_time(nxt) if nxt else None
+        if nxt is not None and nxt > now:
+            wake.append(nxt)
+        elif nxt is not None and not ctx.get("defer_until") and not ctx.get("error"):
+            wake.append(now + DUE_RECHECK)  # due, yet nothing ran: look again soon (never a tight loop)
+        retain = parse_time(rot.get("previousRetainedUntil"))
+        if retain is not None:
+            if retain > now:
+                wake.append(retain)
+            elif any(k.endswith(policy.previous_key_suffix) for k in data):
+                wake.append(now + dt.timedelta(seconds=1))
+        if ctx.get("defer_until"):
+            wake.append(ctx["defer_until"])
+        extra["conditions"] = conditions
+        return wake
 
     async def _observed(
         self, spec: ManagedSecretSpec, handle: StoreHandle | None, fetched: Fetched | None
     ) -> ObservedState | None:
         if handle is None or handle.backend is None or fetched is None or not fetched.refs:
             return None
-        ref = next(iter(fetched.refs))
-        try:
-            meta = await handle.backend.describe(ref.key)
-        except ProviderError:
+        states: list[ObservedState] = []
+        for key in sorted({ref.key for ref in fetched.refs}):
+            try:
+                meta = await handle.backend.describe(key)
+            except ProviderError:
+                continue
+            stages = {k: tuple(v) for k, v in (meta.versions or {}).items()} if handle.provider_kind == "aws" else {}
+            states.append(ObservedState(
+                created_time=meta.created,
+                updated_time=meta.updated,
+                last_rotated=meta.last_rotated,
+                rotation_enabled=bool(meta.rotation_enabled),
+                next_rotation=meta.next_rotation,
+                version_stages=stages,
+            ))
+        if not states:
             return None
-        stages = {k: tuple(v) for k, v in (meta.versions or {}).items()} if handle.provider_kind == "aws" else {}
-        return ObservedState(
-            created_time=meta.created,
-            updated_time=meta.updated,
-            last_rotated=meta.last_rotated,
-            rotation_enabled=bool(meta.rotation_enabled),
-            next_rotation=meta.next_rotation,
-            version_stages=stages,
+        # the oldest value decides the age; any stray AWSPENDING is reported
+        oldest = min(states, key=lambda s: s.last_changed or dt.datetime.max.replace(tzinfo=dt.UTC))
+        stray = next((s for s in states if s.stray_pending), None)
+        return stray if stray is not None and stray.last_changed == oldest.last_changed else (
+            ObservedState(
+                created_time=oldest.created_time, updated_time=oldest.updated_time,
+                last_rotated=oldest.last_rotated, rotation_enabled=oldest.rotation_enabled,
+                next_rotation=oldest.next_rotation,
+                version_stages=(stray or oldest).version_stages,
+            )
         )
 
 
-__all__ = ["RotationService", "time"]
+def _older(incoming: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
+    try:
+        return int(incoming["metadata"]["resourceVersion"]) < int(known["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _who(body: Mapping[str, Any]) -> str:
+    return f"{body['metadata']['namespace']}/{body['metadata']['name']}"
+
+
+__all__ = ["FAULT_EXIT", "FAULT_HOLD", "RotationFailure", "RotationService"]

@@ -210,7 +210,10 @@ class StoreService:
                 await self._replace(key, handle)
                 await self._report(key, body, handle)
                 return handle
+            previous = self.handles.get(key)
             handle = StoreHandle(key, generation, "", spec)
+            # a new generation starts from the old readiness, so that breaking a store is a change
+            handle.ready = bool(previous and previous.ready)
             await self._replace(key, handle)
         async with handle.lock:
             stale = self.clock.timestamp() - handle.validated_at >= self.revalidate_every

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.providers.base import RemoteRef, RemoteSecret
 from rotor.values.decode import decode
-from rotor.values.properties import extract_property, flatten_map, require_secret_key, sanitize_secret_key
+from rotor.values.properties import encode_property, extract_property, flatten_map, require_secret_key, sanitize_secret_key
 from rotor.values.size import check_secret_size
 from rotor.values.template import render_templates
 from rotor.values.validate import validate_value
@@ -18,6 +18,8 @@ from rotor.values.validate import validate_value
 def _whole_value(secret: RemoteSecret) -> bytes:
     """A remote secret as one Secret value: the single property of a one-property map, else the
     JSON document, else the raw value."""
+    if secret.data is not None and len(secret.data) == 1:
+        return encode_property(next(iter(secret.data.values())))
     return extract_property(secret.data, secret.raw, None, key=secret.key)
 
 
@@ -48,6 +50,8 @@ def assemble(
         secret = fetched[RemoteRef(ref.key, ref.version)]
         if ref.property is None and secret.data is None:
             raw = secret.raw or b""
+        elif ref.property is None:
+            raw = _whole_value(secret)
         else:
             raw = extract_property(secret.data, secret.raw, ref.property, key=ref.key)
         data[item.secret_key] = decode(raw, item.decode, key=item.secret_key)

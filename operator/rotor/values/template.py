@@ -32,6 +32,7 @@ import re
 import string
 import time
 import types
+import urllib.parse
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -528,8 +529,13 @@ def _sha256_filter(value: Any) -> str:
 
 
 def _urlencode_filter(value: Any) -> str:
+    """Percent-encode for any URL component: unlike Jinja's own filter, '/' is escaped too, so a
+    base64 password cannot change a URL's path or host."""
     _check_value_size(value)
-    return jinja_filters.do_urlencode(value)
+    if isinstance(value, dict | list | tuple):
+        return jinja_filters.do_urlencode(value)
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return urllib.parse.quote(text, safe="")
 
 
 _JINJA_FILTERS_KEPT = (

@@ -1,0 +1,168 @@
+"""RotationPolicy and ClusterRotationPolicy status: whether the policy is usable (Ready), how many
+ManagedSecrets use it (``boundManagedSecrets``) and the soonest ``nextRotationTime`` among them
+(``earliestNextRotation``).
+
+The summary is computed from what the controller already holds in memory (the ManagedSecret
+index and the policies seen by the watch), every few seconds, and written only when it changed.
+
+A ClusterRotationPolicy is seen by every operator instance, and each instance knows only the
+ManagedSecrets of the namespaces it serves. So an instance writes a cluster policy's status only
+while some of its ManagedSecrets use the policy (and once more, to write 0, after the last one
+stopped); with several instances sharding namespaces, the count is the writing instance's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from rotor.api.rotationpolicy import RotationPolicySpec
+from rotor.clock import format_time, parse_time
+from rotor.conditions import get_condition, set_condition
+from rotor.kube.gateway import KubeError
+from rotor.rotation.errors import RotationError
+from rotor.rotation.presets import effective_policy
+
+if TYPE_CHECKING:
+    from rotor.services.rotation import RotationService
+
+log = logging.getLogger("rotor.policies")
+
+PolicyKey = tuple[str, str, str]  # (kind, namespace or "", name)
+INTERVAL = 3.0
+
+
+@dataclass(frozen=True)
+class PolicySummary:
+    ready: bool
+    reason: str
+    message: str
+    bound: int
+    earliest: dt.datetime | None
+
+
+def validity(spec: Mapping[str, Any]) -> tuple[bool, str, str]:
+    """(ready, reason, message) of a policy spec."""
+    try:
+        RotationPolicySpec.model_validate(spec)
+        policy = effective_policy(spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return False, "InvalidSpec", f"spec.{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    except RotationError as err:
+        return False, "InvalidSpec", err.message
+    return True, "Valid", f"strategy {policy.strategy}" + (f", preset {policy.preset}" if policy.preset else "")
+
+
+def bound_to(ms: Mapping[str, Any]) -> PolicyKey | None:
+    """The policy a ManagedSecret body names, as a PolicyKey."""
+    ref = ((ms.get("spec") or {}).get("rotation") or {}).get("policyRef") or {}
+    if not ref.get("name"):
+        return None
+    kind = ref.get("kind") or "RotationPolicy"
+    namespace = "" if kind == "ClusterRotationPolicy" else (ms.get("metadata") or {}).get("namespace") or ""
+    return (kind, namespace, ref["name"])
+
+
+def summarize(
+    policies: Mapping[PolicyKey, Mapping[str, Any]], managed_secrets: Iterable[Mapping[str, Any]]
+) -> dict[PolicyKey, PolicySummary]:
+    """The summary of every known policy (pure)."""
+    bound: dict[PolicyKey, int] = {}
+    earliest: dict[PolicyKey, dt.datetime] = {}
+    for ms in managed_secrets:
+        key = bound_to(ms)
+        if key is None or key not in policies:
+            continue
+        bound[key] = bound.get(key, 0) + 1
+        nxt = parse_time(((ms.get("status") or {}).get("rotation") or {}).get("nextRotationTime"))
+        if nxt is not None and (key not in earliest or nxt < earliest[key]):
+            earliest[key] = nxt
+    out: dict[PolicyKey, PolicySummary] = {}
+    for key, body in policies.items():
+        ready, reason, message = validity(body.get("spec") or {})
+        out[key] = PolicySummary(ready, reason, message, bound.get(key, 0), earliest.get(key))
+    return out
+
+
+def status_patch(
+    body: Mapping[str, Any], summary: PolicySummary, now: dt.datetime
+) -> dict[str, Any] | None:
+    """The status to write, or None when the stored one already says the same."""
+    status = body.get("status") or {}
+    generation = int((body.get("metadata") or {}).get("generation") or 0)
+    conditions = set_condition(
+        status.get("conditions") or [], "Ready", summary.ready, summary.reason, summary.message, generation, now
+    )
+    new: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "boundManagedSecrets": summary.bound,
+        "earliestNextRotation": format_time(summary.earliest) if summary.earliest else None,
+    }
+    old_ready = get_condition(status.get("conditions"), "Ready") or {}
+    new_ready = get_condition(conditions, "Ready") or {}
+    same = (
+        all(status.get(k) == v for k, v in new.items() if k != "conditions")
+        and {k: v for k, v in old_ready.items() if k != "lastTransitionTime"}
+        == {k: v for k, v in new_ready.items() if k != "lastTransitionTime"}
+    )
+    return None if same else new
+
+
+class PolicyStatusService:
+    def __init__(self, rotation: RotationService) -> None:
+        self.rotation = rotation
+        self._written_bound: dict[PolicyKey, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        with contextlib.suppress(RuntimeError):  # no loop: unit tests drive update() themselves
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(INTERVAL)
+            try:
+                await self.update()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not stop rotations
+                log.exception("updating RotationPolicy status failed")
+
+    async def update(self) -> int:
+        """Write every policy status that changed; returns how many were written."""
+        policies = dict(self.rotation.policies)
+        index = self.rotation.controller.index
+        summaries = summarize(policies, list(index.values()))
+        now = self.rotation.clock.now()
+        written = 0
+        for key, summary in summaries.items():
+            kind, namespace, name = key
+            if kind == "ClusterRotationPolicy" and summary.bound == 0 and not self._written_bound.get(key):
+                continue  # another instance may serve the namespaces that use it
+            body = policies[key]
+            patch = status_patch(body, summary, now)
+            if patch is None:
+                continue
+            try:
+                stored = await self.rotation.gateway.patch_status(kind, name, namespace or None, patch)
+            except KubeError as err:
+                log.warning("writing the status of %s %s failed: %s", kind, name, err)
+                continue
+            written += 1
+            self._written_bound[key] = summary.bound
+            if stored is not None and self.rotation.policies.get(key) is body:
+                self.rotation.policies[key] = stored
+        return written
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,404 @@
+"""The chart's RBAC is the least that works (DESIGN §7): the operator runs under exactly the
+identity of the chart's ServiceAccount and syncs and rotates; what the chart does not grant,
+the apiserver refuses.
+
+For each RBAC mode the chart is rendered with ``helm template`` (the rotor.dev CRDs are already
+installed by the harness, so ``--skip-crds`` and ``crds.install=false``), and its ServiceAccount,
+RBAC objects and KopfPeering are applied. A token for that ServiceAccount (TokenRequest, through
+``kubectl create token``) goes into a kubeconfig with the harness's apiserver and CA, and a real
+``rotor run`` uses it, with the arguments the chart's Deployment gives it (--peering, --namespace)
+and the POD_NAMESPACE the Deployment sets.
+
+Cluster mode is run with watchNamespaces set to the test's namespace: a cluster-wide operator
+would also serve every other test's namespace beside the session operator. The grants a
+cluster-wide watch needs beyond that are checked with ``kubectl auth can-i``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+
+from rotor.devenv import binaries
+from support.cluster import Cluster, wait_for
+from support.environment import ROOT, TestEnvironment
+from support.leaks import LeakRegistry
+from support.operator import OperatorProcess
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+CHART = ROOT / "charts" / "rotor"
+PEERING_CRDS = CHART / "crds" / "kopf-peering.yaml"
+API = "rotor.dev/v1alpha1"
+# What a chart install creates besides the operator's own workload (Deployment, Service, PDB).
+RBAC_KINDS = {
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "KopfPeering",
+    "ClusterKopfPeering",
+}
+HASH_KEY_SECRET = "rotor-hash-key"
+
+
+class ChartOperator(OperatorProcess):
+    """``rotor run`` as the chart's Deployment runs it: with --peering instead of the harness's
+    --standalone (OperatorProcess always passes --standalone)."""
+
+    def __init__(self, *args: Any, peering: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.peering = peering
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.update(self.env)
+        env["KUBECONFIG"] = self.kubeconfig
+        env["ROTOR_HASH_KEY"] = self.hash_key
+        argv = [
+            sys.executable,
+            "-m",
+            "rotor.cli.main",
+            "run",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+            "--metrics-addr",
+            f"127.0.0.1:{self.metrics_port}",
+            f"--peering={self.peering}",
+        ]
+        for ns in self.namespaces:
+            argv.append(f"--namespace={ns}")
+        argv += self.extra_args
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        self.starts += 1
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"operator exited early ({self.proc.returncode}):\n" + self.log_path.read_text()[-3000:]
+                )
+            try:
+                with urllib.request.urlopen(self.metrics_url + "/readyz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"operator did not become ready; see {self.log_path}")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def kubectl(
+    env: TestEnvironment, *args: str, kubeconfig: Path | None = None, input_: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(env.kubectl), "--kubeconfig", str(kubeconfig or env.kubeconfig), *args],
+        input=input_,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def render_chart(release: str, namespace: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    helm = binaries.ensure("helm")
+    result = subprocess.run(
+        [
+            str(helm),
+            "template",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--kube-version",
+            "1.34.0",
+            "--skip-crds",
+            "--set",
+            "crds.install=false",
+            "--values",
+            "-",
+        ],
+        input=json.dumps(values),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def sa_kubeconfig(env: TestEnvironment, token: str, path: Path) -> Path:
+    """A kubeconfig for ``token`` against the harness's apiserver, trusting the harness's CA."""
+    admin = yaml.safe_load(env.kubeconfig.read_text())
+    context = next(c["context"] for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = dict(next(c["cluster"] for c in admin["clusters"] if c["name"] == context["cluster"]))
+    ca = cluster.get("certificate-authority")
+    if ca and not Path(ca).is_absolute():
+        cluster["certificate-authority"] = str((env.kubeconfig.parent / ca).resolve())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "rotor-sa",
+        "clusters": [{"name": "apiserver", "cluster": cluster}],
+        "users": [{"name": "rotor-sa", "user": {"token": token}}],
+        "contexts": [{"name": "rotor-sa", "context": {"cluster": "apiserver", "user": "rotor-sa"}}],
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def install_peering_crds(env: TestEnvironment) -> None:
+    result = kubectl(env, "apply", "--server-side", "-f", str(PEERING_CRDS))
+    assert result.returncode == 0, result.stderr
+    kubectl(
+        env,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/kopfpeerings.kopf.dev",
+        "crd/clusterkopfpeerings.kopf.dev",
+    )
+
+
+async def sync_and_rotate(cluster: Cluster, env: TestEnvironment, ns: str, leaks: LeakRegistry) -> None:
+    """A ManagedSecret from an AWS store becomes Ready, and a manual rotation completes."""
+    sm = env.boto("secretsmanager")
+    old = secrets.token_urlsafe(24)
+    leaks.add(old)
+    key = f"{ns}/api"
+    sm.create_secret(Name=key, SecretString=json.dumps({"key": old, "endpoint": "https://api.example"}))
+    for doc in env.aws_store(ns):
+        await cluster.apply(doc, ns)
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "RotationPolicy",
+            "metadata": {"name": "api-key"},
+            "spec": {"preset": "api-key", "strategy": "Generate"},
+        },
+        ns,
+    )
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "ManagedSecret",
+            "metadata": {"name": "api"},
+            "spec": {
+                "storeRef": {"name": "aws"},
+                "dataFrom": [{"extract": {"key": key}}],
+                "rotation": {"policyRef": {"name": "api-key"}, "keys": ["key"]},
+            },
+        },
+        ns,
+    )
+    await cluster.wait_condition("SecretStore", "aws", ns, timeout=60)
+    await cluster.ready("api", ns, timeout=60)
+    assert (await cluster.secret_data(ns, "api") or {}).get("key") == old.encode()
+
+    await cluster.patch(
+        "ManagedSecret", "api", {"metadata": {"annotations": {"rotor.dev/rotate": "rbac-1"}}}, ns
+    )
+
+    async def completed() -> dict[str, Any] | None:
+        obj = await cluster.get("ManagedSecret", "api", ns)
+        rotation = ((obj or {}).get("status") or {}).get("rotation") or {}
+        return (
+            obj
+            if rotation.get("phase") == "Completed" and rotation.get("lastRotateRequest") == "rbac-1"
+            else None
+        )
+
+    obj = await wait_for(completed, timeout=60, what="the manual rotation to complete")
+    data = await cluster.secret_data(ns, "api") or {}
+    new = data.get("key", b"").decode()
+    leaks.add(new)
+    assert new and new != old and len(new) == 40
+    assert data.get("key_previous") == old.encode()
+    current = json.loads(sm.get_secret_value(SecretId=key, VersionStage="AWSCURRENT")["SecretString"])
+    assert current["key"] == new
+    rotating = next(c for c in obj["status"]["conditions"] if c["type"] == "Rotating")
+    assert (rotating["status"], rotating["reason"]) == ("False", "Succeeded")
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    # Events are posted under the ServiceAccount's identity too
+    assert "Rotated" in await cluster.event_reasons(ns, "api")
+
+
+def refused(result: subprocess.CompletedProcess[str]) -> bool:
+    return result.returncode != 0 and "forbidden" in (result.stderr + result.stdout).lower()
+
+
+def can_i(env: TestEnvironment, kubeconfig: Path, *args: str) -> str:
+    return kubectl(env, "auth", "can-i", *args, kubeconfig=kubeconfig).stdout.strip()
+
+
+def permission_errors(log: str) -> list[str]:
+    """Warnings and errors where the apiserver refused the operator something."""
+    found = []
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = {"level": "error", "msg": line}  # a traceback or other raw output
+        if not isinstance(entry, dict) or entry.get("level") not in ("warning", "error", "critical"):
+            continue
+        text = f"{entry.get('msg', '')} {entry.get('error', '')}"
+        if re.search(r"\b403\b|forbidden|cannot keep the data-hash key", text, re.IGNORECASE):
+            found.append(line)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- fixture
+@pytest_asyncio.fixture(loop_scope="session", params=["cluster", "namespaced"])
+async def chart_install(
+    request: pytest.FixtureRequest, cluster: Cluster, env: TestEnvironment
+) -> AsyncIterator[dict[str, Any]]:
+    """The chart's RBAC for one mode, a token of its ServiceAccount, and the operator under it."""
+    mode = request.param
+    suffix = secrets.token_hex(3)
+    served = f"iso-rbac-{mode[0]}-{suffix}"
+    release_ns = f"iso-rbac-{mode[0]}-sys-{suffix}"
+    release = f"rbac-{mode[0]}-{suffix}"
+    peering = "rotor"
+    await cluster.create_namespace(served)
+    await cluster.create_namespace(release_ns)
+    install_peering_crds(env)
+    values = {"rbac": {"mode": mode}, "watchNamespaces": [served], "peering": {"name": peering}}
+    docs = render_chart(release, release_ns, values)
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "ServiceAccount", "KopfPeering"} <= kinds
+    installed = [d for d in docs if d["kind"] in RBAC_KINDS]
+    manifest = yaml.safe_dump_all(installed)
+    result = kubectl(env, "apply", "-f", "-", input_=manifest)
+    assert result.returncode == 0, result.stderr
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert f"--peering={peering}" in container["args"] and f"--namespace={served}" in container["args"]
+
+    token = kubectl(env, "create", "token", sa, "-n", release_ns, "--duration=2h")
+    assert token.returncode == 0, token.stderr
+    workdir = env.workdir / "chart-rbac" / release
+    workdir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = sa_kubeconfig(env, token.stdout.strip(), workdir / "kubeconfig")
+    assert kubectl(env, "auth", "whoami", "-o", "json", kubeconfig=kubeconfig).returncode == 0
+
+    op = ChartOperator(
+        str(kubeconfig),
+        env.workdir / "logs",
+        name=f"op-chart-rbac-{mode}-{suffix}",
+        peering=peering,
+        namespaces=[served],
+        # no ROTOR_HASH_KEY: the key Secret in the release namespace is part of what RBAC must allow
+        hash_key="",
+        env={**env.aws_env(), "POD_NAMESPACE": release_ns, "POD_ID": f"{release}-pod"},
+    )
+    await asyncio.to_thread(op.start)
+    try:
+        yield {
+            "mode": mode,
+            "served": served,
+            "release_ns": release_ns,
+            "sa": sa,
+            "kubeconfig": kubeconfig,
+            "operator": op,
+        }
+    finally:
+        await asyncio.to_thread(op.stop)
+        kubectl(env, "delete", "--ignore-not-found", "--wait=false", "-f", "-", input_=manifest)
+        await cluster.delete_namespace(served)
+        await cluster.delete_namespace(release_ns)
+
+
+# ---------------------------------------------------------------------------------------------- the test
+async def test_operator_syncs_and_rotates_under_exactly_the_charts_rbac(
+    chart_install: dict[str, Any], cluster: Cluster, env: TestEnvironment, leaks: LeakRegistry
+) -> None:
+    mode, served, release_ns = chart_install["mode"], chart_install["served"], chart_install["release_ns"]
+    kubeconfig: Path = chart_install["kubeconfig"]
+    op: ChartOperator = chart_install["operator"]
+    who = f"system:serviceaccount:{release_ns}:{chart_install['sa']}"
+
+    await sync_and_rotate(cluster, env, served, leaks)
+
+    # the data-hash key was kept where the chart's Deployment points the operator (POD_NAMESPACE),
+    # so every replica and every restart hashes alike
+    hash_key = await cluster.secret(release_ns, HASH_KEY_SECRET)
+    assert hash_key is not None and (hash_key.get("data") or {}).get("key")
+
+    # nothing the operator tried was refused
+    log = op.log_text()
+    leaks.capture(f"chart-rbac {mode} operator log", log)
+    assert not permission_errors(log), "\n".join(permission_errors(log)[:10])
+
+    # ---- what the chart does not grant, the apiserver refuses
+    assert can_i(env, kubeconfig, "delete", "nodes") == "no"
+    assert can_i(env, kubeconfig, "create", "pods", "-n", served) == "no"
+    assert can_i(env, kubeconfig, "create", "clusterrolebindings") == "no"
+    assert can_i(env, kubeconfig, "escalate", "clusterroles") == "no"
+    assert can_i(env, kubeconfig, "impersonate", "serviceaccounts") == "no"
+    assert can_i(env, kubeconfig, "delete", "managedsecrets.rotor.dev", "-n", served) == "no"
+    binding = kubectl(
+        env,
+        "create",
+        "clusterrolebinding",
+        f"rbac-escape-{secrets.token_hex(3)}",
+        "--clusterrole=cluster-admin",
+        f"--serviceaccount={release_ns}:{chart_install['sa']}",
+        kubeconfig=kubeconfig,
+    )
+    assert refused(binding), binding
+    assert who in binding.stderr
+
+    if mode == "namespaced":
+        # no Secrets outside the served namespace, beyond its own data-hash key
+        kube_system = kubectl(env, "get", "secrets", "-n", "kube-system", kubeconfig=kubeconfig)
+        assert refused(kube_system), kube_system
+        everywhere = kubectl(env, "get", "secrets", "--all-namespaces", kubeconfig=kubeconfig)
+        assert refused(everywhere), everywhere
+        assert can_i(env, kubeconfig, "list", "secrets", "-n", "default") == "no"
+        assert can_i(env, kubeconfig, "get", "secrets", "-n", release_ns) == "no"
+        assert can_i(env, kubeconfig, "get", f"secrets/{HASH_KEY_SECRET}", "-n", release_ns) == "yes"
+        assert can_i(env, kubeconfig, "list", "deployments.apps", "-n", "default") == "no"
+        assert can_i(env, kubeconfig, "list", "managedsecrets.rotor.dev", "--all-namespaces") == "no"
+        assert can_i(env, kubeconfig, "patch", "clusterkopfpeerings.kopf.dev") == "no"
+    else:
+        # what a cluster-wide operator (watchNamespaces empty) needs beyond this run's namespace
+        for verb, resource in [
+            ("watch", "secrets"),
+            ("list", "managedsecrets.rotor.dev"),
+            ("watch", "secretstores.rotor.dev"),
+            ("list", "rotationpolicies.rotor.dev"),
+            ("patch", "deployments.apps"),
+        ]:
+            assert can_i(env, kubeconfig, verb, resource, "--all-namespaces") == "yes", (verb, resource)
+        assert can_i(env, kubeconfig, "patch", "clusterkopfpeerings.kopf.dev") == "yes"
+    # both modes read the cluster-scoped kinds and namespaces (store conditions), but never write them
+    assert can_i(env, kubeconfig, "watch", "clustersecretstores.rotor.dev") == "yes"
+    assert can_i(env, kubeconfig, "list", "namespaces") == "yes"
+    assert can_i(env, kubeconfig, "delete", "namespaces") == "no"
+    assert can_i(env, kubeconfig, "create", "clustersecretstores.rotor.dev") == "no"

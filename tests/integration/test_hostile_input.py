@@ -1,0 +1,434 @@
+"""Hostile and malformed input (issue 8): remote values that are binary, huge, exotic Unicode,
+invalid UTF-8, deeply nested JSON or carry key names a Secret cannot hold; template sandbox
+escapes and bombs; and generated ManagedSecret specs. Whatever comes in, the operator
+
+- never crashes (the process lives, no "unexpected error" for these objects in its log),
+- never stalls other objects (a good ManagedSecret created after the hostile ones becomes Ready),
+- and ends every hostile object in a Ready condition with a documented reason (DESIGN §3).
+
+Tests that could freeze an operator run their own on an ``iso-*`` namespace and kill it after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import random
+import secrets
+import string
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from support.cluster import Cluster, wait_for
+from support.environment import TestEnvironment
+from support.leaks import LeakRegistry
+from support.operator import OperatorProcess
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+API = "rotor.dev/v1alpha1"
+DOCUMENTED = {"InvalidSpec", "StoreNotFound", "StoreNotReady", "Forbidden", "KeyNotFound", "ProviderError",
+              "ValidationFailed", "TemplateError", "SecretConflict", "Expired"}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _ms(name: str, store: str = "vault", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name},
+            "spec": {"storeRef": {"name": store}, **spec}}
+
+
+def _item(secret_key: str, key: str, prop: str | None = None, **extra: Any) -> dict[str, Any]:
+    ref: dict[str, Any] = {"key": key}
+    if prop is not None:
+        ref["property"] = prop
+    return {"secretKey": secret_key, "remoteRef": ref, **extra}
+
+
+def _kv2(env: TestEnvironment, path: str, data: dict[str, Any]) -> None:
+    env.vault_client().secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
+
+
+async def _stores(cluster: Cluster, env: TestEnvironment, namespace: str, *, aws: bool = True) -> None:
+    docs = env.vault_token_store(namespace) + (env.aws_store(namespace) if aws else [])
+    for doc in docs:
+        await cluster.apply(doc, namespace)
+    await cluster.wait_condition("SecretStore", "vault", namespace, status="True")
+    if aws:
+        await cluster.wait_condition("SecretStore", "aws", namespace, status="True")
+
+
+async def _settled(cluster: Cluster, namespace: str, name: str, timeout: float = 45) -> dict[str, Any]:
+    """Wait until the object has a Ready condition for its current generation; return it."""
+
+    async def probe() -> dict[str, Any] | None:
+        obj = await cluster.get("ManagedSecret", name, namespace)
+        status = (obj or {}).get("status") or {}
+        if obj is None or status.get("observedGeneration") != obj["metadata"]["generation"]:
+            return None
+        return next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), None)
+
+    return await wait_for(probe, timeout=timeout, what=f"{namespace}/{name} to settle")
+
+
+def _documented(cond: dict[str, Any]) -> bool:
+    if cond["status"] == "True":
+        return cond["reason"] == "Synced"
+    return cond["reason"] in DOCUMENTED and bool(cond.get("message"))
+
+
+async def _good_one_syncs(cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry,
+                          timeout: float = 45) -> None:
+    """A good ManagedSecret created after the hostile ones becomes Ready with the right data."""
+    value = secrets.token_urlsafe(24)
+    leaks.add(value)
+    _kv2(env, f"{namespace}/good", {"value": value})
+    await cluster.apply(_ms("good-after", data=[_item("value", f"{namespace}/good", "value")]), namespace)
+    await cluster.ready("good-after", namespace, timeout=timeout)
+    assert await cluster.secret_data(namespace, "good-after") == {"value": value.encode()}
+
+
+def _crashes(log_text: str, namespace: str) -> list[str]:
+    return [line[:300] for line in log_text.splitlines()
+            if "unexpected error syncing" in line and f"{namespace}/" in line]
+
+
+def _assert_alive(env: TestEnvironment, namespace: str) -> None:
+    op = env.operator
+    assert op is not None and op.proc is not None and op.proc.poll() is None, "the operator died"
+    assert not _crashes(op.log_text(), namespace), _crashes(op.log_text(), namespace)
+
+
+async def _no_value_in_status(cluster: Cluster, namespace: str, values: list[str]) -> None:
+    objs = await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", namespace, "managedsecrets")
+    text = json.dumps([o.get("status") for o in objs.get("items", [])])
+    notes = "\n".join(await cluster.event_notes(namespace))
+    for value in values:
+        if len(value) >= 8:
+            assert value not in text, "a value reached a status"
+            assert value not in notes, "a value reached an Event"
+
+
+@contextlib.asynccontextmanager
+async def disposable_operator(env: TestEnvironment, cluster: Cluster, namespace: str,
+                              *extra: str) -> AsyncIterator[OperatorProcess]:
+    """An operator for one iso-* namespace that may end up frozen: SIGKILLed afterwards, and its
+    finalizers taken off so the namespace can go."""
+    op = OperatorProcess(str(env.kubeconfig), env.workdir / "logs", name=f"op-{namespace}",
+                         namespaces=[namespace], extra_args=list(extra), env=env.aws_env())
+    await asyncio.to_thread(op.start)
+    try:
+        yield op
+    finally:
+        await asyncio.to_thread(op.kill)
+        objs = await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", namespace,
+                                                                   "managedsecrets")
+        for obj in objs.get("items", []):
+            with contextlib.suppress(ApiException):
+                await cluster.patch("ManagedSecret", obj["metadata"]["name"], {"metadata": {"finalizers": None}},
+                                    namespace)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def iso_namespace(cluster: Cluster) -> AsyncIterator[str]:
+    name = f"iso-hostile-{secrets.token_hex(3)}"
+    await cluster.create_namespace(name)
+    yield name
+    await cluster.delete_namespace(name)
+
+
+# ---------------------------------------------------------------------------------------------- remote values
+async def test_hostile_remote_values(cluster: Cluster, env: TestEnvironment, namespace: str,
+                                     leaks: LeakRegistry) -> None:
+    sm = env.boto("secretsmanager")
+    await _stores(cluster, env, namespace)
+    tok = secrets.token_hex(8)
+    values: list[str] = []
+
+    def value(text: str) -> str:
+        values.append(text)
+        leaks.add(text)
+        return text
+
+    # AWS: binary that is not UTF-8, exotic Unicode, key names a Secret cannot hold, nested JSON
+    binary = b"\xff\xfe\x00\x80" + secrets.token_bytes(32) + b"\xc3\x28"
+    sm.create_secret(Name=f"{namespace}/binary", SecretBinary=binary)
+    unicode_text = value(f"p\u00e4ss-\u2713-\U0001f511-\u202e-\u0000-{tok}-\u200b")
+    sm.create_secret(Name=f"{namespace}/unicode", SecretString=unicode_text)
+    illegal_keys = {"a/b": value(f"slash-{tok}-1"), "..": value(f"dots-{tok}-2"), "ключ": value(f"cyr-{tok}-3")}
+    sm.create_secret(Name=f"{namespace}/illegal-keys", SecretString=json.dumps(illegal_keys))
+    nested: Any = value(f"deep-{tok}-leaf")
+    for _ in range(200):
+        nested = {"a": nested}
+    sm.create_secret(Name=f"{namespace}/nested", SecretString=json.dumps(nested))
+    sm.create_secret(Name=f"{namespace}/found/x/y", SecretString=value(f"found-{tok}-1"))
+    # Vault: two values over the Secret size limit together, and a map of many that is too
+    # (registered for the leak scan by a marked prefix only: scanning for 3000 needles costs minutes)
+    marker = value(f"huge-{tok}-start")
+    # Vault refuses a single JSON string over 1 MiB, so two of 600 KB each
+    _kv2(env, f"{namespace}/huge", {"value": marker + "H" * 600_000, "other": "O" * 600_000})
+    many = {f"k{i}": f"{i:04d}-{tok}-" + "m" * 400 for i in range(3000)}
+    value(many["k0"])
+    _kv2(env, f"{namespace}/many", many)
+
+    cases: dict[str, tuple[dict[str, Any], set[str]]] = {
+        # name: (ManagedSecret, the acceptable Ready reasons)
+        "binary-whole": (_ms("binary-whole", "aws", data=[_item("blob", f"{namespace}/binary")]), {"Synced"}),
+        "binary-extract": (_ms("binary-extract", "aws", dataFrom=[{"extract": {"key": f"{namespace}/binary"}}]),
+                           {"ValidationFailed"}),
+        "binary-property": (_ms("binary-property", "aws", data=[_item("p", f"{namespace}/binary", "p")]),
+                            {"KeyNotFound"}),
+        "binary-base64": (_ms("binary-base64", "aws", data=[_item("b", f"{namespace}/binary", decode="Base64")]),
+                          {"ValidationFailed"}),
+        "binary-template": (_ms("binary-template", "aws", data=[_item("blob", f"{namespace}/binary")],
+                                template={"data": {"out": "{{ blob }}", "b64": "{{ blob | b64enc }}"}}),
+                            {"Synced", "TemplateError"}),
+        "unicode": (_ms("unicode", "aws", data=[_item("text", f"{namespace}/unicode")]), {"Synced"}),
+        "illegal-keys": (_ms("illegal-keys", "aws", dataFrom=[{"extract": {"key": f"{namespace}/illegal-keys"}}]),
+                         {"InvalidSpec"}),
+        "illegal-key-property": (_ms("illegal-key-property", "aws",
+                                     data=[_item("ok", f"{namespace}/illegal-keys", "a/b")]), {"Synced"}),
+        "nested": (_ms("nested", "aws", dataFrom=[{"extract": {"key": f"{namespace}/nested"}}]), {"Synced"}),
+        "nested-deep-property": (_ms("nested-deep-property", "aws",
+                                     data=[_item("leaf", f"{namespace}/nested", ".".join(["a"] * 200))]), {"Synced"}),
+        "found-slashes": (_ms("found-slashes", "aws", dataFrom=[{"find": {"path": f"{namespace}/found/"}}]),
+                          {"Synced"}),
+        "huge": (_ms("huge", dataFrom=[{"extract": {"key": f"{namespace}/huge"}}]), {"ValidationFailed"}),
+        "many": (_ms("many", dataFrom=[{"extract": {"key": f"{namespace}/many"}}]), {"ValidationFailed"}),
+    }
+    for manifest, _ in cases.values():
+        await cluster.apply(manifest, namespace)
+    await _good_one_syncs(cluster, env, namespace, leaks)
+
+    outcomes = {}
+    for name, (_, allowed) in cases.items():
+        cond = await _settled(cluster, namespace, name)
+        assert _documented(cond), (name, cond)
+        outcomes[name] = cond["reason"]
+        assert cond["reason"] in allowed, (name, cond)
+    assert outcomes and all(r in DOCUMENTED | {"Synced"} for r in outcomes.values())
+    # what was synced is exact, byte for byte
+    assert await cluster.secret_data(namespace, "binary-whole") == {"blob": binary}
+    assert await cluster.secret_data(namespace, "unicode") == {"text": unicode_text.encode()}
+    assert await cluster.secret_data(namespace, "illegal-key-property") == {"ok": illegal_keys["a/b"].encode()}
+    found = await cluster.secret_data(namespace, "found-slashes")
+    assert found is not None and list(found.values()) == [f"found-{tok}-1".encode()]
+    assert all(k and "/" not in k for k in found), found
+    leaf = await cluster.secret_data(namespace, "nested-deep-property")
+    assert leaf == {"leaf": f"deep-{tok}-leaf".encode()}
+    if outcomes["binary-template"] == "Synced":
+        data = await cluster.secret_data(namespace, "binary-template")
+        assert data is not None and base64.b64decode(data["b64"]) == binary
+    # refused objects wrote nothing
+    for name in ("binary-extract", "illegal-keys", "huge", "many"):
+        assert await cluster.secret(namespace, name) is None, name
+    await _no_value_in_status(cluster, namespace, values)
+    _assert_alive(env, namespace)
+
+
+@pytest.mark.xfail(reason="BUG: deeply nested JSON in a remote value escapes as RecursionError (not a "
+                   "documented reason): providers/aws/payload.py json_object() and values/properties.py _as_map() "
+                   "catch ValueError only; controller/core.py logs 'unexpected error' and the object never gets a "
+                   "Ready condition", strict=True)
+async def test_deeply_nested_json_is_a_documented_failure(cluster: Cluster, env: TestEnvironment, namespace: str,
+                                                          leaks: LeakRegistry) -> None:
+    await _stores(cluster, env, namespace)
+    depth = 20_000  # 60 KB of JSON: under Secrets Manager's 64 KiB, far over Python's recursion limit
+    text = '{"a":' * depth + '"x"' + "}" * depth
+    env.boto("secretsmanager").create_secret(Name=f"{namespace}/deep", SecretString=text)
+    await cluster.apply(_ms("deep", "aws", dataFrom=[{"extract": {"key": f"{namespace}/deep"}}]), namespace)
+    await _good_one_syncs(cluster, env, namespace, leaks)
+    cond = await _settled(cluster, namespace, "deep", timeout=30)
+    assert cond["status"] == "False" and cond["reason"] in DOCUMENTED, cond
+    _assert_alive(env, namespace)
+
+
+# ---------------------------------------------------------------------------------------------- templates
+ESCAPES = {
+    "mro": "{{ ''.__class__.__mro__ }}",
+    "subclasses": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "cycler": "{{ cycler.__init__.__globals__ }}",
+    "lipsum": "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    "self": "{{ self.__init__.__globals__ }}",
+    "value-class": "{{ password.__class__.__base__ }}",
+    "attr-filter": "{{ password | attr('__class__') }}",
+    "range-globals": "{{ range.__globals__ }}",
+    "config": "{{ config.items() }}",
+    "format-self": "{{ 'x'.format.__self__ }}",
+    "import": "{% import 'os' as os %}{{ os }}",
+    "include": "{% include '/etc/passwd' %}",
+    "loop-bomb": "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+    "mul-bomb": "{{ 'x' * 100000000 }}",
+    "value-bomb": "{{ password * 10000000 }}",
+    "output-bomb": "{% set x = 'x' * 1000 %}{% for i in range(10000) %}{{ x }}{% endfor %}",
+    "center-bomb": "{{ password | center(100000000) }}",
+    "format-bomb": "{{ '%0999999999d' % 1 }}",
+    "syntax": "{{ password ",
+}
+
+
+async def test_template_sandbox_escapes_are_template_errors(cluster: Cluster, env: TestEnvironment,
+                                                            namespace: str, leaks: LeakRegistry) -> None:
+    password = secrets.token_urlsafe(24)
+    leaks.add(password)
+    _kv2(env, f"{namespace}/app", {"password": password})
+    await _stores(cluster, env, namespace, aws=False)
+    for name, source in ESCAPES.items():
+        await cluster.apply(_ms(f"t-{name}", data=[_item("password", f"{namespace}/app", "password")],
+                                template={"data": {"out": source}}), namespace)
+    await _good_one_syncs(cluster, env, namespace, leaks)
+    for name in ESCAPES:
+        cond = await _settled(cluster, namespace, f"t-{name}")
+        assert cond["status"] == "False" and cond["reason"] == "TemplateError", (name, cond)
+        assert "out" in cond["message"], (name, cond)
+        assert password not in cond["message"]
+        assert await cluster.secret(namespace, f"t-{name}") is None, f"{name}: a Secret was written"
+    await _no_value_in_status(cluster, namespace, [password])
+    _assert_alive(env, namespace)
+
+
+# ---------------------------------------------------------------------------------------------- generated specs
+_WEIRD_TEXT = ["", "a/b", "..", ".", "-", "\u00ff", "\u202e", "\U0001f511", "a" * 300, "%2e%2e", "x\ny", "\x00",
+               " ", "$(id)", "{{ 7*7 }}", "../../etc/passwd", "ok", "password", "p.q.r", "0"]
+
+
+def _fuzz_spec(rng: random.Random, namespace: str) -> dict[str, Any]:
+    def pick(options: list[Any]) -> Any:
+        return rng.choice(options)
+
+    def text() -> str:
+        if rng.random() < 0.5:
+            return pick(_WEIRD_TEXT)
+        return "".join(rng.choice(string.printable + "\u00e9\u4e2d\U0001f600") for _ in range(rng.randint(1, 40)))
+
+    keys = [f"{namespace}/app", f"{namespace}/missing", f"{namespace}/../other/app", "/", "x" * 3000, text()]
+    spec: dict[str, Any] = {"storeRef": {"name": pick(["vault", "vault", "aws", "nope", "Vault!", text()]),
+                                         "kind": pick(["SecretStore", "SecretStore", "ClusterSecretStore", "Bogus"])}}
+    if rng.random() < 0.8:
+        spec["data"] = []
+        for _ in range(rng.randint(0, 3)):
+            ref: dict[str, Any] = {"key": pick(keys)}
+            if rng.random() < 0.6:
+                ref["property"] = pick(["password", "username", "a.b.c", "", "0", text()])
+            if rng.random() < 0.3:
+                ref["version"] = pick(["1", "-1", "abc", "9" * 30, "AWSPREVIOUS", text()])
+            item: dict[str, Any] = {"secretKey": pick(["password", "ok", "a/b", "..", text()]), "remoteRef": ref}
+            if rng.random() < 0.3:
+                item["decode"] = pick(["None", "Base64", "Auto", "Rot13"])
+            if rng.random() < 0.3:
+                item["validate"] = pick([
+                    {"format": "min-length", "minLength": rng.randint(-5, 10**7)},
+                    {"format": "min-length"},
+                    {"format": "regex", "pattern": pick(["(", "^[a-z]+$", ".*", text()])},
+                    {"format": "base64", "bytes": rng.randint(-1, 64)},
+                    {"format": "pem-certificate", "notExpiredWithin": pick(["72h", "-1h", "forever"])},
+                    {"format": "certificate-matches-key", "key": text()},
+                    {"format": pick(["json", "url", "hex", "fernet-key", "jwt-hs256-key", "nope"])},
+                ])
+            spec["data"].append(item)
+    if rng.random() < 0.5:
+        spec["dataFrom"] = []
+        for _ in range(rng.randint(0, 2)):
+            choice = rng.randint(0, 3)
+            if choice == 0:
+                spec["dataFrom"].append({"extract": {"key": pick(keys)}})
+            elif choice == 1:
+                spec["dataFrom"].append({"find": {"path": pick(keys), "name": {"regexp": pick(["(", ".*", "^db-"])}}})
+            elif choice == 2:
+                spec["dataFrom"].append({"vaultDatabase": {"mount": text(), "role": text()}})
+            else:
+                spec["dataFrom"].append({"extract": {"key": pick(keys)}, "find": {"path": pick(keys)}})
+    if rng.random() < 0.4:
+        spec["template"] = {"data": {pick(["out", "a/b", "..", text()]): pick(list(ESCAPES.values()) + [text()])}}
+    if rng.random() < 0.4:
+        spec["refresh"] = {"interval": pick(["1s", "0s", "-1s", "99999999h", "abc", "1h"]),
+                           "policy": pick(["Periodic", "OnChange", "Once", "Never"])}
+    if rng.random() < 0.4:
+        spec["target"] = {"name": pick(["ok", "Bad_Name", "../other", text()]),
+                          "type": pick(["Opaque", "kubernetes.io/tls", "kubernetes.io/dockerconfigjson",
+                                        "kubernetes.io/service-account-token", "x" * 300]),
+                          "creationPolicy": pick(["Owner", "Merge", "Orphan", "Steal"])}
+    if rng.random() < 0.2:
+        spec["rotation"] = {"policyRef": {"name": pick(["pw", "nope", text()])}, "keys": [pick(["password", text()])]}
+    if rng.random() < 0.1:
+        spec["unknownField"] = {"namespace": "kube-system"}
+    return spec
+
+
+@pytest.mark.slow
+async def test_generated_specs_never_crash_or_stall(cluster: Cluster, env: TestEnvironment, namespace: str,
+                                                     leaks: LeakRegistry) -> None:
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    password = secrets.token_urlsafe(24)
+    leaks.add(password)
+    _kv2(env, f"{namespace}/app", {"username": "app", "password": password})
+    await _stores(cluster, env, namespace)
+    accepted, refused = [], 0
+    for i in range(40):
+        name = f"fuzz-{i:02d}"
+        try:
+            await cluster.apply({"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name},
+                                 "spec": _fuzz_spec(rng, namespace)}, namespace)
+            accepted.append(name)
+        except ApiException as exc:
+            assert exc.status in (400, 422), (seed, exc.status, exc.reason)
+            refused += 1
+    assert accepted, f"every generated spec was refused by the API (seed {seed})"
+    await _good_one_syncs(cluster, env, namespace, leaks)
+    for name in accepted:
+        cond = await _settled(cluster, namespace, name)
+        assert _documented(cond), (f"seed {seed}", name, cond)
+    # whatever was written stayed in the namespace (no field reaches elsewhere)
+    for name in accepted:
+        obj = await cluster.get("ManagedSecret", name, namespace)
+        secret_name = ((obj or {}).get("status") or {}).get("secretName")
+        if secret_name:
+            assert await cluster.secret(namespace, secret_name) is not None
+    await _no_value_in_status(cluster, namespace, [password])
+    _assert_alive(env, namespace)
+
+
+# ---------------------------------------------------------------------------------------------- regular expressions
+@pytest.mark.xfail(reason="BUG: a validate regex with catastrophic backtracking freezes the whole operator: "
+                   "values/validate.py _regex() runs re.fullmatch on the event loop (sync/assemble.py is called "
+                   "from services/sync.py without a thread or a time bound), so no other ManagedSecret, watch, "
+                   "or /readyz is served", strict=True)
+async def test_catastrophic_validate_regex_does_not_stall_others(cluster: Cluster, env: TestEnvironment,
+                                                                 iso_namespace: str, leaks: LeakRegistry) -> None:
+    ns = iso_namespace
+    value = secrets.token_urlsafe(24)
+    leaks.add(value)
+    _kv2(env, f"{ns}/app", {"password": value})
+    async with disposable_operator(env, cluster, ns) as op:
+        await _stores(cluster, env, ns, aws=False)
+        await cluster.apply(_ms("redos", data=[_item("password", f"{ns}/app", "password",
+                                                     validate={"format": "regex", "pattern": "(.*.*)*#"})]), ns)
+        await _good_one_syncs(cluster, env, ns, leaks, timeout=30)
+        cond = await _settled(cluster, ns, "redos", timeout=30)
+        assert cond["reason"] == "ValidationFailed", cond
+        assert op.proc is not None and op.proc.poll() is None
+
+
+@pytest.mark.xfail(reason="BUG: a dataFrom.find name regexp with catastrophic backtracking holds a worker for "
+                   "good: providers/vault/provider.py find() runs re.search in the backend thread pool with no time "
+                   "bound, so --concurrency such objects stall every other ManagedSecret", strict=True)
+async def test_catastrophic_find_regexp_does_not_stall_others(cluster: Cluster, env: TestEnvironment,
+                                                              iso_namespace: str, leaks: LeakRegistry) -> None:
+    ns = iso_namespace
+    _kv2(env, f"{ns}/redos/{'a' * 40}!", {"value": "x"})
+    async with disposable_operator(env, cluster, ns, "--concurrency", "2") as op:
+        await _stores(cluster, env, ns, aws=False)
+        for i in range(3):
+            await cluster.apply(_ms(f"redos-{i}", dataFrom=[{"find": {"path": f"{ns}/redos/",
+                                                                      "name": {"regexp": "^(a+)+$"}}}]), ns)
+        await _good_one_syncs(cluster, env, ns, leaks, timeout=30)
+        for i in range(3):
+            cond = await _settled(cluster, ns, f"redos-{i}", timeout=30)
+            assert _documented(cond), cond
+        assert op.proc is not None and op.proc.poll() is None
