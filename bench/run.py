@@ -53,6 +53,9 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
+RUNNING: list[Operator] = []
+
+
 class Operator:
     def __init__(self, kubeconfig: str, workdir: Path, env: dict[str, str], concurrency: int = 16) -> None:
         self.kubeconfig = kubeconfig
@@ -70,6 +73,7 @@ class Operator:
                  "--metrics-addr", f"127.0.0.1:{self.port}", "--concurrency", str(self.concurrency)],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )
+        RUNNING.append(self)
         started = time.monotonic()
         while True:
             try:
@@ -364,6 +368,8 @@ async def main(args: argparse.Namespace) -> None:
         for n in args.aws_sizes:
             results["aws"].append(await bench_aws(env, cluster, workdir, n))
     finally:
+        for op in RUNNING:
+            op.stop()
         await cluster.close()
         env.stop()
     print_table(results)

@@ -1,4 +1,6 @@
 """ManagedSecret and the Secrets it writes: watch events go to the controller's index."""
+# Handlers are coroutines on purpose: kopf runs plain functions in threads, and the controller's
+# queue (asyncio) must only be touched from the event loop.
 
 from __future__ import annotations
 
@@ -8,14 +10,14 @@ import kopf
 
 
 @kopf.on.event("rotor.dev", "v1alpha1", "managedsecrets")
-def managed_secret_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def managed_secret_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
     controller = memo.get("controller")
     if controller is not None and event.get("object"):
         controller.observe(event["object"], event.get("type"))
 
 
 @kopf.on.event("", "v1", "secrets", labels={"rotor.dev/managed-by": kopf.PRESENT})
-def managed_secret_target_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def managed_secret_target_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
     controller = memo.get("controller")
     if controller is not None and event.get("object"):
         controller.observe_secret(event["object"], event.get("type"))

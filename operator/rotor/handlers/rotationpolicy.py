@@ -8,7 +8,7 @@ import kopf
 
 
 @kopf.on.event("rotor.dev", "v1alpha1", "rotationpolicies")
-def rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
     controller = memo.get("controller")
     rotation = getattr(getattr(controller, "sync", None), "rotation", None)
     if rotation is not None and event.get("object"):
@@ -16,7 +16,7 @@ def rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> N
 
 
 @kopf.on.event("rotor.dev", "v1alpha1", "clusterrotationpolicies")
-def cluster_rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def cluster_rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
     controller = memo.get("controller")
     rotation = getattr(getattr(controller, "sync", None), "rotation", None)
     if rotation is not None and event.get("object"):
