@@ -272,13 +272,6 @@ async def test_only_the_active_replica_writes_and_the_standby_takes_over_after_s
         assert not targets(standby.audits("write-secret")) & {f"{ns}/{name}" for name in names}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a replica paused by kopf peering keeps running Rotor's own work queue (scheduled "
-    "refreshes, retries, rotations) for the objects it indexed while active: kopf's pause only stops "
-    "event delivery, and rotor.controller.core.Controller is never told, so a demoted replica keeps "
-    "reading backends and writing Secrets and statuses beside the new active one",
-)
 async def test_a_replica_that_pauses_stops_acting(
     cluster: Cluster, env: TestEnvironment, iso_namespace: str, peering: str, leaks: LeakRegistry
 ) -> None:
@@ -323,14 +316,6 @@ async def test_a_replica_that_pauses_stops_acting(
         assert acted == [], f"the paused replica acted {len(acted)} times, e.g. {acted[:3]}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rotor run (rotor/cli/run.py) splits every --namespace value on commas and hands kopf a "
-    "list of separate patterns, which kopf ORs together; an exclusion on its own means 'everything "
-    "but', so --namespace 'team-*' --namespace '!team-legacy' (the chart renders watchNamespaces "
-    "{team-*,!team-legacy} so) serves EVERY namespace instead of team-* minus team-legacy. The "
-    "patterns must reach kopf as one comma-joined pattern",
-)
 async def test_a_shard_serves_its_pattern_minus_its_exclusions(
     cluster: Cluster, env: TestEnvironment, leaks: LeakRegistry
 ) -> None:

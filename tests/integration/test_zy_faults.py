@@ -121,11 +121,10 @@ async def _events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str
     return [(e.reason, e.note or "") for e in resp.items if e.regarding is not None and e.regarding.name == name]
 
 
-def _session_operator_alive(env: TestEnvironment, starts_before: int) -> None:
-    op = env.operator
-    assert op is not None and op.proc is not None
-    assert op.proc.poll() is None, "the session operator died"
-    assert op.starts == starts_before, "the session operator was restarted"
+def _own_operator_alive(op: OperatorProcess) -> None:
+    """Recovered by itself: the process never died and was never started again."""
+    assert op.proc is not None and op.proc.poll() is None, "the operator died"
+    assert op.starts == 1, "the operator was restarted"
 
 
 def _restore_vault(env: TestEnvironment) -> None:
@@ -323,6 +322,52 @@ async def test_sigkill_during_many_syncs_and_rotations(
         assert op.proc is not None and op.proc.poll() is None
 
 
+# ============================================================================================== 1b. restart during an outage
+async def test_operator_restarted_during_vault_outage_recovers(
+    cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
+) -> None:
+    """Vault (behind a fault proxy) answers 503; the operator is SIGKILLed and started meanwhile,
+    so its first validation of the store fails. Once Vault answers again, the store and the
+    ManagedSecret become Ready by themselves within a few refresh intervals, not after the
+    periodic store re-validation (5 minutes)."""
+    ns = iso_namespace
+    first = secrets.token_urlsafe(20)
+    leaks.add(first)
+    _kv2_put(env, f"{ns}/app", {"password": first})
+    with FaultProxy(env.vault_addr) as proxy:
+        docs = env.vault_token_store(ns)
+        docs[1]["spec"]["provider"]["vault"]["server"] = proxy.endpoint
+        async with own_operator(env, cluster, ns) as op:
+            for doc in docs:
+                await cluster.apply(doc, ns)
+            await cluster.apply(_ms("app", refresh={"interval": "1s"},
+                                    data=[{"secretKey": "password",
+                                           "remoteRef": {"key": f"{ns}/app", "property": "password"}}]), ns)
+            await cluster.ready("app", ns)
+            before = await cluster.secret(ns, "app")
+            assert before is not None
+            proxy.fault = "unavailable"
+            await asyncio.to_thread(op.kill)
+            await asyncio.to_thread(op.start)
+            store_cond = await cluster.wait_condition("SecretStore", "vault", ns, status="False", reason="Unreachable")
+            assert proxy.endpoint in store_cond["message"] or "503" in store_cond["message"] or store_cond["message"]
+            await cluster.wait_condition("ManagedSecret", "app", ns, status="False", timeout=30)
+            await _assert_truthful_while_failing(cluster, ns, "app")
+            await _unchanged(cluster, ns, "app", before)
+            second = secrets.token_urlsafe(20)
+            leaks.add(second)
+            _kv2_put(env, f"{ns}/app", {"password": second})
+            proxy.fault = None
+
+            async def recovered() -> bool:
+                ms = await cluster.get("ManagedSecret", "app", ns)
+                return (_ready_reason(ms) == ("True", "Synced")
+                        and await cluster.secret_data(ns, "app") == {"password": second.encode()})
+
+            await wait_for(recovered, timeout=90, interval=0.5, what="Ready again once Vault answers")
+            await cluster.wait_condition("SecretStore", "vault", ns, status="True", reason="Valid", timeout=10)
+
+
 # ============================================================================================== 2. AppRole token revoked
 async def test_vault_token_revoked_operator_logs_in_again(
     cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
@@ -425,182 +470,185 @@ async def test_secret_changed_by_hand_is_restored_with_an_event(
 
 # ============================================================================================== 4. AWS throttling / 5xx
 async def test_aws_throttling_and_5xx_keep_the_secret_and_recover(
-    cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
+    cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
 ) -> None:
-    starts = env.operator.starts  # type: ignore[union-attr]
-    sm = env.boto("secretsmanager")
-    key = f"{namespace}/api"
-    first = secrets.token_urlsafe(20)
-    leaks.add(first)
-    sm.create_secret(Name=key, SecretString=first)
-    with FaultProxy(env.aws_endpoint) as proxy:
-        docs = env.aws_store(namespace)
-        docs[1]["spec"]["provider"]["aws"]["endpoint"] = proxy.endpoint
-        for doc in docs:
-            await cluster.apply(doc, namespace)
-        await cluster.wait_condition("SecretStore", "aws", namespace, status="True", reason="Valid")
-        await cluster.apply(_ms("api", "aws", refresh={"interval": "1s"},
-                                data=[{"secretKey": "token", "remoteRef": {"key": key}}]), namespace)
-        await cluster.ready("api", namespace)
-        before = await cluster.secret(namespace, "api")
-        assert before is not None and await cluster.secret_data(namespace, "api") == {"token": first.encode()}
-        assert proxy.count("forwarded") > 0, "the store does not go through the proxy"
+    namespace = iso_namespace
+    async with own_operator(env, cluster, namespace) as op:
+        sm = env.boto("secretsmanager")
+        key = f"{namespace}/api"
+        first = secrets.token_urlsafe(20)
+        leaks.add(first)
+        sm.create_secret(Name=key, SecretString=first)
+        with FaultProxy(env.aws_endpoint) as proxy:
+            docs = env.aws_store(namespace)
+            docs[1]["spec"]["provider"]["aws"]["endpoint"] = proxy.endpoint
+            for doc in docs:
+                await cluster.apply(doc, namespace)
+            await cluster.wait_condition("SecretStore", "aws", namespace, status="True", reason="Valid")
+            await cluster.apply(_ms("api", "aws", refresh={"interval": "1s"},
+                                    data=[{"secretKey": "token", "remoteRef": {"key": key}}]), namespace)
+            await cluster.ready("api", namespace)
+            before = await cluster.secret(namespace, "api")
+            assert before is not None and await cluster.secret_data(namespace, "api") == {"token": first.encode()}
+            assert proxy.count("forwarded") > 0, "the store does not go through the proxy"
 
-        # the source changes while AWS throttles, then while it answers 503
-        second = secrets.token_urlsafe(20)
-        leaks.add(second)
-        for fault in ("throttle", "unavailable"):
-            failed0 = _failed_reads(env.operator, namespace, "api")  # type: ignore[arg-type]
-            proxy.fault = fault  # type: ignore[assignment]
-            if fault == "throttle":
-                sm.put_secret_value(SecretId=key, SecretString=second)  # straight to the emulator
+            # the source changes while AWS throttles, then while it answers 503
+            second = secrets.token_urlsafe(20)
+            leaks.add(second)
+            for fault in ("throttle", "unavailable"):
+                failed0 = _failed_reads(op, namespace, "api")
+                proxy.fault = fault  # type: ignore[assignment]
+                if fault == "throttle":
+                    sm.put_secret_value(SecretId=key, SecretString=second)  # straight to the emulator
 
-            # throttled for two refreshes in a row, then 503 for at least one more
-            wanted = 2 if fault == "throttle" else 1
+                # throttled for two refreshes in a row, then 503 for at least one more
+                wanted = 2 if fault == "throttle" else 1
 
-            async def failing(f: str = fault, f0: int = failed0, n: int = wanted) -> bool:
+                async def failing(f: str = fault, f0: int = failed0, n: int = wanted) -> bool:
+                    ms = await cluster.get("ManagedSecret", "api", namespace)
+                    return (proxy.count(f) >= 2 and _failed_reads(op, namespace, "api") >= f0 + n
+                            and _ready_reason(ms)[0] == "False")
+
+                await wait_for(failing, timeout=90, interval=0.5, what=f"several failed refreshes under '{fault}'")
+                ms = await _assert_truthful_while_failing(cluster, namespace, "api")
+                assert ms["status"]["conditions"][0]["message"]
+                await _unchanged(cluster, namespace, "api", before)
+                assert first not in json.dumps(ms["status"]) and second not in json.dumps(ms["status"])
+
+            proxy.fault = None
+
+            async def recovered() -> bool:
                 ms = await cluster.get("ManagedSecret", "api", namespace)
-                return (proxy.count(f) >= 2 and _failed_reads(env.operator, namespace, "api") >= f0 + n  # type: ignore[arg-type]
-                        and _ready_reason(ms)[0] == "False")
+                data = await cluster.secret_data(namespace, "api")
+                return _ready_reason(ms) == ("True", "Synced") and data == {"token": second.encode()}
 
-            await wait_for(failing, timeout=90, interval=0.5, what=f"several failed refreshes under '{fault}'")
-            ms = await _assert_truthful_while_failing(cluster, namespace, "api")
-            assert ms["status"]["conditions"][0]["message"]
-            await _unchanged(cluster, namespace, "api", before)
-            assert first not in json.dumps(ms["status"]) and second not in json.dumps(ms["status"])
-
-        proxy.fault = None
-
-        async def recovered() -> bool:
-            ms = await cluster.get("ManagedSecret", "api", namespace)
-            data = await cluster.secret_data(namespace, "api")
-            return _ready_reason(ms) == ("True", "Synced") and data == {"token": second.encode()}
-
-        await wait_for(recovered, timeout=150, interval=0.5, what="Ready again with the new value")
-        reasons = [r for r, _ in await _events(cluster, namespace, "api")]
-        assert "SyncFailed" in reasons and reasons.count("SyncFailed") <= 2, reasons
-        # the store itself is still judged usable
-        await cluster.wait_condition("SecretStore", "aws", namespace, status="True")
-    _session_operator_alive(env, starts)
+            await wait_for(recovered, timeout=150, interval=0.5, what="Ready again with the new value")
+            reasons = [r for r, _ in await _events(cluster, namespace, "api")]
+            assert "SyncFailed" in reasons and reasons.count("SyncFailed") <= 2, reasons
+            # the store itself is still judged usable
+            await cluster.wait_condition("SecretStore", "aws", namespace, status="True")
+        _own_operator_alive(op)
 
 
 # ============================================================================================== 5. kube-apiserver restart
 async def test_apiserver_restart_watches_resume(
-    cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
+    cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
 ) -> None:
     _needs_local(env)
     assert env.local is not None and env.local.control_plane is not None
-    starts = env.operator.starts  # type: ignore[union-attr]
-    first = secrets.token_urlsafe(20)
-    leaks.add(first)
-    _kv2_put(env, f"{namespace}/a", {"value": first})
-    for doc in env.vault_token_store(namespace):
-        await cluster.apply(doc, namespace)
-    await cluster.apply(_ms("a", refresh={"interval": "2s"},
-                            data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/a", "property": "value"}}]),
-                        namespace)
-    await cluster.ready("a", namespace)
+    namespace = iso_namespace
+    async with own_operator(env, cluster, namespace) as op:
+        first = secrets.token_urlsafe(20)
+        leaks.add(first)
+        _kv2_put(env, f"{namespace}/a", {"value": first})
+        for doc in env.vault_token_store(namespace):
+            await cluster.apply(doc, namespace)
+        await cluster.apply(_ms("a", refresh={"interval": "2s"},
+                                data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/a", "property": "value"}}]),
+                            namespace)
+        await cluster.ready("a", namespace)
 
-    # during the outage the source of A changes; nothing can be written to the cluster meanwhile
-    during = secrets.token_urlsafe(20)
-    leaks.add(during)
-    restart = asyncio.create_task(asyncio.to_thread(env.local.control_plane.restart_apiserver))
-    try:
-        _kv2_put(env, f"{namespace}/a", {"value": during})
-    finally:
-        await restart
+        # during the outage the source of A changes; nothing can be written to the cluster meanwhile
+        during = secrets.token_urlsafe(20)
+        leaks.add(during)
+        restart = asyncio.create_task(asyncio.to_thread(env.local.control_plane.restart_apiserver))
+        try:
+            _kv2_put(env, f"{namespace}/a", {"value": during})
+        finally:
+            await restart
 
-    # right after it is back: a new object, and a spec change to A
-    b_value = secrets.token_urlsafe(20)
-    leaks.add(b_value)
-    _kv2_put(env, f"{namespace}/b", {"value": b_value})
-    await _retry_api(lambda: cluster.apply(
-        _ms("b", data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/b", "property": "value"}}]),
-        namespace), what="create B")
-    await _retry_api(lambda: cluster.patch("ManagedSecret", "a", {"spec": {"target": {"labels": {"after": "restart"}}}},
-                                           namespace), what="patch A")
+        # right after it is back: a new object, and a spec change to A
+        b_value = secrets.token_urlsafe(20)
+        leaks.add(b_value)
+        _kv2_put(env, f"{namespace}/b", {"value": b_value})
+        await _retry_api(lambda: cluster.apply(
+            _ms("b", data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/b", "property": "value"}}]),
+            namespace), what="create B")
+        await _retry_api(lambda: cluster.patch("ManagedSecret", "a", {"spec": {"target": {"labels": {"after": "restart"}}}},
+                                               namespace), what="patch A")
 
-    b = await cluster.ready("b", namespace, timeout=90)
-    assert b["status"]["observedGeneration"] == b["metadata"]["generation"]
-    assert await cluster.secret_data(namespace, "b") == {"value": b_value.encode()}
+        b = await cluster.ready("b", namespace, timeout=90)
+        assert b["status"]["observedGeneration"] == b["metadata"]["generation"]
+        assert await cluster.secret_data(namespace, "b") == {"value": b_value.encode()}
 
-    async def a_caught_up() -> bool:
-        secret = await cluster.secret(namespace, "a")
-        ms = await cluster.get("ManagedSecret", "a", namespace)
-        return bool(
-            secret is not None
-            and (secret["metadata"].get("labels") or {}).get("after") == "restart"
-            and await cluster.secret_data(namespace, "a") == {"value": during.encode()}
-            and ms is not None and ms["status"].get("observedGeneration") == ms["metadata"]["generation"]
-            and _ready_reason(ms) == ("True", "Synced")
-        )
+        async def a_caught_up() -> bool:
+            secret = await cluster.secret(namespace, "a")
+            ms = await cluster.get("ManagedSecret", "a", namespace)
+            return bool(
+                secret is not None
+                and (secret["metadata"].get("labels") or {}).get("after") == "restart"
+                and await cluster.secret_data(namespace, "a") == {"value": during.encode()}
+                and ms is not None and ms["status"].get("observedGeneration") == ms["metadata"]["generation"]
+                and _ready_reason(ms) == ("True", "Synced")
+            )
 
-    await wait_for(a_caught_up, timeout=90, interval=0.5, what="A's change during and after the restart handled")
-    # and a change after that still flows (the watch is live, not a one-off relist)
-    later = secrets.token_urlsafe(20)
-    leaks.add(later)
-    _kv2_put(env, f"{namespace}/b", {"value": later})
-    await cluster.patch("ManagedSecret", "b", {"metadata": {"annotations": {"rotor.dev/force-sync": "after"}}}, namespace)
+        await wait_for(a_caught_up, timeout=90, interval=0.5, what="A's change during and after the restart handled")
+        # and a change after that still flows (the watch is live, not a one-off relist)
+        later = secrets.token_urlsafe(20)
+        leaks.add(later)
+        _kv2_put(env, f"{namespace}/b", {"value": later})
+        await cluster.patch("ManagedSecret", "b", {"metadata": {"annotations": {"rotor.dev/force-sync": "after"}}}, namespace)
 
-    async def b_forced() -> bool:
-        return await cluster.secret_data(namespace, "b") == {"value": later.encode()}
+        async def b_forced() -> bool:
+            return await cluster.secret_data(namespace, "b") == {"value": later.encode()}
 
-    await wait_for(b_forced, timeout=30, what="force-sync after the restart")
-    _session_operator_alive(env, starts)
+        await wait_for(b_forced, timeout=30, what="force-sync after the restart")
+        _own_operator_alive(op)
 
 
 # ============================================================================================== 6. Vault down (runs last)
 @pytest.mark.slow
 async def test_vault_down_then_restarted_recovers_by_itself(
-    cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
+    cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
 ) -> None:
     _needs_local(env)
     assert env.vault is not None
-    starts = env.operator.starts  # type: ignore[union-attr]
-    port = env.vault.port
-    first = secrets.token_urlsafe(20)
-    leaks.add(first)
-    _kv2_put(env, f"{namespace}/app", {"username": "app", "password": first})
-    for doc in env.vault_token_store(namespace):
-        await cluster.apply(doc, namespace)
-    await cluster.apply(_ms("app", refresh={"interval": "1s"}, dataFrom=[{"extract": {"key": f"{namespace}/app"}}]),
-                        namespace)
-    await cluster.ready("app", namespace)
-    before = await cluster.secret(namespace, "app")
-    assert before is not None
-    second = secrets.token_urlsafe(20)
-    leaks.add(second)
-    try:
-        await asyncio.to_thread(env.vault.stop)
-        failed0 = _failed_reads(env.operator, namespace, "app")  # type: ignore[arg-type]
+    namespace = iso_namespace
+    async with own_operator(env, cluster, namespace) as op:
+        port = env.vault.port
+        first = secrets.token_urlsafe(20)
+        leaks.add(first)
+        _kv2_put(env, f"{namespace}/app", {"username": "app", "password": first})
+        for doc in env.vault_token_store(namespace):
+            await cluster.apply(doc, namespace)
+        await cluster.apply(_ms("app", refresh={"interval": "1s"}, dataFrom=[{"extract": {"key": f"{namespace}/app"}}]),
+                            namespace)
+        await cluster.ready("app", namespace)
+        before = await cluster.secret(namespace, "app")
+        assert before is not None
+        second = secrets.token_urlsafe(20)
+        leaks.add(second)
+        try:
+            await asyncio.to_thread(env.vault.stop)
+            failed0 = _failed_reads(op, namespace, "app")
 
-        # down for several refresh intervals: at least three failed refreshes, seen by the operator
-        async def several_failures() -> bool:
-            ms = await cluster.get("ManagedSecret", "app", namespace)
-            return _failed_reads(env.operator, namespace, "app") >= failed0 + 3 and _ready_reason(ms)[0] == "False"  # type: ignore[arg-type]
+            # down for several refresh intervals: at least three failed refreshes, seen by the operator
+            async def several_failures() -> bool:
+                ms = await cluster.get("ManagedSecret", "app", namespace)
+                return _failed_reads(op, namespace, "app") >= failed0 + 3 and _ready_reason(ms)[0] == "False"
 
-        await wait_for(several_failures, timeout=90, interval=0.5, what="three failed refreshes while Vault is down")
-        ms = await _assert_truthful_while_failing(cluster, namespace, "app")
-        cond = next(c for c in ms["status"]["conditions"] if c["type"] == "Ready")
-        assert str(port) in cond["message"] or "vault" in cond["message"].lower(), cond
-        await _unchanged(cluster, namespace, "app", before)
-        reconciling = next((c for c in ms["status"]["conditions"] if c["type"] == "Reconciling"), None)
-        assert reconciling is not None and reconciling["status"] == "True", reconciling
+            await wait_for(several_failures, timeout=90, interval=0.5, what="three failed refreshes while Vault is down")
+            ms = await _assert_truthful_while_failing(cluster, namespace, "app")
+            cond = next(c for c in ms["status"]["conditions"] if c["type"] == "Ready")
+            assert str(port) in cond["message"] or "vault" in cond["message"].lower(), cond
+            await _unchanged(cluster, namespace, "app", before)
+            reconciling = next((c for c in ms["status"]["conditions"] if c["type"] == "Reconciling"), None)
+            assert reconciling is not None and reconciling["status"] == "True", reconciling
 
-        # back on the same port, empty (dev mode): re-seed, with a new value
-        await asyncio.to_thread(_restore_vault, env)
-        assert env.vault.port == port
-        _kv2_put(env, f"{namespace}/app", {"username": "app", "password": second})
+            # back on the same port, empty (dev mode): re-seed, with a new value
+            await asyncio.to_thread(_restore_vault, env)
+            assert env.vault.port == port
+            _kv2_put(env, f"{namespace}/app", {"username": "app", "password": second})
 
-        async def recovered() -> bool:
-            ms = await cluster.get("ManagedSecret", "app", namespace)
-            return (_ready_reason(ms) == ("True", "Synced")
-                    and await cluster.secret_data(namespace, "app") == {"username": b"app",
-                                                                         "password": second.encode()})
+            async def recovered() -> bool:
+                ms = await cluster.get("ManagedSecret", "app", namespace)
+                return (_ready_reason(ms) == ("True", "Synced")
+                        and await cluster.secret_data(namespace, "app") == {"username": b"app",
+                                                                             "password": second.encode()})
 
-        await wait_for(recovered, timeout=150, interval=0.5, what="Ready again, by itself, with the re-seeded value")
-        reasons = [r for r, _ in await _events(cluster, namespace, "app")]
-        assert reasons.count("SyncFailed") == 1, f"one Event for the transition, not one per retry: {reasons}"
-        _session_operator_alive(env, starts)
-    finally:
-        await asyncio.to_thread(_restore_vault, env)
+            await wait_for(recovered, timeout=150, interval=0.5, what="Ready again, by itself, with the re-seeded value")
+            reasons = [r for r, _ in await _events(cluster, namespace, "app")]
+            assert reasons.count("SyncFailed") == 1, f"one Event for the transition, not one per retry: {reasons}"
+            _own_operator_alive(op)
+        finally:
+            await asyncio.to_thread(_restore_vault, env)

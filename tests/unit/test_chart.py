@@ -365,9 +365,10 @@ def test_namespaced_mode_grants_a_role_per_namespace_and_no_cluster_wide_secrets
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     bindings = [b for b in by_kind(objs, "RoleBinding") if b["metadata"]["name"] == "rotor"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
-    # Its own namespace only gets Events (kopf posts those of cluster-scoped objects there).
-    (events,) = [r for r in by_kind(objs, "Role") if r["metadata"]["namespace"] == NAMESPACE]
-    assert {res for rule in events["rules"] for res in rule["resources"]} == {"events"}
+    # Its own namespace gets Events (kopf posts those of cluster-scoped objects there) and the
+    # one Secret holding the data-hash key.
+    (own,) = [r for r in by_kind(objs, "Role") if r["metadata"]["namespace"] == NAMESPACE]
+    assert {res for rule in own["rules"] for res in rule["resources"]} == {"events", "secrets"}
     assert len(by_kind(objs, "Role")) == 3 and len(by_kind(objs, "RoleBinding")) == 3
     for b in bindings:
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": "rotor", "namespace": NAMESPACE}]

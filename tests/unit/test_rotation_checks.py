@@ -43,7 +43,7 @@ def test_schedule_due_once_the_clock_reaches_it():
     ("annotation", "expiring", "schedule", "reason"),
     [
         (True, True, True, "Manual"),
-        (False, True, True, "Expiring"),
+        (False, True, True, "Scheduled"),
         (False, False, True, "Scheduled"),
         (True, False, False, "Manual"),
         (False, True, False, "Expiring"),
@@ -91,7 +91,9 @@ def test_a_completed_rotation_is_not_repeated_for_the_same_due_date():
     assert first.trigger == "Expiring"
     after = replace(before, phase="Completed", due_at_in_progress=first.due_at)
     assert rotation_due(after).trigger is None
-    later = replace(after, expiry=expiry(renewal + 30 * DAY), now=renewal + 31 * DAY)
+    later = replace(
+        after, expiry=expiry(renewal + 30 * DAY), now=renewal + 31 * DAY, last_rotation=renewal + 25 * DAY
+    )
     assert rotation_due(later).trigger == "Expiring"  # a new due date is served
 
 

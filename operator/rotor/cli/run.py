@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                          help="kopf peering name: active/standby replicas (needs the kopf peering CRDs)")
     peering.add_argument("--standalone", action="store_true", help="no peering (one replica)")
     p.add_argument("--priority", type=int, default=0, help="peering priority (higher wins; default: random, so replicas never tie)")
+    p.add_argument("--peering-lifetime", type=int, default=60,
+                   help="seconds a silent peer counts as alive: failover takes about this long")
     p.set_defaults(func=run)
 
 
@@ -57,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
         "standalone": standalone,
         "priority": priority,
     }
-    namespaces = [ns for pattern in args.namespace for ns in pattern.split(",") if ns]
+    namespaces = namespace_patterns(args.namespace)
+    identity = os.environ.get("POD_ID") or f"rotor-{os.uname().nodename}-{os.getpid()}"
+    options["identity"] = identity
+    options["namespaces"] = namespaces
+    options["peering_lifetime"] = args.peering_lifetime
     kopf.run(
         standalone=standalone,
         peering_name=None if standalone else args.peering,
@@ -65,5 +71,18 @@ def run(args: argparse.Namespace) -> int:
         clusterwide=not namespaces,
         namespaces=namespaces,
         memo=kopf.Memo(options=options),
+        identity=identity,
     )
     return 0
+
+
+def namespace_patterns(values: list[str]) -> list[str]:
+    """kopf serves a namespace matching ANY of its patterns, and in one pattern the first glob is
+    decisive. So every exclusion is appended to every inclusion ("team-*,!team-legacy"); only
+    exclusions give one pattern ("!kube-*,!rotor-system": everything else)."""
+    globs = [g.strip() for value in values for g in value.split(",") if g.strip()]
+    include = [g for g in globs if not g.startswith("!")]
+    exclude = [g for g in globs if g.startswith("!")]
+    if not include:
+        return [",".join(exclude)] if exclude else []
+    return [",".join([g, *exclude]) for g in include]

@@ -64,6 +64,8 @@ class Controller:
         self.synced_once = asyncio.Event()
         self.busy = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._peering: tuple[str, str, int, list[str]] | None = None
+        self.paused = False
 
     # ------------------------------------------------------------------ feeding
     def observe(self, body: dict[str, Any], event_type: str | None) -> None:
@@ -199,6 +201,8 @@ class Controller:
         for i in range(self.settings.concurrency):
             self.tasks.append(asyncio.create_task(self._worker(i)))
         self.tasks.append(asyncio.create_task(self._revalidate_stores()))
+        if self._peering is not None:
+            self.tasks.append(asyncio.create_task(self._watch_peering()))
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -209,9 +213,61 @@ class Controller:
             if handle.backend is not None:
                 await handle.backend.close()
 
+    def watch_peering(self, *, name: str, identity: str, priority: int, namespaces: list[str]) -> None:
+        """Active/standby: while a live peer with a higher priority exists, this replica's workers
+        pause (kopf stops delivering events, but Rotor's own queue would otherwise go on)."""
+        self._peering = (name, identity, priority, namespaces)
+
+    def _listen_to_kopf(self) -> None:
+        """kopf logs the moment it pauses or resumes: act on it at once (the peering poll below
+        is the fallback, and the judge on resume)."""
+        controller = self
+
+        class PeeringSignal(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                message = record.getMessage()
+                if message.startswith(("Pausing operations", "Pausing all operators")):
+                    controller.paused = True
+
+        logging.getLogger("kopf._core.engines.peering").addHandler(PeeringSignal(logging.INFO))
+
+    async def _watch_peering(self) -> None:
+        assert self._peering is not None
+        name, identity, priority, namespaces = self._peering
+        self._listen_to_kopf()
+        plain = [ns for pattern in namespaces for ns in pattern.split(",")
+                 if ns and not any(c in ns for c in "*?!")]
+        while True:
+            try:
+                bodies = [await self.gateway.get_peering(name, None)] if not namespaces else [
+                    await self.gateway.get_peering(name, ns) for ns in plain]
+                now = dt.datetime.now(dt.UTC)
+                outranked = False
+                for body in bodies:
+                    for peer_id, peer in ((body or {}).get("status") or {}).items():
+                        if peer_id == identity or not isinstance(peer, dict):
+                            continue
+                        seen = parse_time(peer.get("lastseen"))
+                        alive = seen is not None and (now - seen).total_seconds() < float(peer.get("lifetime") or 60)
+                        if alive and int(peer.get("priority") or 0) > priority:
+                            outranked = True
+                if outranked != self.paused:
+                    log.info("peering: %s", "standing by (a higher-priority peer is active)" if outranked
+                             else "active")
+                self.paused = outranked
+            except Exception:  # a peering read failure must not stop the watcher
+                log.debug("peering check failed", exc_info=True)
+            await asyncio.sleep(1)
+
     async def _worker(self, number: int) -> None:
         while True:
             key = await self.queue.get()
+            if self.paused:  # standing by: hand the work back and wait
+                self.queue.done(key)
+                self.queue.schedule(key, self.clock.timestamp() + 5)
+                while self.paused:
+                    await asyncio.sleep(0.5)
+                continue
             self.busy += 1
             try:
                 body = self.index.get(key)  # type: ignore[arg-type]

@@ -26,14 +26,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
-    settings.batching.worker_limit = 64
-    settings.batching.idle_timeout = 60
+    # one kopf worker per object: no cap (a cap made new objects wait for idle workers to expire),
+    # and idle workers end quickly so 5,000 objects do not keep 5,000 tasks alive
+    settings.batching.worker_limit = None
+    settings.batching.idle_timeout = 5.0
     settings.scanning.disabled = False
     settings.execution.max_workers = 4  # kopf's own pool; backends use rotor.services.backend's pool
     settings.peering.name = options.get("peering") or "rotor"
     settings.peering.standalone = bool(options.get("standalone", True))
     settings.peering.mandatory = not settings.peering.standalone
     settings.peering.priority = int(options.get("priority", 0))
+    settings.peering.lifetime = int(options.get("peering_lifetime", 60))
     thread_pool(int(options.get("backend_threads", 16)))
 
     gateway = await KubeGateway.connect(os.environ.get("KUBECONFIG"))
@@ -49,6 +52,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ),
     )
     _attach_optional_services(controller, options)
+    if not settings.peering.standalone:
+        controller.watch_peering(
+            name=settings.peering.name,
+            identity=str(options.get("identity")),
+            priority=settings.peering.priority,
+            namespaces=list(options.get("namespaces") or []),
+        )
     await controller.start()
     memo["controller"] = controller
     memo["gateway"] = gateway

@@ -181,6 +181,17 @@ class KubeGateway:
                 return
             raise _wrap(exc) from None
 
+    async def get_peering(self, name: str, namespace: str | None) -> dict[str, Any] | None:
+        """kopf's peering object (kopf.dev/v1): who is alive, with which priority."""
+        try:
+            if namespace:
+                return dict(await self.custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", name))
+            return dict(await self.custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(exc) from None
+
     # ------------------------------------------------------------------ namespaces, tokens
     async def namespace_labels(self, name: str, *, max_age: float = 5.0) -> dict[str, str] | None:
         loop = asyncio.get_running_loop()

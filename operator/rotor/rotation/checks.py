@@ -4,8 +4,12 @@ the style of cert-manager's ``policies.Chain``; gathering their inputs is someon
 The rotation chain, first match wins:
 
 1. ManualRequested: ``rotor.dev/rotate`` differs from ``status.rotation.lastRotateRequest`` -> Manual
-2. ExpiringSoon: Generate/Provider strategy and ``now >= renewalTime`` -> Expiring
-3. ScheduleDue: ``now >= `` the schedule's due date -> Scheduled
+2. ScheduleDue: ``now >= `` the schedule's due date -> Scheduled
+3. ExpiringSoon: Generate/Provider strategy and ``now >= renewalTime`` -> Expiring
+
+(With the default ``maxAge`` (the schedule's period) and no ``rotateBefore``, the renewal time of
+a value equals its scheduled due date: such a rotation is reported as Scheduled. Expiring is for
+renewals that come before the schedule: certificates, or a shorter ``maxAge``/``rotateBefore``.)
 
 then gated: outside the policy's window, Scheduled and Expiring wait for the next window start
 (Manual does not); after failures, every trigger waits for its back-off.
@@ -108,7 +112,7 @@ def schedule_due(inputs: RotationInputs) -> Trigger | None:
     return None
 
 
-CHECKS: tuple[Check, ...] = (manual_requested, expiring_soon, schedule_due)
+CHECKS: tuple[Check, ...] = (manual_requested, schedule_due, expiring_soon)
 
 
 def _already_served(inputs: RotationInputs, trigger: Trigger) -> bool:

@@ -209,10 +209,11 @@ def _generator(spec: Mapping[str, Any], strategy: str) -> tuple[str | None, Mapp
     kind, params = _one_of(spec["generator"], "spec.generator")
     if kind not in GENERATOR_KINDS:
         raise _fail(f"unknown generator {kind!r}; known: {', '.join(GENERATOR_KINDS)}", "spec.generator")
-    try:
-        check_params(kind, params)
-    except GeneratorError as exc:
-        raise _fail(exc.message, f"spec.generator.{kind}") from None
+    if strategy == "Generate":  # Observe and Provider never generate: a preset's generator is inert
+        try:
+            check_params(kind, params)
+        except GeneratorError as exc:
+            raise _fail(exc.message, f"spec.generator.{kind}") from None
     return kind, MappingProxyType(dict(params))
 
 

@@ -52,5 +52,11 @@ def next_rotation(
     due = scheduled_due(policy, last_rotation=last_rotation, created=created)
     if due is None:
         return None
+    return runnable_at(policy, due, now)
+
+
+def runnable_at(policy: EffectivePolicy, due: datetime, now: datetime) -> datetime:
+    """When a rotation due at ``due`` can run: ``due`` itself, or the next window start when it
+    falls outside the window (counted from ``now`` when ``due`` is already past)."""
     runnable = in_window(policy, max(due, now))
     return due if due <= now and runnable == now else runnable

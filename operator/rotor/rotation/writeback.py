@@ -27,6 +27,8 @@ CERTIFICATE_KINDS = frozenset({"selfSignedCertificate", "vaultPKI"})
 #: in sorted path order) while a rotation is Pending; the written versions afterwards.
 DIGEST_PREFIX = "hmac:"
 _PENDING_VERSION_MAX = 256
+#: one rotation writes to at most this many remote paths (their digests must fit in status)
+MAX_PATHS = 50
 FAILED = "Failed"
 
 
@@ -164,9 +166,10 @@ def digest(key: bytes, view: Mapping[str, str], *, length: int = 16) -> str:
 
 
 def digest_length(paths: int) -> int:
-    """The digest length that keeps ``paths`` digests within ``pendingVersion``'s 256 characters."""
+    """The digest length that keeps ``paths`` digests (at most ``MAX_PATHS``) within
+    ``pendingVersion``'s 256 characters: 16 hex characters, fewer for many paths."""
     room = (_PENDING_VERSION_MAX - len(DIGEST_PREFIX)) // max(1, paths) - 1
-    return max(8, min(16, room))
+    return max(4, min(16, room))
 
 
 def encode_digests(paths: Sequence[str], digests: Mapping[str, str]) -> str:

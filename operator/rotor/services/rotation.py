@@ -49,7 +49,15 @@ from rotor.clock import format_time, parse_time
 from rotor.conditions import get_condition, set_condition
 from rotor.observability.logging import audit
 from rotor.observability.metrics import ROTATION_DURATION, ROTATION_TOTAL
-from rotor.providers.base import AccessDenied, Capabilities, KeyNotFound, ProviderError, RemoteRef, RemoteSecret
+from rotor.providers.base import (
+    AccessDenied,
+    Capabilities,
+    KeyNotFound,
+    ProviderError,
+    RemoteRef,
+    RemoteSecret,
+)
+from rotor.rotation.backoff import retry_delay
 from rotor.rotation.checks import (
     PENDING_STALLED_AFTER,
     ObservedState,
@@ -57,14 +65,14 @@ from rotor.rotation.checks import (
     expiring_condition,
     rotation_due,
 )
-from rotor.rotation.backoff import retry_delay
 from rotor.rotation.errors import RotationError
 from rotor.rotation.expiry import Expiry, compute_expiry
 from rotor.rotation.generators import certificate_key_name, generate
 from rotor.rotation.phases import COMPLETED, retained_until
 from rotor.rotation.presets import EffectivePolicy, effective_policy
-from rotor.rotation.schedule import next_rotation
+from rotor.rotation.schedule import next_rotation, runnable_at
 from rotor.rotation.writeback import (
+    MAX_PATHS,
     Target,
     decode_digests,
     digest,
@@ -75,6 +83,7 @@ from rotor.rotation.writeback import (
     rotated_view,
     same_digest,
     value_view,
+    written_properties,
 )
 from rotor.services.stores import StoreHandle
 
@@ -135,7 +144,7 @@ async def _fault_hooks(phase: str | None) -> None:
     if os.environ.get(FAULT_HOLD) == phase and hold_file:
         log.warning("test fault hook: holding after phase %s until %s exists", phase, hold_file)
         for _ in range(1200):
-            if Path(hold_file).exists():
+            if await asyncio.to_thread(Path(hold_file).exists):
                 return
             await asyncio.sleep(0.1)
 
@@ -170,9 +179,9 @@ class RotationService:
         # ManagedSecrets bound to this policy re-evaluate
         for ms_key, ms in list(self.controller.index.items()):
             ref = (((ms.get("spec") or {}).get("rotation") or {}).get("policyRef") or {})
-            if ref.get("name") == meta["name"] and (ref.get("kind") or "RotationPolicy") == kind:
-                if kind == "ClusterRotationPolicy" or ms_key[0] == meta.get("namespace"):
-                    self.controller.queue.add(ms_key, urgent=False)
+            same = ref.get("name") == meta["name"] and (ref.get("kind") or "RotationPolicy") == kind
+            if same and (kind == "ClusterRotationPolicy" or ms_key[0] == meta.get("namespace")):
+                self.controller.queue.add(ms_key, urgent=False)
 
     async def _policy(self, spec: ManagedSecretSpec, namespace: str) -> tuple[EffectivePolicy, str]:
         assert spec.rotation is not None
@@ -226,7 +235,7 @@ class RotationService:
         except RotationFailure as err:
             return refuse(err.message)
         ctx["policy"], ctx["policy_id"] = policy, policy_id
-        created = parse_time(meta.get("creationTimestamp")) or now
+        created = _value_created(meta, fetched, now)
         inputs = RotationInputs(
             policy=policy,
             now=now,
@@ -331,9 +340,10 @@ class RotationService:
             raise RotationFailure(
                 f"rotation key '{key}' is not produced by spec.data or a dataFrom.extract", final=True
             )
+        if len({t.remote_key for t in out}) > MAX_PATHS:
+            raise RotationFailure(f"one rotation writes to at most {MAX_PATHS} remote keys; split the "
+                                  "ManagedSecret", final=True)
         if policy is not None and policy.strategy == "Generate":
-            from rotor.rotation.writeback import written_properties
-
             for target in out:
                 try:
                     written_properties(policy.generator_kind, target)
@@ -454,7 +464,7 @@ class RotationService:
                 current: RemoteSecret | None = await backend.read(RemoteRef(path))
             except KeyNotFound:
                 current = None
-            if False and current is not None and not staged and path in recorded:
+            if current is not None and not staged and path in recorded:
                 view = rotated_view(kind, targets, current.data, current.raw)
                 if same_digest(digest(self.hash_key, view, length=length), recorded[path]):
                     done[path] = str(current.version or "")  # written before a restart
@@ -703,7 +713,9 @@ class RotationService:
             trigger = rot.get("trigger") or "Scheduled"
             conditions = set_condition(conditions, "Rotating", True, trigger,
                                        f"rotation in progress (phase {rot.get('phase')})", generation, now)
-        elif not old_rotating or (old_rotating.get("reason") == "Failed" and rot.get("phase") != FAILED):
+        elif not old_rotating or (old_rotating.get("reason") == "Failed" and (
+            rot.get("phase") != FAILED or self._cause_gone(spec, old_rotating.get("message") or "", ctx, handle)
+        )):
             conditions = set_condition(conditions, "Rotating", False, "Succeeded" if rot.get("lastRotationTime")
                                        else "Scheduled", "no rotation in progress", generation, now)
         if policy is not None:
@@ -726,6 +738,20 @@ class RotationService:
         future = [w for w in wake if w > now - dt.timedelta(seconds=1)]
         return extra, min(future) if future else None
 
+    @staticmethod
+    def _cause_gone(
+        spec: ManagedSecretSpec, message: str, ctx: Mapping[str, Any], handle: StoreHandle | None
+    ) -> bool:
+        """Whether a failure that kept a rotation from starting has been fixed since: the policy
+        it named resolves and is valid now, or the store it named can write now."""
+        if ctx.get("policy") is None or spec.rotation is None:
+            return False
+        ref = spec.rotation.policy_ref
+        if message.startswith((f"{ref.kind} '{ref.name}'", f"{ctx.get('policy_id')}:")):
+            return True
+        read_only = handle is not None and handle.capabilities == Capabilities.READ_ONLY
+        return "read-only credentials" in message and not read_only
+
     async def _expiry_and_schedule(
         self, body: dict[str, Any], spec: ManagedSecretSpec, data: Mapping[str, bytes], ctx: dict[str, Any],
         rot: dict[str, Any], policy: EffectivePolicy, now: dt.datetime, fetched: Fetched | None,
@@ -737,17 +763,12 @@ class RotationService:
         status = body.get("status") or {}
         wake: list[dt.datetime] = []
         last = parse_time(rot.get("lastRotationTime"))
-        created = parse_time(meta.get("creationTimestamp")) or now
-        source_created = None
-        if fetched is not None:
-            times = [s.created for s in fetched.refs.values() if s.created is not None]
-            times += [s.created for s in fetched.databases.values() if s.created is not None]
-            source_created = max(times) if times else None
+        created = _value_created(meta, fetched, now)
         observed = await self._observed(spec, handle, fetched) if policy.strategy == "Observe" else None
         expiry = compute_expiry(
             data={k: v for k, v in data.items() if not k.endswith(policy.previous_key_suffix)},
             last_rotation=last if policy.strategy != "Observe" else None,
-            source_created=(observed.last_changed if observed else None) or source_created or created,
+            source_created=(observed.last_changed if observed else None) or created,
             max_age=policy.max_age,
             rotate_before=policy.rotate_before,
             provider_expiry=None,
@@ -776,7 +797,11 @@ class RotationService:
         except RotationError:
             nxt = None
         if policy.strategy in ("Generate", "Provider") and expiry is not None:
-            nxt = min(filter(None, [nxt, expiry.renewal_time]))  # type: ignore[type-var]
+            try:
+                renewal = runnable_at(policy, expiry.renewal_time, now)  # windows gate renewals too
+            except RotationError:
+                renewal = expiry.renewal_time
+            nxt = renewal if nxt is None else min(nxt, renewal)
         if policy.strategy == "Observe":
             nxt = None
         rot["nextRotationTime"] = format_time(nxt) if nxt else None
@@ -828,6 +853,16 @@ class RotationService:
                 version_stages=(stray or oldest).version_stages,
             )
         )
+
+
+def _value_created(meta: Mapping[str, Any], fetched: Fetched | None, now: dt.datetime) -> dt.datetime:
+    """Where a value's age counts from before its first rotation: the creation time of the source
+    version read (the newest, when several), else the ManagedSecret's creation."""
+    times: list[dt.datetime] = []
+    if fetched is not None:
+        times += [s.created for s in fetched.refs.values() if s.created is not None]
+        times += [s.created for s in fetched.databases.values() if s.created is not None]
+    return max(times) if times else parse_time(meta.get("creationTimestamp")) or now
 
 
 def _older(incoming: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
