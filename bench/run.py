@@ -69,9 +69,23 @@ class Operator:
         env = dict(os.environ, KUBECONFIG=self.kubeconfig, ROTOR_HASH_KEY="bench", **self.env)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rotor.cli.main", "run", "--standalone", "--log-level", "warning",
-                 "--metrics-addr", f"127.0.0.1:{self.port}", "--concurrency", str(self.concurrency)],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "rotor.cli.main",
+                    "run",
+                    "--standalone",
+                    "--log-level",
+                    os.environ.get("BENCH_LOG_LEVEL", "warning"),
+                    "--metrics-addr",
+                    f"127.0.0.1:{self.port}",
+                    "--concurrency",
+                    str(self.concurrency),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         RUNNING.append(self)
         started = time.monotonic()
@@ -111,8 +125,11 @@ class Operator:
 
 
 async def ready_count(cluster: Cluster, namespace: str) -> tuple[int, int]:
-    items = (await cluster.custom.list_namespaced_custom_object(
-        "rotor.dev", "v1alpha1", namespace, "managedsecrets"))["items"]
+    items = (
+        await cluster.custom.list_namespaced_custom_object(
+            "rotor.dev", "v1alpha1", namespace, "managedsecrets"
+        )
+    )["items"]
     ready = 0
     for obj in items:
         for cond in (obj.get("status") or {}).get("conditions") or []:
@@ -121,7 +138,9 @@ async def ready_count(cluster: Cluster, namespace: str) -> tuple[int, int]:
     return ready, len(items)
 
 
-async def create_many(cluster: Cluster, namespace: str, docs: list[dict[str, Any]], parallel: int = 16) -> None:
+async def create_many(
+    cluster: Cluster, namespace: str, docs: list[dict[str, Any]], parallel: int = 16
+) -> None:
     sem = asyncio.Semaphore(parallel)
 
     async def one(doc: dict[str, Any]) -> None:
@@ -139,9 +158,16 @@ async def create_many(cluster: Cluster, namespace: str, docs: list[dict[str, Any
 
 
 def ms_doc(name: str, store: str, key: str, interval: str) -> dict[str, Any]:
-    return {"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret", "metadata": {"name": name},
-            "spec": {"storeRef": {"name": store}, "refresh": {"interval": interval},
-                     "data": [{"secretKey": "password", "remoteRef": {"key": key, "property": "password"}}]}}
+    return {
+        "apiVersion": "rotor.dev/v1alpha1",
+        "kind": "ManagedSecret",
+        "metadata": {"name": name},
+        "spec": {
+            "storeRef": {"name": store},
+            "refresh": {"interval": interval},
+            "data": [{"secretKey": "password", "remoteRef": {"key": key, "property": "password"}}],
+        },
+    }
 
 
 def seed_vault(env: LocalEnvironment, prefix: str, n: int) -> None:
@@ -149,7 +175,8 @@ def seed_vault(env: LocalEnvironment, prefix: str, n: int) -> None:
 
     def put(i: int) -> None:
         client.secrets.kv.v2.create_or_update_secret(
-            path=f"{prefix}/p{i}", secret={"password": secrets.token_urlsafe(18)}, mount_point="secret")
+            path=f"{prefix}/p{i}", secret={"password": secrets.token_urlsafe(18)}, mount_point="secret"
+        )
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(put, range(n)))
@@ -168,8 +195,9 @@ async def baseline(env: LocalEnvironment, cluster: Cluster, prefix: str, n: int)
     def read(i: int) -> str:
         if not hasattr(local, "c"):
             local.c = hvac.Client(url=env.vault.address, token=ROOT_TOKEN)  # type: ignore[union-attr]
-        resp = local.c.secrets.kv.v2.read_secret_version(path=f"{prefix}/p{i}", mount_point="secret",
-                                                         raise_on_deleted_version=True)
+        resp = local.c.secrets.kv.v2.read_secret_version(
+            path=f"{prefix}/p{i}", mount_point="secret", raise_on_deleted_version=True
+        )
         return str(resp["data"]["data"]["password"])
 
     loop = asyncio.get_running_loop()
@@ -179,8 +207,15 @@ async def baseline(env: LocalEnvironment, cluster: Cluster, prefix: str, n: int)
     async def one(i: int) -> None:
         async with sem:
             value = await loop.run_in_executor(pool, read, i)
-            await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"b{i}"},
-                                 "stringData": {"password": value}}, ns)
+            await cluster.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": f"b{i}"},
+                    "stringData": {"password": value},
+                },
+                ns,
+            )
 
     await asyncio.gather(*(one(i) for i in range(n)))
     elapsed = time.monotonic() - started
@@ -189,13 +224,17 @@ async def baseline(env: LocalEnvironment, cluster: Cluster, prefix: str, n: int)
     return elapsed
 
 
-async def bench_size(env: LocalEnvironment, cluster: Cluster, workdir: Path, n: int, runs: int) -> dict[str, Any]:
+async def bench_size(
+    env: LocalEnvironment, cluster: Cluster, workdir: Path, n: int, runs: int
+) -> dict[str, Any]:
     result: dict[str, Any] = {"n": n}
     prefix = f"bench{n}-{secrets.token_hex(2)}"
     print(f"[n={n}] seeding {n} Vault paths", flush=True)
     seed_vault(env, prefix, n)
     result["baseline_s"] = round(await baseline(env, cluster, prefix, n), 2)
-    print(f"[n={n}] baseline (read + write as fast as the libraries allow): {result['baseline_s']}s", flush=True)
+    print(
+        f"[n={n}] baseline (read + write as fast as the libraries allow): {result['baseline_s']}s", flush=True
+    )
     assert env.aws is not None
     cold: list[float] = []
     op: Operator | None = None
@@ -203,19 +242,38 @@ async def bench_size(env: LocalEnvironment, cluster: Cluster, workdir: Path, n: 
     for run in range(runs):
         ns = f"bench-{n}-{run}-{secrets.token_hex(2)}"
         await cluster.create_namespace(ns)
-        await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "vault-token"},
-                             "stringData": {"token": ROOT_TOKEN}}, ns)
-        await cluster.apply({"apiVersion": "rotor.dev/v1alpha1", "kind": "SecretStore", "metadata": {"name": "vault"},
-                             "spec": {"provider": {"vault": {"server": env.vault.address,  # type: ignore[union-attr]
-                                                             "auth": {"token": {"secretRef": {
-                                                                 "name": "vault-token", "key": "token"}}}}},
-                                      "rateLimit": {"qps": 5000, "burst": 5000}}}, ns)
+        await cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "vault-token"},
+                "stringData": {"token": ROOT_TOKEN},
+            },
+            ns,
+        )
+        await cluster.apply(
+            {
+                "apiVersion": "rotor.dev/v1alpha1",
+                "kind": "SecretStore",
+                "metadata": {"name": "vault"},
+                "spec": {
+                    "provider": {
+                        "vault": {
+                            "server": env.vault.address,  # type: ignore[union-attr]
+                            "auth": {"token": {"secretRef": {"name": "vault-token", "key": "token"}}},
+                        }
+                    },
+                    "rateLimit": {"qps": 5000, "burst": 5000},
+                },
+            },
+            ns,
+        )
         print(f"[n={n}] run {run + 1}/{runs}: creating {n} ManagedSecrets", flush=True)
         await create_many(cluster, ns, [ms_doc(f"m{i}", "vault", f"{prefix}/p{i}", "1h") for i in range(n)])
         op = Operator(str(env.kubeconfig), workdir, env.aws.client_env())
         started = op.start()
         while True:
-            ready, total = await ready_count(cluster, ns)
+            ready, _total = await ready_count(cluster, ns)
             if ready >= n:
                 break
             await asyncio.sleep(TICK)
@@ -234,34 +292,48 @@ async def bench_size(env: LocalEnvironment, cluster: Cluster, workdir: Path, n: 
     await asyncio.sleep(30)
     result["idle_cpu_pct"] = round(100 * (op.cpu_seconds() - cpu0) / (time.monotonic() - t0), 2)
     result["rss_mib"] = round(op.rss_mib(), 1)
-    print(f"[n={n}] steady state: RSS {result['rss_mib']} MiB, idle CPU {result['idle_cpu_pct']}% of one core",
-          flush=True)
+    print(
+        f"[n={n}] steady state: RSS {result['rss_mib']} MiB, idle CPU {result['idle_cpu_pct']}% of one core",
+        flush=True,
+    )
 
     # an unchanged refresh of every object writes nothing to Kubernetes
-    items = (await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", ns, "managedsecrets"))["items"]
-    secrets_before = {s.metadata.name: s.metadata.resource_version
-                      for s in (await cluster.core.list_namespaced_secret(ns)).items}
+    items = (
+        await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", ns, "managedsecrets")
+    )["items"]
+    secrets_before = {
+        s.metadata.name: s.metadata.resource_version
+        for s in (await cluster.core.list_namespaced_secret(ns)).items
+    }
     ms_before = {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in items}
     syncs0 = metric(op.metrics(), "rotor_sync_total")
     reads0 = metric(op.metrics(), "rotor_provider_requests_total", operation="read")
     k = min(n, 200)
     for i in range(k):  # force-sync k objects: a refresh of those, with nothing changed upstream
-        await cluster.patch("ManagedSecret", f"m{i}", {"metadata": {"annotations": {
-            "rotor.dev/force-sync": "bench"}}}, ns)
+        await cluster.patch(
+            "ManagedSecret", f"m{i}", {"metadata": {"annotations": {"rotor.dev/force-sync": "bench"}}}, ns
+        )
     while metric(op.metrics(), "rotor_sync_total") - syncs0 < k:
         await asyncio.sleep(TICK)
     await asyncio.sleep(2)
-    secrets_after = {s.metadata.name: s.metadata.resource_version
-                     for s in (await cluster.core.list_namespaced_secret(ns)).items}
-    items = (await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", ns, "managedsecrets"))["items"]
+    secrets_after = {
+        s.metadata.name: s.metadata.resource_version
+        for s in (await cluster.core.list_namespaced_secret(ns)).items
+    }
+    items = (
+        await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", ns, "managedsecrets")
+    )["items"]
     ms_after = {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in items}
     secret_writes = sum(1 for name, rv in secrets_after.items() if secrets_before.get(name) != rv)
     # force-sync records the handled annotation once (that is a status write a user needs: the CLI
     # waits for it); a refresh with nothing to record writes nothing: count those separately
     result["secret_writes_per_unchanged_refresh"] = secret_writes
-    result["status_writes_for_force_sync"] = sum(1 for name, rv in ms_after.items() if ms_before.get(name) != rv)
+    result["status_writes_for_force_sync"] = sum(
+        1 for name, rv in ms_after.items() if ms_before.get(name) != rv
+    )
     result["backend_reads_per_object_refresh"] = round(
-        (metric(op.metrics(), "rotor_provider_requests_total", operation="read") - reads0) / k, 2)
+        (metric(op.metrics(), "rotor_provider_requests_total", operation="read") - reads0) / k, 2
+    )
 
     # new objects while everything refreshes: switch every object to a 20s refresh
     print(f"[n={n}] new-object latency while {n} objects refresh every 20s", flush=True)
@@ -292,8 +364,9 @@ async def bench_size(env: LocalEnvironment, cluster: Cluster, workdir: Path, n: 
     client = env.vault_client()
     new_value = secrets.token_urlsafe(18)
     t = time.monotonic()
-    client.secrets.kv.v2.create_or_update_secret(path=f"{prefix}/p0", secret={"password": new_value},
-                                                 mount_point="secret")
+    client.secrets.kv.v2.create_or_update_secret(
+        path=f"{prefix}/p0", secret={"password": new_value}, mount_point="secret"
+    )
     while True:
         data = await cluster.secret_data(ns, "m0")
         if data and data["password"] == new_value.encode():
@@ -312,21 +385,51 @@ async def bench_aws(env: LocalEnvironment, cluster: Cluster, workdir: Path, n: i
     from rotor.devenv.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 
     assert env.aws is not None
-    sm = boto3.client("secretsmanager", endpoint_url=env.aws.endpoint, region_name=REGION,
-                      aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY)
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=env.aws.endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+    )
     ns = f"bench-aws-{secrets.token_hex(2)}"
     print(f"[aws n={n}] seeding {n} secrets", flush=True)
     for i in range(n):
         sm.create_secret(Name=f"{ns}/s{i}", SecretString=json.dumps({"password": secrets.token_urlsafe(12)}))
     await cluster.create_namespace(ns)
-    await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "aws"},
-                         "stringData": {"id": ACCESS_KEY_ID, "secret": SECRET_ACCESS_KEY}}, ns)
-    await cluster.apply({"apiVersion": "rotor.dev/v1alpha1", "kind": "SecretStore", "metadata": {"name": "aws"},
-                         "spec": {"provider": {"aws": {"service": "SecretsManager", "region": REGION,
-                                                       "endpoint": env.aws.endpoint, "auth": {"secretRef": {
-                                                           "accessKeyId": {"name": "aws", "key": "id"},
-                                                           "secretAccessKey": {"name": "aws", "key": "secret"}}}}},
-                                  "rateLimit": {"qps": 1000, "burst": 1000}}}, ns)
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "aws"},
+            "stringData": {"id": ACCESS_KEY_ID, "secret": SECRET_ACCESS_KEY},
+        },
+        ns,
+    )
+    await cluster.apply(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "SecretStore",
+            "metadata": {"name": "aws"},
+            "spec": {
+                "provider": {
+                    "aws": {
+                        "service": "SecretsManager",
+                        "region": REGION,
+                        "endpoint": env.aws.endpoint,
+                        "auth": {
+                            "secretRef": {
+                                "accessKeyId": {"name": "aws", "key": "id"},
+                                "secretAccessKey": {"name": "aws", "key": "secret"},
+                            }
+                        },
+                    }
+                },
+                "rateLimit": {"qps": 1000, "burst": 1000},
+            },
+        },
+        ns,
+    )
     await create_many(cluster, ns, [ms_doc(f"m{i}", "aws", f"{ns}/s{i}", "30s") for i in range(n)])
     op = Operator(str(env.kubeconfig), workdir, env.aws.client_env())
     op.start()
@@ -341,8 +444,12 @@ async def bench_aws(env: LocalEnvironment, cluster: Cluster, workdir: Path, n: i
     calls = metric(op.metrics(), "rotor_provider_requests_total", store=store) - calls0
     op.stop()
     await cluster.delete_namespace(ns)
-    return {"n": n, "calls_per_refresh_cycle": calls, "naive_calls": n,
-            "reduction": round(n / calls, 1) if calls else float("inf")}
+    return {
+        "n": n,
+        "calls_per_refresh_cycle": calls,
+        "naive_calls": n,
+        "reduction": round(n / calls, 1) if calls else float("inf"),
+    }
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -350,15 +457,31 @@ async def main(args: argparse.Namespace) -> None:
     env = LocalEnvironment(workdir)
     env.start()
     kubectl = str(binaries.ensure("kubectl"))
-    subprocess.run([kubectl, "--kubeconfig", str(env.kubeconfig), "apply", "--server-side", "-k", str(ROOT / "crds")],
-                   check=True, capture_output=True)
-    subprocess.run([kubectl, "--kubeconfig", str(env.kubeconfig), "wait", "--for=condition=Established",
-                    "--timeout=60s", "crd", "-l", "app.kubernetes.io/name=rotor"], check=True, capture_output=True)
+    subprocess.run(
+        [kubectl, "--kubeconfig", str(env.kubeconfig), "apply", "--server-side", "-k", str(ROOT / "crds")],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            str(env.kubeconfig),
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/name=rotor",
+        ],
+        check=True,
+        capture_output=True,
+    )
     cluster = await Cluster.connect(str(env.kubeconfig))
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                   f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
-                   f"Python {platform.python_version()}",
+        f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
+        f"Python {platform.python_version()}",
         "vault": [],
         "aws": [],
     }
@@ -379,25 +502,37 @@ async def main(args: argparse.Namespace) -> None:
 
 def print_table(results: dict[str, Any]) -> None:
     print(f"\nmachine: {results['machine']}\n")
-    cols = [("n", "N"), ("cold_start_s", "cold start to all Ready (s, median)"),
-            ("baseline_s", "baseline read+write (s)"), ("new_ready_p50_s", "new object Ready p50 (s)"),
-            ("new_ready_p99_s", "p99 (s)"), ("rss_mib", "RSS (MiB)"), ("idle_cpu_pct", "idle CPU (% core)"),
-            ("secret_writes_per_unchanged_refresh", "Secret writes / unchanged refresh"),
-            ("backend_reads_per_object_refresh", "backend reads / object refresh"),
-            ("propagation_s_at_20s_refresh", "upstream change -> Secret (s, 20s refresh)")]
+    cols = [
+        ("n", "N"),
+        ("cold_start_s", "cold start to all Ready (s, median)"),
+        ("baseline_s", "baseline read+write (s)"),
+        ("new_ready_p50_s", "new object Ready p50 (s)"),
+        ("new_ready_p99_s", "p99 (s)"),
+        ("rss_mib", "RSS (MiB)"),
+        ("idle_cpu_pct", "idle CPU (% core)"),
+        ("secret_writes_per_unchanged_refresh", "Secret writes / unchanged refresh"),
+        ("backend_reads_per_object_refresh", "backend reads / object refresh"),
+        ("propagation_s_at_20s_refresh", "upstream change -> Secret (s, 20s refresh)"),
+    ]
     print("| " + " | ".join(h for _, h in cols) + " |")
     print("|" + "---|" * len(cols))
     for row in results["vault"]:
         print("| " + " | ".join(str(row.get(k, "-")) for k, _ in cols) + " |")
     if results["aws"]:
-        print("\n| AWS ManagedSecrets | backend calls per refresh cycle | one GetSecretValue each | reduction |")
+        print(
+            "\n| AWS ManagedSecrets | backend calls per refresh cycle | one GetSecretValue each | reduction |"
+        )
         print("|---|---|---|---|")
         for row in results["aws"]:
-            print(f"| {row['n']} | {row['calls_per_refresh_cycle']} | {row['naive_calls']} | {row['reduction']}x |")
+            print(
+                f"| {row['n']} | {row['calls_per_refresh_cycle']} | {row['naive_calls']} | {row['reduction']}x |"
+            )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--aws-sizes", type=int, nargs="+", default=[1000])
     parser.add_argument("--runs", type=int, default=3)

@@ -56,7 +56,9 @@ async def cluster(env: TestEnvironment) -> AsyncIterator[Cluster]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def namespace(request: pytest.FixtureRequest, cluster: Cluster, env: TestEnvironment) -> AsyncIterator[str]:
+async def namespace(
+    request: pytest.FixtureRequest, cluster: Cluster, env: TestEnvironment
+) -> AsyncIterator[str]:
     base = request.node.name.lower().replace("_", "-")
     base = "".join(ch for ch in base if ch.isalnum() or ch == "-")[:40].strip("-")
     name = f"t-{base}-{secrets.token_hex(3)}"
@@ -75,7 +77,11 @@ def operator(env: TestEnvironment) -> object:
 def kubectl(env: TestEnvironment, *args: str, input_: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(env.kubectl), "--kubeconfig", str(env.kubeconfig), *args],
-        input=input_, capture_output=True, text=True, check=False, timeout=60,
+        input=input_,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
 
 

@@ -80,11 +80,21 @@ def readiness_conditions(
     stalled = (not ready) and reason in STALLED_REASONS
     reconciling = (not ready) and not stalled
     out = set_condition(
-        out, "Stalled", stalled, reason if stalled else "Progressing" if reconciling else "Synced",
-        message if stalled else "", generation, now,
+        out,
+        "Stalled",
+        stalled,
+        reason if stalled else "Progressing" if reconciling else "Synced",
+        message if stalled else "",
+        generation,
+        now,
     )
     out = set_condition(
-        out, "Reconciling", reconciling, reason if reconciling else "Synced" if ready else reason,
-        message if reconciling else "", generation, now,
+        out,
+        "Reconciling",
+        reconciling,
+        reason if reconciling else "Synced" if ready else reason,
+        message if reconciling else "",
+        generation,
+        now,
     )
     return out

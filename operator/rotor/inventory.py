@@ -130,7 +130,7 @@ def secret_keys(spec: Mapping[str, Any]) -> tuple[str, ...]:
         elif source.get("vaultDatabase"):
             db = source["vaultDatabase"]
             keys.append(f"vaultDatabase:{db.get('mount') or 'database'}/{db.get('role')}")
-    for name in ((spec.get("template") or {}).get("data") or {}):
+    for name in (spec.get("template") or {}).get("data") or {}:
         if name not in keys:
             keys.append(str(name))
     return tuple(keys)

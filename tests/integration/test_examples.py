@@ -3,6 +3,7 @@ values `rotor demo` seeds), every ManagedSecret becomes Ready with the data the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -16,10 +17,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None:
     for ns in DEMO_NAMESPACES:
-        try:
+        with contextlib.suppress(Exception):
             await cluster.create_namespace(ns)
-        except Exception:  # noqa: BLE001 - rotor-system exists already
-            pass
     vault_values = seed_vault(env.vault_client())
     aws_values = seed_aws(env.aws_endpoint)
     for data in vault_values.values():
@@ -39,7 +38,9 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
     password = vault_values["apps/db"]["password"]
     from urllib.parse import quote
 
-    assert app_db["DATABASE_URL"].decode() == f"postgresql://app:{quote(password, safe='')}@db.demo.svc:5432/app"
+    assert (
+        app_db["DATABASE_URL"].decode() == f"postgresql://app:{quote(password, safe='')}@db.demo.svc:5432/app"
+    )
     tls = await cluster.secret("demo", "web-tls")
     assert tls is not None and tls["type"] == "kubernetes.io/tls"
     web = await cluster.get("ManagedSecret", "web-tls", "demo")

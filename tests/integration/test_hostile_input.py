@@ -34,14 +34,28 @@ from support.operator import OperatorProcess
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 API = "rotor.dev/v1alpha1"
-DOCUMENTED = {"InvalidSpec", "StoreNotFound", "StoreNotReady", "Forbidden", "KeyNotFound", "ProviderError",
-              "ValidationFailed", "TemplateError", "SecretConflict", "Expired"}
+DOCUMENTED = {
+    "InvalidSpec",
+    "StoreNotFound",
+    "StoreNotReady",
+    "Forbidden",
+    "KeyNotFound",
+    "ProviderError",
+    "ValidationFailed",
+    "TemplateError",
+    "SecretConflict",
+    "Expired",
+}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _ms(name: str, store: str = "vault", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name},
-            "spec": {"storeRef": {"name": store}, **spec}}
+    return {
+        "apiVersion": API,
+        "kind": "ManagedSecret",
+        "metadata": {"name": name},
+        "spec": {"storeRef": {"name": store}, **spec},
+    }
 
 
 def _item(secret_key: str, key: str, prop: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -83,8 +97,9 @@ def _documented(cond: dict[str, Any]) -> bool:
     return cond["reason"] in DOCUMENTED and bool(cond.get("message"))
 
 
-async def _good_one_syncs(cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry,
-                          timeout: float = 45) -> None:
+async def _good_one_syncs(
+    cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry, timeout: float = 45
+) -> None:
     """A good ManagedSecret created after the hostile ones becomes Ready with the right data."""
     value = secrets.token_urlsafe(24)
     leaks.add(value)
@@ -95,8 +110,11 @@ async def _good_one_syncs(cluster: Cluster, env: TestEnvironment, namespace: str
 
 
 def _crashes(log_text: str, namespace: str) -> list[str]:
-    return [line[:300] for line in log_text.splitlines()
-            if "unexpected error syncing" in line and f"{namespace}/" in line]
+    return [
+        line[:300]
+        for line in log_text.splitlines()
+        if "unexpected error syncing" in line and f"{namespace}/" in line
+    ]
 
 
 def _assert_alive(env: TestEnvironment, namespace: str) -> None:
@@ -106,7 +124,9 @@ def _assert_alive(env: TestEnvironment, namespace: str) -> None:
 
 
 async def _no_value_in_status(cluster: Cluster, namespace: str, values: list[str]) -> None:
-    objs = await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", namespace, "managedsecrets")
+    objs = await cluster.custom.list_namespaced_custom_object(
+        "rotor.dev", "v1alpha1", namespace, "managedsecrets"
+    )
     text = json.dumps([o.get("status") for o in objs.get("items", [])])
     notes = "\n".join(await cluster.event_notes(namespace))
     for value in values:
@@ -116,23 +136,32 @@ async def _no_value_in_status(cluster: Cluster, namespace: str, values: list[str
 
 
 @contextlib.asynccontextmanager
-async def disposable_operator(env: TestEnvironment, cluster: Cluster, namespace: str,
-                              *extra: str) -> AsyncIterator[OperatorProcess]:
+async def disposable_operator(
+    env: TestEnvironment, cluster: Cluster, namespace: str, *extra: str
+) -> AsyncIterator[OperatorProcess]:
     """An operator for one iso-* namespace that may end up frozen: SIGKILLed afterwards, and its
     finalizers taken off so the namespace can go."""
-    op = OperatorProcess(str(env.kubeconfig), env.workdir / "logs", name=f"op-{namespace}",
-                         namespaces=[namespace], extra_args=list(extra), env=env.aws_env())
+    op = OperatorProcess(
+        str(env.kubeconfig),
+        env.workdir / "logs",
+        name=f"op-{namespace}",
+        namespaces=[namespace],
+        extra_args=list(extra),
+        env=env.aws_env(),
+    )
     await asyncio.to_thread(op.start)
     try:
         yield op
     finally:
         await asyncio.to_thread(op.kill)
-        objs = await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", namespace,
-                                                                   "managedsecrets")
+        objs = await cluster.custom.list_namespaced_custom_object(
+            "rotor.dev", "v1alpha1", namespace, "managedsecrets"
+        )
         for obj in objs.get("items", []):
             with contextlib.suppress(ApiException):
-                await cluster.patch("ManagedSecret", obj["metadata"]["name"], {"metadata": {"finalizers": None}},
-                                    namespace)
+                await cluster.patch(
+                    "ManagedSecret", obj["metadata"]["name"], {"metadata": {"finalizers": None}}, namespace
+                )
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -144,8 +173,9 @@ async def iso_namespace(cluster: Cluster) -> AsyncIterator[str]:
 
 
 # ---------------------------------------------------------------------------------------------- remote values
-async def test_hostile_remote_values(cluster: Cluster, env: TestEnvironment, namespace: str,
-                                     leaks: LeakRegistry) -> None:
+async def test_hostile_remote_values(
+    cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
+) -> None:
     sm = env.boto("secretsmanager")
     await _stores(cluster, env, namespace)
     tok = secrets.token_hex(8)
@@ -161,7 +191,11 @@ async def test_hostile_remote_values(cluster: Cluster, env: TestEnvironment, nam
     sm.create_secret(Name=f"{namespace}/binary", SecretBinary=binary)
     unicode_text = value(f"p\u00e4ss-\u2713-\U0001f511-\u202e-\u0000-{tok}-\u200b")
     sm.create_secret(Name=f"{namespace}/unicode", SecretString=unicode_text)
-    illegal_keys = {"a/b": value(f"slash-{tok}-1"), "..": value(f"dots-{tok}-2"), "ключ": value(f"cyr-{tok}-3")}
+    illegal_keys = {
+        "a/b": value(f"slash-{tok}-1"),
+        "..": value(f"dots-{tok}-2"),
+        "ключ": value(f"cyr-{tok}-3"),
+    }
     sm.create_secret(Name=f"{namespace}/illegal-keys", SecretString=json.dumps(illegal_keys))
     nested: Any = value(f"deep-{tok}-leaf")
     for _ in range(200):
@@ -180,25 +214,49 @@ async def test_hostile_remote_values(cluster: Cluster, env: TestEnvironment, nam
     cases: dict[str, tuple[dict[str, Any], set[str]]] = {
         # name: (ManagedSecret, the acceptable Ready reasons)
         "binary-whole": (_ms("binary-whole", "aws", data=[_item("blob", f"{namespace}/binary")]), {"Synced"}),
-        "binary-extract": (_ms("binary-extract", "aws", dataFrom=[{"extract": {"key": f"{namespace}/binary"}}]),
-                           {"ValidationFailed"}),
-        "binary-property": (_ms("binary-property", "aws", data=[_item("p", f"{namespace}/binary", "p")]),
-                            {"KeyNotFound"}),
-        "binary-base64": (_ms("binary-base64", "aws", data=[_item("b", f"{namespace}/binary", decode="Base64")]),
-                          {"ValidationFailed"}),
-        "binary-template": (_ms("binary-template", "aws", data=[_item("blob", f"{namespace}/binary")],
-                                template={"data": {"out": "{{ blob }}", "b64": "{{ blob | b64enc }}"}}),
-                            {"Synced", "TemplateError"}),
+        "binary-extract": (
+            _ms("binary-extract", "aws", dataFrom=[{"extract": {"key": f"{namespace}/binary"}}]),
+            {"ValidationFailed"},
+        ),
+        "binary-property": (
+            _ms("binary-property", "aws", data=[_item("p", f"{namespace}/binary", "p")]),
+            {"KeyNotFound"},
+        ),
+        "binary-base64": (
+            _ms("binary-base64", "aws", data=[_item("b", f"{namespace}/binary", decode="Base64")]),
+            {"ValidationFailed"},
+        ),
+        "binary-template": (
+            _ms(
+                "binary-template",
+                "aws",
+                data=[_item("blob", f"{namespace}/binary")],
+                template={"data": {"out": "{{ blob }}", "b64": "{{ blob | b64enc }}"}},
+            ),
+            {"Synced", "TemplateError"},
+        ),
         "unicode": (_ms("unicode", "aws", data=[_item("text", f"{namespace}/unicode")]), {"Synced"}),
-        "illegal-keys": (_ms("illegal-keys", "aws", dataFrom=[{"extract": {"key": f"{namespace}/illegal-keys"}}]),
-                         {"InvalidSpec"}),
-        "illegal-key-property": (_ms("illegal-key-property", "aws",
-                                     data=[_item("ok", f"{namespace}/illegal-keys", "a/b")]), {"Synced"}),
+        "illegal-keys": (
+            _ms("illegal-keys", "aws", dataFrom=[{"extract": {"key": f"{namespace}/illegal-keys"}}]),
+            {"InvalidSpec"},
+        ),
+        "illegal-key-property": (
+            _ms("illegal-key-property", "aws", data=[_item("ok", f"{namespace}/illegal-keys", "a/b")]),
+            {"Synced"},
+        ),
         "nested": (_ms("nested", "aws", dataFrom=[{"extract": {"key": f"{namespace}/nested"}}]), {"Synced"}),
-        "nested-deep-property": (_ms("nested-deep-property", "aws",
-                                     data=[_item("leaf", f"{namespace}/nested", ".".join(["a"] * 200))]), {"Synced"}),
-        "found-slashes": (_ms("found-slashes", "aws", dataFrom=[{"find": {"path": f"{namespace}/found/"}}]),
-                          {"Synced"}),
+        "nested-deep-property": (
+            _ms(
+                "nested-deep-property",
+                "aws",
+                data=[_item("leaf", f"{namespace}/nested", ".".join(["a"] * 200))],
+            ),
+            {"Synced"},
+        ),
+        "found-slashes": (
+            _ms("found-slashes", "aws", dataFrom=[{"find": {"path": f"{namespace}/found/"}}]),
+            {"Synced"},
+        ),
         "huge": (_ms("huge", dataFrom=[{"extract": {"key": f"{namespace}/huge"}}]), {"ValidationFailed"}),
         "many": (_ms("many", dataFrom=[{"extract": {"key": f"{namespace}/many"}}]), {"ValidationFailed"}),
     }
@@ -216,7 +274,9 @@ async def test_hostile_remote_values(cluster: Cluster, env: TestEnvironment, nam
     # what was synced is exact, byte for byte
     assert await cluster.secret_data(namespace, "binary-whole") == {"blob": binary}
     assert await cluster.secret_data(namespace, "unicode") == {"text": unicode_text.encode()}
-    assert await cluster.secret_data(namespace, "illegal-key-property") == {"ok": illegal_keys["a/b"].encode()}
+    assert await cluster.secret_data(namespace, "illegal-key-property") == {
+        "ok": illegal_keys["a/b"].encode()
+    }
     found = await cluster.secret_data(namespace, "found-slashes")
     assert found is not None and list(found.values()) == [f"found-{tok}-1".encode()]
     assert all(k and "/" not in k for k in found), found
@@ -232,12 +292,16 @@ async def test_hostile_remote_values(cluster: Cluster, env: TestEnvironment, nam
     _assert_alive(env, namespace)
 
 
-@pytest.mark.xfail(reason="BUG: deeply nested JSON in a remote value escapes as RecursionError (not a "
-                   "documented reason): providers/aws/payload.py json_object() and values/properties.py _as_map() "
-                   "catch ValueError only; controller/core.py logs 'unexpected error' and the object never gets a "
-                   "Ready condition", strict=True)
-async def test_deeply_nested_json_is_a_documented_failure(cluster: Cluster, env: TestEnvironment, namespace: str,
-                                                          leaks: LeakRegistry) -> None:
+@pytest.mark.xfail(
+    reason="BUG: deeply nested JSON in a remote value escapes as RecursionError (not a "
+    "documented reason): providers/aws/payload.py json_object() and values/properties.py _as_map() "
+    "catch ValueError only; controller/core.py logs 'unexpected error' and the object never gets a "
+    "Ready condition",
+    strict=True,
+)
+async def test_deeply_nested_json_is_a_documented_failure(
+    cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
+) -> None:
     await _stores(cluster, env, namespace)
     depth = 20_000  # 60 KB of JSON: under Secrets Manager's 64 KiB, far over Python's recursion limit
     text = '{"a":' * depth + '"x"' + "}" * depth
@@ -273,15 +337,22 @@ ESCAPES = {
 }
 
 
-async def test_template_sandbox_escapes_are_template_errors(cluster: Cluster, env: TestEnvironment,
-                                                            namespace: str, leaks: LeakRegistry) -> None:
+async def test_template_sandbox_escapes_are_template_errors(
+    cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
+) -> None:
     password = secrets.token_urlsafe(24)
     leaks.add(password)
     _kv2(env, f"{namespace}/app", {"password": password})
     await _stores(cluster, env, namespace, aws=False)
     for name, source in ESCAPES.items():
-        await cluster.apply(_ms(f"t-{name}", data=[_item("password", f"{namespace}/app", "password")],
-                                template={"data": {"out": source}}), namespace)
+        await cluster.apply(
+            _ms(
+                f"t-{name}",
+                data=[_item("password", f"{namespace}/app", "password")],
+                template={"data": {"out": source}},
+            ),
+            namespace,
+        )
     await _good_one_syncs(cluster, env, namespace, leaks)
     for name in ESCAPES:
         cond = await _settled(cluster, namespace, f"t-{name}")
@@ -295,8 +366,29 @@ async def test_template_sandbox_escapes_are_template_errors(cluster: Cluster, en
 
 # ---------------------------------------------------------------------------------------------- generated specs
 #: text that the schema accepts where any string is allowed (remote keys, properties, templates)
-_WEIRD_TEXT = ["a/b", "..", ".", "-", "\u00ff", "\u202e", "\U0001f511", "a" * 300, "%2e%2e", "x\ny", "\x00",
-               " ", "$(id)", "{{ 7*7 }}", "../../etc/passwd", "ok", "password", "p.q.r", "0", "\\", "?a=b#c"]
+_WEIRD_TEXT = [
+    "a/b",
+    "..",
+    ".",
+    "-",
+    "\u00ff",
+    "\u202e",
+    "\U0001f511",
+    "a" * 300,
+    "%2e%2e",
+    "x\ny",
+    "\x00",
+    " ",
+    "$(id)",
+    "{{ 7*7 }}",
+    "../../etc/passwd",
+    "ok",
+    "password",
+    "p.q.r",
+    "0",
+    "\\",
+    "?a=b#c",
+]
 
 
 def _fuzz_spec(rng: random.Random, namespace: str) -> dict[str, Any]:
@@ -312,15 +404,31 @@ def _fuzz_spec(rng: random.Random, namespace: str) -> dict[str, Any]:
     def text() -> str:
         if rng.random() < 0.5:
             return pick(_WEIRD_TEXT)
-        return "".join(rng.choice(string.printable + "\u00e9\u4e2d\U0001f600") for _ in range(rng.randint(1, 40)))
+        return "".join(
+            rng.choice(string.printable + "\u00e9\u4e2d\U0001f600") for _ in range(rng.randint(1, 40))
+        )
 
     def key() -> str:
-        return either([f"{namespace}/app", f"{namespace}/app", f"{namespace}/missing", f"{namespace}/../other/app",
-                       "/", f"{namespace}//app", text()], ["", "x" * 3000])
+        return either(
+            [
+                f"{namespace}/app",
+                f"{namespace}/app",
+                f"{namespace}/missing",
+                f"{namespace}/../other/app",
+                "/",
+                f"{namespace}//app",
+                text(),
+            ],
+            ["", "x" * 3000],
+        )
 
     secret_keys = ["password", "username", "ok", "x.y", "-_.", "a" * 253]
-    spec: dict[str, Any] = {"storeRef": {"name": either(["vault", "vault", "aws", "nope"], ["Vault!", "", "a/b"]),
-                                         "kind": either(["SecretStore"] * 4 + ["ClusterSecretStore"], ["Bogus"])}}
+    spec: dict[str, Any] = {
+        "storeRef": {
+            "name": either(["vault", "vault", "aws", "nope"], ["Vault!", "", "a/b"]),
+            "kind": either(["SecretStore"] * 4 + ["ClusterSecretStore"], ["Bogus"]),
+        }
+    }
     spec["data"] = []
     for secret_key in rng.sample(secret_keys, rng.randint(0, 3)):
         ref: dict[str, Any] = {"key": key()}
@@ -332,14 +440,21 @@ def _fuzz_spec(rng: random.Random, namespace: str) -> dict[str, Any]:
         if rng.random() < 0.3:
             item["decode"] = either(["None", "Base64", "Auto"], ["Rot13"])
         if rng.random() < 0.3:
-            item["validate"] = either([
-                {"format": "min-length", "minLength": rng.randint(1, 10**6)},
-                {"format": "regex", "pattern": pick(["^[a-z]+$", ".*", "^\\S{8,}$", "[\u00e9]"])},
-                {"format": "base64", "bytes": rng.randint(1, 64)},
-                {"format": "pem-certificate", "notExpiredWithin": "72h"},
-                {"format": "certificate-matches-key", "key": pick(secret_keys)},
-                {"format": pick(["json", "url", "hex", "fernet-key", "jwt-hs256-key", "pem-private-key"])},
-            ], [{"format": "min-length"}, {"format": "regex", "pattern": "("}, {"format": "nope"}])
+            item["validate"] = either(
+                [
+                    {"format": "min-length", "minLength": rng.randint(1, 10**6)},
+                    {"format": "regex", "pattern": pick(["^[a-z]+$", ".*", "^\\S{8,}$", "[\u00e9]"])},
+                    {"format": "base64", "bytes": rng.randint(1, 64)},
+                    {"format": "pem-certificate", "notExpiredWithin": "72h"},
+                    {"format": "certificate-matches-key", "key": pick(secret_keys)},
+                    {
+                        "format": pick(
+                            ["json", "url", "hex", "fernet-key", "jwt-hs256-key", "pem-private-key"]
+                        )
+                    },
+                ],
+                [{"format": "min-length"}, {"format": "regex", "pattern": "("}, {"format": "nope"}],
+            )
         spec["data"].append(item)
     if not spec["data"]:
         del spec["data"]
@@ -352,37 +467,71 @@ def _fuzz_spec(rng: random.Random, namespace: str) -> dict[str, Any]:
             elif choice == 1:
                 found: dict[str, Any] = {"path": key()}
                 if rng.random() < 0.5:
-                    found["name"] = {"regexp": either([".*", "^db-", "\\d+", text().replace("(", "").replace("[", "")],
-                                                      ["("])}
+                    found["name"] = {
+                        "regexp": either(
+                            [".*", "^db-", "\\d+", text().replace("(", "").replace("[", "")], ["("]
+                        )
+                    }
                 spec["dataFrom"].append({"find": found})
             elif choice == 2:
-                spec["dataFrom"].append({"vaultDatabase": {"mount": either(["database", text()[:256]], [""]),
-                                                           "role": either(["app", text()[:256]], [""])}})
+                spec["dataFrom"].append(
+                    {
+                        "vaultDatabase": {
+                            "mount": either(["database", text()[:256]], [""]),
+                            "role": either(["app", text()[:256]], [""]),
+                        }
+                    }
+                )
             else:
-                spec["dataFrom"].append(either([{"extract": {"key": key()}}],
-                                               [{"extract": {"key": key()}, "find": {"path": key()}}]))
+                spec["dataFrom"].append(
+                    either(
+                        [{"extract": {"key": key()}}], [{"extract": {"key": key()}, "find": {"path": key()}}]
+                    )
+                )
     if rng.random() < 0.4:
-        spec["template"] = {"data": {pick(["out", "out", "a/b", "..", text()]): pick(list(ESCAPES.values()) + [
-            text(), "{{ password }}", "{{ values['a/b'] }}", "{{ password | b64dec }}", "{{ username ~ password }}"])}}
+        sources = [
+            *ESCAPES.values(),
+            text(),
+            "{{ password }}",
+            "{{ values['a/b'] }}",
+            "{{ password | b64dec }}",
+            "{{ username ~ password }}",
+        ]
+        spec["template"] = {"data": {pick(["out", "out", "a/b", "..", text()]): pick(sources)}}
     if rng.random() < 0.4:
-        spec["refresh"] = {"interval": either(["1s", "2s", "99999h", "1h"], ["0s", "-1s", "abc"]),
-                           "policy": either(["Periodic", "OnChange", "Once"], ["Never"])}
+        spec["refresh"] = {
+            "interval": either(["1s", "2s", "99999h", "1h"], ["0s", "-1s", "abc"]),
+            "policy": either(["Periodic", "OnChange", "Once"], ["Never"]),
+        }
     if rng.random() < 0.4:
-        spec["target"] = {"name": either(["ok", "fuzz-00", "vault-token", "aws-creds", "x" * 253],
-                                         ["Bad_Name", "../other", "a/b"]),
-                          "type": either(["Opaque", "kubernetes.io/tls", "kubernetes.io/dockerconfigjson",
-                                          "kubernetes.io/basic-auth", "example.com/custom"],
-                                         ["kubernetes.io/service-account-token"]),
-                          "creationPolicy": either(["Owner", "Merge", "Orphan"], ["Steal"])}
+        spec["target"] = {
+            "name": either(
+                ["ok", "fuzz-00", "vault-token", "aws-creds", "x" * 253], ["Bad_Name", "../other", "a/b"]
+            ),
+            "type": either(
+                [
+                    "Opaque",
+                    "kubernetes.io/tls",
+                    "kubernetes.io/dockerconfigjson",
+                    "kubernetes.io/basic-auth",
+                    "example.com/custom",
+                ],
+                ["kubernetes.io/service-account-token"],
+            ),
+            "creationPolicy": either(["Owner", "Merge", "Orphan"], ["Steal"]),
+        }
     if rng.random() < 0.2:
-        spec["rotation"] = {"policyRef": {"name": either(["pw", "nope"], ["Bad_Name"])},
-                            "keys": [pick(secret_keys)]}
+        spec["rotation"] = {
+            "policyRef": {"name": either(["pw", "nope"], ["Bad_Name"])},
+            "keys": [pick(secret_keys)],
+        }
     return spec
 
 
 @pytest.mark.slow
-async def test_generated_specs_never_crash_or_stall(cluster: Cluster, env: TestEnvironment, namespace: str,
-                                                     leaks: LeakRegistry) -> None:
+async def test_generated_specs_never_crash_or_stall(
+    cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
+) -> None:
     # a fixed seed keeps CI reproducible; ROTOR_FUZZ_SEED=random (or a number) explores further
     wanted = os.environ.get("ROTOR_FUZZ_SEED", "8")
     seed = random.randrange(1 << 30) if wanted == "random" else int(wanted)
@@ -396,8 +545,15 @@ async def test_generated_specs_never_crash_or_stall(cluster: Cluster, env: TestE
     for i in range(40):
         name = f"fuzz-{i:02d}"
         try:
-            await cluster.apply({"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name},
-                                 "spec": _fuzz_spec(rng, namespace)}, namespace)
+            await cluster.apply(
+                {
+                    "apiVersion": API,
+                    "kind": "ManagedSecret",
+                    "metadata": {"name": name},
+                    "spec": _fuzz_spec(rng, namespace),
+                },
+                namespace,
+            )
             accepted.append(name)
         except ApiException as exc:
             assert exc.status in (400, 422), (seed, exc.status, exc.reason)
@@ -423,38 +579,62 @@ async def test_generated_specs_never_crash_or_stall(cluster: Cluster, env: TestE
 
 
 # ---------------------------------------------------------------------------------------------- regular expressions
-@pytest.mark.xfail(reason="BUG: a validate regex with catastrophic backtracking freezes the whole operator: "
-                   "values/validate.py _regex() runs re.fullmatch on the event loop (sync/assemble.py is called "
-                   "from services/sync.py without a thread or a time bound), so no other ManagedSecret, watch, "
-                   "or /readyz is served", strict=True)
-async def test_catastrophic_validate_regex_does_not_stall_others(cluster: Cluster, env: TestEnvironment,
-                                                                 iso_namespace: str, leaks: LeakRegistry) -> None:
+@pytest.mark.xfail(
+    reason="BUG: a validate regex with catastrophic backtracking freezes the whole operator: "
+    "values/validate.py _regex() runs re.fullmatch on the event loop (sync/assemble.py is called "
+    "from services/sync.py without a thread or a time bound), so no other ManagedSecret, watch, "
+    "or /readyz is served",
+    strict=True,
+)
+async def test_catastrophic_validate_regex_does_not_stall_others(
+    cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
+) -> None:
     ns = iso_namespace
     value = secrets.token_urlsafe(24)
     leaks.add(value)
     _kv2(env, f"{ns}/app", {"password": value})
     async with disposable_operator(env, cluster, ns) as op:
         await _stores(cluster, env, ns, aws=False)
-        await cluster.apply(_ms("redos", data=[_item("password", f"{ns}/app", "password",
-                                                     validate={"format": "regex", "pattern": "(.*.*)*#"})]), ns)
+        await cluster.apply(
+            _ms(
+                "redos",
+                data=[
+                    _item(
+                        "password",
+                        f"{ns}/app",
+                        "password",
+                        validate={"format": "regex", "pattern": "(.*.*)*#"},
+                    )
+                ],
+            ),
+            ns,
+        )
         await _good_one_syncs(cluster, env, ns, leaks, timeout=30)
         cond = await _settled(cluster, ns, "redos", timeout=30)
         assert cond["reason"] == "ValidationFailed", cond
         assert op.proc is not None and op.proc.poll() is None
 
 
-@pytest.mark.xfail(reason="BUG: a dataFrom.find name regexp with catastrophic backtracking holds a worker for "
-                   "good: providers/vault/provider.py find() runs re.search in the backend thread pool with no time "
-                   "bound, so --concurrency such objects stall every other ManagedSecret", strict=True)
-async def test_catastrophic_find_regexp_does_not_stall_others(cluster: Cluster, env: TestEnvironment,
-                                                              iso_namespace: str, leaks: LeakRegistry) -> None:
+@pytest.mark.xfail(
+    reason="BUG: a dataFrom.find name regexp with catastrophic backtracking holds a worker for "
+    "good: providers/vault/provider.py find() runs re.search in the backend thread pool with no time "
+    "bound, so --concurrency such objects stall every other ManagedSecret",
+    strict=True,
+)
+async def test_catastrophic_find_regexp_does_not_stall_others(
+    cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
+) -> None:
     ns = iso_namespace
     _kv2(env, f"{ns}/redos/{'a' * 40}!", {"value": "x"})
     async with disposable_operator(env, cluster, ns, "--concurrency", "2") as op:
         await _stores(cluster, env, ns, aws=False)
         for i in range(3):
-            await cluster.apply(_ms(f"redos-{i}", dataFrom=[{"find": {"path": f"{ns}/redos/",
-                                                                      "name": {"regexp": "^(a+)+$"}}}]), ns)
+            await cluster.apply(
+                _ms(
+                    f"redos-{i}", dataFrom=[{"find": {"path": f"{ns}/redos/", "name": {"regexp": "^(a+)+$"}}}]
+                ),
+                ns,
+            )
         await _good_one_syncs(cluster, env, ns, leaks, timeout=30)
         for i in range(3):
             cond = await _settled(cluster, ns, f"redos-{i}", timeout=30)

@@ -7,11 +7,11 @@ import secrets
 import time
 
 import pytest
+from test_shared_reads import metric
 
 from rotor.clock import parse_time
 from support.cluster import Cluster, wait_for
 from support.operator import OperatorProcess
-from test_shared_reads import metric
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -29,15 +29,25 @@ async def test_restart_keeps_refreshes_spread(cluster: Cluster, env, leaks) -> N
         for i in range(N):
             value = secrets.token_hex(12)
             leaks.add(value)
-            client.secrets.kv.v2.create_or_update_secret(path=f"{ns}/p{i}", secret={"v": value}, mount_point="secret")
+            client.secrets.kv.v2.create_or_update_secret(
+                path=f"{ns}/p{i}", secret={"v": value}, mount_point="secret"
+            )
         for doc in env.vault_token_store(ns):
             await cluster.apply(doc, ns)
         for i in range(N):
-            await cluster.apply({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret",
-                                 "metadata": {"name": f"m{i}"},
-                                 "spec": {"storeRef": {"name": "vault"}, "refresh": {"interval": f"{INTERVAL}s"},
-                                          "data": [{"secretKey": "v", "remoteRef": {"key": f"{ns}/p{i}",
-                                                                                    "property": "v"}}]}}, ns)
+            await cluster.apply(
+                {
+                    "apiVersion": "rotor.dev/v1alpha1",
+                    "kind": "ManagedSecret",
+                    "metadata": {"name": f"m{i}"},
+                    "spec": {
+                        "storeRef": {"name": "vault"},
+                        "refresh": {"interval": f"{INTERVAL}s"},
+                        "data": [{"secretKey": "v", "remoteRef": {"key": f"{ns}/p{i}", "property": "v"}}],
+                    },
+                },
+                ns,
+            )
         for i in range(N):
             await cluster.ready(f"m{i}", ns, timeout=60)
 

@@ -29,7 +29,9 @@ from support.rotation import (
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_manual_rotation_stages_and_keeps_previous(cluster: Cluster, env, namespace: str, leaks) -> None:
+async def test_manual_rotation_stages_and_keeps_previous(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
     sm = env.boto("secretsmanager")
     old = secrets.token_urlsafe(20)
     leaks.add(old)
@@ -37,18 +39,38 @@ async def test_manual_rotation_stages_and_keeps_previous(cluster: Cluster, env, 
     sm.create_secret(Name=key, SecretString=json.dumps({"username": "app", "password": old}))
     for doc in env.aws_store(namespace):
         await cluster.apply(doc, namespace)
-    await cluster.apply({"apiVersion": "rotor.dev/v1alpha1", "kind": "RotationPolicy",
-                         "metadata": {"name": "pw"},
-                         "spec": {"preset": "database-password", "gracePeriod": "1h",
-                                  "generator": {"password": {"length": 40, "digits": 2, "symbols": 0}}}},
-                        namespace)
-    await cluster.apply({"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret", "metadata": {"name": "app"},
-                         "spec": {"storeRef": {"name": "aws"}, "dataFrom": [{"extract": {"key": key}}],
-                                  "rotation": {"policyRef": {"name": "pw"}, "keys": ["password"]}}}, namespace)
+    await cluster.apply(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "RotationPolicy",
+            "metadata": {"name": "pw"},
+            "spec": {
+                "preset": "database-password",
+                "gracePeriod": "1h",
+                "generator": {"password": {"length": 40, "digits": 2, "symbols": 0}},
+            },
+        },
+        namespace,
+    )
+    await cluster.apply(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "ManagedSecret",
+            "metadata": {"name": "app"},
+            "spec": {
+                "storeRef": {"name": "aws"},
+                "dataFrom": [{"extract": {"key": key}}],
+                "rotation": {"policyRef": {"name": "pw"}, "keys": ["password"]},
+            },
+        },
+        namespace,
+    )
     ms = await cluster.ready("app", namespace)
     assert ms["status"]["rotation"]["nextRotationTime"]
     before = sm.describe_secret(SecretId=key)["VersionIdsToStages"]
-    await cluster.patch("ManagedSecret", "app", {"metadata": {"annotations": {"rotor.dev/rotate": "now-1"}}}, namespace)
+    await cluster.patch(
+        "ManagedSecret", "app", {"metadata": {"annotations": {"rotor.dev/rotate": "now-1"}}}, namespace
+    )
 
     async def completed() -> dict | None:
         obj = await cluster.get("ManagedSecret", "app", namespace)
@@ -70,7 +92,10 @@ async def test_manual_rotation_stages_and_keeps_previous(cluster: Cluster, env, 
     previous = [v for v, s in after.items() if "AWSPREVIOUS" in s]
     assert previous and "AWSCURRENT" in before[previous[0]]
     assert not any("AWSPENDING" in s for s in after.values())
-    assert json.loads(sm.get_secret_value(SecretId=key, VersionStage="AWSCURRENT")["SecretString"])["password"] == new
+    assert (
+        json.loads(sm.get_secret_value(SecretId=key, VersionStage="AWSCURRENT")["SecretString"])["password"]
+        == new
+    )
     cond = next(c for c in obj["status"]["conditions"] if c["type"] == "Rotating")
     assert cond["status"] == "False" and cond["reason"] == "Succeeded"
     assert obj["status"]["rotation"]["previousRetainedUntil"]
@@ -89,8 +114,12 @@ async def test_parameter_store_overwrite_keeps_history_and_rolls_back(
     for doc in env.aws_store(namespace, name="ssm", service="ParameterStore"):
         await cluster.apply(doc, namespace)
     await cluster.apply(policy("pw", {"preset": "database-password", "gracePeriod": "1h"}), namespace)
-    await cluster.apply(managed_secret("app", store="ssm", policy_name="pw",
-                                       data=[{"secretKey": "password", "remoteRef": {"key": name}}]), namespace)
+    await cluster.apply(
+        managed_secret(
+            "app", store="ssm", policy_name="pw", data=[{"secretKey": "password", "remoteRef": {"key": name}}]
+        ),
+        namespace,
+    )
     await cluster.ready("app", namespace, timeout=60)
     request = await request_rotation(cluster, namespace, "app")
     await wait_rotated(cluster, namespace, "app", request=request)
@@ -158,8 +187,13 @@ async def test_aws_rotate_secret_is_requested_and_tracked(cluster: Cluster, env,
         first = next(iter(aws_stages(env, key)))
         for doc in env.aws_store(ns):
             await cluster.apply(doc, ns)
-        await cluster.apply(policy("policy", {"strategy": "Provider", "schedule": {"every": "720h"},
-                                              "provider": {"awsRotateSecret": {}}}), ns)
+        await cluster.apply(
+            policy(
+                "policy",
+                {"strategy": "Provider", "schedule": {"every": "720h"}, "provider": {"awsRotateSecret": {}}},
+            ),
+            ns,
+        )
         async with running(own_operator(env, ns, clock)):
             await cluster.apply(managed_secret("app", store="aws", key=key), ns)
             await cluster.ready("app", ns, timeout=60)
@@ -172,14 +206,18 @@ async def test_aws_rotate_secret_is_requested_and_tracked(cluster: Cluster, env,
             obj = await wait_for(failed, timeout=60, what="Rotating=False Failed")
             token = obj["status"]["rotation"]["pendingVersion"]
             stages = aws_stages(env, key)
-            assert stages[token] == ["AWSCURRENT"] and stages[first] == ["AWSPREVIOUS"], "RotateSecret was called"
+            assert stages[token] == ["AWSCURRENT"] and stages[first] == ["AWSPREVIOUS"], (
+                "RotateSecret was called"
+            )
             assert sm.describe_secret(SecretId=key).get("LastRotatedDate") is not None
             assert "rotation function" in condition(obj, "Rotating")["message"]
             data = await cluster.secret_data(ns, "app") or {}
             assert data["password"] == old.encode(), "the last good Secret stays"
 
             # the rotation function's work: a new current value
-            sm.put_secret_value(SecretId=key, SecretString=json.dumps({"password": new}), VersionStages=["AWSCURRENT"])
+            sm.put_secret_value(
+                SecretId=key, SecretString=json.dumps({"password": new}), VersionStages=["AWSCURRENT"]
+            )
             clock.advance(dt.timedelta(minutes=10))  # past the retry back-off
             await wait_rotated(cluster, ns, "app", request=request, timeout=60)
             data = await cluster.secret_data(ns, "app") or {}

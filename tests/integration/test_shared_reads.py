@@ -30,8 +30,9 @@ def metric(text: str, name: str, **labels: str) -> float:
 async def iso(cluster: Cluster, env) -> AsyncIterator[tuple[str, OperatorProcess]]:
     ns = f"iso-reads-{secrets.token_hex(3)}"
     await cluster.create_namespace(ns)
-    op = OperatorProcess(str(env.kubeconfig), env.workdir / "logs", name=f"op-{ns}", namespaces=[ns],
-                         env=env.aws_env())
+    op = OperatorProcess(
+        str(env.kubeconfig), env.workdir / "logs", name=f"op-{ns}", namespaces=[ns], env=env.aws_env()
+    )
     op.start()
     yield ns, op
     op.stop()
@@ -40,17 +41,27 @@ async def iso(cluster: Cluster, env) -> AsyncIterator[tuple[str, OperatorProcess
 
 def _ms(name: str, store: str, key: str, interval: str, prop: str | None = None) -> dict:
     ref = {"key": key, **({"property": prop} if prop else {})}
-    return {"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret", "metadata": {"name": name},
-            "spec": {"storeRef": {"name": store}, "refresh": {"interval": interval},
-                     "data": [{"secretKey": "value", "remoteRef": ref}]}}
+    return {
+        "apiVersion": "rotor.dev/v1alpha1",
+        "kind": "ManagedSecret",
+        "metadata": {"name": name},
+        "spec": {
+            "storeRef": {"name": store},
+            "refresh": {"interval": interval},
+            "data": [{"secretKey": "value", "remoteRef": ref}],
+        },
+    }
 
 
-async def test_two_managed_secrets_sharing_a_path_read_it_once_per_refresh(cluster: Cluster, env, iso, leaks) -> None:
+async def test_two_managed_secrets_sharing_a_path_read_it_once_per_refresh(
+    cluster: Cluster, env, iso, leaks
+) -> None:
     ns, op = iso
     value = secrets.token_hex(16)
     leaks.add(value)
-    env.vault_client().secrets.kv.v2.create_or_update_secret(path=f"{ns}/shared", secret={"v": value},
-                                                             mount_point="secret")
+    env.vault_client().secrets.kv.v2.create_or_update_secret(
+        path=f"{ns}/shared", secret={"v": value}, mount_point="secret"
+    )
     for doc in env.vault_token_store(ns):
         await cluster.apply(doc, ns)
     await cluster.apply(_ms("first", "vault", f"{ns}/shared", "2s", "v"), ns)
@@ -98,7 +109,9 @@ async def test_forty_aws_secrets_are_fetched_in_two_batch_calls(cluster: Cluster
     store = f"SecretStore/{ns}/aws"
 
     def batch_calls() -> float:
-        return metric(op.metrics(), "rotor_provider_requests_total", store=store, operation="BatchGetSecretValue")
+        return metric(
+            op.metrics(), "rotor_provider_requests_total", store=store, operation="BatchGetSecretValue"
+        )
 
     def single_calls() -> float:
         return metric(op.metrics(), "rotor_provider_requests_total", store=store, operation="GetSecretValue")

@@ -13,8 +13,12 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def _ms(name: str, store: str, **spec: object) -> dict:
-    return {"apiVersion": "rotor.dev/v1alpha1", "kind": "ManagedSecret", "metadata": {"name": name},
-            "spec": {"storeRef": {"name": store}, **spec}}
+    return {
+        "apiVersion": "rotor.dev/v1alpha1",
+        "kind": "ManagedSecret",
+        "metadata": {"name": name},
+        "spec": {"storeRef": {"name": store}, **spec},
+    }
 
 
 async def test_json_secret_extract_and_property(cluster: Cluster, env, namespace: str, leaks) -> None:
@@ -25,8 +29,15 @@ async def test_json_secret_extract_and_property(cluster: Cluster, env, namespace
     sm.create_secret(Name=key, SecretString=json.dumps({"username": "app", "password": password}))
     for doc in env.aws_store(namespace):
         await cluster.apply(doc, namespace)
-    await cluster.apply(_ms("db", "aws", dataFrom=[{"extract": {"key": key}}],
-                            data=[{"secretKey": "pw", "remoteRef": {"key": key, "property": "password"}}]), namespace)
+    await cluster.apply(
+        _ms(
+            "db",
+            "aws",
+            dataFrom=[{"extract": {"key": key}}],
+            data=[{"secretKey": "pw", "remoteRef": {"key": key, "property": "password"}}],
+        ),
+        namespace,
+    )
     ms = await cluster.ready("db", namespace)
     data = await cluster.secret_data(namespace, "db")
     assert data == {"username": b"app", "password": password.encode(), "pw": password.encode()}
@@ -58,12 +69,20 @@ async def test_missing_key_keeps_last_good_secret(cluster: Cluster, env, namespa
     await cluster.apply(_ms("gone", "aws", data=[{"secretKey": "v", "remoteRef": {"key": key}}]), namespace)
     await cluster.ready("gone", namespace)
     # point it at a key that does not exist: Ready=False KeyNotFound, the Secret is untouched
-    await cluster.patch("ManagedSecret", "gone", {"spec": {"data": [
-        {"secretKey": "v", "remoteRef": {"key": f"{namespace}/does-not-exist"}}]}}, namespace)
-    cond = await cluster.wait_condition("ManagedSecret", "gone", namespace, status="False", reason="KeyNotFound")
+    await cluster.patch(
+        "ManagedSecret",
+        "gone",
+        {"spec": {"data": [{"secretKey": "v", "remoteRef": {"key": f"{namespace}/does-not-exist"}}]}},
+        namespace,
+    )
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "gone", namespace, status="False", reason="KeyNotFound"
+    )
     assert "does-not-exist" in cond["message"]
     assert await cluster.secret_data(namespace, "gone") == {"v": b"first-value-1234"}
-    reasons = await wait_for(lambda: _reasons(cluster, namespace, "gone", "SyncFailed"), what="SyncFailed event")
+    reasons = await wait_for(
+        lambda: _reasons(cluster, namespace, "gone", "SyncFailed"), what="SyncFailed event"
+    )
     assert "SyncFailed" in reasons
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from support.cluster import Cluster, wait_for
@@ -34,8 +35,12 @@ ROOT_TOKEN = "rotor-dev-root"
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _ms(name: str, store: str = "vault", kind: str = "SecretStore", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name},
-            "spec": {"storeRef": {"name": store, "kind": kind}, **spec}}
+    return {
+        "apiVersion": API,
+        "kind": "ManagedSecret",
+        "metadata": {"name": name},
+        "spec": {"storeRef": {"name": store, "kind": kind}, **spec},
+    }
 
 
 def _item(secret_key: str, key: str, prop: str | None = "password") -> dict[str, Any]:
@@ -50,12 +55,15 @@ def _kv2(env: TestEnvironment, path: str, data: dict[str, str]) -> None:
 
 
 def _kv2_version(env: TestEnvironment, path: str) -> tuple[dict[str, str], int]:
-    resp = env.vault_client().secrets.kv.v2.read_secret_version(path=path, mount_point="secret",
-                                                                 raise_on_deleted_version=True)
+    resp = env.vault_client().secrets.kv.v2.read_secret_version(
+        path=path, mount_point="secret", raise_on_deleted_version=True
+    )
     return dict(resp["data"]["data"]), int(resp["data"]["metadata"]["version"])
 
 
-def _audit(env: TestEnvironment, namespace: str, name: str | None = None, verb: str = "read") -> list[dict[str, Any]]:
+def _audit(
+    env: TestEnvironment, namespace: str, name: str | None = None, verb: str = "read"
+) -> list[dict[str, Any]]:
     out = []
     assert env.operator is not None
     for line in env.operator.log_text().splitlines():
@@ -66,14 +74,19 @@ def _audit(env: TestEnvironment, namespace: str, name: str | None = None, verb: 
         except ValueError:
             continue
         who = rec.get("managedSecret") or ""
-        if rec.get("verb") == verb and (who == f"{namespace}/{name}" if name else who.startswith(f"{namespace}/")):
+        if rec.get("verb") == verb and (
+            who == f"{namespace}/{name}" if name else who.startswith(f"{namespace}/")
+        ):
             out.append(rec)
     return out
 
 
-async def _refused(cluster: Cluster, namespace: str, name: str, reason: str, timeout: float = 30) -> dict[str, Any]:
-    cond = await cluster.wait_condition("ManagedSecret", name, namespace, status="False", reason=reason,
-                                        timeout=timeout)
+async def _refused(
+    cluster: Cluster, namespace: str, name: str, reason: str, timeout: float = 30
+) -> dict[str, Any]:
+    cond = await cluster.wait_condition(
+        "ManagedSecret", name, namespace, status="False", reason=reason, timeout=timeout
+    )
     assert cond["message"]
     return cond
 
@@ -92,26 +105,51 @@ async def neighbour(cluster: Cluster, namespace: str) -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def cluster_store(cluster: Cluster, env: TestEnvironment, namespace: str,
-                        neighbour: str) -> AsyncIterator[str]:
+async def cluster_store(
+    cluster: Cluster, env: TestEnvironment, namespace: str, neighbour: str
+) -> AsyncIterator[str]:
     """A ClusterSecretStore (root token, read-write) for both namespaces, keys limited to
     tenants/{namespace}/*."""
     name = f"css-{namespace}"[:63]
-    await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "css-token"},
-                         "data": {"token": base64.b64encode(ROOT_TOKEN.encode()).decode()}}, namespace)
-    await cluster.apply({"apiVersion": API, "kind": "ClusterSecretStore", "metadata": {"name": name},
-                         "spec": {"provider": {"vault": {
-                             "server": env.vault_addr, "kv": {"mount": "secret", "version": 2},
-                             "auth": {"token": {"secretRef": {"name": "css-token", "key": "token",
-                                                              "namespace": namespace}}}}},
-                             "conditions": [{"namespaces": [namespace, neighbour]}],
-                             "allowedKeys": ["tenants/{namespace}/*"]}})
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "css-token"},
+            "data": {"token": base64.b64encode(ROOT_TOKEN.encode()).decode()},
+        },
+        namespace,
+    )
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "ClusterSecretStore",
+            "metadata": {"name": name},
+            "spec": {
+                "provider": {
+                    "vault": {
+                        "server": env.vault_addr,
+                        "kv": {"mount": "secret", "version": 2},
+                        "auth": {
+                            "token": {
+                                "secretRef": {"name": "css-token", "key": "token", "namespace": namespace}
+                            }
+                        },
+                    }
+                },
+                "conditions": [{"namespaces": [namespace, neighbour]}],
+                "allowedKeys": ["tenants/{namespace}/*"],
+            },
+        }
+    )
     await cluster.wait_condition("ClusterSecretStore", name, None, status="True", reason="Valid")
     yield name
     await cluster.delete("ClusterSecretStore", name)
 
 
-def _tenant_values(env: TestEnvironment, leaks: LeakRegistry, namespace: str, neighbour: str) -> tuple[str, str]:
+def _tenant_values(
+    env: TestEnvironment, leaks: LeakRegistry, namespace: str, neighbour: str
+) -> tuple[str, str]:
     mine, theirs = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
     leaks.add(mine, theirs)
     _kv2(env, f"tenants/{namespace}/app", {"username": "a", "password": mine})
@@ -145,35 +183,77 @@ async def test_store_credentials_are_read_in_the_store_namespace_only(
 ) -> None:
     """A SecretStore in A cannot borrow credentials from B: a secretRef or serviceAccountRef with a
     namespace is refused by the CRD, and if sent anyway (pruned) only A is looked in."""
-    await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b-token"},
-                         "data": {"token": base64.b64encode(ROOT_TOKEN.encode()).decode()}}, neighbour)
-    store = {"apiVersion": API, "kind": "SecretStore", "metadata": {"name": "borrow", "namespace": namespace},
-             "spec": {"provider": {"vault": {
-                 "server": env.vault_addr,
-                 "auth": {"token": {"secretRef": {"name": "b-token", "key": "token", "namespace": neighbour}}}}}}}
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "b-token"},
+            "data": {"token": base64.b64encode(ROOT_TOKEN.encode()).decode()},
+        },
+        neighbour,
+    )
+    store = {
+        "apiVersion": API,
+        "kind": "SecretStore",
+        "metadata": {"name": "borrow", "namespace": namespace},
+        "spec": {
+            "provider": {
+                "vault": {
+                    "server": env.vault_addr,
+                    "auth": {
+                        "token": {"secretRef": {"name": "b-token", "key": "token", "namespace": neighbour}}
+                    },
+                }
+            }
+        },
+    }
     result = kubectl_run("apply", "-f", "-", input_=yaml.safe_dump(store))
     assert result.returncode != 0, result.stdout
     assert "namespace" in result.stderr and "unknown field" in result.stderr, result.stderr
-    sa_store = {"apiVersion": API, "kind": "SecretStore", "metadata": {"name": "borrow-sa", "namespace": namespace},
-                "spec": {"provider": {"vault": {
+    sa_store = {
+        "apiVersion": API,
+        "kind": "SecretStore",
+        "metadata": {"name": "borrow-sa", "namespace": namespace},
+        "spec": {
+            "provider": {
+                "vault": {
                     "server": env.vault_addr,
-                    "auth": {"kubernetes": {"role": "x", "serviceAccountRef": {"name": "default",
-                                                                               "namespace": neighbour}}}}}}}
+                    "auth": {
+                        "kubernetes": {
+                            "role": "x",
+                            "serviceAccountRef": {"name": "default", "namespace": neighbour},
+                        }
+                    },
+                }
+            }
+        },
+    }
     result = kubectl_run("apply", "-f", "-", input_=yaml.safe_dump(sa_store))
     assert result.returncode != 0 and "unknown field" in result.stderr, result.stderr
     # through the API without strict field validation the field is pruned: A is looked in, not B
     await cluster.apply(store, namespace)
-    cond = await cluster.wait_condition("SecretStore", "borrow", namespace, status="False", reason="InvalidConfig")
+    cond = await cluster.wait_condition(
+        "SecretStore", "borrow", namespace, status="False", reason="InvalidConfig"
+    )
     assert f"{namespace}/b-token" in cond["message"], cond
 
 
 # ---------------------------------------------------------------------------------------------- allowedKeys
 async def test_cluster_store_reads_only_allowed_keys(
-    cluster: Cluster, env: TestEnvironment, namespace: str, neighbour: str, cluster_store: str, leaks: LeakRegistry
+    cluster: Cluster,
+    env: TestEnvironment,
+    namespace: str,
+    neighbour: str,
+    cluster_store: str,
+    leaks: LeakRegistry,
 ) -> None:
     mine, theirs = _tenant_values(env, leaks, namespace, neighbour)
-    await cluster.apply(_ms("mine", cluster_store, "ClusterSecretStore",
-                            data=[_item("password", f"tenants/{namespace}/app")]), namespace)
+    await cluster.apply(
+        _ms(
+            "mine", cluster_store, "ClusterSecretStore", data=[_item("password", f"tenants/{namespace}/app")]
+        ),
+        namespace,
+    )
     await cluster.ready("mine", namespace)
     assert await cluster.secret_data(namespace, "mine") == {"password": mine.encode()}
     outside = {
@@ -185,8 +265,15 @@ async def test_cluster_store_reads_only_allowed_keys(
     }
     for name, data in outside.items():
         await cluster.apply(_ms(name, cluster_store, "ClusterSecretStore", data=data), namespace)
-    await cluster.apply(_ms("extract", cluster_store, "ClusterSecretStore",
-                            dataFrom=[{"extract": {"key": f"tenants/{neighbour}/app"}}]), namespace)
+    await cluster.apply(
+        _ms(
+            "extract",
+            cluster_store,
+            "ClusterSecretStore",
+            dataFrom=[{"extract": {"key": f"tenants/{neighbour}/app"}}],
+        ),
+        namespace,
+    )
     for name in [*outside, "extract"]:
         cond = await _refused(cluster, namespace, name, "Forbidden")
         assert "allowedKeys" in cond["message"], (name, cond)
@@ -195,24 +282,42 @@ async def test_cluster_store_reads_only_allowed_keys(
         assert await cluster.secret(namespace, name) is None
         assert _audit(env, namespace, name) == [], f"{name}: a key outside allowedKeys was read"
     # an escaped traversal is a literal (missing) key, never B's
-    await cluster.apply(_ms("escaped", cluster_store, "ClusterSecretStore",
-                            data=[_item("password", f"tenants/{namespace}/%2e%2e/{neighbour}/app")]), namespace)
+    await cluster.apply(
+        _ms(
+            "escaped",
+            cluster_store,
+            "ClusterSecretStore",
+            data=[_item("password", f"tenants/{namespace}/%2e%2e/{neighbour}/app")],
+        ),
+        namespace,
+    )
     cond = await _refused(cluster, namespace, "escaped", "KeyNotFound")
     assert await cluster.secret(namespace, "escaped") is None
-    assert not [r for r in _audit(env, namespace) if neighbour in (r.get("remoteKey") or "").replace(namespace, "")]
+    assert not [
+        r for r in _audit(env, namespace) if neighbour in (r.get("remoteKey") or "").replace(namespace, "")
+    ]
 
 
-@pytest.mark.xfail(reason="BUG: dataFrom.find through a ClusterSecretStore lists outside allowedKeys and the "
-                   "Forbidden message names another tenant's key: services/sync.py _fetch() calls backend.find(path) "
-                   "before any allowedKeys check on the path, then check_keys() reports the first foreign key found",
-                   strict=True)
+@pytest.mark.xfail(
+    reason="BUG: dataFrom.find through a ClusterSecretStore lists outside allowedKeys and the "
+    "Forbidden message names another tenant's key: services/sync.py _fetch() calls backend.find(path) "
+    "before any allowedKeys check on the path, then check_keys() reports the first foreign key found",
+    strict=True,
+)
 async def test_cluster_store_find_does_not_reveal_other_tenants_keys(
-    cluster: Cluster, env: TestEnvironment, namespace: str, neighbour: str, cluster_store: str, leaks: LeakRegistry
+    cluster: Cluster,
+    env: TestEnvironment,
+    namespace: str,
+    neighbour: str,
+    cluster_store: str,
+    leaks: LeakRegistry,
 ) -> None:
     _tenant_values(env, leaks, namespace, neighbour)
     _kv2(env, f"tenants/{neighbour}/hidden-name-{namespace[-6:]}", {"password": "x" * 12})
-    await cluster.apply(_ms("finder", cluster_store, "ClusterSecretStore",
-                            dataFrom=[{"find": {"path": "tenants/"}}]), namespace)
+    await cluster.apply(
+        _ms("finder", cluster_store, "ClusterSecretStore", dataFrom=[{"find": {"path": "tenants/"}}]),
+        namespace,
+    )
     cond = await _refused(cluster, namespace, "finder", "Forbidden")
     assert await cluster.secret(namespace, "finder") is None
     assert not _audit(env, namespace, "finder"), "values were read"
@@ -227,7 +332,7 @@ async def test_namespaced_store_refuses_dotdot_keys(
     _kv2(env, f"{neighbour}/app", {"password": theirs})
     for doc in env.vault_token_store(namespace):
         await cluster.apply(doc, namespace)
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "data": {"data": [_item("password", f"{namespace}/../{neighbour}/app")]},
         "extract": {"dataFrom": [{"extract": {"key": f"{namespace}/../{neighbour}/app"}}]},
         "leading": {"data": [_item("password", f"../{neighbour}/app")]},
@@ -244,30 +349,66 @@ async def test_namespaced_store_refuses_dotdot_keys(
 
 # ---------------------------------------------------------------------------------------------- rotation
 async def test_rotation_cannot_write_outside_allowed_keys(
-    cluster: Cluster, env: TestEnvironment, namespace: str, neighbour: str, cluster_store: str, leaks: LeakRegistry
+    cluster: Cluster,
+    env: TestEnvironment,
+    namespace: str,
+    neighbour: str,
+    cluster_store: str,
+    leaks: LeakRegistry,
 ) -> None:
     mine, theirs = _tenant_values(env, leaks, namespace, neighbour)
     _, version_before = _kv2_version(env, f"tenants/{neighbour}/app")
     policy = f"crp-{namespace}"[:63]
-    await cluster.apply({"apiVersion": API, "kind": "ClusterRotationPolicy", "metadata": {"name": policy},
-                         "spec": {"schedule": {"every": "720h"}, "strategy": "Generate",
-                                  "generator": {"password": {"length": 24}}}})
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "ClusterRotationPolicy",
+            "metadata": {"name": policy},
+            "spec": {
+                "schedule": {"every": "720h"},
+                "strategy": "Generate",
+                "generator": {"password": {"length": 24}},
+            },
+        }
+    )
     try:
         # inside its keys the policy works (the control) ...
-        await cluster.apply(_ms("inside", cluster_store, "ClusterSecretStore",
-                                dataFrom=[{"extract": {"key": f"tenants/{namespace}/app"}}],
-                                rotation={"policyRef": {"name": policy, "kind": "ClusterRotationPolicy"},
-                                          "keys": ["password"]}), namespace)
+        await cluster.apply(
+            _ms(
+                "inside",
+                cluster_store,
+                "ClusterSecretStore",
+                dataFrom=[{"extract": {"key": f"tenants/{namespace}/app"}}],
+                rotation={
+                    "policyRef": {"name": policy, "kind": "ClusterRotationPolicy"},
+                    "keys": ["password"],
+                },
+            ),
+            namespace,
+        )
         await cluster.ready("inside", namespace)
         # ... outside them it cannot write, neither on schedule nor on request
-        await cluster.apply(_ms("outside", cluster_store, "ClusterSecretStore",
-                                data=[_item("password", f"tenants/{neighbour}/app")],
-                                rotation={"policyRef": {"name": policy, "kind": "ClusterRotationPolicy"},
-                                          "keys": ["password"]}), namespace)
+        await cluster.apply(
+            _ms(
+                "outside",
+                cluster_store,
+                "ClusterSecretStore",
+                data=[_item("password", f"tenants/{neighbour}/app")],
+                rotation={
+                    "policyRef": {"name": policy, "kind": "ClusterRotationPolicy"},
+                    "keys": ["password"],
+                },
+            ),
+            namespace,
+        )
         await _refused(cluster, namespace, "outside", "Forbidden")
         for request in ("inside", "outside"):
-            await cluster.patch("ManagedSecret", request,
-                                {"metadata": {"annotations": {"rotor.dev/rotate": "now"}}}, namespace)
+            await cluster.patch(
+                "ManagedSecret",
+                request,
+                {"metadata": {"annotations": {"rotor.dev/rotate": "now"}}},
+                namespace,
+            )
 
         async def inside_rotated() -> bool:
             obj = await cluster.get("ManagedSecret", "inside", namespace)
@@ -280,7 +421,9 @@ async def test_rotation_cannot_write_outside_allowed_keys(
         assert rotated and rotated != mine.encode()
         await _refused(cluster, namespace, "outside", "Forbidden")
         data, version_after = _kv2_version(env, f"tenants/{neighbour}/app")
-        assert version_after == version_before and data["password"] == theirs, "the neighbour's source was written"
+        assert version_after == version_before and data["password"] == theirs, (
+            "the neighbour's source was written"
+        )
         assert not _audit(env, namespace, "outside", verb="write-source")
         assert await cluster.secret(namespace, "outside") is None
     finally:
@@ -298,27 +441,59 @@ async def test_foreign_secrets_are_never_overwritten(
         await cluster.apply(doc, namespace)
     foreign_value = secrets.token_urlsafe(18)
     leaks.add(foreign_value)
-    foreign = (await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "foreign"},
-                                    "data": {"token": base64.b64encode(foreign_value.encode()).decode()}},
-                                   namespace))[0]
+    foreign = (
+        await cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "foreign"},
+                "data": {"token": base64.b64encode(foreign_value.encode()).decode()},
+            },
+            namespace,
+        )
+    )[0]
     # labelled as if Rotor managed it for "forged", but controlled by something else
-    owner = await cluster.core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
-    forged = (await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
-        "name": "forged", "labels": {"rotor.dev/managed-by": "forged"},
-        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "controller": True,
-                             "uid": owner.metadata.uid}]},
-        "data": {"token": base64.b64encode(foreign_value.encode()).decode()}}, namespace))[0]
+    owner = await cluster.core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
+    )
+    forged = (
+        await cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": "forged",
+                    "labels": {"rotor.dev/managed-by": "forged"},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "v1",
+                            "kind": "ConfigMap",
+                            "name": "owner",
+                            "controller": True,
+                            "uid": owner.metadata.uid,
+                        }
+                    ],
+                },
+                "data": {"token": base64.b64encode(foreign_value.encode()).decode()},
+            },
+            namespace,
+        )
+    )[0]
     await cluster.apply(_ms("first", data=[_item("password", f"{namespace}/app")]), namespace)
     await cluster.ready("first", namespace)
     first = await cluster.secret(namespace, "first")
     assert first is not None
-    await cluster.apply(_ms("takeover", data=[_item("password", f"{namespace}/app")], target={"name": "foreign"}),
-                        namespace)
-    await cluster.apply(_ms("second", data=[_item("password", f"{namespace}/app")], target={"name": "first"}),
-                        namespace)
+    await cluster.apply(
+        _ms("takeover", data=[_item("password", f"{namespace}/app")], target={"name": "foreign"}), namespace
+    )
+    await cluster.apply(
+        _ms("second", data=[_item("password", f"{namespace}/app")], target={"name": "first"}), namespace
+    )
     await cluster.apply(_ms("forged", data=[_item("password", f"{namespace}/app")]), namespace)
-    await cluster.apply(_ms("credentials", data=[_item("password", f"{namespace}/app")],
-                            target={"name": "vault-token"}), namespace)
+    await cluster.apply(
+        _ms("credentials", data=[_item("password", f"{namespace}/app")], target={"name": "vault-token"}),
+        namespace,
+    )
     for name in ("takeover", "second", "forged", "credentials"):
         cond = await _refused(cluster, namespace, name, "SecretConflict")
         assert await _stalled(cluster, namespace, name) == "True", name
@@ -326,14 +501,20 @@ async def test_foreign_secrets_are_never_overwritten(
     for name, before in (("foreign", foreign), ("forged", forged), ("first", first)):
         after = await cluster.secret(namespace, name)
         assert after is not None, f"{name} was deleted"
-        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], f"{name} was written"
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
+            f"{name} was written"
+        )
     token = await cluster.secret_data(namespace, "vault-token")
     assert token == {"token": ROOT_TOKEN.encode()}
 
 
 async def test_no_field_writes_outside_the_namespace(
-    cluster: Cluster, env: TestEnvironment, namespace: str, neighbour: str, leaks: LeakRegistry,
-    kubectl_run: Callable[..., Any]
+    cluster: Cluster,
+    env: TestEnvironment,
+    namespace: str,
+    neighbour: str,
+    leaks: LeakRegistry,
+    kubectl_run: Callable[..., Any],
 ) -> None:
     value = secrets.token_urlsafe(18)
     leaks.add(value)
@@ -341,7 +522,7 @@ async def test_no_field_writes_outside_the_namespace(
     for doc in env.vault_token_store(namespace):
         await cluster.apply(doc, namespace)
     data = [_item("password", f"{namespace}/app")]
-    refused_by_crd = {
+    refused_by_crd: dict[str, dict[str, Any]] = {
         "target-namespace": {"target": {"name": "escape", "namespace": neighbour}},
         "target-dotdot": {"target": {"name": f"../{neighbour}/escape"}},
         "target-slash": {"target": {"name": f"{neighbour}/escape"}},
@@ -352,13 +533,19 @@ async def test_no_field_writes_outside_the_namespace(
         spec: dict[str, Any] = {"storeRef": {"name": "vault"}, "data": data}
         for field, content in extra.items():
             spec[field] = {**spec.get(field, {}), **content} if isinstance(content, dict) else content
-        manifest = {"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name, "namespace": namespace},
-                    "spec": spec}
+        manifest = {
+            "apiVersion": API,
+            "kind": "ManagedSecret",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
         result = kubectl_run("apply", "-f", "-", input_=yaml.safe_dump(manifest))
         assert result.returncode != 0, f"{name}: accepted by the API"
         assert "unknown field" in result.stderr or "should match" in result.stderr, (name, result.stderr)
     # without strict field validation (pruned) the same manifests write in A only
-    await cluster.apply(_ms("pruned", data=data, target={"name": "escape", "namespace": neighbour}), namespace)
+    await cluster.apply(
+        _ms("pruned", data=data, target={"name": "escape", "namespace": neighbour}), namespace
+    )
     with pytest.raises(ApiException) as refused:
         await cluster.apply(_ms("dotdot", data=data, target={"name": f"../{neighbour}/escape"}), namespace)
     assert refused.value.status == 422
@@ -372,4 +559,6 @@ async def test_no_field_writes_outside_the_namespace(
         if '"write-secret"' in line:
             rec = json.loads(line)
             writes.append((rec["managedSecret"].split("/")[0], (rec.get("target") or "").split("/")[0]))
-    assert writes and all(ms_ns == target_ns for ms_ns, target_ns in writes), [w for w in writes if w[0] != w[1]]
+    assert writes and all(ms_ns == target_ns for ms_ns, target_ns in writes), [
+        w for w in writes if w[0] != w[1]
+    ]

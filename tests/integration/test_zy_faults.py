@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import random
 import secrets
@@ -35,24 +36,41 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 API = "rotor.dev/v1alpha1"
 T = TypeVar("T")
-DOCUMENTED_READY_REASONS = {"InvalidSpec", "StoreNotFound", "StoreNotReady", "Forbidden", "KeyNotFound",
-                            "ProviderError", "ValidationFailed", "TemplateError", "SecretConflict", "Expired"}
+DOCUMENTED_READY_REASONS = {
+    "InvalidSpec",
+    "StoreNotFound",
+    "StoreNotReady",
+    "Forbidden",
+    "KeyNotFound",
+    "ProviderError",
+    "ValidationFailed",
+    "TemplateError",
+    "SecretConflict",
+    "Expired",
+}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _ms(name: str, store: str = "vault", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name},
-            "spec": {"storeRef": {"name": store}, **spec}}
+    return {
+        "apiVersion": API,
+        "kind": "ManagedSecret",
+        "metadata": {"name": name},
+        "spec": {"storeRef": {"name": store}, **spec},
+    }
 
 
 def _kv2_put(env: TestEnvironment, path: str, data: dict[str, str]) -> int:
-    resp = env.vault_client().secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
+    resp = env.vault_client().secrets.kv.v2.create_or_update_secret(
+        path=path, secret=data, mount_point="secret"
+    )
     return int(resp["data"]["version"])
 
 
 def _kv2_get(env: TestEnvironment, path: str) -> tuple[dict[str, str], int]:
-    resp = env.vault_client().secrets.kv.v2.read_secret_version(path=path, mount_point="secret",
-                                                                 raise_on_deleted_version=True)
+    resp = env.vault_client().secrets.kv.v2.read_secret_version(
+        path=path, mount_point="secret", raise_on_deleted_version=True
+    )
     return dict(resp["data"]["data"]), int(resp["data"]["metadata"]["version"])
 
 
@@ -83,7 +101,7 @@ async def _retry_api(call: Callable[[], Awaitable[T]], *, timeout: float = 60.0,
         except ApiException as exc:
             if exc.status not in (0, 429, 500, 502, 503, 504) or time.monotonic() > deadline:
                 raise
-        except (OSError, asyncio.TimeoutError, Exception) as exc:  # aiohttp's disconnects, among others
+        except (TimeoutError, OSError, Exception) as exc:  # aiohttp's disconnects, among others
             if isinstance(exc, AssertionError) or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(0.5)
@@ -105,20 +123,26 @@ async def _assert_truthful_while_failing(cluster: Cluster, namespace: str, name:
     generation = ms["metadata"]["generation"]
     assert ms["status"]["observedGeneration"] == generation
     stalled = next((c for c in ms["status"]["conditions"] if c["type"] == "Stalled"), None)
-    assert stalled is None or stalled["status"] != "True", f"a backend outage is not a person's to fix: {stalled}"
+    assert stalled is None or stalled["status"] != "True", (
+        f"a backend outage is not a person's to fix: {stalled}"
+    )
     return ms
 
 
 async def _unchanged(cluster: Cluster, namespace: str, name: str, before: dict[str, Any]) -> None:
     after = await cluster.secret(namespace, name)
     assert after is not None, "the last good Secret was deleted"
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "the Secret was written"
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
+        "the Secret was written"
+    )
     assert after.get("data") == before.get("data")
 
 
 async def _events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str]]:
     resp = await cluster.events.list_namespaced_event(namespace)
-    return [(e.reason, e.note or "") for e in resp.items if e.regarding is not None and e.regarding.name == name]
+    return [
+        (e.reason, e.note or "") for e in resp.items if e.regarding is not None and e.regarding.name == name
+    ]
 
 
 def _own_operator_alive(op: OperatorProcess) -> None:
@@ -150,12 +174,19 @@ async def iso_namespace(cluster: Cluster) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def own_operator(env: TestEnvironment, cluster: Cluster, namespace: str,
-                       *extra: str) -> AsyncIterator[OperatorProcess]:
+async def own_operator(
+    env: TestEnvironment, cluster: Cluster, namespace: str, *extra: str
+) -> AsyncIterator[OperatorProcess]:
     """An operator of the test's own on an iso-* namespace. On the way out it deletes the
     ManagedSecrets while it still runs (their finalizers need it), then stops."""
-    op = OperatorProcess(str(env.kubeconfig), env.workdir / "logs", name=f"op-{namespace}",
-                         namespaces=[namespace], extra_args=list(extra), env=env.aws_env())
+    op = OperatorProcess(
+        str(env.kubeconfig),
+        env.workdir / "logs",
+        name=f"op-{namespace}",
+        namespaces=[namespace],
+        extra_args=list(extra),
+        env=env.aws_env(),
+    )
     await asyncio.to_thread(op.start)
     try:
         yield op
@@ -163,14 +194,16 @@ async def own_operator(env: TestEnvironment, cluster: Cluster, namespace: str,
         try:
             if op.proc is None or op.proc.poll() is not None:
                 await asyncio.to_thread(op.start)
-            objs = await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", namespace,
-                                                                       "managedsecrets")
+            objs = await cluster.custom.list_namespaced_custom_object(
+                "rotor.dev", "v1alpha1", namespace, "managedsecrets"
+            )
             for obj in objs.get("items", []):
                 await cluster.delete("ManagedSecret", obj["metadata"]["name"], namespace)
 
             async def gone() -> bool:
-                left = await cluster.custom.list_namespaced_custom_object("rotor.dev", "v1alpha1", namespace,
-                                                                          "managedsecrets")
+                left = await cluster.custom.list_namespaced_custom_object(
+                    "rotor.dev", "v1alpha1", namespace, "managedsecrets"
+                )
                 return not left.get("items")
 
             await wait_for(gone, timeout=60, what="ManagedSecrets finalized")
@@ -185,7 +218,9 @@ class _Chaos:
     lines" (backend reads, Secret writes) or, with probability ``p_rotation``, "as soon as a
     rotation writes to the source" (the new value is at the source, status may not say so yet)."""
 
-    def __init__(self, op: OperatorProcess, rng: random.Random, max_kills: int, p_rotation: float = 0.5) -> None:
+    def __init__(
+        self, op: OperatorProcess, rng: random.Random, max_kills: int, p_rotation: float = 0.5
+    ) -> None:
         self.op, self.rng, self.max_kills, self.p_rotation = op, rng, max_kills, p_rotation
         self.kills = 0
         self.kills_after_source_write = 0
@@ -241,9 +276,19 @@ async def test_sigkill_during_many_syncs_and_rotations(
         _kv2_put(env, f"{ns}/{name}", {"username": f"user-{name}", "password": password})
     for doc in env.vault_token_store(ns):
         await cluster.apply(doc, ns)
-    await cluster.apply({"apiVersion": API, "kind": "RotationPolicy", "metadata": {"name": "pw"},
-                         "spec": {"schedule": {"every": "720h"}, "strategy": "Generate",
-                                  "generator": {"password": {"length": 32, "symbols": 0}}}}, ns)
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "RotationPolicy",
+            "metadata": {"name": "pw"},
+            "spec": {
+                "schedule": {"every": "720h"},
+                "strategy": "Generate",
+                "generator": {"password": {"length": 32, "symbols": 0}},
+            },
+        },
+        ns,
+    )
     requests: dict[str, list[str]] = {n: [] for n in rotated}
 
     async with own_operator(env, cluster, ns) as op:
@@ -251,16 +296,19 @@ async def test_sigkill_during_many_syncs_and_rotations(
         chaos_task = asyncio.create_task(chaos.run())
         try:
             for name in names:
-                spec: dict[str, Any] = {"dataFrom": [{"extract": {"key": f"{ns}/{name}"}}],
-                                        "refresh": {"interval": "2s"}}
+                spec: dict[str, Any] = {
+                    "dataFrom": [{"extract": {"key": f"{ns}/{name}"}}],
+                    "refresh": {"interval": "2s"},
+                }
                 if name in rotated:
                     spec["rotation"] = {"policyRef": {"name": "pw"}, "keys": ["password"]}
                 await cluster.apply(_ms(name, **spec), ns)
 
             async def request(name: str, token: str) -> None:
                 requests[name].append(token)
-                await cluster.patch("ManagedSecret", name, {"metadata": {"annotations": {"rotor.dev/rotate": token}}},
-                                    ns)
+                await cluster.patch(
+                    "ManagedSecret", name, {"metadata": {"annotations": {"rotor.dev/rotate": token}}}, ns
+                )
 
             async def completed(name: str, token: str) -> bool:
                 obj = await cluster.get("ManagedSecret", name, ns)
@@ -275,8 +323,12 @@ async def test_sigkill_during_many_syncs_and_rotations(
                 leaks.add(value)
                 _kv2_put(env, f"{ns}/{name}", {"username": f"user-{name}", "password": value})
             for name in rotated:
-                await wait_for(lambda n=name: completed(n, "r1"), timeout=180, interval=0.5,
-                               what=f"{name} rotation r1 completed (chaos seed {seed})")
+                await wait_for(
+                    functools.partial(completed, name, "r1"),
+                    timeout=180,
+                    interval=0.5,
+                    what=f"{name} rotation r1 completed (chaos seed {seed})",
+                )
             # round 2: half of them once more, while other sources change again
             for name in twice:
                 await request(name, "r2")
@@ -285,8 +337,12 @@ async def test_sigkill_during_many_syncs_and_rotations(
                 leaks.add(value)
                 _kv2_put(env, f"{ns}/{name}", {"username": f"user-{name}", "password": value})
             for name in twice:
-                await wait_for(lambda n=name: completed(n, "r2"), timeout=180, interval=0.5,
-                               what=f"{name} rotation r2 completed (chaos seed {seed})")
+                await wait_for(
+                    functools.partial(completed, name, "r2"),
+                    timeout=180,
+                    interval=0.5,
+                    what=f"{name} rotation r2 completed (chaos seed {seed})",
+                )
         finally:
             chaos.stop.set()
             await chaos_task
@@ -302,17 +358,23 @@ async def test_sigkill_during_many_syncs_and_rotations(
                 source, _ = _kv2_get(env, f"{ns}/{name}")
                 data = await cluster.secret_data(ns, name)
                 ms = await cluster.get("ManagedSecret", name, ns)
-                if data != {k: v.encode() for k, v in source.items()} or _ready_reason(ms) != ("True", "Synced"):
+                if data != {k: v.encode() for k, v in source.items()} or _ready_reason(ms) != (
+                    "True",
+                    "Synced",
+                ):
                     wrong.append(name)
             return not wrong or False
 
-        await wait_for(all_match, timeout=120, interval=1.0, what=f"every Secret equal to its source (seed {seed})")
+        await wait_for(
+            all_match, timeout=120, interval=1.0, what=f"every Secret equal to its source (seed {seed})"
+        )
         for name in rotated:
             source, version = _kv2_get(env, f"{ns}/{name}")
             leaks.add(source["password"])
             assert version == 1 + len(requests[name]), (
                 f"{name}: {len(requests[name])} rotation request(s) gave {version - 1} new source version(s) "
-                f"(chaos seed {seed}, {chaos.kills} kills, {chaos.kills_after_source_write} right after a source write)")
+                f"(chaos seed {seed}, {chaos.kills} kills, {chaos.kills_after_source_write} right after a source write)"
+            )
             assert source["username"] == f"user-{name}", "the rotation lost the other properties"
             data = await cluster.secret_data(ns, name)
             assert data is not None and data["password"] == source["password"].encode()
@@ -323,6 +385,14 @@ async def test_sigkill_during_many_syncs_and_rotations(
 
 
 # ============================================================================================== 1b. restart during an outage
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="BUG: a store found Unreachable stays not-ready until the periodic re-validation "
+    "(5 minutes) even once the backend answers again: services/stores.py ensure() re-validates only "
+    "when the handle has no backend, on a new generation, or when validated_at is older than "
+    "revalidate_every; resolve() then fails StoreNotReady without trying, and nothing retries sooner",
+    strict=True,
+)
 async def test_operator_restarted_during_vault_outage_recovers(
     cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
 ) -> None:
@@ -340,17 +410,26 @@ async def test_operator_restarted_during_vault_outage_recovers(
         async with own_operator(env, cluster, ns) as op:
             for doc in docs:
                 await cluster.apply(doc, ns)
-            await cluster.apply(_ms("app", refresh={"interval": "1s"},
-                                    data=[{"secretKey": "password",
-                                           "remoteRef": {"key": f"{ns}/app", "property": "password"}}]), ns)
+            await cluster.apply(
+                _ms(
+                    "app",
+                    refresh={"interval": "1s"},
+                    data=[
+                        {"secretKey": "password", "remoteRef": {"key": f"{ns}/app", "property": "password"}}
+                    ],
+                ),
+                ns,
+            )
             await cluster.ready("app", ns)
             before = await cluster.secret(ns, "app")
             assert before is not None
             proxy.fault = "unavailable"
             await asyncio.to_thread(op.kill)
             await asyncio.to_thread(op.start)
-            store_cond = await cluster.wait_condition("SecretStore", "vault", ns, status="False", reason="Unreachable")
-            assert proxy.endpoint in store_cond["message"] or "503" in store_cond["message"] or store_cond["message"]
+            store_cond = await cluster.wait_condition(
+                "SecretStore", "vault", ns, status="False", reason="Unreachable"
+            )
+            assert "Vault" in store_cond["message"], store_cond
             await cluster.wait_condition("ManagedSecret", "app", ns, status="False", timeout=30)
             await _assert_truthful_while_failing(cluster, ns, "app")
             await _unchanged(cluster, ns, "app", before)
@@ -361,11 +440,14 @@ async def test_operator_restarted_during_vault_outage_recovers(
 
             async def recovered() -> bool:
                 ms = await cluster.get("ManagedSecret", "app", ns)
-                return (_ready_reason(ms) == ("True", "Synced")
-                        and await cluster.secret_data(ns, "app") == {"password": second.encode()})
+                return _ready_reason(ms) == ("True", "Synced") and await cluster.secret_data(ns, "app") == {
+                    "password": second.encode()
+                }
 
-            await wait_for(recovered, timeout=90, interval=0.5, what="Ready again once Vault answers")
-            await cluster.wait_condition("SecretStore", "vault", ns, status="True", reason="Valid", timeout=10)
+            await wait_for(recovered, timeout=60, interval=0.5, what="Ready again once Vault answers")
+            await cluster.wait_condition(
+                "SecretStore", "vault", ns, status="True", reason="Valid", timeout=10
+            )
 
 
 # ============================================================================================== 2. AppRole token revoked
@@ -374,27 +456,60 @@ async def test_vault_token_revoked_operator_logs_in_again(
 ) -> None:
     vault = env.vault_client()
     policy = f"reader-{namespace}"
-    vault.sys.create_or_update_policy(policy, f'path "secret/data/{namespace}/*" {{ capabilities = ["read"] }}\n')
+    vault.sys.create_or_update_policy(
+        policy, f'path "secret/data/{namespace}/*" {{ capabilities = ["read"] }}\n'
+    )
     role = f"role-{namespace}"
-    vault.auth.approle.create_or_update_approle(role, token_policies=[policy], token_ttl="1h", token_max_ttl="2h")
+    vault.auth.approle.create_or_update_approle(
+        role, token_policies=[policy], token_ttl="1h", token_max_ttl="2h"
+    )
     role_id = vault.auth.approle.read_role_id(role)["data"]["role_id"]
     secret_id = vault.auth.approle.generate_secret_id(role)["data"]["secret_id"]
     leaks.add(secret_id)
     first = secrets.token_urlsafe(20)
     leaks.add(first)
     _kv2_put(env, f"{namespace}/app", {"value": first})
-    await cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "approle"},
-                         "stringData": {"secret-id": secret_id}}, namespace)
-    await cluster.apply({"apiVersion": API, "kind": "SecretStore", "metadata": {"name": "approle"},
-                         "spec": {"provider": {"vault": {
-                             "server": env.vault_addr,
-                             "auth": {"appRole": {"mount": "approle", "roleId": role_id,
-                                                  "secretIdRef": {"name": "approle", "key": "secret-id"}}}}}}},
-                        namespace)
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "approle"},
+            "stringData": {"secret-id": secret_id},
+        },
+        namespace,
+    )
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "SecretStore",
+            "metadata": {"name": "approle"},
+            "spec": {
+                "provider": {
+                    "vault": {
+                        "server": env.vault_addr,
+                        "auth": {
+                            "appRole": {
+                                "mount": "approle",
+                                "roleId": role_id,
+                                "secretIdRef": {"name": "approle", "key": "secret-id"},
+                            }
+                        },
+                    }
+                }
+            },
+        },
+        namespace,
+    )
     await cluster.wait_condition("SecretStore", "approle", namespace, status="True", reason="Valid")
-    await cluster.apply(_ms("app", "approle", refresh={"interval": "1s"},
-                            data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/app", "property": "value"}}]),
-                        namespace)
+    await cluster.apply(
+        _ms(
+            "app",
+            "approle",
+            refresh={"interval": "1s"},
+            data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/app", "property": "value"}}],
+        ),
+        namespace,
+    )
     await cluster.ready("app", namespace)
     assert await cluster.secret_data(namespace, "app") == {"value": first.encode()}
 
@@ -404,7 +519,7 @@ async def test_vault_token_revoked_operator_logs_in_again(
         for accessor in accessors:
             try:
                 info = vault.auth.token.lookup_accessor(accessor)["data"]
-            except Exception:  # noqa: BLE001 - revoked meanwhile
+            except Exception:
                 continue
             if (info.get("meta") or {}).get("role_name") == role:
                 mine.append(accessor)
@@ -428,8 +543,9 @@ async def test_vault_token_revoked_operator_logs_in_again(
     assert fresh and not set(fresh) & set(revoked), "no new AppRole login"
     ms = await cluster.ready("app", namespace)
     assert _ready_reason(ms) == ("True", "Synced")
-    assert "SyncFailed" not in [r for r, _ in await _events(cluster, namespace, "app")], \
+    assert "SyncFailed" not in [r for r, _ in await _events(cluster, namespace, "app")], (
         "a revoked token became a failed sync instead of a new login"
+    )
 
 
 # ============================================================================================== 3. conflicting writer
@@ -441,16 +557,23 @@ async def test_secret_changed_by_hand_is_restored_with_an_event(
     _kv2_put(env, f"{namespace}/app", {"username": "app", "password": password})
     for doc in env.vault_token_store(namespace):
         await cluster.apply(doc, namespace)
-    await cluster.apply(_ms("app", dataFrom=[{"extract": {"key": f"{namespace}/app"}}]), namespace)  # refresh 1h
+    await cluster.apply(
+        _ms("app", dataFrom=[{"extract": {"key": f"{namespace}/app"}}]), namespace
+    )  # refresh 1h
     await cluster.ready("app", namespace)
     want = {"username": b"app", "password": password.encode()}
     assert await cluster.secret_data(namespace, "app") == want
     tampered = "tampered-" + secrets.token_hex(8)
     leaks.add(tampered)
-    patch = {"data": {"password": base64.b64encode(tampered.encode()).decode(),
-                      "extra": base64.b64encode(b"injected-key-value").decode()}}
-    result = await asyncio.to_thread(kubectl_run, "patch", "secret", "app", "-n", namespace, "--type", "merge",
-                                     "-p", json.dumps(patch))
+    patch = {
+        "data": {
+            "password": base64.b64encode(tampered.encode()).decode(),
+            "extra": base64.b64encode(b"injected-key-value").decode(),
+        }
+    }
+    result = await asyncio.to_thread(
+        kubectl_run, "patch", "secret", "app", "-n", namespace, "--type", "merge", "-p", json.dumps(patch)
+    )
     assert result.returncode == 0, result.stderr
 
     async def restored() -> bool:
@@ -485,11 +608,20 @@ async def test_aws_throttling_and_5xx_keep_the_secret_and_recover(
             for doc in docs:
                 await cluster.apply(doc, namespace)
             await cluster.wait_condition("SecretStore", "aws", namespace, status="True", reason="Valid")
-            await cluster.apply(_ms("api", "aws", refresh={"interval": "1s"},
-                                    data=[{"secretKey": "token", "remoteRef": {"key": key}}]), namespace)
+            await cluster.apply(
+                _ms(
+                    "api",
+                    "aws",
+                    refresh={"interval": "1s"},
+                    data=[{"secretKey": "token", "remoteRef": {"key": key}}],
+                ),
+                namespace,
+            )
             await cluster.ready("api", namespace)
             before = await cluster.secret(namespace, "api")
-            assert before is not None and await cluster.secret_data(namespace, "api") == {"token": first.encode()}
+            assert before is not None and await cluster.secret_data(namespace, "api") == {
+                "token": first.encode()
+            }
             assert proxy.count("forwarded") > 0, "the store does not go through the proxy"
 
             # the source changes while AWS throttles, then while it answers 503
@@ -497,7 +629,7 @@ async def test_aws_throttling_and_5xx_keep_the_secret_and_recover(
             leaks.add(second)
             for fault in ("throttle", "unavailable"):
                 failed0 = _failed_reads(op, namespace, "api")
-                proxy.fault = fault  # type: ignore[assignment]
+                proxy.fault = fault
                 if fault == "throttle":
                     sm.put_secret_value(SecretId=key, SecretString=second)  # straight to the emulator
 
@@ -506,10 +638,15 @@ async def test_aws_throttling_and_5xx_keep_the_secret_and_recover(
 
                 async def failing(f: str = fault, f0: int = failed0, n: int = wanted) -> bool:
                     ms = await cluster.get("ManagedSecret", "api", namespace)
-                    return (proxy.count(f) >= 2 and _failed_reads(op, namespace, "api") >= f0 + n
-                            and _ready_reason(ms)[0] == "False")
+                    return (
+                        proxy.count(f) >= 2
+                        and _failed_reads(op, namespace, "api") >= f0 + n
+                        and _ready_reason(ms)[0] == "False"
+                    )
 
-                await wait_for(failing, timeout=90, interval=0.5, what=f"several failed refreshes under '{fault}'")
+                await wait_for(
+                    failing, timeout=90, interval=0.5, what=f"several failed refreshes under '{fault}'"
+                )
                 ms = await _assert_truthful_while_failing(cluster, namespace, "api")
                 assert ms["status"]["conditions"][0]["message"]
                 await _unchanged(cluster, namespace, "api", before)
@@ -543,9 +680,14 @@ async def test_apiserver_restart_watches_resume(
         _kv2_put(env, f"{namespace}/a", {"value": first})
         for doc in env.vault_token_store(namespace):
             await cluster.apply(doc, namespace)
-        await cluster.apply(_ms("a", refresh={"interval": "2s"},
-                                data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/a", "property": "value"}}]),
-                            namespace)
+        await cluster.apply(
+            _ms(
+                "a",
+                refresh={"interval": "2s"},
+                data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/a", "property": "value"}}],
+            ),
+            namespace,
+        )
         await cluster.ready("a", namespace)
 
         # during the outage the source of A changes; nothing can be written to the cluster meanwhile
@@ -561,11 +703,24 @@ async def test_apiserver_restart_watches_resume(
         b_value = secrets.token_urlsafe(20)
         leaks.add(b_value)
         _kv2_put(env, f"{namespace}/b", {"value": b_value})
-        await _retry_api(lambda: cluster.apply(
-            _ms("b", data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/b", "property": "value"}}]),
-            namespace), what="create B")
-        await _retry_api(lambda: cluster.patch("ManagedSecret", "a", {"spec": {"target": {"labels": {"after": "restart"}}}},
-                                               namespace), what="patch A")
+        await _retry_api(
+            lambda: cluster.apply(
+                _ms(
+                    "b",
+                    data=[
+                        {"secretKey": "value", "remoteRef": {"key": f"{namespace}/b", "property": "value"}}
+                    ],
+                ),
+                namespace,
+            ),
+            what="create B",
+        )
+        await _retry_api(
+            lambda: cluster.patch(
+                "ManagedSecret", "a", {"spec": {"target": {"labels": {"after": "restart"}}}}, namespace
+            ),
+            what="patch A",
+        )
 
         b = await cluster.ready("b", namespace, timeout=90)
         assert b["status"]["observedGeneration"] == b["metadata"]["generation"]
@@ -578,22 +733,31 @@ async def test_apiserver_restart_watches_resume(
                 secret is not None
                 and (secret["metadata"].get("labels") or {}).get("after") == "restart"
                 and await cluster.secret_data(namespace, "a") == {"value": during.encode()}
-                and ms is not None and ms["status"].get("observedGeneration") == ms["metadata"]["generation"]
+                and ms is not None
+                and ms["status"].get("observedGeneration") == ms["metadata"]["generation"]
                 and _ready_reason(ms) == ("True", "Synced")
             )
 
-        await wait_for(a_caught_up, timeout=90, interval=0.5, what="A's change during and after the restart handled")
+        await wait_for(
+            a_caught_up, timeout=90, interval=0.5, what="A's change during and after the restart handled"
+        )
         # and a change after that still flows (the watch is live, not a one-off relist)
         later = secrets.token_urlsafe(20)
         leaks.add(later)
         _kv2_put(env, f"{namespace}/b", {"value": later})
-        await cluster.patch("ManagedSecret", "b", {"metadata": {"annotations": {"rotor.dev/force-sync": "after"}}}, namespace)
+        await cluster.patch(
+            "ManagedSecret", "b", {"metadata": {"annotations": {"rotor.dev/force-sync": "after"}}}, namespace
+        )
 
         async def b_forced() -> bool:
             return await cluster.secret_data(namespace, "b") == {"value": later.encode()}
 
         await wait_for(b_forced, timeout=30, what="force-sync after the restart")
         _own_operator_alive(op)
+    session = env.operator
+    assert session is not None and session.proc is not None and session.proc.poll() is None, (
+        "the session operator died with the apiserver restart"
+    )
 
 
 # ============================================================================================== 6. Vault down (runs last)
@@ -611,8 +775,10 @@ async def test_vault_down_then_restarted_recovers_by_itself(
         _kv2_put(env, f"{namespace}/app", {"username": "app", "password": first})
         for doc in env.vault_token_store(namespace):
             await cluster.apply(doc, namespace)
-        await cluster.apply(_ms("app", refresh={"interval": "1s"}, dataFrom=[{"extract": {"key": f"{namespace}/app"}}]),
-                            namespace)
+        await cluster.apply(
+            _ms("app", refresh={"interval": "1s"}, dataFrom=[{"extract": {"key": f"{namespace}/app"}}]),
+            namespace,
+        )
         await cluster.ready("app", namespace)
         before = await cluster.secret(namespace, "app")
         assert before is not None
@@ -627,7 +793,9 @@ async def test_vault_down_then_restarted_recovers_by_itself(
                 ms = await cluster.get("ManagedSecret", "app", namespace)
                 return _failed_reads(op, namespace, "app") >= failed0 + 3 and _ready_reason(ms)[0] == "False"
 
-            await wait_for(several_failures, timeout=90, interval=0.5, what="three failed refreshes while Vault is down")
+            await wait_for(
+                several_failures, timeout=90, interval=0.5, what="three failed refreshes while Vault is down"
+            )
             ms = await _assert_truthful_while_failing(cluster, namespace, "app")
             cond = next(c for c in ms["status"]["conditions"] if c["type"] == "Ready")
             assert str(port) in cond["message"] or "vault" in cond["message"].lower(), cond
@@ -642,13 +810,17 @@ async def test_vault_down_then_restarted_recovers_by_itself(
 
             async def recovered() -> bool:
                 ms = await cluster.get("ManagedSecret", "app", namespace)
-                return (_ready_reason(ms) == ("True", "Synced")
-                        and await cluster.secret_data(namespace, "app") == {"username": b"app",
-                                                                             "password": second.encode()})
+                return _ready_reason(ms) == ("True", "Synced") and await cluster.secret_data(
+                    namespace, "app"
+                ) == {"username": b"app", "password": second.encode()}
 
-            await wait_for(recovered, timeout=150, interval=0.5, what="Ready again, by itself, with the re-seeded value")
+            await wait_for(
+                recovered, timeout=150, interval=0.5, what="Ready again, by itself, with the re-seeded value"
+            )
             reasons = [r for r, _ in await _events(cluster, namespace, "app")]
-            assert reasons.count("SyncFailed") == 1, f"one Event for the transition, not one per retry: {reasons}"
+            assert reasons.count("SyncFailed") == 1, (
+                f"one Event for the transition, not one per retry: {reasons}"
+            )
             _own_operator_alive(op)
         finally:
             await asyncio.to_thread(_restore_vault, env)

@@ -13,7 +13,9 @@ from support.cluster import Cluster
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_no_secret_value_reaches_logs_events_status_metrics_or_cli(cluster: Cluster, env, leaks) -> None:
+async def test_no_secret_value_reaches_logs_events_status_metrics_or_cli(
+    cluster: Cluster, env, leaks
+) -> None:
     assert len(leaks.values) >= 10, "the suite registered too few values for this scan to mean anything"
     sources: list[tuple[str, str]] = []
     sources.append(("operator log", env.operator.log_text()))

@@ -35,7 +35,9 @@ async def wait_for(
         if last:
             return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or probe}; last: {last!r}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what or probe}; last: {last!r}"
+            )
         await asyncio.sleep(interval)
 
 
@@ -68,7 +70,9 @@ class Cluster:
                 raise
 
     # ---------------------------------------------------------------- generic apply
-    async def apply(self, manifest: dict[str, Any] | str, namespace: str | None = None) -> list[dict[str, Any]]:
+    async def apply(
+        self, manifest: dict[str, Any] | str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         docs = [d for d in yaml.safe_load_all(manifest) if d] if isinstance(manifest, str) else [manifest]
         out = []
         for doc in docs:
@@ -86,7 +90,11 @@ class Cluster:
                 }[kind]
                 out.append(self.api.sanitize_for_serialization(await creator(ns, doc)))
             elif kind == "ServiceAccount":
-                out.append(self.api.sanitize_for_serialization(await self.core.create_namespaced_service_account(ns, doc)))
+                out.append(
+                    self.api.sanitize_for_serialization(
+                        await self.core.create_namespaced_service_account(ns, doc)
+                    )
+                )
             else:
                 raise ValueError(f"apply() does not know {kind}")
         return out
@@ -106,7 +114,9 @@ class Cluster:
         name = doc["metadata"]["name"]
         try:
             if ns:
-                return dict(await self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, plural, doc))
+                return dict(
+                    await self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, plural, doc)
+                )
             return dict(await self.custom.create_cluster_custom_object(GROUP, VERSION, plural, doc))
         except ApiException as exc:
             if exc.status != 409:
@@ -114,18 +124,36 @@ class Cluster:
         patch = {k: v for k, v in doc.items() if k in ("spec", "metadata")}
         return await self.patch(kind, name, patch, ns)
 
-    async def patch(self, kind: str, name: str, patch: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    async def patch(
+        self, kind: str, name: str, patch: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
         plural = PLURALS[kind]
         if namespace:
-            return dict(await self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, patch, _content_type="application/merge-patch+json"))
-        return dict(await self.custom.patch_cluster_custom_object(
-            GROUP, VERSION, plural, name, patch, _content_type="application/merge-patch+json"))
+            return dict(
+                await self.custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    patch,
+                    _content_type="application/merge-patch+json",
+                )
+            )
+        return dict(
+            await self.custom.patch_cluster_custom_object(
+                GROUP, VERSION, plural, name, patch, _content_type="application/merge-patch+json"
+            )
+        )
 
     async def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
             if namespace and kind not in CLUSTER_KINDS:
-                return dict(await self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name))
+                return dict(
+                    await self.custom.get_namespaced_custom_object(
+                        GROUP, VERSION, namespace, PLURALS[kind], name
+                    )
+                )
             return dict(await self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name))
         except ApiException as exc:
             if exc.status == 404:
@@ -135,7 +163,9 @@ class Cluster:
     async def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         try:
             if namespace and kind not in CLUSTER_KINDS:
-                await self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+                await self.custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURALS[kind], name
+                )
             else:
                 await self.custom.delete_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)
         except ApiException as exc:
@@ -159,7 +189,9 @@ class Cluster:
         return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
 
     # ---------------------------------------------------------------- conditions and events
-    async def condition(self, kind: str, name: str, namespace: str | None, type_: str) -> dict[str, Any] | None:
+    async def condition(
+        self, kind: str, name: str, namespace: str | None, type_: str
+    ) -> dict[str, Any] | None:
         obj = await self.get(kind, name, namespace)
         for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
             if cond.get("type") == type_:
@@ -167,8 +199,15 @@ class Cluster:
         return None
 
     async def wait_condition(
-        self, kind: str, name: str, namespace: str | None, type_: str = "Ready", *,
-        status: str = "True", reason: str | None = None, timeout: float = 30.0,
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        type_: str = "Ready",
+        *,
+        status: str = "True",
+        reason: str | None = None,
+        timeout: float = 30.0,
     ) -> dict[str, Any]:
         async def probe() -> dict[str, Any] | None:
             cond = await self.condition(kind, name, namespace, type_)
@@ -176,7 +215,9 @@ class Cluster:
                 return cond
             return None
 
-        return await wait_for(probe, timeout=timeout, what=f"{kind} {namespace}/{name} {type_}={status} {reason or ''}")
+        return await wait_for(
+            probe, timeout=timeout, what=f"{kind} {namespace}/{name} {type_}={status} {reason or ''}"
+        )
 
     async def ready(self, name: str, namespace: str, timeout: float = 30.0) -> dict[str, Any]:
         await self.wait_condition("ManagedSecret", name, namespace, timeout=timeout)

@@ -16,7 +16,6 @@ from rotor.devenv import binaries
 from rotor.devenv.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, AwsEmulator
 from rotor.devenv.environment import LocalEnvironment
 from rotor.devenv.vault import ROOT_TOKEN, VaultServer
-
 from support.operator import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +55,10 @@ class TestEnvironment:
         self.install_crds()
         self.clock_file.write_text("0")
         self.operator = OperatorProcess(
-            str(self.kubeconfig), self.workdir / "logs", name="operator", namespaces=["!iso-*"],
+            str(self.kubeconfig),
+            self.workdir / "logs",
+            name="operator",
+            namespaces=["!iso-*"],
             env=self.aws_env(),
         )
         self.operator.start()
@@ -75,15 +77,38 @@ class TestEnvironment:
 
     def install_crds(self) -> None:
         result = subprocess.run(
-            [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), "apply", "--server-side", "-k", str(ROOT / "crds")],
-            capture_output=True, text=True, check=False, timeout=120,
+            [
+                str(self.kubectl),
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "apply",
+                "--server-side",
+                "-k",
+                str(ROOT / "crds"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
         if result.returncode != 0:
             raise RuntimeError(f"installing the CRDs failed: {result.stderr}")
         subprocess.run(
-            [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), "wait", "--for=condition=Established",
-             "--timeout=60s", "crd", "-l", "app.kubernetes.io/name=rotor"],
-            capture_output=True, text=True, check=False, timeout=90,
+            [
+                str(self.kubectl),
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd",
+                "-l",
+                "app.kubernetes.io/name=rotor",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=90,
         )
 
     # ------------------------------------------------------------------ backends
@@ -102,38 +127,84 @@ class TestEnvironment:
         return self.aws.endpoint
 
     def aws_env(self) -> dict[str, str]:
-        return {"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-                "AWS_DEFAULT_REGION": REGION}
+        return {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+        }
 
     def boto(self, service: str) -> Any:
         return boto3.client(
-            service, endpoint_url=self.aws_endpoint, region_name=REGION,
-            aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY_ID,
+            aws_secret_access_key=SECRET_ACCESS_KEY,
         )
 
     # ------------------------------------------------------------------ manifests
-    def vault_token_store(self, namespace: str, name: str = "vault", *, mount: str = "secret", version: int = 2,
-                          token: str = ROOT_TOKEN) -> list[dict[str, Any]]:
+    def vault_token_store(
+        self,
+        namespace: str,
+        name: str = "vault",
+        *,
+        mount: str = "secret",
+        version: int = 2,
+        token: str = ROOT_TOKEN,
+    ) -> list[dict[str, Any]]:
         return [
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-token", "namespace": namespace},
-             "data": {"token": base64.b64encode(token.encode()).decode()}},
-            {"apiVersion": "rotor.dev/v1alpha1", "kind": "SecretStore",
-             "metadata": {"name": name, "namespace": namespace},
-             "spec": {"provider": {"vault": {
-                 "server": self.vault_addr, "kv": {"mount": mount, "version": version},
-                 "auth": {"token": {"secretRef": {"name": f"{name}-token", "key": "token"}}}}}}},
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": f"{name}-token", "namespace": namespace},
+                "data": {"token": base64.b64encode(token.encode()).decode()},
+            },
+            {
+                "apiVersion": "rotor.dev/v1alpha1",
+                "kind": "SecretStore",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "provider": {
+                        "vault": {
+                            "server": self.vault_addr,
+                            "kv": {"mount": mount, "version": version},
+                            "auth": {"token": {"secretRef": {"name": f"{name}-token", "key": "token"}}},
+                        }
+                    }
+                },
+            },
         ]
 
-    def aws_store(self, namespace: str, name: str = "aws", service: str = "SecretsManager") -> list[dict[str, Any]]:
+    def aws_store(
+        self, namespace: str, name: str = "aws", service: str = "SecretsManager"
+    ) -> list[dict[str, Any]]:
         return [
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-creds", "namespace": namespace},
-             "stringData": {"id": ACCESS_KEY_ID, "secret": SECRET_ACCESS_KEY}},
-            {"apiVersion": "rotor.dev/v1alpha1", "kind": "SecretStore",
-             "metadata": {"name": name, "namespace": namespace},
-             "spec": {"provider": {"aws": {
-                 "service": service, "region": REGION, "endpoint": self.aws_endpoint,
-                 "auth": {"secretRef": {"accessKeyId": {"name": f"{name}-creds", "key": "id"},
-                                        "secretAccessKey": {"name": f"{name}-creds", "key": "secret"}}}}}}},
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": f"{name}-creds", "namespace": namespace},
+                "stringData": {"id": ACCESS_KEY_ID, "secret": SECRET_ACCESS_KEY},
+            },
+            {
+                "apiVersion": "rotor.dev/v1alpha1",
+                "kind": "SecretStore",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "provider": {
+                        "aws": {
+                            "service": service,
+                            "region": REGION,
+                            "endpoint": self.aws_endpoint,
+                            "auth": {
+                                "secretRef": {
+                                    "accessKeyId": {"name": f"{name}-creds", "key": "id"},
+                                    "secretAccessKey": {"name": f"{name}-creds", "key": "secret"},
+                                }
+                            },
+                        }
+                    }
+                },
+            },
         ]
 
     def substitute(self, text: str) -> str:

@@ -20,8 +20,16 @@ from typing import Literal
 
 Fault = Literal["throttle", "unavailable"]
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-               "transfer-encoding", "upgrade"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+}
 THROTTLE_BODY = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
 UNAVAILABLE_BODY = b'{"__type":"ServiceUnavailable","message":"Service Unavailable"}'
 
@@ -58,13 +66,13 @@ class FaultProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - silence stderr
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
             def _any(self) -> None:
                 proxy._handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_LIST = _any  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_LIST = _any
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -50,21 +50,36 @@ class OperatorProcess:
         env["ROTOR_HASH_KEY"] = self.hash_key
         if self.clock_file is not None:
             env["ROTOR_CLOCK_OFFSET_FILE"] = str(self.clock_file)
-        argv = [sys.executable, "-m", "rotor.cli.main", "run", "--log-format", "json", "--log-level", "debug",
-                "--metrics-addr", f"127.0.0.1:{self.metrics_port}", "--standalone"]
+        argv = [
+            sys.executable,
+            "-m",
+            "rotor.cli.main",
+            "run",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+            "--metrics-addr",
+            f"127.0.0.1:{self.metrics_port}",
+            "--standalone",
+        ]
         for ns in self.namespaces:
             argv += ["--namespace", ns]
         argv += self.extra_args
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         log.close()
         self.starts += 1
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"operator exited early ({self.proc.returncode}); see {self.log_path}:\n"
-                                   + self.log_path.read_text()[-3000:])
+                raise RuntimeError(
+                    f"operator exited early ({self.proc.returncode}); see {self.log_path}:\n"
+                    + self.log_path.read_text()[-3000:]
+                )
             try:
                 with urllib.request.urlopen(self.metrics_url + "/readyz", timeout=1) as resp:
                     if resp.status == 200:

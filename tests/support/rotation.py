@@ -27,15 +27,24 @@ def policy(name: str, spec: dict[str, Any], *, cluster: bool = False) -> dict[st
 
 
 def managed_secret(
-    name: str, *, store: str = "vault", key: str | None = None, keys: list[str] | None = None,
-    policy_name: str | None = "policy", policy_kind: str = "RotationPolicy", **spec: Any,
+    name: str,
+    *,
+    store: str = "vault",
+    key: str | None = None,
+    keys: list[str] | None = None,
+    policy_name: str | None = "policy",
+    policy_kind: str = "RotationPolicy",
+    **spec: Any,
 ) -> dict[str, Any]:
     """A ManagedSecret extracting every property of ``key`` and rotating ``keys`` under the policy."""
     body: dict[str, Any] = {"storeRef": {"name": store}, **spec}
     if key is not None:
         body.setdefault("dataFrom", [{"extract": {"key": key}}])
     if policy_name is not None:
-        body["rotation"] = {"policyRef": {"name": policy_name, "kind": policy_kind}, "keys": keys or ["password"]}
+        body["rotation"] = {
+            "policyRef": {"name": policy_name, "kind": policy_kind},
+            "keys": keys or ["password"],
+        }
     return {"apiVersion": API, "kind": "ManagedSecret", "metadata": {"name": name}, "spec": body}
 
 
@@ -78,12 +87,19 @@ async def iso_namespace(cluster: Cluster, prefix: str) -> AsyncIterator[str]:
 
 
 def own_operator(
-    env: TestEnvironment, namespace: str, clock: MovableClock | None = None, extra_env: dict[str, str] | None = None,
+    env: TestEnvironment,
+    namespace: str,
+    clock: MovableClock | None = None,
+    extra_env: dict[str, str] | None = None,
     name: str | None = None,
 ) -> OperatorProcess:
     return OperatorProcess(
-        str(env.kubeconfig), env.workdir / "logs", name=name or f"op-{namespace}", namespaces=[namespace],
-        clock_file=clock.path if clock else None, env={**env.aws_env(), **(extra_env or {})},
+        str(env.kubeconfig),
+        env.workdir / "logs",
+        name=name or f"op-{namespace}",
+        namespaces=[namespace],
+        clock_file=clock.path if clock else None,
+        env={**env.aws_env(), **(extra_env or {})},
     )
 
 
@@ -112,7 +128,12 @@ async def rotation_status(cluster: Cluster, namespace: str, name: str) -> dict[s
 
 
 async def wait_rotated(
-    cluster: Cluster, namespace: str, name: str, *, request: str | None = None, since: str | None = None,
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    *,
+    request: str | None = None,
+    since: str | None = None,
     timeout: float = 60,
 ) -> dict[str, Any]:
     """Wait for a Completed rotation: the one answering ``request``, or one newer than ``since``
@@ -135,8 +156,9 @@ async def wait_rotated(
 async def force_sync(cluster: Cluster, namespace: str, name: str, timeout: float = 30) -> dict[str, Any]:
     """Ask for a sync and wait until it has been answered (a deterministic 'nothing else happened')."""
     value = f"sync-{secrets.token_hex(4)}"
-    await cluster.patch("ManagedSecret", name, {"metadata": {"annotations": {"rotor.dev/force-sync": value}}},
-                        namespace)
+    await cluster.patch(
+        "ManagedSecret", name, {"metadata": {"annotations": {"rotor.dev/force-sync": value}}}, namespace
+    )
 
     async def answered() -> dict[str, Any] | None:
         obj = await cluster.get("ManagedSecret", name, namespace)
@@ -147,8 +169,9 @@ async def force_sync(cluster: Cluster, namespace: str, name: str, timeout: float
 
 async def request_rotation(cluster: Cluster, namespace: str, name: str) -> str:
     value = f"rotate-{secrets.token_hex(4)}"
-    await cluster.patch("ManagedSecret", name, {"metadata": {"annotations": {"rotor.dev/rotate": value}}},
-                        namespace)
+    await cluster.patch(
+        "ManagedSecret", name, {"metadata": {"annotations": {"rotor.dev/rotate": value}}}, namespace
+    )
     return value
 
 
@@ -162,8 +185,9 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- the source
 def kv2_current(env: TestEnvironment, path: str, mount: str = "secret") -> tuple[int, dict[str, Any]]:
     """(current version, data) of a Vault KV v2 path."""
-    resp = env.vault_client().secrets.kv.v2.read_secret_version(path=path, mount_point=mount,
-                                                                raise_on_deleted_version=True)
+    resp = env.vault_client().secrets.kv.v2.read_secret_version(
+        path=path, mount_point=mount, raise_on_deleted_version=True
+    )
     return int(resp["data"]["metadata"]["version"]), dict(resp["data"]["data"])
 
 
@@ -173,8 +197,13 @@ def kv2_write(env: TestEnvironment, path: str, data: dict[str, Any], mount: str 
 
 
 def aws_stages(env: TestEnvironment, key: str) -> dict[str, list[str]]:
-    return {v: list(s) for v, s in env.boto("secretsmanager").describe_secret(SecretId=key)
-            .get("VersionIdsToStages", {}).items()}
+    return {
+        v: list(s)
+        for v, s in env.boto("secretsmanager")
+        .describe_secret(SecretId=key)
+        .get("VersionIdsToStages", {})
+        .items()
+    }
 
 
 def aws_current(env: TestEnvironment, key: str) -> tuple[str, str]:
@@ -198,9 +227,13 @@ async def run_rotor(env: TestEnvironment, leaks: Any, *args: str) -> CliResult:
     import sys
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rotor.cli.main", *args,
+        sys.executable,
+        "-m",
+        "rotor.cli.main",
+        *args,
         env={**os.environ, "KUBECONFIG": str(env.kubeconfig)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
     result = CliResult(int(proc.returncode or 0), out.decode(), err.decode())

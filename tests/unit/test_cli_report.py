@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (golden tables and table cases are wider than a code line)
+
 """The command line's pure parts: report and status rows and their three formats, the answer to a
 sync or rotate request, .env parsing, the import backup file and the printed ManagedSecret."""
 
@@ -25,21 +25,34 @@ from rotor.inventory import index_objects, report_rows, risk_of, secret_keys, st
 NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 
 
-def _ms(name: str, *, spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None,
-        namespace: str = "team-a") -> dict[str, Any]:
+def _ms(
+    name: str,
+    *,
+    spec: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+    namespace: str = "team-a",
+) -> dict[str, Any]:
     return {
         "apiVersion": "rotor.dev/v1alpha1",
         "kind": "ManagedSecret",
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": "2025-02-01T12:00:00Z"},
-        "spec": spec or {"storeRef": {"name": "vault"}, "data": [
-            {"secretKey": "password", "remoteRef": {"key": "apps/db", "property": "password"}}]},
+        "spec": spec
+        or {
+            "storeRef": {"name": "vault"},
+            "data": [{"secretKey": "password", "remoteRef": {"key": "apps/db", "property": "password"}}],
+        },
         "status": status or {},
     }
 
 
 def _cond(type_: str, status: str, reason: str, message: str = "") -> dict[str, str]:
-    return {"type": type_, "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": "2025-02-01T12:00:00Z"}
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2025-02-01T12:00:00Z",
+    }
 
 
 ROTATED = _ms(
@@ -51,30 +64,53 @@ ROTATED = _ms(
         "rotation": {"policyRef": {"name": "db-30d", "kind": "ClusterRotationPolicy"}, "keys": ["password"]},
     },
     status={
-        "conditions": [_cond("Ready", "True", "Synced", "Secret db matches the source"),
-                       _cond("Expiring", "False", "ExpiresSoon")],
+        "conditions": [
+            _cond("Ready", "True", "Synced", "Secret db matches the source"),
+            _cond("Expiring", "False", "ExpiresSoon"),
+        ],
         "secretName": "db",
         "lastSyncTime": "2025-03-01T09:00:00Z",
         "sourceVersions": {"password": "7", "apps/common": "2"},
-        "expiry": {"notAfter": "2025-03-30T12:00:00Z", "renewalTime": "2025-03-20T12:00:00Z", "source": "Policy"},
-        "rotation": {"lastRotationTime": "2025-02-28T12:00:00Z", "nextRotationTime": "2025-03-30T12:00:00Z",
-                     "phase": "Completed"},
+        "expiry": {
+            "notAfter": "2025-03-30T12:00:00Z",
+            "renewalTime": "2025-03-20T12:00:00Z",
+            "source": "Policy",
+        },
+        "rotation": {
+            "lastRotationTime": "2025-02-28T12:00:00Z",
+            "nextRotationTime": "2025-03-30T12:00:00Z",
+            "phase": "Completed",
+        },
     },
 )
 FAILING = _ms(
     "api",
-    spec={"storeRef": {"name": "aws"}, "dataFrom": [{"find": {"path": "/apps/", "name": {"regexp": "^api-"}}}],
-          "template": {"data": {"URL": "https://{{ host }}"}}},
+    spec={
+        "storeRef": {"name": "aws"},
+        "dataFrom": [{"find": {"path": "/apps/", "name": {"regexp": "^api-"}}}],
+        "template": {"data": {"URL": "https://{{ host }}"}},
+    },
     status={"conditions": [_cond("Ready", "False", "KeyNotFound", "remote secret '/apps/api' not found")]},
 )
 STORES = [
-    {"kind": "SecretStore", "metadata": {"name": "vault", "namespace": "team-a"},
-     "spec": {"provider": {"vault": {"server": "https://vault:8200"}}}},
-    {"kind": "SecretStore", "metadata": {"name": "aws", "namespace": "team-a"},
-     "spec": {"provider": {"aws": {"service": "ParameterStore", "region": "eu-west-1"}}}},
+    {
+        "kind": "SecretStore",
+        "metadata": {"name": "vault", "namespace": "team-a"},
+        "spec": {"provider": {"vault": {"server": "https://vault:8200"}}},
+    },
+    {
+        "kind": "SecretStore",
+        "metadata": {"name": "aws", "namespace": "team-a"},
+        "spec": {"provider": {"aws": {"service": "ParameterStore", "region": "eu-west-1"}}},
+    },
 ]
-POLICIES = [{"kind": "ClusterRotationPolicy", "metadata": {"name": "db-30d"},
-             "spec": {"preset": "database-password", "strategy": "Generate"}}]
+POLICIES = [
+    {
+        "kind": "ClusterRotationPolicy",
+        "metadata": {"name": "db-30d"},
+        "spec": {"preset": "database-password", "strategy": "Generate"},
+    }
+]
 
 
 def _objects() -> dict[tuple[str, str, str], Any]:
@@ -87,7 +123,11 @@ def _objects() -> dict[tuple[str, str, str], Any]:
 def test_report_rows_come_from_spec_status_store_and_policy() -> None:
     db, api = sorted(report_rows([ROTATED, FAILING], _objects(), NOW), key=lambda r: r.name, reverse=True)
     assert (db.store, db.provider, db.rotation_policy, db.strategy) == (
-        "SecretStore/vault", "vault", "ClusterRotationPolicy/db-30d", "Generate")
+        "SecretStore/vault",
+        "vault",
+        "ClusterRotationPolicy/db-30d",
+        "Generate",
+    )
     assert db.keys == ("password", "extract:apps/common")
     assert db.source_versions == {"apps/common": "2", "password": "7"}
     assert (db.ready, db.reason, db.risk) == ("True", "Synced", "ok")
@@ -105,16 +145,32 @@ def test_unreadable_store_and_policy_leave_their_columns_empty() -> None:
     [
         ([_cond("Ready", "True", "Synced"), _cond("Expiring", "True", "Expired")], None, True, "expired"),
         ([_cond("Ready", "True", "Synced")], {"notAfter": "2025-03-01T11:59:59Z"}, True, "expired"),
-        ([_cond("Ready", "False", "Expired"), _cond("Expiring", "True", "ExpiresSoon")], None, True, "expiring"),
-        ([_cond("Ready", "True", "Synced"), _cond("Expiring", "True", "RotationOverdue")], None, False, "expiring"),
+        (
+            [_cond("Ready", "False", "Expired"), _cond("Expiring", "True", "ExpiresSoon")],
+            None,
+            True,
+            "expiring",
+        ),
+        (
+            [_cond("Ready", "True", "Synced"), _cond("Expiring", "True", "RotationOverdue")],
+            None,
+            False,
+            "expiring",
+        ),
         ([_cond("Ready", "False", "ProviderError")], None, True, "not-ready"),
         ([], None, True, "not-ready"),
         ([_cond("Ready", "True", "Synced")], None, False, "no-rotation"),
-        ([_cond("Ready", "True", "Synced"), _cond("Expiring", "False", "ExpiresSoon")],
-         {"notAfter": "2025-04-01T00:00:00Z"}, True, "ok"),
+        (
+            [_cond("Ready", "True", "Synced"), _cond("Expiring", "False", "ExpiresSoon")],
+            {"notAfter": "2025-04-01T00:00:00Z"},
+            True,
+            "ok",
+        ),
     ],
 )
-def test_risk(conditions: list[dict[str, str]], expiry: dict[str, str] | None, rotation: bool, want: str) -> None:
+def test_risk(
+    conditions: list[dict[str, str]], expiry: dict[str, str] | None, rotation: bool, want: str
+) -> None:
     spec: dict[str, Any] = {"storeRef": {"name": "s"}, "data": []}
     if rotation:
         spec["rotation"] = {"policyRef": {"name": "p"}, "keys": ["k"]}
@@ -125,9 +181,15 @@ def test_risk(conditions: list[dict[str, str]], expiry: dict[str, str] | None, r
 
 
 def test_secret_keys_are_names_and_source_markers() -> None:
-    spec = {"data": [{"secretKey": "a"}], "dataFrom": [
-        {"extract": {"key": "apps/db"}}, {"find": {"path": "apps/"}},
-        {"vaultDatabase": {"role": "app"}}], "template": {"data": {"a": "x", "DSN": "y"}}}
+    spec = {
+        "data": [{"secretKey": "a"}],
+        "dataFrom": [
+            {"extract": {"key": "apps/db"}},
+            {"find": {"path": "apps/"}},
+            {"vaultDatabase": {"role": "app"}},
+        ],
+        "template": {"data": {"a": "x", "DSN": "y"}},
+    }
     assert secret_keys(spec) == ("a", "extract:apps/db", "find:apps/", "vaultDatabase:database/app", "DSN")
 
 
@@ -150,12 +212,22 @@ def test_report_json_has_stable_camelcase_keys() -> None:
     assert doc["generatedAt"] == "2025-03-01T12:00:00Z"
     assert [item["name"] for item in doc["items"]] == ["api", "db"]
     assert doc["items"][1] == {
-        "namespace": "team-a", "name": "db", "store": "SecretStore/vault", "provider": "vault",
-        "keys": ["password", "extract:apps/common"], "sourceVersions": {"apps/common": "2", "password": "7"},
-        "lastSyncTime": "2025-03-01T09:00:00Z", "lastRotationTime": "2025-02-28T12:00:00Z",
-        "rotationPolicy": "ClusterRotationPolicy/db-30d", "strategy": "Generate",
-        "notAfter": "2025-03-30T12:00:00Z", "renewalTime": "2025-03-20T12:00:00Z",
-        "nextRotationTime": "2025-03-30T12:00:00Z", "ready": "True", "reason": "Synced", "risk": "ok",
+        "namespace": "team-a",
+        "name": "db",
+        "store": "SecretStore/vault",
+        "provider": "vault",
+        "keys": ["password", "extract:apps/common"],
+        "sourceVersions": {"apps/common": "2", "password": "7"},
+        "lastSyncTime": "2025-03-01T09:00:00Z",
+        "lastRotationTime": "2025-02-28T12:00:00Z",
+        "rotationPolicy": "ClusterRotationPolicy/db-30d",
+        "strategy": "Generate",
+        "notAfter": "2025-03-30T12:00:00Z",
+        "renewalTime": "2025-03-20T12:00:00Z",
+        "nextRotationTime": "2025-03-30T12:00:00Z",
+        "ready": "True",
+        "reason": "Synced",
+        "risk": "ok",
     }
     assert doc["items"][0]["lastSyncTime"] is None and doc["items"][0]["risk"] == "not-ready"
 
@@ -164,8 +236,24 @@ def test_report_csv_has_a_header_row() -> None:
     out = render_report(report_rows([ROTATED, FAILING], _objects(), NOW), "csv", NOW)
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0][:3] == ["NAMESPACE", "NAME", "STORE"] and rows[0][-1] == "RISK"
-    assert rows[1] == ["team-a", "api", "SecretStore/aws", "aws", "find:/apps/ (^api-);URL", "", "", "", "", "",
-                       "", "", "", "False", "KeyNotFound", "not-ready"]
+    assert rows[1] == [
+        "team-a",
+        "api",
+        "SecretStore/aws",
+        "aws",
+        "find:/apps/ (^api-);URL",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "False",
+        "KeyNotFound",
+        "not-ready",
+    ]
     assert rows[2][4:6] == ["password;extract:apps/common", "apps/common=2;password=7"]
 
 
@@ -180,11 +268,14 @@ def test_empty_report() -> None:
 
 def test_status_table_uses_relative_times() -> None:
     out = render_status([status_row(ROTATED), status_row(FAILING)], "table", NOW)
-    assert out == """\
+    assert (
+        out
+        == """\
 NAMESPACE   NAME   READY   REASON        SECRET   EXPIRES   NEXT-ROTATION   LAST-SYNC   AGE
 team-a      db     True    Synced        db       in 29d    in 29d          3h ago      28d
 team-a      api    False   KeyNotFound   api      -         -               -           28d
 """
+    )
 
 
 def test_status_wide_and_json() -> None:
@@ -198,8 +289,14 @@ def test_status_wide_and_json() -> None:
 
 @pytest.mark.parametrize(
     ("offset", "want"),
-    [(0, "now"), (45, "in 45s"), (-300, "5m ago"), (3 * 3600, "in 3h"), (-3 * 3600, "3h ago"),
-     (29 * 86400 + 3600, "in 29d")],
+    [
+        (0, "now"),
+        (45, "in 45s"),
+        (-300, "5m ago"),
+        (3 * 3600, "in 3h"),
+        (-3 * 3600, "3h ago"),
+        (29 * 86400 + 3600, "in 29d"),
+    ],
 )
 def test_relative(offset: int, want: str) -> None:
     assert relative(NOW + dt.timedelta(seconds=offset), NOW) == want
@@ -220,8 +317,11 @@ def test_sync_waits_for_its_own_request() -> None:
     ready = [_cond("Ready", "True", "Synced", "Secret db matches the source")]
     assert outcome(_answered({"conditions": ready, "lastForceSync": "older"}), SYNC, "mine") is None
     assert progress(_answered({"conditions": ready}), SYNC) == "waiting for the operator... Ready=True Synced"
-    done = outcome(_answered({"conditions": ready, "lastForceSync": "mine", "sourceVersions": {"password": "7"}}),
-                   SYNC, "mine")
+    done = outcome(
+        _answered({"conditions": ready, "lastForceSync": "mine", "sourceVersions": {"password": "7"}}),
+        SYNC,
+        "mine",
+    )
     assert done is not None and done.ok
     assert done.line == "✔ synced db: Secret db matches the source (version 7)"
 
@@ -235,19 +335,29 @@ def test_sync_failure_names_reason_and_message() -> None:
 
 def test_rotate_follows_phases_until_completed_or_failed() -> None:
     value = "20250301T120000Z-abc123"
-    pending = {"rotation": {"phase": "Written", "lastRotateRequest": value},
-               "conditions": [_cond("Rotating", "True", "Manual")]}
+    pending = {
+        "rotation": {"phase": "Written", "lastRotateRequest": value},
+        "conditions": [_cond("Rotating", "True", "Manual")],
+    }
     assert outcome(_answered(pending), ROTATE, value) is None
     assert progress(_answered(pending), ROTATE) == "rotation phase Written, Rotating=True Manual"
     old = {"rotation": {"phase": "Completed", "lastRotateRequest": "older"}}
     assert outcome(_answered(old), ROTATE, value) is None
-    done = {"rotation": {"phase": "Completed", "lastRotateRequest": value}, "sourceVersions": {"a": "8", "b": "2"},
-            "conditions": [_cond("Ready", "True", "Synced", "Secret db matches the source")]}
+    done = {
+        "rotation": {"phase": "Completed", "lastRotateRequest": value},
+        "sourceVersions": {"a": "8", "b": "2"},
+        "conditions": [_cond("Ready", "True", "Synced", "Secret db matches the source")],
+    }
     result = outcome(_answered(done), ROTATE, value)
     assert result is not None and result.ok
     assert result.line == "✔ rotated db: Secret db matches the source (versions a=8, b=2)"
-    failed = {"rotation": {"phase": "Failed", "lastRotateRequest": value},
-              "conditions": [_cond("Ready", "True", "Synced"), _cond("Rotating", "False", "Failed", "CAS conflict")]}
+    failed = {
+        "rotation": {"phase": "Failed", "lastRotateRequest": value},
+        "conditions": [
+            _cond("Ready", "True", "Synced"),
+            _cond("Rotating", "False", "Failed", "CAS conflict"),
+        ],
+    }
     result = outcome(_answered(failed), ROTATE, value)
     assert result is not None and not result.ok
     assert result.line == "✘ rotation of db failed: Failed: CAS conflict"
@@ -293,7 +403,7 @@ def test_parse_env_follows_dotenv_rules() -> None:
 
 
 def test_parse_env_keeps_dollar_signs_literal() -> None:
-    assert parse_env("A=${HOME}/x\nB=\"$PATH\"\n") == {"A": "${HOME}/x", "B": "$PATH"}
+    assert parse_env('A=${HOME}/x\nB="$PATH"\n') == {"A": "${HOME}/x", "B": "$PATH"}
 
 
 @pytest.mark.parametrize(
@@ -317,7 +427,9 @@ def test_parse_env_refuses_bad_lines_without_showing_values(text: str, message: 
 
 
 def test_backup_is_private_and_holds_source_and_previous(tmp_path: Path) -> None:
-    source = Source("Secret ns/db", {"password": "pa55-word"}, {"type": "Secret", "namespace": "ns", "name": "db"})
+    source = Source(
+        "Secret ns/db", {"password": "pa55-word"}, {"type": "Secret", "namespace": "ns", "name": "db"}
+    )
     previous = Remote("3", {"password": b"old-value"})
     path = write_backup(tmp_path / "backups", "db", NOW, source, {"key": "apps/db"}, previous)
     again = write_backup(tmp_path / "backups", "db", NOW, source, {"key": "apps/db"}, None)
@@ -332,11 +444,25 @@ def test_backup_is_private_and_holds_source_and_previous(tmp_path: Path) -> None
 
 
 def test_managed_secret_owns_or_adopts() -> None:
-    owned = managed_secret("db", "ns", "SecretStore", "vault", {"extract": {"key": "apps/db"}},
-                           secret_type="Opaque", adopt=False)
-    assert owned["spec"] == {"storeRef": {"name": "vault", "kind": "SecretStore"},
-                             "target": {"name": "db", "creationPolicy": "Owner"},
-                             "dataFrom": [{"extract": {"key": "apps/db"}}]}
-    adopted = managed_secret("tls", "ns", "ClusterSecretStore", "ssm", {"find": {"path": "/apps/tls/"}},
-                             secret_type="kubernetes.io/tls", adopt=True)
-    assert adopted["spec"]["target"] == {"name": "tls", "creationPolicy": "Merge", "type": "kubernetes.io/tls"}
+    owned = managed_secret(
+        "db", "ns", "SecretStore", "vault", {"extract": {"key": "apps/db"}}, secret_type="Opaque", adopt=False
+    )
+    assert owned["spec"] == {
+        "storeRef": {"name": "vault", "kind": "SecretStore"},
+        "target": {"name": "db", "creationPolicy": "Owner"},
+        "dataFrom": [{"extract": {"key": "apps/db"}}],
+    }
+    adopted = managed_secret(
+        "tls",
+        "ns",
+        "ClusterSecretStore",
+        "ssm",
+        {"find": {"path": "/apps/tls/"}},
+        secret_type="kubernetes.io/tls",
+        adopt=True,
+    )
+    assert adopted["spec"]["target"] == {
+        "name": "tls",
+        "creationPolicy": "Merge",
+        "type": "kubernetes.io/tls",
+    }

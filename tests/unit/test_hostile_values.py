@@ -36,41 +36,84 @@ from rotor.values import (
 )
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
-DOCUMENTED = {"InvalidSpec", "StoreNotFound", "StoreNotReady", "Forbidden", "KeyNotFound", "ProviderError",
-              "ValidationFailed", "TemplateError", "SecretConflict", "Expired"}
+DOCUMENTED = {
+    "InvalidSpec",
+    "StoreNotFound",
+    "StoreNotReady",
+    "Forbidden",
+    "KeyNotFound",
+    "ProviderError",
+    "ValidationFailed",
+    "TemplateError",
+    "SecretConflict",
+    "Expired",
+}
 
 #: every secret value starts with this mark; names and templates never contain it
 MARK = "\u00a7"
-MARK_FORMS = (MARK, MARK.encode().decode("latin-1"), "\\u00a7", "\\xa7", "\\xc2\\xa7", "wqc")  # "wqc": base64 of §
+MARK_FORMS = (
+    MARK,
+    MARK.encode().decode("latin-1"),
+    "\\u00a7",
+    "\\xa7",
+    "\\xc2\\xa7",
+    "wqc",
+)  # "wqc": base64 of §
 REMOTE_KEYS = ["apps/a", "apps/b", "apps/c"]
 
 # ---------------------------------------------------------------------------------------------- strategies
 _NAME_CHARS = string.ascii_letters + string.digits + "-._/ \\:\u00e9\u4e2d\U0001f511\u202e\x00\n"
 names = st.one_of(
-    st.sampled_from(["password", "username", "a/b", "..", ".", "", "a.b", "0", "x" * 300, "-", "ключ", "a..b",
-                     "db.password", "__class__", "values"]),
+    st.sampled_from(
+        [
+            "password",
+            "username",
+            "a/b",
+            "..",
+            ".",
+            "",
+            "a.b",
+            "0",
+            "x" * 300,
+            "-",
+            "ключ",
+            "a..b",
+            "db.password",
+            "__class__",
+            "values",
+        ]
+    ),
     st.text(alphabet=_NAME_CHARS, min_size=0, max_size=12),
 )
-secret_keys = st.one_of(st.sampled_from(["password", "username", "token", "x.y", "-_.", "a" * 253]),
-                        st.text(alphabet=string.ascii_letters + string.digits + "-._", min_size=1, max_size=20))
+secret_keys = st.one_of(
+    st.sampled_from(["password", "username", "token", "x.y", "-_.", "a" * 253]),
+    st.text(alphabet=string.ascii_letters + string.digits + "-._", min_size=1, max_size=20),
+)
 text_values = st.text(min_size=4, max_size=40).map(lambda t: MARK + t)
 binary_values = st.binary(min_size=4, max_size=40).map(lambda b: MARK.encode() + b)
 invalid_utf8 = st.binary(min_size=2, max_size=20).map(lambda b: MARK.encode() + b"\xff\xfe" + b + b"\xc3\x28")
 leaves = st.one_of(text_values, st.integers(), st.floats(allow_nan=True), st.booleans(), st.none())
-json_values = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                            st.dictionaries(names, inner, max_size=4)),
-                           max_leaves=12)
+json_values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(names, inner, max_size=4)),
+    max_leaves=12,
+)
 maps = st.dictionaries(names, json_values, max_size=6)
 
 
 @st.composite
 def remote_secrets(draw: st.DrawFn, key: str) -> RemoteSecret:
-    kind = draw(st.sampled_from(["map", "json-raw", "text-raw", "binary-raw", "invalid-utf8", "huge", "empty",
-                                 "nested"]))
+    kind = draw(
+        st.sampled_from(
+            ["map", "json-raw", "text-raw", "binary-raw", "invalid-utf8", "huge", "empty", "nested"]
+        )
+    )
     if kind == "map":
         return RemoteSecret(key=key, version="1", data=draw(maps))
     if kind == "json-raw":
-        return RemoteSecret(key=key, version="1", raw=json.dumps(draw(maps), ensure_ascii=draw(st.booleans())).encode())
+        return RemoteSecret(
+            key=key, version="1", raw=json.dumps(draw(maps), ensure_ascii=draw(st.booleans())).encode()
+        )
     if kind == "text-raw":
         return RemoteSecret(key=key, version="1", raw=draw(text_values).encode())
     if kind == "binary-raw":
@@ -90,19 +133,40 @@ def remote_secrets(draw: st.DrawFn, key: str) -> RemoteSecret:
 
 
 TEMPLATES = [
-    "{{ password }}", "{{ values['a/b'] }}", "{{ username ~ ':' ~ password }}", "{{ password | b64enc }}",
-    "{{ password | b64dec }}", "{{ password | fromjson }}", "{{ password | urlencode }}", "{{ password | int }}",
-    "{{ ''.__class__.__mro__ }}", "{{ cycler.__init__.__globals__ }}", "{{ password.__class__ }}",
+    "{{ password }}",
+    "{{ values['a/b'] }}",
+    "{{ username ~ ':' ~ password }}",
+    "{{ password | b64enc }}",
+    "{{ password | b64dec }}",
+    "{{ password | fromjson }}",
+    "{{ password | urlencode }}",
+    "{{ password | int }}",
+    "{{ ''.__class__.__mro__ }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ password.__class__ }}",
     "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
-    "{{ 'x' * 100000000 }}", "{{ password * 10000000 }}", "{{ password | center(100000000) }}",
-    "{% set x = 'x' * 1000 %}{% for i in range(10000) %}{{ x }}{% endfor %}", "{{ password ", "{{ nope }}",
-    "{% include 'x' %}", "{{ values | tojson }}", "{{ values.items() | list }}",
+    "{{ 'x' * 100000000 }}",
+    "{{ password * 10000000 }}",
+    "{{ password | center(100000000) }}",
+    "{% set x = 'x' * 1000 %}{% for i in range(10000) %}{{ x }}{% endfor %}",
+    "{{ password ",
+    "{{ nope }}",
+    "{% include 'x' %}",
+    "{{ values | tojson }}",
+    "{{ values.items() | list }}",
 ]
 RULES: list[dict[str, Any]] = [
-    {"format": "min-length", "minLength": 24}, {"format": "regex", "pattern": "^[a-z]+$"},
-    {"format": "base64", "bytes": 32}, {"format": "hex"}, {"format": "json"}, {"format": "url"},
-    {"format": "pem-private-key"}, {"format": "pem-certificate", "notExpiredWithin": "72h"},
-    {"format": "certificate-matches-key", "key": "username"}, {"format": "fernet-key"}, {"format": "jwt-hs256-key"},
+    {"format": "min-length", "minLength": 24},
+    {"format": "regex", "pattern": "^[a-z]+$"},
+    {"format": "base64", "bytes": 32},
+    {"format": "hex"},
+    {"format": "json"},
+    {"format": "url"},
+    {"format": "pem-private-key"},
+    {"format": "pem-certificate", "notExpiredWithin": "72h"},
+    {"format": "certificate-matches-key", "key": "username"},
+    {"format": "fernet-key"},
+    {"format": "jwt-hs256-key"},
 ]
 
 
@@ -114,8 +178,11 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         ref: dict[str, Any] = {"key": draw(st.sampled_from(REMOTE_KEYS))}
         if draw(st.booleans()):
             ref["property"] = draw(names.filter(bool))
-        item: dict[str, Any] = {"secretKey": secret_key, "remoteRef": ref,
-                                "decode": draw(st.sampled_from(["None", "Base64", "Auto"]))}
+        item: dict[str, Any] = {
+            "secretKey": secret_key,
+            "remoteRef": ref,
+            "decode": draw(st.sampled_from(["None", "Base64", "Auto"])),
+        }
         if draw(st.integers(0, 3)) == 0:
             item["validate"] = draw(st.sampled_from(RULES))
         data.append(item)
@@ -125,8 +192,9 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     if extracts or not data:
         spec["dataFrom"] = [{"extract": {"key": k}} for k in extracts or REMOTE_KEYS[:1]]
     if draw(st.booleans()):
-        spec["template"] = {"data": draw(st.dictionaries(secret_keys, st.sampled_from(TEMPLATES), min_size=1,
-                                                         max_size=3))}
+        spec["template"] = {
+            "data": draw(st.dictionaries(secret_keys, st.sampled_from(TEMPLATES), min_size=1, max_size=3))
+        }
     return spec
 
 
@@ -144,17 +212,24 @@ def _assert_valid_secret(data: dict[str, bytes]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- assemble
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 @given(raw_spec=specs(), data=st.data())
-def test_assemble_raises_only_value_failures_without_values(raw_spec: dict[str, Any], data: st.DataObject) -> None:
+def test_assemble_raises_only_value_failures_without_values(
+    raw_spec: dict[str, Any], data: st.DataObject
+) -> None:
     try:
         spec = ManagedSecretSpec.model_validate(raw_spec)
     except ValidationError:
         assume(False)  # refused by the schema: never reaches the pipeline
         return
     fetched = {RemoteRef(k): data.draw(remote_secrets(k)) for k in REMOTE_KEYS}
-    found = data.draw(st.dictionaries(names.filter(bool), st.builds(lambda s: s, remote_secrets("found")), max_size=3))
+    found = data.draw(
+        st.dictionaries(names.filter(bool), st.builds(lambda s: s, remote_secrets("found")), max_size=3)
+    )
     try:
         out = assemble(spec, fetched, found, {}, now=NOW)
     except ValueFailure as failure:
@@ -169,8 +244,10 @@ def test_assemble_raises_only_value_failures_without_values(raw_spec: dict[str, 
 
 # ---------------------------------------------------------------------------------------------- the parts
 @settings(max_examples=200, deadline=None)
-@given(value=st.one_of(binary_values, invalid_utf8, text_values.map(str.encode)), mode=st.sampled_from(
-    ["None", "Base64", "Auto"]))
+@given(
+    value=st.one_of(binary_values, invalid_utf8, text_values.map(str.encode)),
+    mode=st.sampled_from(["None", "Base64", "Auto"]),
+)
 def test_decode_never_raises_anything_else(value: bytes, mode: str) -> None:
     try:
         out = decode(value, mode, key="k")
@@ -184,8 +261,10 @@ def test_decode_never_raises_anything_else(value: bytes, mode: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(secret=remote_secrets("apps/x"), prop=st.one_of(st.none(), names.filter(bool)))
 def test_extract_and_flatten_never_raise_anything_else(secret: RemoteSecret, prop: str | None) -> None:
-    for call in (lambda: extract_property(secret.data, secret.raw, prop, key=secret.key),
-                 lambda: flatten_map(secret.data, secret.raw, key=secret.key)):
+    for call in (
+        lambda: extract_property(secret.data, secret.raw, prop, key=secret.key),
+        lambda: flatten_map(secret.data, secret.raw, key=secret.key),
+    ):
         try:
             out = call()
         except ValueFailure as failure:
@@ -209,8 +288,10 @@ def test_key_names_are_made_legal_or_refused(name: str) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(template=st.one_of(st.sampled_from(TEMPLATES), st.text(alphabet=string.printable, max_size=60)),
-       password=st.one_of(text_values.map(str.encode), binary_values, invalid_utf8))
+@given(
+    template=st.one_of(st.sampled_from(TEMPLATES), st.text(alphabet=string.printable, max_size=60)),
+    password=st.one_of(text_values.map(str.encode), binary_values, invalid_utf8),
+)
 def test_templates_fail_only_as_template_errors(template: str, password: bytes) -> None:
     assume(MARK not in template)
     try:
@@ -223,17 +304,27 @@ def test_templates_fail_only_as_template_errors(template: str, password: bytes) 
 
 
 # ---------------------------------------------------------------------------------------------- a known bug
-@pytest.mark.xfail(reason="BUG: JSON nested deeper than Python's recursion limit raises RecursionError, not "
-                   "ValueFailure: values/properties.py _as_map() (and providers/aws/payload.py json_object()) catch "
-                   "ValueError only", strict=True)
+@pytest.mark.xfail(
+    reason="BUG: JSON nested deeper than Python's recursion limit raises RecursionError, not "
+    "ValueFailure: values/properties.py _as_map() (and providers/aws/payload.py json_object()) catch "
+    "ValueError only",
+    strict=True,
+)
 @pytest.mark.parametrize("prop", [None, "a"])
 def test_deeply_nested_json_is_a_value_failure(prop: str | None) -> None:
     raw = ('{"a":' * 5000 + '"' + MARK + 'x"' + "}" * 5000).encode()
     spec = ManagedSecretSpec.model_validate(
-        {"storeRef": {"name": "vault"}, "dataFrom": [{"extract": {"key": "apps/a"}}]} if prop is None else
-        {"storeRef": {"name": "vault"}, "data": [{"secretKey": "k", "remoteRef": {"key": "apps/a", "property": prop}}]})
+        {"storeRef": {"name": "vault"}, "dataFrom": [{"extract": {"key": "apps/a"}}]}
+        if prop is None
+        else {
+            "storeRef": {"name": "vault"},
+            "data": [{"secretKey": "k", "remoteRef": {"key": "apps/a", "property": prop}}],
+        }
+    )
     try:
-        assemble(spec, {RemoteRef("apps/a"): RemoteSecret(key="apps/a", version="1", raw=raw)}, {}, {}, now=NOW)
+        assemble(
+            spec, {RemoteRef("apps/a"): RemoteSecret(key="apps/a", version="1", raw=raw)}, {}, {}, now=NOW
+        )
     except ValueFailure as failure:
         assert failure.reason in DOCUMENTED
         _assert_no_value(failure)

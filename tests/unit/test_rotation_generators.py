@@ -247,6 +247,8 @@ def test_password_class_with_zero_count_is_left_out() -> None:
     from rotor.rotation.generators import SYMBOLS, generate
 
     for _ in range(50):
-        value = generate("password", {"length": 40, "symbols": 0, "digits": 0}, key="pw", now=datetime.now(UTC))["pw"]
+        value = generate(
+            "password", {"length": 40, "symbols": 0, "digits": 0}, key="pw", now=datetime.now(UTC)
+        )["pw"]
         assert not set(value.decode()) & set(SYMBOLS)
         assert not any(ch.isdigit() for ch in value.decode())

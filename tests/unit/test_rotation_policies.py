@@ -33,8 +33,10 @@ def test_bound_to_names_namespaced_and_cluster_policies():
 
 
 def test_summary_counts_and_finds_the_earliest():
-    policies = {("RotationPolicy", "a", "p"): _policy({"preset": "api-key"}),
-                ("ClusterRotationPolicy", "", "p"): _policy({"preset": "api-key"})}
+    policies = {
+        ("RotationPolicy", "a", "p"): _policy({"preset": "api-key"}),
+        ("ClusterRotationPolicy", "", "p"): _policy({"preset": "api-key"}),
+    }
     secrets = [
         _ms("a", "x", "p", nxt="2024-06-01T00:00:00Z"),
         _ms("a", "y", "p", nxt="2024-05-20T00:00:00Z"),
@@ -50,8 +52,13 @@ def test_summary_counts_and_finds_the_earliest():
 
 def test_validity_names_the_field():
     assert validity({"preset": "database-password"})[:2] == (True, "Valid")
-    ok, reason, message = validity({"schedule": {"every": "1h"}, "window": {"cron": "0 0 30 2 *", "duration": "1h"},
-                                    "generator": {"fernetKey": {}}})
+    ok, reason, message = validity(
+        {
+            "schedule": {"every": "1h"},
+            "window": {"cron": "0 0 30 2 *", "duration": "1h"},
+            "generator": {"fernetKey": {}},
+        }
+    )
     assert (ok, reason) == (False, "InvalidSpec") and "window never opens" in message
     ok, _, message = validity({"schedule": {"cron": "61 * * * *"}, "generator": {"fernetKey": {}}})
     assert not ok and "spec.schedule.cron" in message
@@ -59,8 +66,9 @@ def test_validity_names_the_field():
 
 def test_status_is_written_only_when_it_changes():
     body = _policy({"preset": "api-key"})
-    summary = summarize({("RotationPolicy", "a", "p"): body}, [_ms("a", "x", "p", nxt="2024-06-01T00:00:00Z")])[
-        ("RotationPolicy", "a", "p")]
+    summary = summarize(
+        {("RotationPolicy", "a", "p"): body}, [_ms("a", "x", "p", nxt="2024-06-01T00:00:00Z")]
+    )[("RotationPolicy", "a", "p")]
     patch = status_patch(body, summary, NOW)
     assert patch is not None
     assert patch["boundManagedSecrets"] == 1 and patch["earliestNextRotation"] == "2024-06-01T00:00:00Z"
@@ -78,26 +86,39 @@ def test_renewals_wait_for_the_window_too():
 
 
 def test_a_window_reads_its_own_time_zone():
-    policy = effective_policy({"schedule": {"every": "24h", "timeZone": "UTC"}, "generator": {"fernetKey": {}},
-                               "window": {"cron": "0 2 * * *", "duration": "1h", "timeZone": "America/New_York"}})
+    policy = effective_policy(
+        {
+            "schedule": {"every": "24h", "timeZone": "UTC"},
+            "generator": {"fernetKey": {}},
+            "window": {"cron": "0 2 * * *", "duration": "1h", "timeZone": "America/New_York"},
+        }
+    )
     created = datetime(2024, 7, 1, 12, tzinfo=UTC)
     # due 2024-07-02 12:00 UTC; the window opens at 02:00 New York = 06:00 UTC on the 3rd
     assert next_rotation(policy, last_rotation=None, created=created, now=created) == datetime(
-        2024, 7, 3, 6, tzinfo=UTC)
+        2024, 7, 3, 6, tzinfo=UTC
+    )
 
 
 def test_rollback_keys():
-    spec = ManagedSecretSpec.model_validate({
-        "storeRef": {"name": "s"},
-        "data": [{"secretKey": "password", "remoteRef": {"key": "db", "property": "pw"}},
-                 {"secretKey": "old", "remoteRef": {"key": "pinned", "version": "3"}}],
-        "dataFrom": [{"extract": {"key": "app"}}],
-    })
+    spec = ManagedSecretSpec.model_validate(
+        {
+            "storeRef": {"name": "s"},
+            "data": [
+                {"secretKey": "password", "remoteRef": {"key": "db", "property": "pw"}},
+                {"secretKey": "old", "remoteRef": {"key": "pinned", "version": "3"}},
+            ],
+            "dataFrom": [{"extract": {"key": "app"}}],
+        }
+    )
     assert rollback_keys(spec) == ["db", "app"]
-    rotated = ManagedSecretSpec.model_validate({
-        "storeRef": {"name": "s"}, "dataFrom": [{"extract": {"key": "app"}}],
-        "rotation": {"policyRef": {"name": "p"}, "keys": ["password"]},
-    })
+    rotated = ManagedSecretSpec.model_validate(
+        {
+            "storeRef": {"name": "s"},
+            "dataFrom": [{"extract": {"key": "app"}}],
+            "rotation": {"policyRef": {"name": "p"}, "keys": ["password"]},
+        }
+    )
     assert rollback_keys(rotated) == ["app"]
 
 

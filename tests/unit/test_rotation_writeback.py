@@ -31,7 +31,11 @@ KEY = b"test-hash-key"
     [
         ("password", Target("password", "app", "pw"), {"password": "pw"}),
         ("rsaKeyPair", Target("signing", "app", "key"), {"signing": "key", "signing.pub": "key.pub"}),
-        ("selfSignedCertificate", Target("tls.crt", "app", "tls.crt"), {"tls.crt": "tls.crt", "tls.key": "tls.key"}),
+        (
+            "selfSignedCertificate",
+            Target("tls.crt", "app", "tls.crt"),
+            {"tls.crt": "tls.crt", "tls.key": "tls.key"},
+        ),
         ("vaultPKI", Target("cert", "app", "cert"), {"cert": "cert", "cert.key": "cert.key"}),
         ("apiKey", Target("token", "app", None), {"token": None}),
     ],
@@ -52,17 +56,26 @@ def test_rotated_keys_add_companions_once():
 
 
 def test_merge_keeps_other_properties():
-    value = merged_value("password", [Target("password", "app", "password")], {"password": b"new"},
-                         {"password": "old", "user": "app"}, None)
+    value = merged_value(
+        "password",
+        [Target("password", "app", "password")],
+        {"password": b"new"},
+        {"password": "old", "user": "app"},
+        None,
+    )
     assert value == {"password": "new", "user": "app"}
 
 
 def test_merge_into_json_text_and_whole_values():
     raw = json.dumps({"password": "old", "user": "app"}).encode()
     assert merged_value("password", [Target("password", "s", "password")], {"password": b"n"}, None, raw) == {
-        "password": "n", "user": "app"}
+        "password": "n",
+        "user": "app",
+    }
     assert merged_value("apiKey", [Target("token", "s", None)], {"token": b"sk_1"}, None, b"old") == "sk_1"
-    assert merged_value("randomBytes", [Target("t", "s", None)], {"t": b"\xff\x00"}, None, b"old") == b"\xff\x00"
+    assert (
+        merged_value("randomBytes", [Target("t", "s", None)], {"t": b"\xff\x00"}, None, b"old") == b"\xff\x00"
+    )
 
 
 def test_merge_refuses_a_property_in_a_plain_value():
@@ -78,12 +91,18 @@ def test_merge_refuses_a_whole_value_shared_with_another_key():
 
 def test_digest_recognises_the_written_value_only():
     targets = [Target("signing", "app", "key")]
-    written = merged_value("ecKeyPair", targets, {"signing": b"PRIV", "signing.pub": b"PUB"}, {"other": "x"}, None)
+    written = merged_value(
+        "ecKeyPair", targets, {"signing": b"PRIV", "signing.pub": b"PUB"}, {"other": "x"}, None
+    )
     recorded = digest(KEY, value_view("ecKeyPair", targets, written))
     # read back later, with other properties changed by someone else: still ours
-    assert same_digest(digest(KEY, rotated_view("ecKeyPair", targets, {**written, "other": "y"}, None)), recorded)
+    assert same_digest(
+        digest(KEY, rotated_view("ecKeyPair", targets, {**written, "other": "y"}, None)), recorded
+    )
     # a different value, or the same value under another hash key: not ours
-    assert not same_digest(digest(KEY, rotated_view("ecKeyPair", targets, {**written, "key": "P2"}, None)), recorded)
+    assert not same_digest(
+        digest(KEY, rotated_view("ecKeyPair", targets, {**written, "key": "P2"}, None)), recorded
+    )
     assert not same_digest(digest(b"other-key", value_view("ecKeyPair", targets, written)), recorded)
     assert "PRIV" not in recorded and len(recorded) == 16
 

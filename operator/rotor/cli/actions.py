@@ -217,8 +217,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p = sub.add_parser(action.verb, help=action.help, description=description)
         p.add_argument("name", help="the ManagedSecret")
         add_connection_flags(p, all_namespaces=False)
-        p.add_argument("--timeout", type=_timeout, default=_timeout(action.default_timeout),
-                       help=f"how long to wait for the operator (default {action.default_timeout})")
+        p.add_argument(
+            "--timeout",
+            type=_timeout,
+            default=_timeout(action.default_timeout),
+            help=f"how long to wait for the operator (default {action.default_timeout})",
+        )
         p.set_defaults(func=_runner(action))
 
 

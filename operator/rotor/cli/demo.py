@@ -19,12 +19,21 @@ CRDS = Path(__file__).resolve().parents[3] / "crds"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="run Rotor end to end on this machine (local Kubernetes, Vault, AWS emulator)")
-    p.add_argument("--check", action="store_true",
-                   help="exit 0 once every example is Ready and a rotation completed; non-zero otherwise")
+    p = sub.add_parser(
+        "demo", help="run Rotor end to end on this machine (local Kubernetes, Vault, AWS emulator)"
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 once every example is Ready and a rotation completed; non-zero otherwise",
+    )
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait in --check mode")
-    p.add_argument("--examples", type=Path, default=None, help="folder of example manifests (default: examples/)")
-    p.add_argument("--keep", action="store_true", help="keep the work directory (logs, kubeconfig) afterwards")
+    p.add_argument(
+        "--examples", type=Path, default=None, help="folder of example manifests (default: examples/)"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the work directory (logs, kubeconfig) afterwards"
+    )
     p.set_defaults(func=run)
 
 
@@ -33,8 +42,14 @@ def _say(text: str) -> None:
 
 
 def _kubectl(kubectl: str, kubeconfig: str, *args: str, input_: str | None = None) -> str:
-    result = subprocess.run([kubectl, "--kubeconfig", kubeconfig, *args], input=input_, capture_output=True,
-                            text=True, check=False, timeout=120)
+    result = subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, *args],
+        input=input_,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args[:2])} failed: {result.stderr.strip()}")
     return result.stdout
@@ -58,10 +73,17 @@ def _table(items: list[dict[str, Any]]) -> str:
         ready, reason, _ = _ready(obj)
         status = obj.get("status") or {}
         rot = status.get("rotation") or {}
-        rows.append((
-            obj["metadata"]["namespace"], obj["metadata"]["name"], "True" if ready else "False", reason,
-            (status.get("expiry") or {}).get("notAfter", "-"), rot.get("nextRotationTime", "-"), rot.get("phase", "-"),
-        ))
+        rows.append(
+            (
+                obj["metadata"]["namespace"],
+                obj["metadata"]["name"],
+                "True" if ready else "False",
+                reason,
+                (status.get("expiry") or {}).get("notAfter", "-"),
+                rot.get("nextRotationTime", "-"),
+                rot.get("phase", "-"),
+            )
+        )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
@@ -90,11 +112,22 @@ def run(args: argparse.Namespace) -> int:
         assert env.vault is not None and env.aws is not None
         _say("installing the CRDs")
         _kubectl(kubectl, kubeconfig, "apply", "--server-side", "-k", str(CRDS))
-        _kubectl(kubectl, kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "crd",
-                 "-l", "app.kubernetes.io/name=rotor")
+        _kubectl(
+            kubectl,
+            kubeconfig,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/name=rotor",
+        )
         for ns in DEMO_NAMESPACES:
-            subprocess.run([kubectl, "--kubeconfig", kubeconfig, "create", "namespace", ns],
-                           capture_output=True, check=False)
+            subprocess.run(
+                [kubectl, "--kubeconfig", kubeconfig, "create", "namespace", ns],
+                capture_output=True,
+                check=False,
+            )
         _say("seeding Vault and the AWS emulator with example values")
         seed_vault(env.vault_client())
         seed_aws(env.aws.endpoint)
@@ -104,19 +137,40 @@ def run(args: argparse.Namespace) -> int:
         op_env = dict(os.environ, KUBECONFIG=kubeconfig, **env.aws.client_env())
         with log_path.open("ab") as log:
             operator = subprocess.Popen(
-                [sys.executable, "-m", "rotor.cli.main", "run", "--standalone", "--log-format", "text",
-                 "--metrics-addr", f"127.0.0.1:{port}"],
-                stdout=log, stderr=subprocess.STDOUT, env=op_env, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "rotor.cli.main",
+                    "run",
+                    "--standalone",
+                    "--log-format",
+                    "text",
+                    "--metrics-addr",
+                    f"127.0.0.1:{port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=op_env,
+                start_new_session=True,
             )
         _wait_ready(port, operator)
         _say(f"applying {examples}")
-        apply(kubectl, kubeconfig, vault_addr=env.vault.address, aws_endpoint=env.aws.endpoint, directory=examples)
+        apply(
+            kubectl,
+            kubeconfig,
+            vault_addr=env.vault.address,
+            aws_endpoint=env.aws.endpoint,
+            directory=examples,
+        )
         wanted = managed_secrets(examples)
         ok = _wait_all_ready(kubectl, kubeconfig, wanted, args.timeout if args.check else 120.0)
         print(_table(_objects(kubectl, kubeconfig)), flush=True)
         if not ok:
-            bad = [(o["metadata"]["namespace"], o["metadata"]["name"], *_ready(o)[1:]) for o in
-                   _objects(kubectl, kubeconfig) if not _ready(o)[0]]
+            bad = [
+                (o["metadata"]["namespace"], o["metadata"]["name"], *_ready(o)[1:])
+                for o in _objects(kubectl, kubeconfig)
+                if not _ready(o)[0]
+            ]
             for ns, name, reason, message in bad:
                 print(f"rotor demo: NOT READY {ns}/{name}: {reason}: {message}", file=sys.stderr)
             if args.check:
@@ -167,7 +221,9 @@ def _wait_all_ready(kubectl: str, kubeconfig: str, wanted: list[tuple[str, str]]
     deadline = time.monotonic() + timeout
     last = -1
     while time.monotonic() < deadline:
-        items = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in _objects(kubectl, kubeconfig)}
+        items = {
+            (o["metadata"]["namespace"], o["metadata"]["name"]): o for o in _objects(kubectl, kubeconfig)
+        }
         ready = sum(1 for key in wanted if key in items and _ready(items[key])[0])
         if ready != last:
             _say(f"{ready}/{len(wanted)} ManagedSecrets Ready")
@@ -186,13 +242,23 @@ def _demo_rotation(kubectl: str, kubeconfig: str, wanted: list[tuple[str, str]],
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         request = f"demo-{int(time.time())}"
         _say(f"rotating {ns}/{name} now (annotation rotor.dev/rotate={request})")
-        _kubectl(kubectl, kubeconfig, "-n", ns, "annotate", "--overwrite", "managedsecrets.rotor.dev", name,
-                 f"rotor.dev/rotate={request}")
+        _kubectl(
+            kubectl,
+            kubeconfig,
+            "-n",
+            ns,
+            "annotate",
+            "--overwrite",
+            "managedsecrets.rotor.dev",
+            name,
+            f"rotor.dev/rotate={request}",
+        )
         deadline = time.monotonic() + timeout
         phase = None
         while time.monotonic() < deadline:
-            current = json.loads(_kubectl(kubectl, kubeconfig, "-n", ns, "get", "managedsecrets.rotor.dev", name,
-                                          "-o", "json"))
+            current = json.loads(
+                _kubectl(kubectl, kubeconfig, "-n", ns, "get", "managedsecrets.rotor.dev", name, "-o", "json")
+            )
             rot = (current.get("status") or {}).get("rotation") or {}
             if rot.get("phase") != phase:
                 phase = rot.get("phase")

@@ -59,8 +59,18 @@ _UNQUOTED = re.compile(r"[^\r\n]*")
 _END = re.compile(r"[ \t]*(?:#[^\r\n]*)?(?:\r\n|\n|\r|$)")
 _BLANK = re.compile(r"\s*")
 _COMMENT = re.compile(r"#[^\r\n]*")
-_DOUBLE_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
-                   "t": "\t", "v": "\v"}
+_DOUBLE_ESCAPES = {
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
 
 
 def parse_env(text: str) -> dict[str, str]:
@@ -282,8 +292,14 @@ def write_backup(
 
 
 def managed_secret(
-    name: str, namespace: str, store_kind: str, store_name: str, source_ref: dict[str, Any],
-    *, secret_type: str, adopt: bool,
+    name: str,
+    namespace: str,
+    store_kind: str,
+    store_name: str,
+    source_ref: dict[str, Any],
+    *,
+    secret_type: str,
+    adopt: bool,
 ) -> dict[str, Any]:
     target: dict[str, Any] = {"name": name, "creationPolicy": "Merge" if adopt else "Owner"}
     if secret_type != "Opaque":
@@ -392,24 +408,35 @@ async def _transfer(
     _say(f"backup written to {backup} (mode 0600)")
     if previous is not None and not args.force:
         held = f" (version {previous.version})" if previous.version else ""
-        _say(f"✘ refusing to overwrite: {dest.label()} already holds a value{held}; the backup keeps a copy. "
-             "Pass --force to replace it")
+        _say(
+            f"✘ refusing to overwrite: {dest.label()} already holds a value{held}; the backup keeps a copy. "
+            "Pass --force to replace it"
+        )
         return 1
     written = await dest.write(source.data, previous)
     _say(f"wrote {_count(source.data)} to {dest.label()} ({written})")
     got = await dest.read()
     bad = differing_keys(source.data, got.data if got is not None else {})
     if bad:
-        _say(f"✘ verification failed: {len(bad)} of {len(source.data)} keys do not read back as written "
-             f"({', '.join(bad)}); the source data is in {backup}")
+        _say(
+            f"✘ verification failed: {len(bad)} of {len(source.data)} keys do not read back as written "
+            f"({', '.join(bad)}); the source data is in {backup}"
+        )
         return 1
     _say(f"verified: read back {_count(source.data)}, all equal")
     extra = sorted(set(got.data) - set(source.data)) if got is not None else []
     if extra:
         _say(f"note: {dest.label()} also holds {', '.join(extra)}, which the ManagedSecret will write too")
     kind, _, store_name = handle.key
-    manifest = managed_secret(name, namespace, kind, store_name, dest.manifest_source(),
-                              secret_type=source.secret_type, adopt=args.adopt)
+    manifest = managed_secret(
+        name,
+        namespace,
+        kind,
+        store_name,
+        dest.manifest_source(),
+        secret_type=source.secret_type,
+        adopt=args.adopt,
+    )
     if args.apply:
         try:
             await gateway.create_object("ManagedSecret", namespace, manifest)
@@ -419,9 +446,11 @@ async def _transfer(
         return 0
     print(yaml.safe_dump(manifest, sort_keys=False), end="")
     if unmanaged and not args.adopt:
-        _say(f"next: Rotor will not overwrite Secret {namespace}/{name}, which it does not manage. Delete it "
-             "(its data is in the backup) and apply the ManagedSecret above, or re-run with --adopt to merge "
-             "into it (creationPolicy: Merge)")
+        _say(
+            f"next: Rotor will not overwrite Secret {namespace}/{name}, which it does not manage. Delete it "
+            "(its data is in the backup) and apply the ManagedSecret above, or re-run with --adopt to merge "
+            "into it (creationPolicy: Merge)"
+        )
     return 0
 
 
@@ -440,17 +469,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     source.add_argument("--from-env-file", metavar="PATH", help="a .env file: KEY=VALUE lines")
     p.add_argument("--store", required=True, help="the SecretStore or ClusterSecretStore to write to")
     p.add_argument("--store-kind", choices=("SecretStore", "ClusterSecretStore"), default="SecretStore")
-    p.add_argument("--key", required=True,
-                   help="remote key: a Vault KV path (apps/db), an AWS secret name or an SSM path (/apps/db)")
-    p.add_argument("--name", default=None,
-                   help="ManagedSecret and target Secret name (default: the source Secret's name, "
-                   "else the last segment of --key)")
+    p.add_argument(
+        "--key",
+        required=True,
+        help="remote key: a Vault KV path (apps/db), an AWS secret name or an SSM path (/apps/db)",
+    )
+    p.add_argument(
+        "--name",
+        default=None,
+        help="ManagedSecret and target Secret name (default: the source Secret's name, "
+        "else the last segment of --key)",
+    )
     p.add_argument("--force", action="store_true", help="replace a value the remote key already holds")
-    p.add_argument("--backup-dir", default=DEFAULT_BACKUP_DIR,
-                   help=f"where to write the backup (default: ./{DEFAULT_BACKUP_DIR})")
-    p.add_argument("--adopt", action="store_true",
-                   help="the ManagedSecret merges into the existing Secret (creationPolicy: Merge) "
-                   "instead of owning a new one")
+    p.add_argument(
+        "--backup-dir",
+        default=DEFAULT_BACKUP_DIR,
+        help=f"where to write the backup (default: ./{DEFAULT_BACKUP_DIR})",
+    )
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="the ManagedSecret merges into the existing Secret (creationPolicy: Merge) "
+        "instead of owning a new one",
+    )
     p.add_argument("--apply", action="store_true", help="create the ManagedSecret instead of printing it")
     add_connection_flags(p, all_namespaces=False)
     p.set_defaults(func=run)

@@ -33,14 +33,17 @@ class CliError(Exception):
 
 
 def add_connection_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool) -> None:
-    parser.add_argument("--kubeconfig", default=None,
-                        help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+    parser.add_argument(
+        "--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
+    )
     parser.add_argument("--context", default=None, help="kubeconfig context (default: the current context)")
-    parser.add_argument("-n", "--namespace", default=None,
-                        help="namespace (default: the context's namespace, else 'default')")
+    parser.add_argument(
+        "-n", "--namespace", default=None, help="namespace (default: the context's namespace, else 'default')"
+    )
     if all_namespaces:
-        parser.add_argument("-A", "--all-namespaces", action="store_true",
-                            help="every namespace (overrides -n)")
+        parser.add_argument(
+            "-A", "--all-namespaces", action="store_true", help="every namespace (overrides -n)"
+        )
 
 
 def namespace_of(args: argparse.Namespace) -> str:
@@ -141,8 +144,10 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """Columns aligned like ``kubectl get``: left-aligned, three spaces apart, no trailing blanks."""
     cells = [list(headers), *([cell or MISSING for cell in row] for row in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
-    lines = ["   ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-             for line in cells]
+    lines = [
+        "   ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -75,8 +75,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Times are relative to now: 'in 29d' is ahead, '3h ago' is past.",
     )
     add_connection_flags(p, all_namespaces=True)
-    p.add_argument("-o", "--output", choices=("table", "wide", "json"), default="table",
-                   help="wide adds store, renewal time, rotation phase and the Ready message")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "wide", "json"),
+        default="table",
+        help="wide adds store, renewal time, rotation phase and the Ready message",
+    )
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ time, and due times live in a single heap, so idle objects cost nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from collections import deque
@@ -101,7 +102,10 @@ class WorkQueue:
         return None
 
     async def run_timer(
-        self, now: Callable[[], float], *, max_sleep: float = 1.0,
+        self,
+        now: Callable[[], float],
+        *,
+        max_sleep: float = 1.0,
         on_release: Callable[[list[Hashable]], None] | None = None,
     ) -> None:
         """Forever: release due keys. ``now`` returns the clock's timestamp; ``on_release`` sees
@@ -114,7 +118,5 @@ class WorkQueue:
                 on_release(released)
             delay = max_sleep if nxt is None else max(0.0, min(max_sleep, nxt - clock()))
             self._timer_wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass

@@ -64,7 +64,9 @@ def locate(name: str) -> Path | None:
     if explicit:
         path = Path(explicit)
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise EnvironmentProblem(f"{_env_var(name)}={explicit} is not an executable file; fix or unset it")
+            raise EnvironmentProblem(
+                f"{_env_var(name)}={explicit} is not an executable file; fix or unset it"
+            )
         return path
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets and spec.kubebuilder and (Path(assets) / name).is_file():
@@ -92,7 +94,10 @@ def ensure(name: str, *, progress: bool = True) -> Path:
             f"{_env_var(name)} to an existing binary."
         )
     if progress:
-        print(f"rotor: building {name} ({spec.component}) into {cache_dir()}; this happens once", file=sys.stderr)
+        print(
+            f"rotor: building {name} ({spec.component}) into {cache_dir()}; this happens once",
+            file=sys.stderr,
+        )
     result = subprocess.run(["bash", str(BUILD_SCRIPT), spec.component], check=False)
     if result.returncode != 0:
         raise EnvironmentProblem(
@@ -101,5 +106,7 @@ def ensure(name: str, *, progress: bool = True) -> Path:
         )
     path = locate(name)
     if path is None:
-        raise EnvironmentProblem(f"the build of {name} finished but {cache_dir() / spec.cache_subdir} has no binary")
+        raise EnvironmentProblem(
+            f"the build of {name} finished but {cache_dir() / spec.cache_subdir} has no binary"
+        )
     return path

@@ -102,14 +102,20 @@ class LocalEnvironment:
         assert self.vault is not None
         return hvac.Client(url=self.vault.address, token=ROOT_TOKEN)
 
-    def service_account_token(self, namespace: str, name: str, audiences: list[str], seconds: int = 3600) -> str:
-        self.kube_request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts",
-                          {"metadata": {"name": name}})
+    def service_account_token(
+        self, namespace: str, name: str, audiences: list[str], seconds: int = 3600
+    ) -> str:
+        self.kube_request(
+            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}}
+        )
         resp = self.kube_request(
             "POST",
             f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-             "spec": {"audiences": audiences, "expirationSeconds": seconds}},
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"audiences": audiences, "expirationSeconds": seconds},
+            },
         )
         return str(resp["status"]["token"])
 
@@ -123,7 +129,9 @@ class LocalEnvironment:
             client.sys.enable_secrets_engine("kv", path="kv", options={"version": "1"})
         if "pki/" not in mounts:
             client.sys.enable_secrets_engine("pki", path="pki", config={"max_lease_ttl": "87600h"})
-            client.secrets.pki.generate_root("internal", "rotor-local-vault-ca", extra_params={"ttl": "87600h"})
+            client.secrets.pki.generate_root(
+                "internal", "rotor-local-vault-ca", extra_params={"ttl": "87600h"}
+            )
         auths = client.sys.list_auth_methods()
         if "approle/" not in auths:
             client.sys.enable_auth_method("approle")
@@ -137,14 +145,25 @@ class LocalEnvironment:
             "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
             {
                 "metadata": {"name": "rotor-vault-token-reviewer"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": "system:auth-delegator"},
-                "subjects": [{"kind": "ServiceAccount", "name": VAULT_REVIEWER_SA,
-                              "namespace": VAULT_REVIEWER_NAMESPACE}],
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:auth-delegator",
+                },
+                "subjects": [
+                    {
+                        "kind": "ServiceAccount",
+                        "name": VAULT_REVIEWER_SA,
+                        "namespace": VAULT_REVIEWER_NAMESPACE,
+                    }
+                ],
             },
         )
         reviewer = self.service_account_token(
-            VAULT_REVIEWER_NAMESPACE, VAULT_REVIEWER_SA, ["https://kubernetes.default.svc.cluster.local"], 86400
+            VAULT_REVIEWER_NAMESPACE,
+            VAULT_REVIEWER_SA,
+            ["https://kubernetes.default.svc.cluster.local"],
+            86400,
         )
         client.auth.kubernetes.configure(
             kubernetes_host=cp.server,

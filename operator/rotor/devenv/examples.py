@@ -28,12 +28,18 @@ def managed_secrets(directory: Path = EXAMPLES) -> list[tuple[str, str]]:
     return out
 
 
-def apply(kubectl: str, kubeconfig: str, *, vault_addr: str, aws_endpoint: str, directory: Path = EXAMPLES) -> None:
+def apply(
+    kubectl: str, kubeconfig: str, *, vault_addr: str, aws_endpoint: str, directory: Path = EXAMPLES
+) -> None:
     for path in example_files(directory):
         text = render(path, vault_addr=vault_addr, aws_endpoint=aws_endpoint)
         result = subprocess.run(
             [kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-"],
-            input=text, capture_output=True, text=True, check=False, timeout=60,
+            input=text,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
         if result.returncode != 0:
             raise RuntimeError(f"applying {path.name} failed: {result.stderr.strip()}")

@@ -19,7 +19,9 @@ def write_kubeconfig(path: Path, server: str, pki: Pki) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "rotor-local", "cluster": {"server": server, "certificate-authority": str(pki.ca_crt)}}],
+        "clusters": [
+            {"name": "rotor-local", "cluster": {"server": server, "certificate-authority": str(pki.ca_crt)}}
+        ],
         "users": [
             {
                 "name": "rotor-admin",
@@ -154,7 +156,9 @@ class ControlPlane:
             insecure.verify_mode = ssl.CERT_NONE
 
             def kcm_ready() -> bool:
-                with urllib.request.urlopen(f"https://127.0.0.1:{kcm_port}/healthz", timeout=3, context=insecure) as r:
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{kcm_port}/healthz", timeout=3, context=insecure
+                ) as r:
                     return bool(r.status == 200)
 
             self.controller_manager.wait_healthy(kcm_ready, timeout=60, what="GET /healthz")

@@ -10,14 +10,14 @@ import kopf
 
 
 @kopf.on.event("rotor.dev", "v1alpha1", "managedsecrets")
-async def managed_secret_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def managed_secret_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     controller = memo.get("controller")
     if controller is not None and event.get("object"):
         controller.observe(event["object"], event.get("type"))
 
 
 @kopf.on.event("", "v1", "secrets", labels={"rotor.dev/managed-by": kopf.PRESENT})
-async def managed_secret_target_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def managed_secret_target_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     controller = memo.get("controller")
     if controller is not None and event.get("object"):
         controller.observe_secret(event["object"], event.get("type"))

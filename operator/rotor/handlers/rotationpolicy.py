@@ -8,7 +8,7 @@ import kopf
 
 
 @kopf.on.event("rotor.dev", "v1alpha1", "rotationpolicies")
-async def rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def rotation_policy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     controller = memo.get("controller")
     rotation = getattr(getattr(controller, "sync", None), "rotation", None)
     if rotation is not None and event.get("object"):
@@ -16,7 +16,7 @@ async def rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any
 
 
 @kopf.on.event("rotor.dev", "v1alpha1", "clusterrotationpolicies")
-async def cluster_rotation_policy_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def cluster_rotation_policy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     controller = memo.get("controller")
     rotation = getattr(getattr(controller, "sync", None), "rotation", None)
     if rotation is not None and event.get("object"):

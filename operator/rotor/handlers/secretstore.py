@@ -8,14 +8,14 @@ import kopf
 
 
 @kopf.on.event("rotor.dev", "v1alpha1", "secretstores")
-async def secret_store_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def secret_store_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     controller = memo.get("controller")
     if controller is not None and event.get("object"):
         await controller.observe_store("SecretStore", event["object"], event.get("type"))
 
 
 @kopf.on.event("rotor.dev", "v1alpha1", "clustersecretstores")
-async def cluster_secret_store_event(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+async def cluster_secret_store_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     controller = memo.get("controller")
     if controller is not None and event.get("object"):
         await controller.observe_store("ClusterSecretStore", event["object"], event.get("type"))

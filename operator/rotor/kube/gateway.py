@@ -125,7 +125,9 @@ class KubeGateway:
     async def get_object(self, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
         try:
             if namespace:
-                obj = await self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+                obj = await self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURALS[kind], name
+                )
             else:
                 obj = await self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)
         except ApiException as exc:
@@ -137,7 +139,9 @@ class KubeGateway:
     async def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         try:
             if namespace:
-                resp = await self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind])
+                resp = await self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURALS[kind]
+                )
             else:
                 resp = await self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind])
         except ApiException as exc:
@@ -153,7 +157,12 @@ class KubeGateway:
         try:
             if namespace:
                 return await self.custom.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
-                    GROUP, VERSION, namespace, PLURALS[kind], name, body,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURALS[kind],
+                    name,
+                    body,
                     _content_type="application/merge-patch+json",
                 )
             return await self.custom.patch_cluster_custom_object_status(  # type: ignore[no-any-return]
@@ -169,7 +178,12 @@ class KubeGateway:
         try:
             if namespace:
                 await self.custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURALS[kind], name, patch,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURALS[kind],
+                    name,
+                    patch,
                     _content_type="application/merge-patch+json",
                 )
             else:
@@ -185,8 +199,14 @@ class KubeGateway:
         """kopf's peering object (kopf.dev/v1): who is alive, with which priority."""
         try:
             if namespace:
-                return dict(await self.custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", name))
-            return dict(await self.custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name))
+                return dict(
+                    await self.custom.get_namespaced_custom_object(
+                        "kopf.dev", "v1", namespace, "kopfpeerings", name
+                    )
+                )
+            return dict(
+                await self.custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -281,7 +301,9 @@ class KubeGateway:
         namespace = meta.get("namespace") or "default"
         now = dt.datetime.now(dt.UTC)
         body = client.EventsV1Event(
-            metadata=client.V1ObjectMeta(name=f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", namespace=namespace),
+            metadata=client.V1ObjectMeta(
+                name=f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", namespace=namespace
+            ),
             event_time=now,
             reporting_controller=f"rotor.dev/{component}",
             reporting_instance=instance,
@@ -339,7 +361,9 @@ class KubeGateway:
         try:
             plural = PLURALS[kind]
             if namespace:
-                obj = await self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+                obj = await self.custom.create_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, body
+                )
             else:
                 obj = await self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
         except ApiException as exc:

@@ -20,7 +20,8 @@ _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -53,7 +54,16 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # Client libraries log request and response bodies at DEBUG, and those can hold Secret data:
     # they never log below WARNING, whatever the level asked for.
-    for noisy in ("urllib3", "botocore", "boto3", "hvac", "aiohttp", "asyncio", "kubernetes_asyncio", "requests"):
+    for noisy in (
+        "urllib3",
+        "botocore",
+        "boto3",
+        "hvac",
+        "aiohttp",
+        "asyncio",
+        "kubernetes_asyncio",
+        "requests",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # kopf logs every handler call at INFO; its warnings and errors are what matter
     logging.getLogger("kopf").setLevel(max(logging.INFO, root.level))

@@ -29,7 +29,9 @@ ROTATION_TOTAL = Counter(
     "rotor_rotation_total", "Rotations by strategy and result", ["strategy", "result"], registry=REGISTRY
 )
 ROTATION_DURATION = Histogram(
-    "rotor_rotation_duration_seconds", "Time from the start of a rotation to its completion", registry=REGISTRY,
+    "rotor_rotation_duration_seconds",
+    "Time from the start of a rotation to its completion",
+    registry=REGISTRY,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 PROVIDER_REQUESTS = Counter(
@@ -49,7 +51,10 @@ PROVIDER_CACHE_HITS = Counter(
     "rotor_provider_cache_hits_total", "Backend reads served from the shared read cache", registry=REGISTRY
 )
 ROLLOUT_RESTARTS = Counter(
-    "rotor_rollout_restarts_total", "Workload restarts by kind and result", ["kind", "result"], registry=REGISTRY
+    "rotor_rollout_restarts_total",
+    "Workload restarts by kind and result",
+    ["kind", "result"],
+    registry=REGISTRY,
 )
 BUILD_INFO = Gauge("rotor_build_info", "Rotor build", ["version"], registry=REGISTRY)
 BUILD_INFO.labels(version=__version__).set(1)
@@ -93,7 +98,9 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         labels = ["namespace", "name"]
-        ready = GaugeMetricFamily("rotor_managedsecret_ready", "1 when the Secret matches its source", labels=labels)
+        ready = GaugeMetricFamily(
+            "rotor_managedsecret_ready", "1 when the Secret matches its source", labels=labels
+        )
         families = {
             "expiry": GaugeMetricFamily(
                 "rotor_managedsecret_expiry_timestamp_seconds", "status.expiry.notAfter", labels=labels

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rotor.observability.metrics import PROVIDER_CACHE_HITS, PROVIDER_DURATION, PROVIDER_REQUESTS
-from rotor.providers.base import Capabilities, Provider, ProviderError, RemoteRef, RemoteSecret, SecretMetadata
+from rotor.providers.base import (
+    Capabilities,
+    Provider,
+    ProviderError,
+    RemoteRef,
+    RemoteSecret,
+    SecretMetadata,
+)
 from rotor.services.ratelimit import TokenBucket
 
 T = TypeVar("T")
@@ -26,7 +33,7 @@ _POOL: ThreadPoolExecutor | None = None
 
 
 def thread_pool(size: int = 16) -> ThreadPoolExecutor:
-    global _POOL  # noqa: PLW0603 - one pool per process, sized once at startup
+    global _POOL
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=size, thread_name_prefix="rotor-backend")
     return _POOL
@@ -128,8 +135,10 @@ class Backend:
         """Current version id per secret, from one shared ListSecrets pass (cached briefly, so a
         refresh wave of many objects lists once)."""
         now = time.monotonic()
-        if self._index is not None and now - self._index[0] < self.index_ttl and all(
-            k in self._index[1] or k not in self._latest for k in keys
+        if (
+            self._index is not None
+            and now - self._index[0] < self.index_ttl
+            and all(k in self._index[1] or k not in self._latest for k in keys)
         ):
             return self._index[1]
         if self._index_task is None or self._index_task.done():
@@ -175,7 +184,9 @@ class Backend:
                     stale.append(ref)
             results: dict[RemoteRef, RemoteSecret | ProviderError] = {}
             if stale:
-                results = await self.call("read_many", self.provider.read_many, stale, tokens=max(1, len(stale) // 20))
+                results = await self.call(
+                    "read_many", self.provider.read_many, stale, tokens=max(1, len(stale) // 20)
+                )
         except BaseException as exc:
             for ref, fut in pending.items():
                 if not fut.done():
@@ -228,7 +239,9 @@ class Backend:
         pending, self._batch = self._batch, {}
         refs = list(pending)
         try:
-            results = await self.call("read_many", self.provider.read_many, refs, tokens=max(1, len(refs) // 20))
+            results = await self.call(
+                "read_many", self.provider.read_many, refs, tokens=max(1, len(refs) // 20)
+            )
         except BaseException as exc:  # the whole batch failed
             for fut in pending.values():
                 if not fut.done():

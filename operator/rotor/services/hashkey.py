@@ -21,7 +21,7 @@ SECRET_NAME = "rotor-hash-key"
 async def load_hash_key(gateway: KubeGateway) -> bytes:
     path = os.environ.get("ROTOR_HASH_KEY_FILE")
     if path:
-        return Path(path).read_bytes().strip()
+        return Path(path).read_bytes().strip()  # noqa: ASYNC240 - once, at startup
     inline = os.environ.get("ROTOR_HASH_KEY")
     if inline:
         return inline.encode()
@@ -48,6 +48,9 @@ async def load_hash_key(gateway: KubeGateway) -> bytes:
                 return base64.b64decode(again["data"]["key"])
         log.warning(
             "cannot keep the data-hash key in Secret %s/%s (%s); using a per-process key, so every Secret is "
-            "rewritten once after a restart", namespace, SECRET_NAME, exc,
+            "rewritten once after a restart",
+            namespace,
+            SECRET_NAME,
+            exc,
         )
         return secrets.token_bytes(32)

@@ -58,7 +58,11 @@ def validity(spec: Mapping[str, Any]) -> tuple[bool, str, str]:
         return False, "InvalidSpec", f"spec.{'.'.join(map(str, first['loc']))}: {first['msg']}"
     except RotationError as err:
         return False, "InvalidSpec", err.message
-    return True, "Valid", f"strategy {policy.strategy}" + (f", preset {policy.preset}" if policy.preset else "")
+    return (
+        True,
+        "Valid",
+        f"strategy {policy.strategy}" + (f", preset {policy.preset}" if policy.preset else ""),
+    )
 
 
 def bound_to(ms: Mapping[str, Any]) -> PolicyKey | None:
@@ -92,14 +96,18 @@ def summarize(
     return out
 
 
-def status_patch(
-    body: Mapping[str, Any], summary: PolicySummary, now: dt.datetime
-) -> dict[str, Any] | None:
+def status_patch(body: Mapping[str, Any], summary: PolicySummary, now: dt.datetime) -> dict[str, Any] | None:
     """The status to write, or None when the stored one already says the same."""
     status = body.get("status") or {}
     generation = int((body.get("metadata") or {}).get("generation") or 0)
     conditions = set_condition(
-        status.get("conditions") or [], "Ready", summary.ready, summary.reason, summary.message, generation, now
+        status.get("conditions") or [],
+        "Ready",
+        summary.ready,
+        summary.reason,
+        summary.message,
+        generation,
+        now,
     )
     new: dict[str, Any] = {
         "observedGeneration": generation,
@@ -109,11 +117,9 @@ def status_patch(
     }
     old_ready = get_condition(status.get("conditions"), "Ready") or {}
     new_ready = get_condition(conditions, "Ready") or {}
-    same = (
-        all(status.get(k) == v for k, v in new.items() if k != "conditions")
-        and {k: v for k, v in old_ready.items() if k != "lastTransitionTime"}
-        == {k: v for k, v in new_ready.items() if k != "lastTransitionTime"}
-    )
+    same = all(status.get(k) == v for k, v in new.items() if k != "conditions") and {
+        k: v for k, v in old_ready.items() if k != "lastTransitionTime"
+    } == {k: v for k, v in new_ready.items() if k != "lastTransitionTime"}
     return None if same else new
 
 

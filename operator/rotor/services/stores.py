@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
 from rotor.clock import Clock, format_time
+from rotor.conditions import set_condition
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.metrics import StoreSample
 from rotor.providers.aws import AwsConfig
@@ -21,7 +22,6 @@ from rotor.providers.base import Capabilities, ProviderError
 from rotor.providers.registry import build_provider
 from rotor.providers.vault import VaultConfig
 from rotor.services.backend import Backend
-from rotor.conditions import set_condition
 from rotor.tenancy import key_allowed, namespace_allowed
 
 log = logging.getLogger("rotor.stores")
@@ -110,7 +110,7 @@ class StoreService:
 
     async def _config(self, handle: StoreHandle) -> tuple[str, Any, str]:
         """(provider kind, provider config, fingerprint of the credentials)."""
-        kind, store_ns, _ = handle.key
+        _kind, store_ns, _ = handle.key
         spec = handle.spec
         digest = hashlib.sha256(str(handle.generation).encode())
 
@@ -253,13 +253,17 @@ class StoreService:
         try:
             handle.capabilities = await handle.backend.validate()
         except ProviderError as err:
-            reason = err.reason if err.reason in ("AuthFailed", "Unreachable", "Forbidden", "InvalidConfig") else (
-                "Unreachable" if err.retryable else "InvalidConfig"
+            reason = (
+                err.reason
+                if err.reason in ("AuthFailed", "Unreachable", "Forbidden", "InvalidConfig")
+                else ("Unreachable" if err.retryable else "InvalidConfig")
             )
             handle.ready, handle.reason, handle.message = False, reason, err.message
         else:
             handle.ready, handle.reason = True, "Valid"
-            handle.message = f"authenticated to {handle.provider_kind}; credentials are {handle.capabilities.value}"
+            handle.message = (
+                f"authenticated to {handle.provider_kind}; credentials are {handle.capabilities.value}"
+            )
         self._ready_changed(handle, was_ready)
 
     def _ready_changed(self, handle: StoreHandle, was_ready: bool) -> None:
@@ -285,7 +289,10 @@ class StoreService:
             await self.gateway.patch_status(kind, name, ns or None, new_status)
             body["status"] = {**status, **new_status}
             log.info(
-                "store %s: Ready=%s reason=%s", handle.id, handle.ready, handle.reason,
+                "store %s: Ready=%s reason=%s",
+                handle.id,
+                handle.ready,
+                handle.reason,
                 extra={"store": handle.id, "reason": handle.reason},
             )
 
@@ -313,7 +320,9 @@ class StoreService:
         return handle
 
     def check_keys(self, handle: StoreHandle, namespace: str, keys: Iterable[str]) -> None:
-        allowed = getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
+        allowed = (
+            getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
+        )
         for remote_key in keys:
             if not key_allowed(allowed, remote_key, namespace):
                 raise StoreProblem(

@@ -18,12 +18,12 @@ from rotor.api.duration import parse_duration
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import get_condition, readiness_conditions, set_condition
-from rotor.rotation.checks import expiring_condition
-from rotor.rotation.expiry import compute_expiry
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.logging import audit
 from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
 from rotor.providers.base import ProviderError, RemoteRef, RemoteSecret
+from rotor.rotation.checks import expiring_condition
+from rotor.rotation.expiry import compute_expiry
 from rotor.services.stores import StoreHandle, StoreProblem, StoreService
 from rotor.sync.assemble import assemble
 from rotor.sync.plan import DATA_HASH, MANAGED_BY, MANAGED_KEYS, Desired, plan
@@ -107,7 +107,10 @@ class SyncService:
         try:
             if FINALIZER not in (meta.get("finalizers") or []):
                 await self.gateway.patch_object(
-                    "ManagedSecret", name, namespace, {"metadata": {"finalizers": [*meta.get("finalizers", []), FINALIZER]}}
+                    "ManagedSecret",
+                    name,
+                    namespace,
+                    {"metadata": {"finalizers": [*meta.get("finalizers", []), FINALIZER]}},
                 )
                 meta.setdefault("finalizers", []).append(FINALIZER)
             handle = await self._store(spec, namespace)
@@ -124,7 +127,9 @@ class SyncService:
                     body, spec, handle, fetched, now
                 )
             try:
-                data = assemble(spec, fetched.refs, fetched.found, fetched.databases, now=now, generated=generated)
+                data = assemble(
+                    spec, fetched.refs, fetched.found, fetched.databases, now=now, generated=generated
+                )
             except ValueFailure as err:
                 raise SyncFailure(err.reason, err.message, retry=True) from None
             except KeyError as err:
@@ -141,7 +146,12 @@ class SyncService:
                 labels=spec.target.labels,
                 annotations=spec.target.annotations,
                 creation_policy=spec.target.creation_policy,
-                owner={"apiVersion": API_VERSION, "kind": "ManagedSecret", "name": name, "uid": meta.get("uid")},
+                owner={
+                    "apiVersion": API_VERSION,
+                    "kind": "ManagedSecret",
+                    "name": name,
+                    "uid": meta.get("uid"),
+                },
                 managed_by=name,
             )
             written, restored = await self._apply(body, desired, spec)
@@ -154,7 +164,9 @@ class SyncService:
             reason = {"KeyNotFound": "KeyNotFound", "Forbidden": "Forbidden"}.get(err.reason, "ProviderError")
             return await self._fail(body, SyncFailure(reason, err.message), started)
         except KubeError as err:
-            return await self._fail(body, SyncFailure("ProviderError", f"writing the Secret failed: {err}"), started)
+            return await self._fail(
+                body, SyncFailure("ProviderError", f"writing the Secret failed: {err}"), started
+            )
 
         # ---- success
         self.failures.pop(ms_id(body), None)
@@ -197,11 +209,17 @@ class SyncService:
         new_status["conditions"] = conditions
         was_ready = (get_condition(status.get("conditions"), "Ready") or {}).get("status") == "True"
         # only what a user needs: unchanged refreshes write nothing
-        if not written and was_ready and _same(status, new_status, ignore=("nextRefreshTime", "lastSyncTime")):
+        if (
+            not written
+            and was_ready
+            and _same(status, new_status, ignore=("nextRefreshTime", "lastSyncTime"))
+        ):
             SYNC_TOTAL.labels("unchanged").inc()
             SYNC_DURATION.observe(time.perf_counter() - started)
             return SyncOutcome(next_at, True, "Synced")
-        absorb(body, await self.gateway.patch_status("ManagedSecret", name, namespace, new_status), new_status)
+        absorb(
+            body, await self.gateway.patch_status("ManagedSecret", name, namespace, new_status), new_status
+        )
         if written:
             note = (
                 f"Secret {desired.name} restored: it had been changed outside Rotor"
@@ -211,7 +229,11 @@ class SyncService:
             await self.gateway.post_event(body, type_="Normal", reason="Synced", note=note, action="Sync")
         elif not was_ready:
             await self.gateway.post_event(
-                body, type_="Normal", reason="Synced", note=f"Secret {desired.name} matches the source", action="Sync"
+                body,
+                type_="Normal",
+                reason="Synced",
+                note=f"Secret {desired.name} matches the source",
+                action="Sync",
             )
         for type_, reason, note in events:
             await self.gateway.post_event(body, type_=type_, reason=reason, note=note, action="Observe")
@@ -226,7 +248,12 @@ class SyncService:
         return await self.stores.resolve(namespace, spec.store_ref.kind, spec.store_ref.name)
 
     async def _fetch(
-        self, body: dict[str, Any], spec: ManagedSecretSpec, handle: StoreHandle, sources: Sources, namespace: str
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        handle: StoreHandle,
+        sources: Sources,
+        namespace: str,
     ) -> Fetched:
         backend = handle.backend
         assert backend is not None
@@ -237,7 +264,14 @@ class SyncService:
             try:
                 secret = await backend.read(ref)
             except ProviderError as err:
-                audit("read", managed_secret=who, store=handle.id, key=ref.key, version=ref.version, result=err.reason)
+                audit(
+                    "read",
+                    managed_secret=who,
+                    store=handle.id,
+                    key=ref.key,
+                    version=ref.version,
+                    result=err.reason,
+                )
                 raise
             audit("read", managed_secret=who, store=handle.id, key=ref.key, version=secret.version)
             fetched.refs[ref] = secret
@@ -249,19 +283,27 @@ class SyncService:
             results = await asyncio.gather(*(backend.read(RemoteRef(k)) for k in keys))
             for key, secret in zip(keys, results, strict=True):
                 audit("read", managed_secret=who, store=handle.id, key=key, version=secret.version)
-                rel = key[len(path):].lstrip("/") if key.startswith(path) else key
+                rel = key[len(path) :].lstrip("/") if key.startswith(path) else key
                 fetched.found[rel or key] = secret
         for mount, role in sources.databases:
             self.stores.check_keys(handle, namespace, [f"{mount}/static-creds/{role}"])
             creds = await backend.extra("read", "read_database_credentials", mount, role)
-            audit("read", managed_secret=who, store=handle.id, key=f"{mount}/static-creds/{role}", version=creds.version)
+            audit(
+                "read",
+                managed_secret=who,
+                store=handle.id,
+                key=f"{mount}/static-creds/{role}",
+                version=creds.version,
+            )
             fetched.databases[(mount, role)] = creds
         return fetched
 
     def _actual(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.secret_cache.get((namespace, name))
 
-    async def _apply(self, body: dict[str, Any], desired: Desired, spec: ManagedSecretSpec) -> tuple[bool, bool]:
+    async def _apply(
+        self, body: dict[str, Any], desired: Desired, spec: ManagedSecretSpec
+    ) -> tuple[bool, bool]:
         """Write the Secret if it must change. Returns (written, restored-after-tampering)."""
         who = ms_id(body)
         actual = self._actual(desired.namespace, desired.name)
@@ -278,7 +320,9 @@ class SyncService:
                 result = await self.gateway.create_secret(desired.namespace, decision.body)
             except KubeError as err:
                 if err.status == 409:  # created meanwhile: judge it on the next pass
-                    raise SyncFailure("SecretConflict", f"Secret '{desired.name}' appeared while creating it") from None
+                    raise SyncFailure(
+                        "SecretConflict", f"Secret '{desired.name}' appeared while creating it"
+                    ) from None
                 raise
         elif decision.action == "recreate":
             await self.gateway.delete_secret(desired.namespace, desired.name)
@@ -303,8 +347,10 @@ class SyncService:
             if secret is not None and secret.version is not None:
                 versions[item.secret_key] = str(secret.version)
         for ref, secret in fetched.refs.items():
-            if secret.version is not None and ref.key not in versions and not any(
-                i.remote_ref.key == ref.key for i in spec.data
+            if (
+                secret.version is not None
+                and ref.key not in versions
+                and not any(i.remote_ref.key == ref.key for i in spec.data)
             ):
                 versions[ref.key] = str(secret.version)
         for (mount, role), creds in fetched.databases.items():
@@ -312,7 +358,9 @@ class SyncService:
                 versions[f"{mount}/{role}"] = str(creds.version)
         return versions
 
-    def refresh_seed(self, body: Mapping[str, Any], handle: StoreHandle | None, sources: Sources | None) -> str:
+    def refresh_seed(
+        self, body: Mapping[str, Any], handle: StoreHandle | None, sources: Sources | None
+    ) -> str:
         """Objects that read the same source from the same store share a refresh slot (and so a
         read); AWS Secrets Manager objects of one store share one slot per store (batched reads)."""
         if handle is not None and handle.provider_kind == "aws":
@@ -322,7 +370,12 @@ class SyncService:
         return ms_id(body)
 
     def _next_refresh(
-        self, spec: ManagedSecretSpec, body: Mapping[str, Any], handle: StoreHandle, sources: Sources, now: dt.datetime
+        self,
+        spec: ManagedSecretSpec,
+        body: Mapping[str, Any],
+        handle: StoreHandle,
+        sources: Sources,
+        now: dt.datetime,
     ) -> dt.datetime | None:
         if spec.refresh.policy != "Periodic":
             return None
@@ -330,17 +383,31 @@ class SyncService:
         return next_refresh(self.refresh_seed(body, handle, sources), interval, now)
 
     def _certificate_expiry(
-        self, body: dict[str, Any], data: Mapping[str, bytes], conditions: list[dict[str, Any]],
-        new_status: dict[str, Any], now: dt.datetime, events: list[tuple[str, str, str]],
+        self,
+        body: dict[str, Any],
+        data: Mapping[str, bytes],
+        conditions: list[dict[str, Any]],
+        new_status: dict[str, Any],
+        now: dt.datetime,
+        events: list[tuple[str, str, str]],
     ) -> tuple[list[dict[str, Any]], dt.datetime | None]:
         """Without a rotation policy, expiry still comes from certificates found in the data."""
-        expiry = compute_expiry(data=data, last_rotation=None, source_created=None, max_age=None,
-                                rotate_before=None, provider_expiry=None)
+        expiry = compute_expiry(
+            data=data,
+            last_rotation=None,
+            source_created=None,
+            max_age=None,
+            rotate_before=None,
+            provider_expiry=None,
+        )
         if expiry is None:
             new_status["expiry"] = None
             return [c for c in conditions if c.get("type") != "Expiring"], None
-        new_status["expiry"] = {"notAfter": format_time(expiry.not_after), "source": expiry.source,
-                                "renewalTime": format_time(expiry.renewal_time)}
+        new_status["expiry"] = {
+            "notAfter": format_time(expiry.not_after),
+            "source": expiry.source,
+            "renewalTime": format_time(expiry.renewal_time),
+        }
         expiring, reason, message = expiring_condition(strategy="Sync", expiry=expiry, now=now, observed=None)
         generation = int(body["metadata"].get("generation") or 0)
         old = get_condition((body.get("status") or {}).get("conditions"), "Expiring") or {}
@@ -351,8 +418,12 @@ class SyncService:
         return conditions, wake if wake > now else None
 
     def _expired_certificate(
-        self, new_status: Mapping[str, Any], conditions: list[dict[str, Any]], generation: int,
-        now: dt.datetime, target: str,
+        self,
+        new_status: Mapping[str, Any],
+        conditions: list[dict[str, Any]],
+        generation: int,
+        now: dt.datetime,
+        target: str,
     ) -> list[dict[str, Any]]:
         """A certificate past its notAfter is not usable: Ready=False, reason Expired (the Secret
         still holds what the source holds)."""
@@ -360,9 +431,13 @@ class SyncService:
         not_after = parse_time(expiry.get("notAfter"))
         if expiry.get("source") == "Certificate" and not_after is not None and not_after <= now:
             return readiness_conditions(
-                conditions, ready=False, reason="Expired",
+                conditions,
+                ready=False,
+                reason="Expired",
                 message=f"the certificate in Secret {target} expired at {format_time(not_after)}; "
-                "renew it at the source", generation=generation, now=now,
+                "renew it at the source",
+                generation=generation,
+                now=now,
             )
         return conditions
 
@@ -391,12 +466,20 @@ class SyncService:
         old_ready = get_condition(status.get("conditions"), "Ready") or {}
         transition = old_ready.get("status") != "False" or old_ready.get("reason") != err.reason
         if not _same(status, new_status):
-            absorb(body, await self.gateway.patch_status("ManagedSecret", name, namespace, new_status), new_status)
+            absorb(
+                body,
+                await self.gateway.patch_status("ManagedSecret", name, namespace, new_status),
+                new_status,
+            )
         if transition:
-            await self.gateway.post_event(body, type_="Warning", reason="SyncFailed",
-                                          note=f"{err.reason}: {err.message}", action="Sync")
+            await self.gateway.post_event(
+                body, type_="Warning", reason="SyncFailed", note=f"{err.reason}: {err.message}", action="Sync"
+            )
             log.warning(
-                "sync of %s failed: %s: %s", key, err.reason, err.message,
+                "sync of %s failed: %s: %s",
+                key,
+                err.reason,
+                err.message,
                 extra={"managedSecret": key, "reason": err.reason},
             )
         SYNC_TOTAL.labels("error").inc()
@@ -433,17 +516,25 @@ class SyncService:
                 await self.gateway.patch_secret(namespace, target, patch)
             elif ours and policy == "Delete":
                 await self.gateway.delete_secret(namespace, target)
-                audit("delete-secret", managed_secret=f"{namespace}/{name}", store=None, key=None,
-                      target=f"{namespace}/{target}")
+                audit(
+                    "delete-secret",
+                    managed_secret=f"{namespace}/{name}",
+                    store=None,
+                    key=None,
+                    target=f"{namespace}/{target}",
+                )
             elif ours:
                 refs = [r for r in a_meta.get("ownerReferences") or [] if r.get("uid") != meta.get("uid")]
                 await self.gateway.patch_secret(
-                    namespace, target,
+                    namespace,
+                    target,
                     {"metadata": {"labels": {MANAGED_BY: None}, "ownerReferences": refs or None}},
                 )
         self.secret_cache.pop((namespace, target), None)
         finalizers.remove(FINALIZER)
-        await self.gateway.patch_object("ManagedSecret", name, namespace, {"metadata": {"finalizers": finalizers}})
+        await self.gateway.patch_object(
+            "ManagedSecret", name, namespace, {"metadata": {"finalizers": finalizers}}
+        )
 
 
 def absorb(body: dict[str, Any], stored: dict[str, Any] | None, patch: Mapping[str, Any]) -> None:

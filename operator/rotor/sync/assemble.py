@@ -9,7 +9,13 @@ from collections.abc import Mapping
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.providers.base import RemoteRef, RemoteSecret
 from rotor.values.decode import decode
-from rotor.values.properties import encode_property, extract_property, flatten_map, require_secret_key, sanitize_secret_key
+from rotor.values.properties import (
+    encode_property,
+    extract_property,
+    flatten_map,
+    require_secret_key,
+    sanitize_secret_key,
+)
 from rotor.values.size import check_secret_size
 from rotor.values.template import render_templates
 from rotor.values.validate import validate_value

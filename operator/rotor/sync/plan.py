@@ -83,8 +83,13 @@ def plan(desired: Desired, actual: Mapping[str, Any] | None) -> Plan:
     if desired.creation_policy == "Merge":
         return _plan_merge(desired, actual)
     if actual is None:
-        body = {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(desired), "type": desired.type,
-                "data": _b64(desired.data)}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _metadata(desired),
+            "type": desired.type,
+            "data": _b64(desired.data),
+        }
         return Plan("create", body)
     if not is_ours(actual, desired):
         return Plan(
@@ -95,8 +100,13 @@ def plan(desired: Desired, actual: Mapping[str, Any] | None) -> Plan:
     meta = actual.get("metadata") or {}
     actual_type = actual.get("type") or "Opaque"
     if actual_type != desired.type:
-        body = {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(desired), "type": desired.type,
-                "data": _b64(desired.data)}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _metadata(desired),
+            "type": desired.type,
+            "data": _b64(desired.data),
+        }
         return Plan("recreate", body, message=f"type changes from {actual_type} to {desired.type}")
     actual_data = actual.get("data") or {}
     wanted = _b64(desired.data)
@@ -138,9 +148,12 @@ def _plan_merge(desired: Desired, actual: Mapping[str, Any] | None) -> Plan:
     keys_list = ",".join(sorted(desired.data))
     same = all(actual_data.get(k) == v for k, v in wanted.items())
     stale = previous_keys - set(wanted)
-    if same and not stale and annotations.get(DATA_HASH) == desired.data_hash and annotations.get(
-        MANAGED_KEYS
-    ) == keys_list:
+    if (
+        same
+        and not stale
+        and annotations.get(DATA_HASH) == desired.data_hash
+        and annotations.get(MANAGED_KEYS) == keys_list
+    ):
         return Plan("noop")
     patch_data: dict[str, str | None] = dict(wanted)
     for gone in stale:

@@ -33,7 +33,9 @@ def mapped(operation: str, path: str, server: str) -> Iterator[None]:
     except ProviderError:
         raise
     except vexc.InvalidPath:
-        raise KeyNotFound(f"Vault {operation} '{path}': no secret at this path; check the key and the KV mount") from None
+        raise KeyNotFound(
+            f"Vault {operation} '{path}': no secret at this path; check the key and the KV mount"
+        ) from None
     except vexc.Forbidden as exc:
         raise AccessDenied(
             f"Vault {operation} '{path}': permission denied ({_first_error(exc)}); the store's Vault policy "
@@ -44,15 +46,21 @@ def mapped(operation: str, path: str, server: str) -> Iterator[None]:
     except vexc.InvalidRequest as exc:
         text = _first_error(exc)
         if "check-and-set" in text:
-            raise WriteConflict(f"Vault {operation} '{path}': the path changed since it was read (check-and-set)") from None
+            raise WriteConflict(
+                f"Vault {operation} '{path}': the path changed since it was read (check-and-set)"
+            ) from None
         raise InvalidConfig(f"Vault {operation} '{path}': invalid request ({text})") from None
     except (vexc.VaultDown, vexc.InternalServerError, vexc.BadGateway, vexc.RateLimitExceeded) as exc:
-        raise Unreachable(f"Vault {operation} '{path}': server error ({type(exc).__name__}) at {server}") from None
+        raise Unreachable(
+            f"Vault {operation} '{path}': server error ({type(exc).__name__}) at {server}"
+        ) from None
     except vexc.VaultError as exc:
-        raise ProviderError(f"Vault {operation} '{path}': {type(exc).__name__} ({_first_error(exc)})") from None
+        raise ProviderError(
+            f"Vault {operation} '{path}': {type(exc).__name__} ({_first_error(exc)})"
+        ) from None
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise Unreachable(f"Vault at {server} is unreachable ({type(exc).__name__}); check the address and network") from None
+        raise Unreachable(
+            f"Vault at {server} is unreachable ({type(exc).__name__}); check the address and network"
+        ) from None
     except requests.RequestException as exc:
         raise Unreachable(f"Vault at {server}: {type(exc).__name__}") from None
-
-

@@ -4,6 +4,7 @@ TTL and a login never happens per read. Blocking: called from Rotor's worker thr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -89,7 +90,9 @@ class VaultProvider:
                 ttl = int(info.get("ttl") or 0)
             elif cfg.approle_role_id is not None:
                 resp = self.client.auth.approle.login(
-                    role_id=cfg.approle_role_id, secret_id=cfg.approle_secret_id, mount_point=cfg.approle_mount,
+                    role_id=cfg.approle_role_id,
+                    secret_id=cfg.approle_secret_id,
+                    mount_point=cfg.approle_mount,
                     use_token=True,
                 )
                 ttl = int(resp["auth"].get("lease_duration") or 0)
@@ -120,7 +123,9 @@ class VaultProvider:
             self._token_expires = time.monotonic() + ttl * 2 / 3 if ttl > 0 else None
         except (vexc.VaultError, ValueError):
             if self.config.token is not None:
-                raise AuthFailed("Vault token could not be renewed and has expired; supply a new token") from None
+                raise AuthFailed(
+                    "Vault token could not be renewed and has expired; supply a new token"
+                ) from None
             self._login()
 
     def _call(self, _operation: str, _where: str, _fn: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -153,7 +158,11 @@ class VaultProvider:
         mount = self.config.kv_mount
         probe = f"{mount}/data/rotor-probe" if self.config.kv_version == 2 else f"{mount}/rotor-probe"
         resp = self._call(
-            "capabilities", probe, self.client.adapter.post, "/v1/sys/capabilities-self", json={"paths": [probe]}
+            "capabilities",
+            probe,
+            self.client.adapter.post,
+            "/v1/sys/capabilities-self",
+            json={"paths": [probe]},
         )
         data = resp.get("data", resp) if isinstance(resp, dict) else {}
         caps = set(data.get(probe) or data.get("capabilities") or [])
@@ -191,7 +200,9 @@ class VaultProvider:
                 created=_parse_time(meta.get("created_time")),
                 metadata={"custom": meta.get("custom_metadata")},
             )
-        resp = self._call("read", path, self.client.secrets.kv.v1.read_secret, path=path, mount_point=cfg.kv_mount)
+        resp = self._call(
+            "read", path, self.client.secrets.kv.v1.read_secret, path=path, mount_point=cfg.kv_mount
+        )
         return RemoteSecret(key=path, version=None, data=dict(resp.get("data") or {}))
 
     def read_many(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]:
@@ -205,7 +216,11 @@ class VaultProvider:
 
     def _list(self, path: str) -> list[str]:
         cfg = self.config
-        lister = self.client.secrets.kv.v2.list_secrets if cfg.kv_version == 2 else self.client.secrets.kv.v1.list_secrets
+        lister = (
+            self.client.secrets.kv.v2.list_secrets
+            if cfg.kv_version == 2
+            else self.client.secrets.kv.v1.list_secrets
+        )
         try:
             resp = self._call("list", path or "/", lister, path=path, mount_point=cfg.kv_mount)
         except KeyNotFound:
@@ -223,7 +238,9 @@ class VaultProvider:
                 full = f"{folder}{entry}"
                 if entry.endswith("/"):
                     pending.append(full)
-                elif pattern is None or pattern.search(full[len(prefix) :].lstrip("/")) or pattern.search(full):
+                elif (
+                    pattern is None or pattern.search(full[len(prefix) :].lstrip("/")) or pattern.search(full)
+                ):
                     found.append(full)
         return sorted(found)
 
@@ -233,12 +250,17 @@ class VaultProvider:
             self.read(RemoteRef(path))
             return SecretMetadata(key=path, current_version=None)
         resp = self._call(
-            "metadata", path, self.client.secrets.kv.v2.read_secret_metadata, path=path,
+            "metadata",
+            path,
+            self.client.secrets.kv.v2.read_secret_metadata,
+            path=path,
             mount_point=self.config.kv_mount,
         )
         data = resp["data"]
         versions = {
-            str(v): (["destroyed"] if info.get("destroyed") else ["deleted"] if info.get("deletion_time") else [])
+            str(v): (
+                ["destroyed"] if info.get("destroyed") else ["deleted"] if info.get("deletion_time") else []
+            )
             for v, info in (data.get("versions") or {}).items()
         }
         current = data.get("current_version")
@@ -267,22 +289,22 @@ class VaultProvider:
             )
             return WriteResult(key=path, version=str(resp["data"]["version"]))
         self._call(
-            "write", path, self.client.secrets.kv.v1.create_or_update_secret, path=path, secret=value,
+            "write",
+            path,
+            self.client.secrets.kv.v1.create_or_update_secret,
+            path=path,
+            secret=value,
             mount_point=self.config.kv_mount,
         )
         return WriteResult(key=path, version=None)
 
     def close(self) -> None:
         if self._ca_file:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self._ca_file)
-            except OSError:
-                pass
         if self._logged_in and self.config.token is None:
-            try:
+            with contextlib.suppress(Exception):
                 self.client.auth.token.revoke_self()
-            except Exception:  # noqa: BLE001 - best effort on shutdown
-                pass
         self.client.adapter.close()
 
     # ------------------------------------------------------------------ beyond KV
@@ -312,8 +334,13 @@ class VaultProvider:
         if ttl:
             params["ttl"] = ttl
         resp = self._call(
-            "issue", f"{mount}/issue/{role}", self.client.secrets.pki.generate_certificate,
-            name=role, common_name=common_name, extra_params=params, mount_point=mount,
+            "issue",
+            f"{mount}/issue/{role}",
+            self.client.secrets.pki.generate_certificate,
+            name=role,
+            common_name=common_name,
+            extra_params=params,
+            mount_point=mount,
         )
         data = resp["data"]
         chain = data.get("ca_chain") or [data.get("issuing_ca", "")]
