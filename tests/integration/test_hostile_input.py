@@ -292,13 +292,6 @@ async def test_hostile_remote_values(
     _assert_alive(env, namespace)
 
 
-@pytest.mark.xfail(
-    reason="BUG: deeply nested JSON in a remote value escapes as RecursionError (not a "
-    "documented reason): providers/aws/payload.py json_object() and values/properties.py _as_map() "
-    "catch ValueError only; controller/core.py logs 'unexpected error' and the object never gets a "
-    "Ready condition",
-    strict=True,
-)
 async def test_deeply_nested_json_is_a_documented_failure(
     cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
 ) -> None:
@@ -579,13 +572,6 @@ async def test_generated_specs_never_crash_or_stall(
 
 
 # ---------------------------------------------------------------------------------------------- regular expressions
-@pytest.mark.xfail(
-    reason="BUG: a validate regex with catastrophic backtracking freezes the whole operator: "
-    "values/validate.py _regex() runs re.fullmatch on the event loop (sync/assemble.py is called "
-    "from services/sync.py without a thread or a time bound), so no other ManagedSecret, watch, "
-    "or /readyz is served",
-    strict=True,
-)
 async def test_catastrophic_validate_regex_does_not_stall_others(
     cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
 ) -> None:
@@ -615,12 +601,6 @@ async def test_catastrophic_validate_regex_does_not_stall_others(
         assert op.proc is not None and op.proc.poll() is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: a dataFrom.find name regexp with catastrophic backtracking holds a worker for "
-    "good: providers/vault/provider.py find() runs re.search in the backend thread pool with no time "
-    "bound, so --concurrency such objects stall every other ManagedSecret",
-    strict=True,
-)
 async def test_catastrophic_find_regexp_does_not_stall_others(
     cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
 ) -> None:

@@ -298,12 +298,6 @@ async def test_cluster_store_reads_only_allowed_keys(
     ]
 
 
-@pytest.mark.xfail(
-    reason="BUG: dataFrom.find through a ClusterSecretStore lists outside allowedKeys and the "
-    "Forbidden message names another tenant's key: services/sync.py _fetch() calls backend.find(path) "
-    "before any allowedKeys check on the path, then check_keys() reports the first foreign key found",
-    strict=True,
-)
 async def test_cluster_store_find_does_not_reveal_other_tenants_keys(
     cluster: Cluster,
     env: TestEnvironment,

@@ -386,13 +386,6 @@ async def test_sigkill_during_many_syncs_and_rotations(
 
 # ============================================================================================== 1b. restart during an outage
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="BUG: a store found Unreachable stays not-ready until the periodic re-validation "
-    "(5 minutes) even once the backend answers again: services/stores.py ensure() re-validates only "
-    "when the handle has no backend, on a new generation, or when validated_at is older than "
-    "revalidate_every; resolve() then fails StoreNotReady without trying, and nothing retries sooner",
-    strict=True,
-)
 async def test_operator_restarted_during_vault_outage_recovers(
     cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
 ) -> None:

@@ -303,13 +303,7 @@ def test_templates_fail_only_as_template_errors(template: str, password: bytes) 
         assert set(out) == {"out"} and len(out["out"]) <= SECRET_SIZE_LIMIT
 
 
-# ---------------------------------------------------------------------------------------------- a known bug
-@pytest.mark.xfail(
-    reason="BUG: JSON nested deeper than Python's recursion limit raises RecursionError, not "
-    "ValueFailure: values/properties.py _as_map() (and providers/aws/payload.py json_object()) catch "
-    "ValueError only",
-    strict=True,
-)
+# ---------------------------------------------------------------------------------------------- nested JSON
 @pytest.mark.parametrize("prop", [None, "a"])
 def test_deeply_nested_json_is_a_value_failure(prop: str | None) -> None:
     raw = ('{"a":' * 5000 + '"' + MARK + 'x"' + "}" * 5000).encode()

@@ -139,6 +139,10 @@ def test_failures_back_off_before_the_next_attempt():
     assert rotation_due(replace(base, now=failed_at + timedelta(hours=1))).act_now
     resume = rotation_due(replace(base, phase="Staged"))
     assert resume.resume and resume.defer_until == waiting.defer_until
+    # a person asking again is served at once; a rotation in progress still waits for its back-off
+    manual = rotation_due(replace(base, rotate_annotation="again", last_rotate_request="first"))
+    assert (manual.trigger, manual.act_now) == ("Manual", True)
+    assert not rotation_due(replace(base, phase="Pending", rotate_annotation="again")).act_now
 
 
 # --------------------------------------------------------------------------- Expiring condition

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import Mapping
@@ -76,34 +77,41 @@ class KubeGateway:
     def _count(self, verb: str) -> None:
         self.writes[verb] = self.writes.get(verb, 0) + 1
 
+    @staticmethod
+    async def _json(call: Any) -> dict[str, Any]:
+        """Await a call made with ``_preload_content=False`` and parse its JSON: the generated
+        model classes cost more CPU than the request itself at thousands of objects."""
+        resp = await call
+        try:
+            return dict(json.loads(await resp.read()))
+        finally:
+            resp.release()
+
     # ------------------------------------------------------------------ secrets
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj = await self.core.read_namespaced_secret(name, namespace)
+            return await self._json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise _wrap(exc) from None
-        return dict(self.api.sanitize_for_serialization(obj))
 
     async def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self._count("create-secret")
         try:
-            obj = await self.core.create_namespaced_secret(namespace, body)
+            return await self._json(self.core.create_namespaced_secret(namespace, body, _preload_content=False))
         except ApiException as exc:
             raise _wrap(exc) from None
-        return dict(self.api.sanitize_for_serialization(obj))
 
     async def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch (``data`` keys set to None are removed)."""
         self._count("patch-secret")
         try:
-            obj = await self.core.patch_namespaced_secret(
-                name, namespace, patch, _content_type="application/merge-patch+json"
-            )
+            return await self._json(self.core.patch_namespaced_secret(
+                name, namespace, patch, _content_type="application/merge-patch+json", _preload_content=False
+            ))
         except ApiException as exc:
             raise _wrap(exc) from None
-        return dict(self.api.sanitize_for_serialization(obj))
 
     async def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         self._count("replace-secret")
@@ -299,30 +307,30 @@ class KubeGateway:
     ) -> None:
         meta = regarding.get("metadata", {})
         namespace = meta.get("namespace") or "default"
-        now = dt.datetime.now(dt.UTC)
-        body = client.EventsV1Event(
-            metadata=client.V1ObjectMeta(
-                name=f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", namespace=namespace
-            ),
-            event_time=now,
-            reporting_controller=f"rotor.dev/{component}",
-            reporting_instance=instance,
-            action=action,
-            reason=reason,
-            note=note[:1024],
-            type=type_,
-            regarding=client.V1ObjectReference(
-                api_version=regarding.get("apiVersion"),
-                kind=regarding.get("kind"),
-                name=meta.get("name"),
-                namespace=meta.get("namespace"),
-                uid=meta.get("uid"),
-                resource_version=meta.get("resourceVersion"),
-            ),
-        )
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "eventTime": now,
+            "reportingController": f"rotor.dev/{component}",
+            "reportingInstance": instance,
+            "action": action,
+            "reason": reason,
+            "note": note[:1024],
+            "type": type_,
+            "regarding": {
+                "apiVersion": regarding.get("apiVersion"),
+                "kind": regarding.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+        }
         self._count("event")
         try:
-            await self.events.create_namespaced_event(namespace, body)
+            await self._json(self.events.create_namespaced_event(namespace, body, _preload_content=False))
         except ApiException:
             return  # events are best effort
 

@@ -11,8 +11,9 @@ The rotation chain, first match wins:
 a value equals its scheduled due date: such a rotation is reported as Scheduled. Expiring is for
 renewals that come before the schedule: certificates, or a shorter ``maxAge``/``rotateBefore``.)
 
-then gated: outside the policy's window, Scheduled and Expiring wait for the next window start
-(Manual does not); after failures, every trigger waits for its back-off.
+then gated: outside the policy's window, Scheduled and Expiring wait for the next window start, and
+after failures they wait for their back-off; Manual waits for neither. A rotation in progress
+resumes after its back-off.
 """
 
 from __future__ import annotations
@@ -150,7 +151,9 @@ def rotation_due(inputs: RotationInputs) -> Decision:
         trigger = check(inputs)
         if trigger is None or _already_served(inputs, trigger):
             continue
-        waits = [t for t in (_window_until(inputs, trigger), backoff) if t is not None]
+        # a person asking is served at once: neither the window nor a past failure's back-off holds it
+        manual = trigger.reason == MANUAL
+        waits = [t for t in (_window_until(inputs, trigger), None if manual else backoff) if t is not None]
         return Decision(trigger.reason, trigger.due_at, max(waits, default=None))
     return Decision(None, None, None)
 

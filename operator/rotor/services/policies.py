@@ -130,6 +130,9 @@ class PolicyStatusService:
         self._task: asyncio.Task[None] | None = None
         with contextlib.suppress(RuntimeError):  # no loop: unit tests drive update() themselves
             self._task = asyncio.get_running_loop().create_task(self._run())
+            tasks = getattr(rotation.controller, "tasks", None)
+            if isinstance(tasks, list):
+                tasks.append(self._task)  # stopped with the controller
 
     async def _run(self) -> None:
         while True:

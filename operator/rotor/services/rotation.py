@@ -267,10 +267,11 @@ class RotationService:
                     f"the store {handle.id} has read-only credentials: rotation needs write access to the "
                     "source (grant create and update on the path)", due=True,
                 )
-            try:
-                self._targets(spec, policy)
-            except RotationFailure as err:
-                return refuse(err.message, due=True)
+            if policy.strategy == "Generate":
+                try:
+                    self._targets(spec, policy)
+                except RotationFailure as err:
+                    return refuse(err.message, due=True)
             rot.update({
                 "phase": "Pending",
                 "trigger": decision.trigger,

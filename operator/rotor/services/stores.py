@@ -71,6 +71,8 @@ class StoreService:
         self.gateway = gateway
         self.clock = clock
         self.revalidate_every = revalidate_every
+        #: a store that failed validation is tried again this soon when a ManagedSecret needs it
+        self.retry_not_ready = 5.0
         self.bodies: dict[StoreKey, dict[str, Any]] = {}
         self.handles: dict[StoreKey, StoreHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -313,6 +315,8 @@ class StoreService:
                     "(see its spec.conditions)",
                 )
         handle = await self.ensure(key)
+        if not handle.ready and self.clock.timestamp() - handle.validated_at >= self.retry_not_ready:
+            handle = await self.ensure(key, revalidate=True)  # it may have come back
         if not handle.ready or handle.backend is None:
             raise StoreProblem(
                 "StoreNotReady", f"{key[0]} '{ref_name}' is not ready ({handle.reason}): {handle.message}"
@@ -330,6 +334,24 @@ class StoreService:
                     f"remote key '{remote_key}' is outside what {handle.key[0]} '{handle.key[2]}' allows "
                     f"namespace '{namespace}' to read (spec.allowedKeys)",
                 )
+
+    def check_find_path(self, handle: StoreHandle, namespace: str, path: str) -> None:
+        """A find under a ClusterSecretStore must search inside an allowed prefix, checked before
+        anything is listed, so the refusal never names another tenant's keys."""
+        allowed = getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
+        if allowed is None:
+            return
+        probe = path.strip("/") + "/rotor-find-probe"
+        if not key_allowed(allowed, probe, namespace):
+            raise StoreProblem(
+                "Forbidden",
+                f"dataFrom.find path '{path}' is outside what {handle.key[0]} '{handle.key[2]}' allows "
+                f"namespace '{namespace}' to read (spec.allowedKeys)",
+            )
+
+    def allowed_only(self, handle: StoreHandle, namespace: str, keys: list[str]) -> list[str]:
+        allowed = getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
+        return [k for k in keys if key_allowed(allowed, k, namespace)]
 
     async def revalidate_all(self) -> None:
         for key in list(self.bodies):

@@ -278,8 +278,8 @@ class SyncService:
 
         await asyncio.gather(*(one(ref) for ref in sources.refs))
         for path, regexp in sources.finds:
-            keys = await backend.find(path, regexp)
-            self.stores.check_keys(handle, namespace, keys)
+            self.stores.check_find_path(handle, namespace, path)
+            keys = self.stores.allowed_only(handle, namespace, await backend.find(path, regexp))
             results = await asyncio.gather(*(backend.read(RemoteRef(k)) for k in keys))
             for key, secret in zip(keys, results, strict=True):
                 audit("read", managed_secret=who, store=handle.id, key=key, version=secret.version)
@@ -307,8 +307,10 @@ class SyncService:
         """Write the Secret if it must change. Returns (written, restored-after-tampering)."""
         who = ms_id(body)
         actual = self._actual(desired.namespace, desired.name)
-        if actual is None or actual.get("_stale"):
+        never_written = not (body.get("status") or {}).get("secretName")
+        if actual is None and not (never_written and desired.creation_policy != "Merge"):
             actual = await self.gateway.get_secret(desired.namespace, desired.name)
+        # a first write is tried as a create; a Secret already there (409) is then read and judged
         decision = plan(desired, actual)
         if decision.action == "noop":
             return False, False

@@ -124,7 +124,7 @@ def _as_map(data: Mapping[str, Any] | None, raw: bytes | None) -> Mapping[str, A
         return None
     try:
         parsed = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past Python's limit: not a usable document
         return None
     return parsed if isinstance(parsed, dict) else None
 

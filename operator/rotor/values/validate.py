@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from rotor.patterns import PatternInvalid, PatternTooSlow, compile_pattern, matches
 from rotor.values.decode import strict_b64decode
 from rotor.values.errors import InvalidSpec, ValidationFailed
 from rotor.values.properties import quote_name
@@ -81,12 +82,20 @@ def _regex(check: _Check) -> str | None:
     pattern = check.rule.get("pattern")
     if not isinstance(pattern, str):
         raise InvalidSpec(f"key {quote_name(check.key)}: validate format regex needs a pattern")
-    compiled = _compile_pattern(pattern, check.key)
+    try:
+        compiled = compile_pattern(pattern)
+    except PatternInvalid:
+        raise InvalidSpec(
+            f"key {quote_name(check.key)}: validate pattern is not a valid regular expression"
+        ) from None
     text = _utf8(check.value)
     if text is None:
         return "not UTF-8 text"
-    if compiled.fullmatch(text) is None:
-        return "does not match the pattern (the whole value must match)"
+    try:
+        if not matches(compiled, text, full=True):
+            return "does not match the pattern (the whole value must match)"
+    except PatternTooSlow:
+        return "the pattern takes too long to match (catastrophic backtracking); simplify it"
     return None
 
 

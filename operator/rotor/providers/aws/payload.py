@@ -18,7 +18,7 @@ def json_object(text: str) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return parsed if isinstance(parsed, dict) else None
 

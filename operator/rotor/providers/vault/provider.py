@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import re
 import tempfile
 import threading
 import time
@@ -228,7 +227,9 @@ class VaultProvider:
         return list(resp.get("data", {}).get("keys", []))
 
     def find(self, path: str, name_regexp: str | None) -> list[str]:
-        pattern = re.compile(name_regexp) if name_regexp else None
+        from rotor.providers.aws.secretsmanager_metadata import compile_name_regexp
+
+        pattern = compile_name_regexp(name_regexp)
         prefix = path.strip("/")
         found: list[str] = []
         pending = [prefix + "/" if prefix else ""]

@@ -1,0 +1,207 @@
+"""RotationService against an in-memory KV v2 store and gateway: one write per rotation, a crash
+between the write and the next phase does not write twice, check-and-set conflicts retry without
+losing the other writer's data, and read-only stores are refused."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.api.secretstore import SecretStoreSpec
+from rotor.controller.core import Settings
+from rotor.controller.queue import WorkQueue
+from rotor.providers.base import (
+    Capabilities,
+    RemoteRef,
+    RemoteSecret,
+    SecretMetadata,
+    WriteConflict,
+    WriteResult,
+)
+from rotor.services import rotation as rotation_module
+from rotor.services.backend import Backend
+from rotor.services.rotation import FAULT_EXIT, RotationService
+from rotor.services.stores import StoreHandle
+from rotor.services.sync import Fetched
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+NS, NAME, PATH = "team-a", "app", "apps/db"
+NOW = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
+
+
+class Crash(BaseException):
+    """Stands for the process dying (os._exit) inside a test."""
+
+
+@dataclass
+class FakeKV:
+    """Vault KV v2 in memory, with check-and-set."""
+
+    name: str = "vault"
+    versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    writes: int = 0
+    before_write: Any = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read(self, ref: RemoteRef) -> RemoteSecret:
+        with self.lock:
+            history = self.versions[ref.key]
+            number = int(ref.version) if ref.version else len(history)
+            return RemoteSecret(ref.key, str(number), data=dict(history[number - 1]), created=NOW)
+
+    def write(self, key: str, value: dict[str, Any], cas: str | None) -> WriteResult:
+        if self.before_write is not None:
+            hook, self.before_write = self.before_write, None
+            hook()
+        with self.lock:
+            history = self.versions.setdefault(key, [])
+            if cas is not None and int(cas) != len(history):
+                raise WriteConflict(f"Vault write '{key}': the path changed since it was read (check-and-set)")
+            history.append(dict(value))
+            self.writes += 1
+            return WriteResult(key, str(len(history)))
+
+    def describe(self, key: str) -> SecretMetadata:
+        return SecretMetadata(key, str(len(self.versions[key])))
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeGateway:
+    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    status_writes: int = 0
+
+    async def patch_status(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> dict:
+        self.status_writes += 1
+        body = self.objects[(kind, name)]
+        _merge(body.setdefault("status", {}), patch)
+        body["metadata"]["resourceVersion"] = str(int(body["metadata"].get("resourceVersion", "1")) + 1)
+        return copy.deepcopy(body)
+
+    async def get_object(self, kind: str, name: str, namespace: str | None) -> dict | None:
+        return copy.deepcopy(self.objects.get((kind, name)))
+
+    async def get_secret(self, namespace: str, name: str) -> dict | None:
+        return None
+
+    async def post_event(self, body: Any, *, type_: str, reason: str, note: str, action: str) -> None:
+        self.events.append(reason)
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict) and isinstance(target.get(k), dict):
+            _merge(target[k], v)
+        else:
+            target[k] = copy.deepcopy(v)
+
+
+@pytest.fixture
+async def world(monkeypatch: pytest.MonkeyPatch) -> Any:
+    kv = FakeKV(versions={PATH: [{"password": "old-value-1", "user": "app"}]})
+    gateway = FakeGateway()
+    gateway.objects[("RotationPolicy", "policy")] = {
+        "metadata": {"name": "policy", "namespace": NS, "generation": 1},
+        "spec": {"preset": "database-password", "gracePeriod": "1h"},
+    }
+    spec = {"storeRef": {"name": "vault"}, "dataFrom": [{"extract": {"key": PATH}}],
+            "rotation": {"policyRef": {"name": "policy"}, "keys": ["password"]}}
+    gateway.objects[("ManagedSecret", NAME)] = {
+        "metadata": {"name": NAME, "namespace": NS, "generation": 1, "resourceVersion": "1",
+                     "creationTimestamp": "2024-05-01T00:00:00Z", "annotations": {"rotor.dev/rotate": "now"}},
+        "spec": spec,
+    }
+    controller = SimpleNamespace(gateway=gateway, clock=SimpleNamespace(now=lambda: NOW),
+                                 settings=Settings(hash_key=b"unit-hash-key"), index={}, queue=WorkQueue(),
+                                 secret_cache={})
+    service = RotationService(controller)  # type: ignore[arg-type]
+    store = SecretStoreSpec.model_validate(
+        {"provider": {"vault": {"server": "http://vault", "auth": {"token": {"secretRef": {"name": "t", "key": "t"}}}}}})
+    handle = StoreHandle(("SecretStore", NS, "vault"), 1, "", store, backend=Backend(kv, store="vault"),  # type: ignore[arg-type]
+                         ready=True, capabilities=Capabilities.READ_WRITE)
+    crashes: list[int] = []
+
+    def exit_(code: int) -> None:
+        crashes.append(code)
+        raise Crash()
+
+    monkeypatch.setattr(rotation_module.os, "_exit", exit_)
+    monkeypatch.setattr(rotation_module.logging, "shutdown", lambda: None)
+    yield SimpleNamespace(kv=kv, gateway=gateway, service=service, handle=handle, spec=ManagedSecretSpec.model_validate(spec),
+                          crashes=crashes)
+    await service.policy_status.stop()
+
+
+async def _pass(w: Any) -> dict[str, Any]:
+    """One reconcile: read, rotate when due, 'sync', record the outcome. Returns the status."""
+    body = copy.deepcopy(w.gateway.objects[("ManagedSecret", NAME)])
+    fetched = Fetched(refs={RemoteRef(PATH): w.kv.read(RemoteRef(PATH))})
+    _, ctx, fetched = await w.service.before_sync(body, w.spec, w.handle, fetched, NOW)
+    data = {k: str(v).encode() for k, v in fetched.refs[RemoteRef(PATH)].data.items()}
+    extra, _ = await w.service.after_sync(body, w.spec, data, ctx, NOW, True, [], fetched, w.handle)
+    await w.gateway.patch_status("ManagedSecret", NAME, NS, extra)
+    return dict(w.gateway.objects[("ManagedSecret", NAME)]["status"])
+
+
+async def test_a_rotation_writes_once_and_completes(world: Any) -> None:
+    status = await _pass(world)
+    assert world.kv.writes == 1 and len(world.kv.versions[PATH]) == 2
+    new = world.kv.versions[PATH][-1]
+    assert new["user"] == "app" and new["password"] != "old-value-1" and len(new["password"]) == 32
+    rot = status["rotation"]
+    assert rot["phase"] == "Completed" and rot["lastRotateRequest"] == "now"
+    assert "baseVersions" not in rot and "token" not in rot
+    assert "Rotated" in world.gateway.events
+    assert all("old-value" not in str(v) and new["password"] not in str(v) for v in status.values())
+    await _pass(world)
+    assert world.kv.writes == 1, "the same request is never served twice"
+
+
+@pytest.mark.parametrize("point", ["Pending", "BeforeWrite", "AfterWrite", "Written"])
+async def test_a_crash_at_any_point_never_writes_twice(world: Any, monkeypatch: pytest.MonkeyPatch,
+                                                        point: str) -> None:
+    monkeypatch.setenv(FAULT_EXIT, point)
+    with pytest.raises(Crash):
+        await _pass(world)
+    assert world.crashes == [137]
+    monkeypatch.delenv(FAULT_EXIT)
+    status = await _pass(world)
+    assert status["rotation"]["phase"] == "Completed"
+    assert world.kv.writes == 1, f"one new version after a crash at {point}"
+
+
+async def test_a_concurrent_writer_makes_the_write_fail_then_retry_on_top(world: Any) -> None:
+    world.kv.before_write = lambda: world.kv.write(PATH, {"password": "old-value-1", "user": "app",
+                                                          "note": "theirs"}, None)
+    status = await _pass(world)
+    rot = status["rotation"]
+    assert rot["phase"] == "Pending" and rot["failedAttempts"] == 1
+    assert "check-and-set" in next(c for c in status["conditions"] if c["type"] == "Rotating")["message"]
+    assert len(world.kv.versions[PATH]) == 2 and world.kv.versions[PATH][-1]["note"] == "theirs"
+    # the retry (its back-off is the caller's business; rotation_due is tested on its own)
+    world.gateway.objects[("ManagedSecret", NAME)]["status"]["rotation"]["lastFailureTime"] = "2024-04-01T00:00:00Z"
+    status = await _pass(world)
+    assert status["rotation"]["phase"] == "Completed"
+    latest = world.kv.versions[PATH][-1]
+    assert len(world.kv.versions[PATH]) == 3 and latest["note"] == "theirs" and latest["password"] != "old-value-1"
+
+
+async def test_a_read_only_store_is_refused(world: Any) -> None:
+    world.handle.capabilities = Capabilities.READ_ONLY
+    status = await _pass(world)
+    assert status["rotation"]["phase"] == "Failed" and world.kv.writes == 0
+    rotating = next(c for c in status["conditions"] if c["type"] == "Rotating")
+    assert rotating["reason"] == "Failed" and "write access" in rotating["message"]
