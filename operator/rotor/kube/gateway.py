@@ -83,7 +83,16 @@ class KubeGateway:
         model classes cost more CPU than the request itself at thousands of objects."""
         resp = await call
         try:
-            return dict(json.loads(await resp.read()))
+            payload = await resp.read()
+            if resp.status >= 400:  # without preloading, the client does not raise by itself
+                try:
+                    # the apiserver's message names fields and keys (never Secret data)
+                    status = json.loads(payload)
+                    message = str(status.get("message") or status.get("reason") or resp.reason)[:300]
+                except ValueError:
+                    message = str(resp.reason)
+                raise ApiException(status=resp.status, reason=message)
+            return dict(json.loads(payload))
         finally:
             resp.release()
 

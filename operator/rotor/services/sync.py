@@ -327,8 +327,7 @@ class SyncService:
                     ) from None
                 raise
         elif decision.action == "recreate":
-            await self.gateway.delete_secret(desired.namespace, desired.name)
-            result = await self.gateway.create_secret(desired.namespace, decision.body)
+            result = await self._recreate(desired, decision.body, actual)
         else:
             result = await self.gateway.patch_secret(desired.namespace, desired.name, decision.body)
         self.secret_cache[(desired.namespace, desired.name)] = result
@@ -341,6 +340,23 @@ class SyncService:
             target=f"{desired.namespace}/{desired.name}",
         )
         return True, decision.restored
+
+    async def _recreate(
+        self, desired: Desired, body: dict[str, Any], actual: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """A Secret's type is immutable: delete and create. If the create is refused (data the new
+        type does not accept), the previous Secret is put back, so nothing is lost."""
+        await self.gateway.delete_secret(desired.namespace, desired.name)
+        try:
+            return await self.gateway.create_secret(desired.namespace, body)
+        except KubeError:
+            if actual is not None:
+                previous = {k: v for k, v in actual.items() if k in ("apiVersion", "kind", "type", "data")}
+                meta = actual.get("metadata") or {}
+                previous["metadata"] = {k: meta[k] for k in ("name", "labels", "annotations", "ownerReferences")
+                                        if k in meta}
+                await self.gateway.create_secret(desired.namespace, previous)
+            raise
 
     def _source_versions(self, spec: ManagedSecretSpec, fetched: Fetched) -> dict[str, str]:
         versions: dict[str, str] = {}
