@@ -561,7 +561,11 @@ async def test_generated_specs_never_crash_or_stall(
         obj = await cluster.get("ManagedSecret", name, namespace)
         secret_name = ((obj or {}).get("status") or {}).get("secretName")
         if secret_name:
-            assert await cluster.secret(namespace, secret_name) is not None, (name, json.dumps(obj.get("spec")), json.dumps(obj.get("status")))
+            assert await cluster.secret(namespace, secret_name) is not None, (
+                name,
+                json.dumps(obj.get("spec")),
+                json.dumps(obj.get("status")),
+            )
     # the stores' credential Secrets (targets some specs aimed at) are untouched
     for name, before in credentials.items():
         after = await cluster.secret(namespace, name)

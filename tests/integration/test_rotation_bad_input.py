@@ -15,8 +15,9 @@ from support.rotation import condition, kv2_current, kv2_write, managed_secret, 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def _setup(cluster: Cluster, env: Any, ns: str, leaks: Any, policy_spec: dict[str, Any] | None,
-                 **store: Any) -> tuple[str, int, str]:
+async def _setup(
+    cluster: Cluster, env: Any, ns: str, leaks: Any, policy_spec: dict[str, Any] | None, **store: Any
+) -> tuple[str, int, str]:
     path = f"{ns}/app"
     old = secrets.token_urlsafe(20)
     leaks.add(old)
@@ -29,7 +30,9 @@ async def _setup(cluster: Cluster, env: Any, ns: str, leaks: Any, policy_spec: d
     return path, version, old
 
 
-async def _refused(cluster: Cluster, env: Any, ns: str, path: str, version: int, old: str, *needles: str) -> dict:
+async def _refused(
+    cluster: Cluster, env: Any, ns: str, path: str, version: int, old: str, *needles: str
+) -> dict:
     """The Secret is synced, Rotating=False Failed says why, a manual request is answered as
     Failed, and the source is untouched."""
     obj = await cluster.ready("app", ns, timeout=60)
@@ -48,7 +51,9 @@ async def _refused(cluster: Cluster, env: Any, ns: str, path: str, version: int,
     for needle in needles:
         assert needle in cond["message"], cond["message"]
     assert condition(obj, "Ready")["status"] == "True", "the sync itself is fine"
-    assert kv2_current(env, path) == (version, {"password": old, "user": "app"}), "nothing written at the source"
+    assert kv2_current(env, path) == (version, {"password": old, "user": "app"}), (
+        "nothing written at the source"
+    )
     data = await cluster.secret_data(ns, "app") or {}
     assert data["password"] == old.encode()
     assert "RotationFailed" in await cluster.event_reasons(ns, "app")
@@ -65,32 +70,55 @@ async def _policy_not_ready(cluster: Cluster, ns: str, needle: str) -> None:
 
 
 async def test_invalid_cron(cluster: Cluster, env: Any, namespace: str, leaks: Any) -> None:
-    path, version, old = await _setup(cluster, env, namespace, leaks,
-                                      {"schedule": {"cron": "61 25 * * *"}, "generator": {"fernetKey": {}}})
+    path, version, old = await _setup(
+        cluster, env, namespace, leaks, {"schedule": {"cron": "61 25 * * *"}, "generator": {"fernetKey": {}}}
+    )
     await _refused(cluster, env, namespace, path, version, old, "61 25 * * *", "cron")
     await _policy_not_ready(cluster, namespace, "cron")
 
 
 async def test_window_that_never_opens(cluster: Cluster, env: Any, namespace: str, leaks: Any) -> None:
-    path, version, old = await _setup(cluster, env, namespace, leaks, {
-        "schedule": {"every": "24h"}, "window": {"cron": "0 0 30 2 *", "duration": "1h"},
-        "generator": {"fernetKey": {}}})
+    path, version, old = await _setup(
+        cluster,
+        env,
+        namespace,
+        leaks,
+        {
+            "schedule": {"every": "24h"},
+            "window": {"cron": "0 0 30 2 *", "duration": "1h"},
+            "generator": {"fernetKey": {}},
+        },
+    )
     await _refused(cluster, env, namespace, path, version, old, "window never opens", "0 0 30 2 *")
     await _policy_not_ready(cluster, namespace, "window never opens")
 
 
-async def test_generator_that_cannot_satisfy_itself(cluster: Cluster, env: Any, namespace: str, leaks: Any) -> None:
+async def test_generator_that_cannot_satisfy_itself(
+    cluster: Cluster, env: Any, namespace: str, leaks: Any
+) -> None:
     # refused by the API server itself: too short for the minimums it asks for
-    impossible = policy("impossible", {"schedule": {"every": "24h"}, "generator": {"password": {
-        "length": 3, "lower": 1, "upper": 1, "digits": 1, "symbols": 1}}})
+    impossible = policy(
+        "impossible",
+        {
+            "schedule": {"every": "24h"},
+            "generator": {"password": {"length": 3, "lower": 1, "upper": 1, "digits": 1, "symbols": 1}},
+        },
+    )
     with pytest.raises(ApiException) as refused:
         await cluster.apply(impossible, namespace)
     assert refused.value.status == 422
     assert "length" in refused.value.body
     # what the schema cannot see: the exclusions leave no digit for "digits: 2"
-    path, version, old = await _setup(cluster, env, namespace, leaks, {
-        "schedule": {"every": "24h"},
-        "generator": {"password": {"length": 16, "digits": 2, "exclude": "0123456789"}}})
+    path, version, old = await _setup(
+        cluster,
+        env,
+        namespace,
+        leaks,
+        {
+            "schedule": {"every": "24h"},
+            "generator": {"password": {"length": 16, "digits": 2, "exclude": "0123456789"}},
+        },
+    )
     await _refused(cluster, env, namespace, path, version, old, "exclude removes every digits character")
     await _policy_not_ready(cluster, namespace, "digits")
 
@@ -115,11 +143,13 @@ async def test_rotation_on_a_read_only_store(cluster: Cluster, env: Any, namespa
     client.sys.create_or_update_policy(
         name=f"ro-{namespace}",
         policy=f'path "secret/data/{namespace}/*" {{ capabilities = ["read"] }}\n'
-               f'path "secret/metadata/{namespace}/*" {{ capabilities = ["read", "list"] }}\n',
+        f'path "secret/metadata/{namespace}/*" {{ capabilities = ["read", "list"] }}\n',
     )
     token = client.auth.token.create(policies=[f"ro-{namespace}"], ttl="2h")["auth"]["client_token"]
     leaks.add(token)
-    path, version, old = await _setup(cluster, env, namespace, leaks, {"preset": "database-password"}, token=token)
+    path, version, old = await _setup(
+        cluster, env, namespace, leaks, {"preset": "database-password"}, token=token
+    )
 
     async def read_only() -> bool:
         store = await cluster.get("SecretStore", "vault", namespace)
@@ -139,6 +169,8 @@ async def test_rotation_on_a_read_only_store(cluster: Cluster, env: Any, namespa
     assert obj["status"]["rotation"]["phase"] == "Failed"
     assert cond["status"] == "False" and cond["reason"] == "Failed"
     assert "write access" in cond["message"] and "read-only" in cond["message"], cond["message"]
-    assert kv2_current(env, path) == (version, {"password": old, "user": "app"}), "nothing written at the source"
+    assert kv2_current(env, path) == (version, {"password": old, "user": "app"}), (
+        "nothing written at the source"
+    )
     data = await cluster.secret_data(namespace, "app") or {}
     assert data["password"] == old.encode()

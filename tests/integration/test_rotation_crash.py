@@ -55,7 +55,9 @@ async def _setup(cluster: Cluster, env: Any, ns: str, backend: str, old: str) ->
         for doc in env.vault_token_store(ns):
             await cluster.apply(doc, ns)
     else:
-        env.boto("secretsmanager").create_secret(Name=key, SecretString=json.dumps({"password": old, "user": "app"}))
+        env.boto("secretsmanager").create_secret(
+            Name=key, SecretString=json.dumps({"password": old, "user": "app"})
+        )
         base = set(aws_stages(env, key))
         for doc in env.aws_store(ns, name="vault"):  # the same store name keeps the manifests alike
             await cluster.apply(doc, ns)
@@ -69,7 +71,9 @@ async def _source_password(env: Any, backend: str, key: str) -> str:
     return str(json.loads(aws_current(env, key)[1])["password"])
 
 
-@pytest.mark.parametrize(("backend", "point"), [("vault", p) for p in VAULT_POINTS] + [("aws", p) for p in AWS_POINTS])
+@pytest.mark.parametrize(
+    ("backend", "point"), [("vault", p) for p in VAULT_POINTS] + [("aws", p) for p in AWS_POINTS]
+)
 async def test_killed_during_rotation_resumes_exactly_once(
     cluster: Cluster, env: Any, leaks: Any, backend: str, point: str
 ) -> None:
@@ -98,7 +102,9 @@ async def test_killed_during_rotation_resumes_exactly_once(
             leaks.add(current)
             data = await cluster.secret_data(ns, "app") or {}
             assert current != old
-            assert data["password"] == current.encode(), "no lost value: the Secret holds the source's current"
+            assert data["password"] == current.encode(), (
+                "no lost value: the Secret holds the source's current"
+            )
             assert data["password_previous"] == old.encode()
             assert data["user"] == b"app"
             assert condition(obj, "Rotating")["reason"] == "Succeeded"
@@ -118,7 +124,9 @@ async def test_killed_during_rotation_resumes_exactly_once(
             assert (await rotation_status(cluster, ns, "app"))["phase"] == "Completed"
 
 
-async def test_concurrent_writer_makes_the_write_fail_and_retry(cluster: Cluster, env: Any, leaks: Any) -> None:
+async def test_concurrent_writer_makes_the_write_fail_and_retry(
+    cluster: Cluster, env: Any, leaks: Any
+) -> None:
     """A writer between Rotor's read and its write: check-and-set refuses Rotor's write, nothing is
     lost, and the retry writes on top of the other writer's version, keeping its properties."""
     old = secrets.token_urlsafe(20)
@@ -127,8 +135,12 @@ async def test_concurrent_writer_makes_the_write_fail_and_retry(cluster: Cluster
         key, base = await _setup(cluster, env, ns, "vault", old)
         clock = MovableClock(env.workdir / f"clock-{ns}")
         hold = env.workdir / f"hold-{ns}"
-        op = own_operator(env, ns, clock, extra_env={"ROTOR_FAULT_HOLD_AFTER_PHASE": "BeforeWrite",
-                                                     "ROTOR_FAULT_HOLD_FILE": str(hold)})
+        op = own_operator(
+            env,
+            ns,
+            clock,
+            extra_env={"ROTOR_FAULT_HOLD_AFTER_PHASE": "BeforeWrite", "ROTOR_FAULT_HOLD_FILE": str(hold)},
+        )
         async with running(op):
             await cluster.apply(managed_secret("app", key=key), ns)
             await cluster.ready("app", ns, timeout=60)

@@ -46,7 +46,9 @@ async def _expiring(cluster: Cluster, ns: str, name: str, reason: str, timeout: 
 
 
 def _kv2_metadata(env: Any, path: str) -> dict[str, Any]:
-    return dict(env.vault_client().secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")["data"])
+    return dict(
+        env.vault_client().secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")["data"]
+    )
 
 
 async def test_vault_age_from_kv_metadata(cluster: Cluster, env: Any, leaks: Any) -> None:
@@ -60,7 +62,9 @@ async def test_vault_age_from_kv_metadata(cluster: Cluster, env: Any, leaks: Any
         created = _t(before["versions"][str(before["current_version"])]["created_time"].split(".")[0] + "Z")
         for doc in env.vault_token_store(ns):
             await cluster.apply(doc, ns)
-        await cluster.apply(policy("policy", {"strategy": "Observe", "maxAge": "2h", "rotateBefore": "30m"}), ns)
+        await cluster.apply(
+            policy("policy", {"strategy": "Observe", "maxAge": "2h", "rotateBefore": "30m"}), ns
+        )
         async with running(own_operator(env, ns, clock)):
             await cluster.apply(managed_secret("app", key=path), ns)
             ms = await cluster.ready("app", ns, timeout=60)
@@ -128,7 +132,9 @@ async def test_aws_pending_version_is_a_stalled_rotation(
     value, pending = secrets.token_urlsafe(20), secrets.token_urlsafe(20)
     leaks.add(value, pending)
     sm.create_secret(Name=key, SecretString=json.dumps({"password": value}))
-    sm.put_secret_value(SecretId=key, SecretString=json.dumps({"password": pending}), VersionStages=["AWSPENDING"])
+    sm.put_secret_value(
+        SecretId=key, SecretString=json.dumps({"password": pending}), VersionStages=["AWSPENDING"]
+    )
     before = aws_stages(env, key)
     assert any(s == ["AWSPENDING"] for s in before.values())
     for doc in env.aws_store(namespace):
@@ -149,13 +155,18 @@ def _certificate(hours: int) -> tuple[bytes, bytes, x509.Certificate]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "observed.example.test")])
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=30)).not_valid_after(now + dt.timedelta(hours=hours))
+        .not_valid_before(now - dt.timedelta(minutes=30))
+        .not_valid_after(now + dt.timedelta(hours=hours))
         .sign(key, hashes.SHA256())
     )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM), pem, cert
 
 
@@ -170,8 +181,9 @@ async def test_certificate_expires_soon_then_expired(cluster: Cluster, env: Any,
             await cluster.apply(doc, ns)
         await cluster.apply(policy("policy", {"preset": "certificate", "strategy": "Observe"}), ns)
         async with running(own_operator(env, ns, clock)):
-            await cluster.apply(managed_secret("tls", key=path, keys=["tls.crt"],
-                                               target={"type": "kubernetes.io/tls"}), ns)
+            await cluster.apply(
+                managed_secret("tls", key=path, keys=["tls.crt"], target={"type": "kubernetes.io/tls"}), ns
+            )
             ms = await cluster.ready("tls", ns, timeout=60)
             expiry = ms["status"]["expiry"]
             not_after = cert.not_valid_after_utc
@@ -187,5 +199,6 @@ async def test_certificate_expires_soon_then_expired(cluster: Cluster, env: Any,
             ready = condition(obj, "Ready")
             assert ready["status"] == "False" and ready["reason"] == "Expired"
             version = env.vault_client().secrets.kv.v2.read_secret_version(
-                path=path, mount_point="secret", raise_on_deleted_version=True)["data"]["metadata"]["version"]
+                path=path, mount_point="secret", raise_on_deleted_version=True
+            )["data"]["metadata"]["version"]
             assert version == base, "Observe never renews"

@@ -51,7 +51,9 @@ def _fmt(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _vault(cluster: Cluster, env: Any, ns: str, leaks: Any, spec: dict[str, Any]) -> tuple[str, int, str]:
+async def _vault(
+    cluster: Cluster, env: Any, ns: str, leaks: Any, spec: dict[str, Any]
+) -> tuple[str, int, str]:
     """Store, policy and a source holding an old password; returns (path, version, old)."""
     old = secrets.token_urlsafe(20)
     leaks.add(old)
@@ -68,9 +70,17 @@ async def test_every_rotates_once_per_due_date_and_grace_keys_expire(
 ) -> None:
     async with iso_namespace(cluster, "every") as ns:
         clock = MovableClock(env.workdir / f"clock-{ns}")
-        path, base, old = await _vault(cluster, env, ns, leaks, {
-            "schedule": {"every": "2h"}, "gracePeriod": "30m",
-            "generator": {"password": {"length": 30, "symbols": 0}}})
+        path, base, old = await _vault(
+            cluster,
+            env,
+            ns,
+            leaks,
+            {
+                "schedule": {"every": "2h"},
+                "gracePeriod": "30m",
+                "generator": {"password": {"length": 30, "symbols": 0}},
+            },
+        )
         async with running(own_operator(env, ns, clock)):
             await cluster.apply(managed_secret("app", key=path), ns)
             ms = await cluster.ready("app", ns, timeout=60)
@@ -116,9 +126,16 @@ async def test_cron_schedule_follows_its_time_zone(cluster: Cluster, env: Any, l
     zone = ZoneInfo("Asia/Kolkata")  # UTC+05:30, no daylight saving
     async with iso_namespace(cluster, "cron") as ns:
         clock = MovableClock(env.workdir / f"clock-{ns}")
-        path, base, _ = await _vault(cluster, env, ns, leaks, {
-            "schedule": {"cron": "30 4 * * *", "timeZone": "Asia/Kolkata"},
-            "generator": {"apiKey": {"length": 32}}})
+        path, base, _ = await _vault(
+            cluster,
+            env,
+            ns,
+            leaks,
+            {
+                "schedule": {"cron": "30 4 * * *", "timeZone": "Asia/Kolkata"},
+                "generator": {"apiKey": {"length": 32}},
+            },
+        )
         async with running(own_operator(env, ns, clock)):
             await cluster.apply(managed_secret("app", key=path), ns)
             ms = await cluster.ready("app", ns, timeout=60)
@@ -145,16 +162,25 @@ async def test_window_defers_a_due_rotation_until_it_opens(cluster: Cluster, env
     async with iso_namespace(cluster, "window") as ns:
         clock = MovableClock(env.workdir / f"clock-{ns}")
         hour = (dt.datetime.now(dt.UTC).hour + 6) % 24
-        path, base, old = await _vault(cluster, env, ns, leaks, {
-            "schedule": {"every": "1h"}, "window": {"cron": f"0 {hour} * * *", "duration": "1h"},
-            "generator": {"password": {"length": 24}}})
+        path, base, old = await _vault(
+            cluster,
+            env,
+            ns,
+            leaks,
+            {
+                "schedule": {"every": "1h"},
+                "window": {"cron": f"0 {hour} * * *", "duration": "1h"},
+                "generator": {"password": {"length": 24}},
+            },
+        )
         async with running(own_operator(env, ns, clock)):
             await cluster.apply(managed_secret("app", key=path), ns)
             ms = await cluster.ready("app", ns, timeout=60)
             created = _t(ms["metadata"]["creationTimestamp"])
             opens = _t(ms["status"]["rotation"]["nextRotationTime"])
-            assert opens.hour == hour and opens.minute == 0 and opens > created + dt.timedelta(hours=1), \
+            assert opens.hour == hour and opens.minute == 0 and opens > created + dt.timedelta(hours=1), (
                 "the due date (created + 1h) falls outside the window: the next window start"
+            )
 
             clock.move_to(created + dt.timedelta(hours=2))  # due, window closed
             obj = await force_sync(cluster, ns, "app")
@@ -181,11 +207,26 @@ async def test_certificate_is_renewed_at_its_renewal_time(cluster: Cluster, env:
         base = kv2_write(env, path, {"tls.crt": "placeholder", "tls.key": "placeholder"})
         for doc in env.vault_token_store(ns):
             await cluster.apply(doc, ns)
-        await cluster.apply(policy("policy", {"preset": "certificate", "generator": {"selfSignedCertificate": {
-            "commonName": "svc.example.test", "dnsNames": ["svc.example.test"], "duration": "24h"}}}), ns)
+        await cluster.apply(
+            policy(
+                "policy",
+                {
+                    "preset": "certificate",
+                    "generator": {
+                        "selfSignedCertificate": {
+                            "commonName": "svc.example.test",
+                            "dnsNames": ["svc.example.test"],
+                            "duration": "24h",
+                        }
+                    },
+                },
+            ),
+            ns,
+        )
         async with running(own_operator(env, ns, clock)):
-            await cluster.apply(managed_secret("tls", key=path, keys=["tls.crt"],
-                                               target={"type": "kubernetes.io/tls"}), ns)
+            await cluster.apply(
+                managed_secret("tls", key=path, keys=["tls.crt"], target={"type": "kubernetes.io/tls"}), ns
+            )
             await cluster.ready("tls", ns, timeout=60)
             first = await wait_rotated(cluster, ns, "tls", request=await request_rotation(cluster, ns, "tls"))
             cert = x509.load_pem_x509_certificate(kv2_current(env, path)[1]["tls.crt"].encode())
@@ -199,7 +240,9 @@ async def test_certificate_is_renewed_at_its_renewal_time(cluster: Cluster, env:
             assert condition(first, "Expiring")["status"] == "False"
 
             clock.move_to(renewal + dt.timedelta(minutes=1))
-            second = await wait_rotated(cluster, ns, "tls", since=first["status"]["rotation"]["lastRotationTime"])
+            second = await wait_rotated(
+                cluster, ns, "tls", since=first["status"]["rotation"]["lastRotationTime"]
+            )
             assert second["status"]["rotation"]["trigger"] == "Expiring"
             version, source = kv2_current(env, path)
             assert version == base + 2
@@ -207,6 +250,9 @@ async def test_certificate_is_renewed_at_its_renewal_time(cluster: Cluster, env:
             assert renewed.not_valid_after_utc > cert.not_valid_after_utc
             assert renewed.serial_number != cert.serial_number
             data = await cluster.secret_data(ns, "tls") or {}
-            assert data["tls.crt"] == source["tls.crt"].encode() and data["tls.key"] == source["tls.key"].encode()
+            assert (
+                data["tls.crt"] == source["tls.crt"].encode()
+                and data["tls.key"] == source["tls.key"].encode()
+            )
             assert second["status"]["expiry"]["notAfter"] == _fmt(renewed.not_valid_after_utc)
             assert condition(second, "Expiring")["status"] == "False"

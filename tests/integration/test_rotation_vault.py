@@ -110,26 +110,72 @@ def _certificate(issuer_cn: str | None, names: list[str]) -> Callable[[dict[str,
 
 CASES: dict[str, tuple[dict[str, Any], list[str], Callable[[dict[str, str]], None]]] = {
     # name: (generator, rotated keys, check of the new values)
-    "password": ({"password": {"length": 40, "lower": 2, "upper": 2, "digits": 3, "symbols": 2,
-                               "exclude": "abcXYZ019!#\"'`\\"}}, ["password"], _password),
-    "random-base64": ({"randomBytes": {"length": 32, "encoding": "base64"}}, ["token"], _bytes_of(_strict_b64)),
-    "random-base64url": ({"randomBytes": {"length": 32, "encoding": "base64url"}}, ["token"],
-                         _bytes_of(_strict_b64url)),
-    "random-hex": ({"randomBytes": {"length": 32, "encoding": "hex"}}, ["token"], _bytes_of(binascii.unhexlify)),
+    "password": (
+        {
+            "password": {
+                "length": 40,
+                "lower": 2,
+                "upper": 2,
+                "digits": 3,
+                "symbols": 2,
+                "exclude": "abcXYZ019!#\"'`\\",
+            }
+        },
+        ["password"],
+        _password,
+    ),
+    "random-base64": (
+        {"randomBytes": {"length": 32, "encoding": "base64"}},
+        ["token"],
+        _bytes_of(_strict_b64),
+    ),
+    "random-base64url": (
+        {"randomBytes": {"length": 32, "encoding": "base64url"}},
+        ["token"],
+        _bytes_of(_strict_b64url),
+    ),
+    "random-hex": (
+        {"randomBytes": {"length": 32, "encoding": "hex"}},
+        ["token"],
+        _bytes_of(binascii.unhexlify),
+    ),
     "api-key": ({"apiKey": {"prefix": "sk_", "length": 40}}, ["token"], _api_key),
-    "rsa": ({"rsaKeyPair": {"bits": 2048}}, ["signing"],
-            _key_pair(rsa.RSAPrivateKey, lambda k: _check(k.key_size == 2048))),
-    "ec": ({"ecKeyPair": {"curve": "P-384"}}, ["signing"],
-           _key_pair(ec.EllipticCurvePrivateKey, lambda k: _check(k.curve.name == "secp384r1"))),
+    "rsa": (
+        {"rsaKeyPair": {"bits": 2048}},
+        ["signing"],
+        _key_pair(rsa.RSAPrivateKey, lambda k: _check(k.key_size == 2048)),
+    ),
+    "ec": (
+        {"ecKeyPair": {"curve": "P-384"}},
+        ["signing"],
+        _key_pair(ec.EllipticCurvePrivateKey, lambda k: _check(k.curve.name == "secp384r1")),
+    ),
     "ed25519": ({"ed25519KeyPair": {}}, ["signing"], _key_pair(ed25519.Ed25519PrivateKey)),
     "fernet": ({"fernetKey": {}}, ["token"], _fernet),
-    "self-signed": ({"selfSignedCertificate": {"commonName": "web.example.test",
-                                               "dnsNames": ["web.example.test", "www.example.test"],
-                                               "duration": "720h", "keyAlgorithm": "ECDSA-P256"}},
-                    ["tls.crt"], _certificate(None, ["web.example.test", "www.example.test"])),
-    "vault-pki": ({"vaultPKI": {"role": "web", "commonName": "app.example.test",
-                                "altNames": ["api.example.test"], "ttl": "24h"}},
-                  ["tls.crt"], _certificate("rotor-test-root", ["app.example.test", "api.example.test"])),
+    "self-signed": (
+        {
+            "selfSignedCertificate": {
+                "commonName": "web.example.test",
+                "dnsNames": ["web.example.test", "www.example.test"],
+                "duration": "720h",
+                "keyAlgorithm": "ECDSA-P256",
+            }
+        },
+        ["tls.crt"],
+        _certificate(None, ["web.example.test", "www.example.test"]),
+    ),
+    "vault-pki": (
+        {
+            "vaultPKI": {
+                "role": "web",
+                "commonName": "app.example.test",
+                "altNames": ["api.example.test"],
+                "ttl": "24h",
+            }
+        },
+        ["tls.crt"],
+        _certificate("rotor-test-root", ["app.example.test", "api.example.test"]),
+    ),
 }
 
 
@@ -140,16 +186,28 @@ def _check(ok: bool) -> None:
 def _pki_role(env: Any) -> str:
     client = env.vault_client()
     client.secrets.pki.create_or_update_role(
-        "web", {"allowed_domains": "example.test", "allow_subdomains": True, "max_ttl": "72h",
-                "key_type": "ec", "key_bits": 256}, mount_point="pki")
+        "web",
+        {
+            "allowed_domains": "example.test",
+            "allow_subdomains": True,
+            "max_ttl": "72h",
+            "key_type": "ec",
+            "key_bits": 256,
+        },
+        mount_point="pki",
+    )
     ca = client.secrets.pki.read_ca_certificate(mount_point="pki")
-    return str(x509.load_pem_x509_certificate(ca.encode()).subject.get_attributes_for_oid(
-        NameOID.COMMON_NAME)[0].value)
+    return str(
+        x509.load_pem_x509_certificate(ca.encode())
+        .subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0]
+        .value
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))
-async def test_generator_writes_source_then_secret(cluster: Cluster, env: Any, namespace: str, leaks: Any,
-                                                   case: str) -> None:
+async def test_generator_writes_source_then_secret(
+    cluster: Cluster, env: Any, namespace: str, leaks: Any, case: str
+) -> None:
     generator, keys, check = CASES[case]
     if case == "vault-pki":
         check = _certificate(_pki_role(env), ["app.example.test", "api.example.test"])
@@ -195,8 +253,9 @@ async def test_kv1_rotation_is_a_plain_write(cluster: Cluster, env: Any, namespa
     path = f"{namespace}/kv1"
     old = secrets.token_urlsafe(18)
     leaks.add(old)
-    client.secrets.kv.v1.create_or_update_secret(path=path, secret={"password": old, "user": "app"},
-                                                 mount_point="kv")
+    client.secrets.kv.v1.create_or_update_secret(
+        path=path, secret={"password": old, "user": "app"}, mount_point="kv"
+    )
     await _store(cluster, env, namespace, mount="kv", version=1)
     await cluster.apply(policy("policy", {"preset": "database-password", "gracePeriod": "1h"}), namespace)
     await cluster.apply(managed_secret("app", key=path), namespace)
@@ -212,7 +271,9 @@ async def test_kv1_rotation_is_a_plain_write(cluster: Cluster, env: Any, namespa
     assert data["user"] == b"app"
 
 
-async def test_rotate_cli_on_vault_and_data_key(cluster: Cluster, env: Any, namespace: str, leaks: Any) -> None:
+async def test_rotate_cli_on_vault_and_data_key(
+    cluster: Cluster, env: Any, namespace: str, leaks: Any
+) -> None:
     """``rotor rotate`` on Vault, for a key read by spec.data with a property of its own name."""
     path = f"{namespace}/db"
     old = secrets.token_urlsafe(18)
@@ -220,10 +281,17 @@ async def test_rotate_cli_on_vault_and_data_key(cluster: Cluster, env: Any, name
     base = kv2_write(env, path, {"pw": old, "user": "app"})
     await _store(cluster, env, namespace)
     await cluster.apply(policy("policy", {"preset": "database-password"}), namespace)
-    await cluster.apply(managed_secret(
-        "db", keys=["password"],
-        data=[{"secretKey": "password", "remoteRef": {"key": path, "property": "pw"}},
-              {"secretKey": "username", "remoteRef": {"key": path, "property": "user"}}]), namespace)
+    await cluster.apply(
+        managed_secret(
+            "db",
+            keys=["password"],
+            data=[
+                {"secretKey": "password", "remoteRef": {"key": path, "property": "pw"}},
+                {"secretKey": "username", "remoteRef": {"key": path, "property": "user"}},
+            ],
+        ),
+        namespace,
+    )
     await cluster.ready("db", namespace, timeout=60)
 
     done = await run_rotor(env, leaks, "rotate", "db", "-n", namespace, "--timeout", "90s")
@@ -270,8 +338,9 @@ async def test_rollback_on_vault(cluster: Cluster, env: Any, namespace: str, lea
 
 async def test_rollback_refused_on_kv1(cluster: Cluster, env: Any, namespace: str, leaks: Any) -> None:
     path = f"{namespace}/v1"
-    env.vault_client().secrets.kv.v1.create_or_update_secret(path=path, secret={"password": "kv1-value-x"},
-                                                             mount_point="kv")
+    env.vault_client().secrets.kv.v1.create_or_update_secret(
+        path=path, secret={"password": "kv1-value-x"}, mount_point="kv"
+    )
     await _store(cluster, env, namespace, mount="kv", version=1)
     await cluster.apply(managed_secret("app", key=path, policy_name=None), namespace)
     await cluster.ready("app", namespace, timeout=60)
@@ -280,9 +349,13 @@ async def test_rollback_refused_on_kv1(cluster: Cluster, env: Any, namespace: st
 
 
 # --------------------------------------------------------------------------- policy status
-async def test_policy_status_counts_bound_secrets(cluster: Cluster, env: Any, namespace: str, leaks: Any) -> None:
+async def test_policy_status_counts_bound_secrets(
+    cluster: Cluster, env: Any, namespace: str, leaks: Any
+) -> None:
     await _store(cluster, env, namespace)
-    await cluster.apply(policy("policy", {"preset": "api-key", "generator": {"apiKey": {"length": 24}}}), namespace)
+    await cluster.apply(
+        policy("policy", {"preset": "api-key", "generator": {"apiKey": {"length": 24}}}), namespace
+    )
     for name in ("a", "b"):
         kv2_write(env, f"{namespace}/{name}", {"token": f"value-{name}-{secrets.token_hex(6)}"})
         await cluster.apply(managed_secret(name, key=f"{namespace}/{name}", keys=["token"]), namespace)

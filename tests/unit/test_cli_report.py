@@ -1,4 +1,3 @@
-
 """The command line's pure parts: report and status rows and their three formats, the answer to a
 sync or rotate request, .env parsing, the import backup file and the printed ManagedSecret."""
 

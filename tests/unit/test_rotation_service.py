@@ -64,7 +64,9 @@ class FakeKV:
         with self.lock:
             history = self.versions.setdefault(key, [])
             if cas is not None and int(cas) != len(history):
-                raise WriteConflict(f"Vault write '{key}': the path changed since it was read (check-and-set)")
+                raise WriteConflict(
+                    f"Vault write '{key}': the path changed since it was read (check-and-set)"
+                )
             history.append(dict(value))
             self.writes += 1
             return WriteResult(key, str(len(history)))
@@ -117,21 +119,50 @@ async def world(monkeypatch: pytest.MonkeyPatch) -> Any:
         "metadata": {"name": "policy", "namespace": NS, "generation": 1},
         "spec": {"preset": "database-password", "gracePeriod": "1h"},
     }
-    spec = {"storeRef": {"name": "vault"}, "dataFrom": [{"extract": {"key": PATH}}],
-            "rotation": {"policyRef": {"name": "policy"}, "keys": ["password"]}}
+    spec = {
+        "storeRef": {"name": "vault"},
+        "dataFrom": [{"extract": {"key": PATH}}],
+        "rotation": {"policyRef": {"name": "policy"}, "keys": ["password"]},
+    }
     gateway.objects[("ManagedSecret", NAME)] = {
-        "metadata": {"name": NAME, "namespace": NS, "generation": 1, "resourceVersion": "1",
-                     "creationTimestamp": "2024-05-01T00:00:00Z", "annotations": {"rotor.dev/rotate": "now"}},
+        "metadata": {
+            "name": NAME,
+            "namespace": NS,
+            "generation": 1,
+            "resourceVersion": "1",
+            "creationTimestamp": "2024-05-01T00:00:00Z",
+            "annotations": {"rotor.dev/rotate": "now"},
+        },
         "spec": spec,
     }
-    controller = SimpleNamespace(gateway=gateway, clock=SimpleNamespace(now=lambda: NOW),
-                                 settings=Settings(hash_key=b"unit-hash-key"), index={}, queue=WorkQueue(),
-                                 secret_cache={})
+    controller = SimpleNamespace(
+        gateway=gateway,
+        clock=SimpleNamespace(now=lambda: NOW),
+        settings=Settings(hash_key=b"unit-hash-key"),
+        index={},
+        queue=WorkQueue(),
+        secret_cache={},
+    )
     service = RotationService(controller)  # type: ignore[arg-type]
     store = SecretStoreSpec.model_validate(
-        {"provider": {"vault": {"server": "http://vault", "auth": {"token": {"secretRef": {"name": "t", "key": "t"}}}}}})
-    handle = StoreHandle(("SecretStore", NS, "vault"), 1, "", store, backend=Backend(kv, store="vault"),  # type: ignore[arg-type]
-                         ready=True, capabilities=Capabilities.READ_WRITE)
+        {
+            "provider": {
+                "vault": {
+                    "server": "http://vault",
+                    "auth": {"token": {"secretRef": {"name": "t", "key": "t"}}},
+                }
+            }
+        }
+    )
+    handle = StoreHandle(
+        ("SecretStore", NS, "vault"),
+        1,
+        "",
+        store,
+        backend=Backend(kv, store="vault"),  # type: ignore[arg-type]
+        ready=True,
+        capabilities=Capabilities.READ_WRITE,
+    )
     crashes: list[int] = []
 
     def exit_(code: int) -> None:
@@ -140,8 +171,14 @@ async def world(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setattr(rotation_module.os, "_exit", exit_)
     monkeypatch.setattr(rotation_module.logging, "shutdown", lambda: None)
-    yield SimpleNamespace(kv=kv, gateway=gateway, service=service, handle=handle, spec=ManagedSecretSpec.model_validate(spec),
-                          crashes=crashes)
+    yield SimpleNamespace(
+        kv=kv,
+        gateway=gateway,
+        service=service,
+        handle=handle,
+        spec=ManagedSecretSpec.model_validate(spec),
+        crashes=crashes,
+    )
     await service.policy_status.stop()
 
 
@@ -171,8 +208,9 @@ async def test_a_rotation_writes_once_and_completes(world: Any) -> None:
 
 
 @pytest.mark.parametrize("point", ["Pending", "BeforeWrite", "AfterWrite", "Written"])
-async def test_a_crash_at_any_point_never_writes_twice(world: Any, monkeypatch: pytest.MonkeyPatch,
-                                                        point: str) -> None:
+async def test_a_crash_at_any_point_never_writes_twice(
+    world: Any, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
     monkeypatch.setenv(FAULT_EXIT, point)
     with pytest.raises(Crash):
         await _pass(world)
@@ -184,19 +222,26 @@ async def test_a_crash_at_any_point_never_writes_twice(world: Any, monkeypatch: 
 
 
 async def test_a_concurrent_writer_makes_the_write_fail_then_retry_on_top(world: Any) -> None:
-    world.kv.before_write = lambda: world.kv.write(PATH, {"password": "old-value-1", "user": "app",
-                                                          "note": "theirs"}, None)
+    world.kv.before_write = lambda: world.kv.write(
+        PATH, {"password": "old-value-1", "user": "app", "note": "theirs"}, None
+    )
     status = await _pass(world)
     rot = status["rotation"]
     assert rot["phase"] == "Pending" and rot["failedAttempts"] == 1
     assert "check-and-set" in next(c for c in status["conditions"] if c["type"] == "Rotating")["message"]
     assert len(world.kv.versions[PATH]) == 2 and world.kv.versions[PATH][-1]["note"] == "theirs"
     # the retry (its back-off is the caller's business; rotation_due is tested on its own)
-    world.gateway.objects[("ManagedSecret", NAME)]["status"]["rotation"]["lastFailureTime"] = "2024-04-01T00:00:00Z"
+    world.gateway.objects[("ManagedSecret", NAME)]["status"]["rotation"]["lastFailureTime"] = (
+        "2024-04-01T00:00:00Z"
+    )
     status = await _pass(world)
     assert status["rotation"]["phase"] == "Completed"
     latest = world.kv.versions[PATH][-1]
-    assert len(world.kv.versions[PATH]) == 3 and latest["note"] == "theirs" and latest["password"] != "old-value-1"
+    assert (
+        len(world.kv.versions[PATH]) == 3
+        and latest["note"] == "theirs"
+        and latest["password"] != "old-value-1"
+    )
 
 
 async def test_a_read_only_store_is_refused(world: Any) -> None:

@@ -91,8 +91,10 @@ async def _restore(backend: Backend, handle: StoreHandle, key: str) -> Restored:
     if name == VAULT:
         vault = handle.spec.provider.vault
         if vault is not None and vault.kv.version == 1:
-            raise CliError(f"Vault KV v1 (mount '{vault.kv.mount}') keeps no versions of '{key}': there is "
-                           "no previous version to roll back to")
+            raise CliError(
+                f"Vault KV v1 (mount '{vault.kv.mount}') keeps no versions of '{key}': there is "
+                "no previous version to roll back to"
+            )
         meta = await backend.describe(key)
         result = await backend.extra("rollback", "rollback", key)
         previous = _vault_restored(meta.current_version, meta.versions) if meta.current_version else None
@@ -135,12 +137,15 @@ async def run_rollback(gateway: KubeGateway, namespace: str, name: str, wait_sec
         raise CliError(f"ManagedSecret {namespace}/{name} has an invalid spec; fix it first") from None
     phase = ((ms.get("status") or {}).get("rotation") or {}).get("phase")
     if phase and phase not in TERMINAL_PHASES:
-        raise CliError(f"a rotation of {namespace}/{name} is in progress (phase {phase}); roll back once it "
-                       "has finished")
+        raise CliError(
+            f"a rotation of {namespace}/{name} is in progress (phase {phase}); roll back once it has finished"
+        )
     keys = rollback_keys(spec)
     if not keys:
-        raise CliError(f"ManagedSecret {namespace}/{name} reads no remote key that can be rolled back "
-                       "(dataFrom.find and vaultDatabase sources have no previous version to restore)")
+        raise CliError(
+            f"ManagedSecret {namespace}/{name} reads no remote key that can be rolled back "
+            "(dataFrom.find and vaultDatabase sources have no previous version to restore)"
+        )
     stores = StoreService(gateway, Clock())
     try:
         handle = await stores.resolve(namespace, spec.store_ref.kind, spec.store_ref.name)
@@ -155,9 +160,10 @@ async def run_rollback(gateway: KubeGateway, namespace: str, name: str, wait_sec
             try:
                 restored = await _restore(handle.backend, handle, key)
             except ProviderError as err:
-                raise CliError(f"rollback of '{key}' failed: {err.reason}: {err.message}"
-                               + (f" (already rolled back: {', '.join(r.key for r in done)})" if done else "")
-                               ) from None
+                raise CliError(
+                    f"rollback of '{key}' failed: {err.reason}: {err.message}"
+                    + (f" (already rolled back: {', '.join(r.key for r in done)})" if done else "")
+                ) from None
             done.append(restored)
             _say(f"restored {_describe(restored)}")
     finally:
@@ -169,8 +175,9 @@ async def _sync_and_wait(
     gateway: KubeGateway, namespace: str, name: str, done: list[Restored], wait_seconds: float
 ) -> int:
     value = request_value(dt.datetime.now(dt.UTC))
-    await gateway.patch_object("ManagedSecret", name, namespace,
-                               {"metadata": {"annotations": {FORCE_SYNC_ANNOTATION: value}}})
+    await gateway.patch_object(
+        "ManagedSecret", name, namespace, {"metadata": {"annotations": {FORCE_SYNC_ANNOTATION: value}}}
+    )
     _say(f"requested sync of {namespace}/{name} ({FORCE_SYNC_ANNOTATION}={value})")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
@@ -186,8 +193,12 @@ async def _sync_and_wait(
                 secret = (ms.get("status") or {}).get("secretName") or name
                 _say(f"✔ rolled back {namespace}/{name}: {summary}; Secret {secret} holds it")
                 return EXIT_OK
-            print(f"✘ rolled back at the source ({summary}), but the sync failed: "
-                  f"{result.line.split(': ', 1)[-1]}", file=sys.stderr, flush=True)
+            print(
+                f"✘ rolled back at the source ({summary}), but the sync failed: "
+                f"{result.line.split(': ', 1)[-1]}",
+                file=sys.stderr,
+                flush=True,
+            )
             return EXIT_FAILED
         line = progress(ms, SYNC)
         if line != last_line:
@@ -195,9 +206,13 @@ async def _sync_and_wait(
             last_line = line
         if loop.time() >= deadline:
             handled = handled_request(ms, SYNC) or "none"
-            print(f"✘ rolled back at the source ({summary}), but the operator has not synced it within "
-                  f"{wait_seconds:g}s (last sync request answered: {handled}). Is the operator running and "
-                  f"watching namespace {namespace}?", file=sys.stderr, flush=True)
+            print(
+                f"✘ rolled back at the source ({summary}), but the operator has not synced it within "
+                f"{wait_seconds:g}s (last sync request answered: {handled}). Is the operator running and "
+                f"watching namespace {namespace}?",
+                file=sys.stderr,
+                flush=True,
+            )
             return EXIT_TIMEOUT
         await asyncio.sleep(POLL_SECONDS)
 
@@ -213,8 +228,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("name", help="the ManagedSecret")
     add_connection_flags(p, all_namespaces=False)
-    p.add_argument("--timeout", type=_timeout, default=_timeout("120s"),
-                   help="how long to wait for the operator to sync (default 120s)")
+    p.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=_timeout("120s"),
+        help="how long to wait for the operator to sync (default 120s)",
+    )
     p.set_defaults(func=run)
 
 

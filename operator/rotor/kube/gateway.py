@@ -108,7 +108,9 @@ class KubeGateway:
     async def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self._count("create-secret")
         try:
-            return await self._json(self.core.create_namespaced_secret(namespace, body, _preload_content=False))
+            return await self._json(
+                self.core.create_namespaced_secret(namespace, body, _preload_content=False)
+            )
         except ApiException as exc:
             raise _wrap(exc) from None
 
@@ -116,9 +118,15 @@ class KubeGateway:
         """A JSON merge patch (``data`` keys set to None are removed)."""
         self._count("patch-secret")
         try:
-            return await self._json(self.core.patch_namespaced_secret(
-                name, namespace, patch, _content_type="application/merge-patch+json", _preload_content=False
-            ))
+            return await self._json(
+                self.core.patch_namespaced_secret(
+                    name,
+                    namespace,
+                    patch,
+                    _content_type="application/merge-patch+json",
+                    _preload_content=False,
+                )
+            )
         except ApiException as exc:
             raise _wrap(exc) from None
 

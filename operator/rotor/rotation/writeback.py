@@ -140,8 +140,10 @@ def rotated_view(
     for target in targets:
         for prop in written_properties(kind, target).values():
             if prop is None:
-                view[""] = (raw or b"").decode("utf-8", errors="replace") if data is None else json.dumps(
-                    data, sort_keys=True
+                view[""] = (
+                    (raw or b"").decode("utf-8", errors="replace")
+                    if data is None
+                    else json.dumps(data, sort_keys=True)
                 )
             else:
                 value = (props or {}).get(prop)
@@ -180,7 +182,7 @@ def decode_digests(paths: Sequence[str], pending_version: str | None) -> dict[st
     """Path -> recorded digest; empty when nothing was recorded for these paths."""
     if not pending_version or not pending_version.startswith(DIGEST_PREFIX):
         return {}
-    parts = pending_version[len(DIGEST_PREFIX):].split(",")
+    parts = pending_version[len(DIGEST_PREFIX) :].split(",")
     ordered = sorted(paths)
     if len(parts) != len(ordered):
         return {}

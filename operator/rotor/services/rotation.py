@@ -178,7 +178,7 @@ class RotationService:
                 return  # a status change: nothing for the ManagedSecrets to re-evaluate
         # ManagedSecrets bound to this policy re-evaluate
         for ms_key, ms in list(self.controller.index.items()):
-            ref = (((ms.get("spec") or {}).get("rotation") or {}).get("policyRef") or {})
+            ref = ((ms.get("spec") or {}).get("rotation") or {}).get("policyRef") or {}
             same = ref.get("name") == meta["name"] and (ref.get("kind") or "RotationPolicy") == kind
             if same and (kind == "ClusterRotationPolicy" or ms_key[0] == meta.get("namespace")):
                 self.controller.queue.add(ms_key, urgent=False)
@@ -188,7 +188,9 @@ class RotationService:
         ref = spec.rotation.policy_ref
         cluster = ref.kind == "ClusterRotationPolicy"
         key = (ref.kind, "" if cluster else namespace, ref.name)
-        body = self.policies.get(key) or await self.gateway.get_object(ref.kind, ref.name, None if cluster else namespace)
+        body = self.policies.get(key) or await self.gateway.get_object(
+            ref.kind, ref.name, None if cluster else namespace
+        )
         if body is None:
             where = "" if cluster else f" in namespace {namespace}"
             raise RotationFailure(f"{ref.kind} '{ref.name}' does not exist{where}", final=True)
@@ -207,7 +209,12 @@ class RotationService:
 
     # ------------------------------------------------------------------ before the sync
     async def before_sync(
-        self, body: dict[str, Any], spec: ManagedSecretSpec, handle: StoreHandle, fetched: Fetched, now: dt.datetime
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        handle: StoreHandle,
+        fetched: Fetched,
+        now: dt.datetime,
     ) -> tuple[dict[str, bytes], dict[str, Any], Fetched]:
         """Start or resume a rotation when due. Returns (values to add, rotation context, fetched)."""
         meta = body["metadata"]
@@ -265,28 +272,38 @@ class RotationService:
             if handle.capabilities == Capabilities.READ_ONLY:
                 return refuse(
                     f"the store {handle.id} has read-only credentials: rotation needs write access to the "
-                    "source (grant create and update on the path)", due=True,
+                    "source (grant create and update on the path)",
+                    due=True,
                 )
             if policy.strategy == "Generate":
                 try:
                     self._targets(spec, policy)
                 except RotationFailure as err:
                     return refuse(err.message, due=True)
-            rot.update({
-                "phase": "Pending",
-                "trigger": decision.trigger,
-                "dueAt": format_time(decision.due_at or now),
-                "startedAt": format_time(now),
-                "token": str(uuid.uuid4()),
-                "baseVersions": self._base_versions(fetched),
-                "pendingVersion": None,
-            })
+            rot.update(
+                {
+                    "phase": "Pending",
+                    "trigger": decision.trigger,
+                    "dueAt": format_time(decision.due_at or now),
+                    "startedAt": format_time(now),
+                    "token": str(uuid.uuid4()),
+                    "baseVersions": self._base_versions(fetched),
+                    "pendingVersion": None,
+                }
+            )
             if new_request:
                 rot["lastRotateRequest"] = annotation
             log.info(
-                "rotation of %s/%s starts (%s, due %s)", meta["namespace"], meta["name"], decision.trigger,
-                rot["dueAt"], extra={"managedSecret": f"{meta['namespace']}/{meta['name']}",
-                                     "trigger": decision.trigger, "strategy": policy.strategy},
+                "rotation of %s/%s starts (%s, due %s)",
+                meta["namespace"],
+                meta["name"],
+                decision.trigger,
+                rot["dueAt"],
+                extra={
+                    "managedSecret": f"{meta['namespace']}/{meta['name']}",
+                    "trigger": decision.trigger,
+                    "strategy": policy.strategy,
+                },
             )
             await self._record(body, rot, now, rotating=(True, decision.trigger or "Scheduled"))
         elif new_request and rot.get("phase") not in (None, COMPLETED, FAILED):
@@ -302,22 +319,31 @@ class RotationService:
             ctx["error"] = message
             rot["failedAttempts"] = int(rot.get("failedAttempts") or 0) + 1
             rot["lastFailureTime"] = format_time(now)
-            final = getattr(err, "final", False) or (
-                isinstance(err, ProviderError) and not err.retryable and rot.get("phase") == "Pending"
-            ) or isinstance(err, RotationError)
+            final = (
+                getattr(err, "final", False)
+                or (isinstance(err, ProviderError) and not err.retryable and rot.get("phase") == "Pending")
+                or isinstance(err, RotationError)
+            )
             if final and rot.get("phase") == "Pending":
                 rot["phase"] = FAILED  # nothing was written: the next due date starts afresh
             ROTATION_TOTAL.labels(policy.strategy, "error").inc()
-            log.warning("rotation of %s/%s failed: %s", meta["namespace"], meta["name"], message,
-                        extra={"managedSecret": f"{meta['namespace']}/{meta['name']}"})
+            log.warning(
+                "rotation of %s/%s failed: %s",
+                meta["namespace"],
+                meta["name"],
+                message,
+                extra={"managedSecret": f"{meta['namespace']}/{meta['name']}"},
+            )
         return {}, ctx, fetched
 
     @staticmethod
     def _failure_message(err: Exception, handle: StoreHandle) -> str:
         message = str(getattr(err, "message", None) or err)
         if isinstance(err, AccessDenied):
-            return (f"{message}. Rotation needs write access to the source: the credentials of {handle.id} "
-                    "must allow writing the path")
+            return (
+                f"{message}. Rotation needs write access to the source: the credentials of {handle.id} "
+                "must allow writing the path"
+            )
         return message
 
     def _targets(self, spec: ManagedSecretSpec, policy: EffectivePolicy | None = None) -> list[Target]:
@@ -330,7 +356,8 @@ class RotationService:
                 if item.remote_ref.version:
                     raise RotationFailure(
                         f"rotation key '{key}' reads a pinned version ({item.remote_ref.version}) of "
-                        f"'{item.remote_ref.key}': a rotated key must follow the current version", final=True,
+                        f"'{item.remote_ref.key}': a rotated key must follow the current version",
+                        final=True,
                     )
                 out.append(Target(key, item.remote_ref.key, item.remote_ref.property))
                 continue
@@ -342,8 +369,9 @@ class RotationService:
                 f"rotation key '{key}' is not produced by spec.data or a dataFrom.extract", final=True
             )
         if len({t.remote_key for t in out}) > MAX_PATHS:
-            raise RotationFailure(f"one rotation writes to at most {MAX_PATHS} remote keys; split the "
-                                  "ManagedSecret", final=True)
+            raise RotationFailure(
+                f"one rotation writes to at most {MAX_PATHS} remote keys; split the ManagedSecret", final=True
+            )
         if policy is not None and policy.strategy == "Generate":
             for target in out:
                 try:
@@ -362,7 +390,10 @@ class RotationService:
         return out
 
     async def _record(
-        self, body: dict[str, Any], rot: dict[str, Any], now: dt.datetime,
+        self,
+        body: dict[str, Any],
+        rot: dict[str, Any],
+        now: dt.datetime,
         rotating: tuple[bool, str] | None = None,
     ) -> None:
         """Write the phase to status before acting on it (crash safety)."""
@@ -371,18 +402,33 @@ class RotationService:
         patch: dict[str, Any] = {"rotation": rot}
         if rotating is not None:
             patch["conditions"] = set_condition(
-                status.get("conditions") or [], "Rotating", rotating[0], rotating[1],
-                f"rotation in progress (phase {rot.get('phase')})", int(meta.get("generation") or 0), now,
+                status.get("conditions") or [],
+                "Rotating",
+                rotating[0],
+                rotating[1],
+                f"rotation in progress (phase {rot.get('phase')})",
+                int(meta.get("generation") or 0),
+                now,
             )
         from rotor.services.sync import absorb
 
-        absorb(body, await self.gateway.patch_status("ManagedSecret", meta["name"], meta["namespace"], patch), patch)
+        absorb(
+            body,
+            await self.gateway.patch_status("ManagedSecret", meta["name"], meta["namespace"], patch),
+            patch,
+        )
         await _fault_hooks(rot.get("phase"))
 
     # ------------------------------------------------------------------ the phases
     async def _advance(
-        self, body: dict[str, Any], spec: ManagedSecretSpec, handle: StoreHandle, fetched: Fetched,
-        policy: EffectivePolicy, rot: dict[str, Any], now: dt.datetime,
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        handle: StoreHandle,
+        fetched: Fetched,
+        policy: EffectivePolicy,
+        rot: dict[str, Any],
+        now: dt.datetime,
     ) -> Fetched:
         backend = handle.backend
         assert backend is not None
@@ -398,7 +444,10 @@ class RotationService:
             if staged:
                 rot["phase"] = "Staged"
             else:
-                rot["phase"], rot["pendingVersion"] = "Written", ",".join(versions[p] for p in sorted(versions))[:256]
+                rot["phase"], rot["pendingVersion"] = (
+                    "Written",
+                    ",".join(versions[p] for p in sorted(versions))[:256],
+                )
             await self._record(body, rot, now)
         if rot.get("phase") == "Staged":
             await self._verify_staged(handle, policy, rot, by_path)
@@ -422,15 +471,22 @@ class RotationService:
         fetched.refs = {ref: await backend.read(ref) for ref in refs}
         return fetched
 
-    async def _generate(self, handle: StoreHandle, policy: EffectivePolicy, key: str, now: dt.datetime) -> dict[str, bytes]:
+    async def _generate(
+        self, handle: StoreHandle, policy: EffectivePolicy, key: str, now: dt.datetime
+    ) -> dict[str, bytes]:
         assert policy.generator_kind is not None
         if policy.generator_kind == "vaultPKI":
             return await self._issue_pki(handle, policy, key)
         return dict(generate(policy.generator_kind, policy.generator_params, key=key, now=now))
 
     async def _write_pending(
-        self, body: dict[str, Any], handle: StoreHandle, policy: EffectivePolicy, rot: dict[str, Any],
-        by_path: Mapping[str, list[Target]], now: dt.datetime,
+        self,
+        body: dict[str, Any],
+        handle: StoreHandle,
+        policy: EffectivePolicy,
+        rot: dict[str, Any],
+        by_path: Mapping[str, list[Target]],
+        now: dt.datetime,
     ) -> dict[str, str]:
         """Write (or stage) the new values, once: paths already holding the value recorded in
         status are left alone. Returns path -> the version now holding the new value."""
@@ -482,9 +538,15 @@ class RotationService:
         bases = dict(rot.get("baseVersions") or {})
         for path, current in todo:
             values[path] = merged_value(
-                kind, by_path[path], generated, current.data if current else None, current.raw if current else None
+                kind,
+                by_path[path],
+                generated,
+                current.data if current else None,
+                current.raw if current else None,
             )
-            digests[path] = digest(self.hash_key, value_view(kind, by_path[path], values[path]), length=length)
+            digests[path] = digest(
+                self.hash_key, value_view(kind, by_path[path], values[path]), length=length
+            )
             if current is not None and current.version is not None:
                 bases[path] = str(current.version)
         del generated
@@ -506,7 +568,11 @@ class RotationService:
         return done
 
     async def _verify_staged(
-        self, handle: StoreHandle, policy: EffectivePolicy, rot: dict[str, Any], by_path: Mapping[str, list[Target]]
+        self,
+        handle: StoreHandle,
+        policy: EffectivePolicy,
+        rot: dict[str, Any],
+        by_path: Mapping[str, list[Target]],
     ) -> None:
         """The staged versions hold what was recorded, and AWSCURRENT has not moved since they
         were made from it (a concurrent writer's change would otherwise be lost)."""
@@ -519,8 +585,9 @@ class RotationService:
         for path in paths:
             staged = await backend.call("read", backend.provider.read, RemoteRef(path, token))
             view = rotated_view(policy.generator_kind, by_path[path], staged.data, staged.raw)
-            if not all(view.values()) or not same_digest(digest(self.hash_key, view, length=length),
-                                                         recorded.get(path, "")):
+            if not all(view.values()) or not same_digest(
+                digest(self.hash_key, view, length=length), recorded.get(path, "")
+            ):
                 self._restart(rot)
                 raise RotationFailure(
                     f"AWS Secrets Manager '{path}': the staged version {token} does not read back as written; "
@@ -544,14 +611,28 @@ class RotationService:
         params = policy.generator_params
         assert handle.backend is not None
         issued = await handle.backend.extra(
-            "issue", "issue_certificate", params.get("mount", "pki"), params["role"], params["commonName"],
-            list(params.get("altNames") or []), params.get("ttl"),
+            "issue",
+            "issue_certificate",
+            params.get("mount", "pki"),
+            params["role"],
+            params["commonName"],
+            list(params.get("altNames") or []),
+            params.get("ttl"),
         )
-        return {key: issued["certificate"].encode(), certificate_key_name(key): issued["private_key"].encode()}
+        return {
+            key: issued["certificate"].encode(),
+            certificate_key_name(key): issued["private_key"].encode(),
+        }
 
     async def _advance_provider(
-        self, body: dict[str, Any], spec: ManagedSecretSpec, handle: StoreHandle, fetched: Fetched,
-        policy: EffectivePolicy, rot: dict[str, Any], now: dt.datetime,
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        handle: StoreHandle,
+        fetched: Fetched,
+        policy: EffectivePolicy,
+        rot: dict[str, Any],
+        now: dt.datetime,
     ) -> Fetched:
         backend = handle.backend
         assert backend is not None
@@ -559,14 +640,20 @@ class RotationService:
         if policy.provider_kind == "vaultDatabaseStaticRole":
             db = next((s.vault_database for s in spec.data_from if s.vault_database is not None), None)
             if db is None:
-                raise RotationFailure("vaultDatabaseStaticRole needs a dataFrom.vaultDatabase in the ManagedSecret",
-                                      final=True)
+                raise RotationFailure(
+                    "vaultDatabaseStaticRole needs a dataFrom.vaultDatabase in the ManagedSecret", final=True
+                )
             if rot.get("phase") == "Pending":
                 current = await backend.extra("read", "read_database_credentials", db.mount, db.role)
                 base = (rot.get("baseVersions") or {}).get(f"{db.mount}/{db.role}")
                 if base is None or str(current.version or "") == base:
                     await backend.extra("rotate", "rotate_database_role", db.mount, db.role)
-                    audit("rotate-source", managed_secret=who, store=handle.id, key=f"{db.mount}/rotate-role/{db.role}")
+                    audit(
+                        "rotate-source",
+                        managed_secret=who,
+                        store=handle.id,
+                        key=f"{db.mount}/rotate-role/{db.role}",
+                    )
                 rot["phase"] = "Written"
                 await self._record(body, rot, now)
             creds = await backend.extra("read", "read_database_credentials", db.mount, db.role)
@@ -575,8 +662,11 @@ class RotationService:
         if policy.provider_kind == "awsRotateSecret":
             if backend.provider.name != SECRETS_MANAGER:
                 raise RotationFailure("awsRotateSecret needs an AWS Secrets Manager store", final=True)
-            keys = sorted({t.remote_key for t in self._targets(spec)} if spec.rotation and spec.rotation.keys
-                          else {r.key for r in fetched.refs})
+            keys = sorted(
+                {t.remote_key for t in self._targets(spec)}
+                if spec.rotation and spec.rotation.keys
+                else {r.key for r in fetched.refs}
+            )
             token = rot["token"]
             if rot.get("phase") == "Pending":
                 for key in keys:
@@ -600,7 +690,13 @@ class RotationService:
         raise RotationFailure(f"unknown provider rotation {policy.provider_kind!r}", final=True)
 
     async def _rotated_by_aws(
-        self, key: str, token: str, rot: Mapping[str, Any], handle: StoreHandle, started: dt.datetime, now: dt.datetime
+        self,
+        key: str,
+        token: str,
+        rot: Mapping[str, Any],
+        handle: StoreHandle,
+        started: dt.datetime,
+        now: dt.datetime,
     ) -> None:
         """Done when the new version is AWSCURRENT (or AWSCURRENT moved past the base anyway);
         waiting while it is only AWSPENDING; stalled after an hour of that."""
@@ -624,7 +720,11 @@ class RotationService:
 
     # ------------------------------------------------------------------ grace keys
     async def with_grace_keys(
-        self, body: dict[str, Any], spec: ManagedSecretSpec, data: dict[str, bytes], ctx: dict[str, Any],
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        data: dict[str, bytes],
+        ctx: dict[str, Any],
         now: dt.datetime,
     ) -> dict[str, bytes]:
         policy: EffectivePolicy | None = ctx.get("policy")
@@ -657,7 +757,9 @@ class RotationService:
                 out[f"{key}{suffix}"] = current[f"{key}{suffix}"]  # kept through the grace period
         return out
 
-    def _rotated_keys(self, spec: ManagedSecretSpec, policy: EffectivePolicy, data: Mapping[str, bytes]) -> list[str]:
+    def _rotated_keys(
+        self, spec: ManagedSecretSpec, policy: EffectivePolicy, data: Mapping[str, bytes]
+    ) -> list[str]:
         assert spec.rotation is not None
         keys = list(spec.rotation.keys) or list(data)
         return [k for k in rotated_keys(policy.generator_kind, keys) if k in data]
@@ -699,29 +801,60 @@ class RotationService:
             ROTATION_TOTAL.labels(policy.strategy, "success").inc()
             if started is not None:
                 ROTATION_DURATION.observe(max(0.0, (now - started).total_seconds()))
-            conditions = set_condition(conditions, "Rotating", False, "Succeeded",
-                                       f"rotated ({rot.get('trigger')}); the Secret holds the new value",
-                                       generation, now)
-            await self.gateway.post_event(body, type_="Normal", reason="Rotated",
-                                          note=f"rotation ({rot.get('trigger')}) completed", action="Rotate")
+            conditions = set_condition(
+                conditions,
+                "Rotating",
+                False,
+                "Succeeded",
+                f"rotated ({rot.get('trigger')}); the Secret holds the new value",
+                generation,
+                now,
+            )
+            await self.gateway.post_event(
+                body,
+                type_="Normal",
+                reason="Rotated",
+                note=f"rotation ({rot.get('trigger')}) completed",
+                action="Rotate",
+            )
             log.info("rotation of %s completed", _who(body), extra={"managedSecret": _who(body)})
         elif error is not None:
             conditions = set_condition(conditions, "Rotating", False, "Failed", error, generation, now)
             if old_rotating.get("reason") != "Failed" or old_rotating.get("message") != error:
-                await self.gateway.post_event(body, type_="Warning", reason="RotationFailed", note=error,
-                                              action="Rotate")
+                await self.gateway.post_event(
+                    body, type_="Warning", reason="RotationFailed", note=error, action="Rotate"
+                )
         elif in_progress and old_rotating.get("reason") != "Failed":
             trigger = rot.get("trigger") or "Scheduled"
-            conditions = set_condition(conditions, "Rotating", True, trigger,
-                                       f"rotation in progress (phase {rot.get('phase')})", generation, now)
-        elif not old_rotating or (old_rotating.get("reason") == "Failed" and (
-            rot.get("phase") != FAILED or self._cause_gone(spec, old_rotating.get("message") or "", ctx, handle)
-        )):
-            conditions = set_condition(conditions, "Rotating", False, "Succeeded" if rot.get("lastRotationTime")
-                                       else "Scheduled", "no rotation in progress", generation, now)
+            conditions = set_condition(
+                conditions,
+                "Rotating",
+                True,
+                trigger,
+                f"rotation in progress (phase {rot.get('phase')})",
+                generation,
+                now,
+            )
+        elif not old_rotating or (
+            old_rotating.get("reason") == "Failed"
+            and (
+                rot.get("phase") != FAILED
+                or self._cause_gone(spec, old_rotating.get("message") or "", ctx, handle)
+            )
+        ):
+            conditions = set_condition(
+                conditions,
+                "Rotating",
+                False,
+                "Succeeded" if rot.get("lastRotationTime") else "Scheduled",
+                "no rotation in progress",
+                generation,
+                now,
+            )
         if policy is not None:
-            wake += await self._expiry_and_schedule(body, spec, data, ctx, rot, policy, now, fetched, handle,
-                                                    conditions, extra)
+            wake += await self._expiry_and_schedule(
+                body, spec, data, ctx, rot, policy, now, fetched, handle, conditions, extra
+            )
             conditions = extra.pop("conditions")
         if error is not None and in_progress and rot.get("phase") not in (None, COMPLETED, FAILED):
             failed = int(rot.get("failedAttempts") or 1)
@@ -754,9 +887,18 @@ class RotationService:
         return "read-only credentials" in message and not read_only
 
     async def _expiry_and_schedule(
-        self, body: dict[str, Any], spec: ManagedSecretSpec, data: Mapping[str, bytes], ctx: dict[str, Any],
-        rot: dict[str, Any], policy: EffectivePolicy, now: dt.datetime, fetched: Fetched | None,
-        handle: StoreHandle | None, conditions: list[dict[str, Any]], extra: dict[str, Any],
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        data: Mapping[str, bytes],
+        ctx: dict[str, Any],
+        rot: dict[str, Any],
+        policy: EffectivePolicy,
+        now: dt.datetime,
+        fetched: Fetched | None,
+        handle: StoreHandle | None,
+        conditions: list[dict[str, Any]],
+        extra: dict[str, Any],
     ) -> list[dt.datetime]:
         """status.expiry, the Expiring condition and nextRotationTime; returns the wake-up times."""
         meta = body["metadata"]
@@ -792,7 +934,9 @@ class RotationService:
         old_expiring = get_condition(status.get("conditions"), "Expiring") or {}
         conditions = set_condition(conditions, "Expiring", expiring, reason, message, generation, now)
         if expiring and (old_expiring.get("status") != "True" or old_expiring.get("reason") != reason):
-            await self.gateway.post_event(body, type_="Warning", reason="Expiring", note=message, action="Observe")
+            await self.gateway.post_event(
+                body, type_="Warning", reason="Expiring", note=message, action="Observe"
+            )
         try:
             nxt = next_rotation(policy, last_rotation=last, created=created, now=now)
         except RotationError:
@@ -832,26 +976,38 @@ class RotationService:
                 meta = await handle.backend.describe(key)
             except ProviderError:
                 continue
-            stages = {k: tuple(v) for k, v in (meta.versions or {}).items()} if handle.provider_kind == "aws" else {}
-            states.append(ObservedState(
-                created_time=meta.created,
-                updated_time=meta.updated,
-                last_rotated=meta.last_rotated,
-                rotation_enabled=bool(meta.rotation_enabled),
-                next_rotation=meta.next_rotation,
-                version_stages=stages,
-            ))
+            stages = (
+                {k: tuple(v) for k, v in (meta.versions or {}).items()}
+                if handle.provider_kind == "aws"
+                else {}
+            )
+            states.append(
+                ObservedState(
+                    created_time=meta.created,
+                    updated_time=meta.updated,
+                    last_rotated=meta.last_rotated,
+                    rotation_enabled=bool(meta.rotation_enabled),
+                    next_rotation=meta.next_rotation,
+                    version_stages=stages,
+                )
+            )
         if not states:
             return None
         # the oldest value decides the age; any stray AWSPENDING is reported
         oldest = min(states, key=lambda s: s.last_changed or dt.datetime.max.replace(tzinfo=dt.UTC))
         stray = next((s for s in states if s.stray_pending), None)
-        return stray if stray is not None and stray.last_changed == oldest.last_changed else (
-            ObservedState(
-                created_time=oldest.created_time, updated_time=oldest.updated_time,
-                last_rotated=oldest.last_rotated, rotation_enabled=oldest.rotation_enabled,
-                next_rotation=oldest.next_rotation,
-                version_stages=(stray or oldest).version_stages,
+        return (
+            stray
+            if stray is not None and stray.last_changed == oldest.last_changed
+            else (
+                ObservedState(
+                    created_time=oldest.created_time,
+                    updated_time=oldest.updated_time,
+                    last_rotated=oldest.last_rotated,
+                    rotation_enabled=oldest.rotation_enabled,
+                    next_rotation=oldest.next_rotation,
+                    version_stages=(stray or oldest).version_stages,
+                )
             )
         )
 

@@ -338,7 +338,9 @@ class StoreService:
     def check_find_path(self, handle: StoreHandle, namespace: str, path: str) -> None:
         """A find under a ClusterSecretStore must search inside an allowed prefix, checked before
         anything is listed, so the refusal never names another tenant's keys."""
-        allowed = getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
+        allowed = (
+            getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
+        )
         if allowed is None:
             return
         probe = path.strip("/") + "/rotor-find-probe"
@@ -350,7 +352,9 @@ class StoreService:
             )
 
     def allowed_only(self, handle: StoreHandle, namespace: str, keys: list[str]) -> list[str]:
-        allowed = getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
+        allowed = (
+            getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
+        )
         return [k for k in keys if key_allowed(allowed, k, namespace)]
 
     async def revalidate_all(self) -> None:

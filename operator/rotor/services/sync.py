@@ -353,8 +353,9 @@ class SyncService:
             if actual is not None:
                 previous = {k: v for k, v in actual.items() if k in ("apiVersion", "kind", "type", "data")}
                 meta = actual.get("metadata") or {}
-                previous["metadata"] = {k: meta[k] for k in ("name", "labels", "annotations", "ownerReferences")
-                                        if k in meta}
+                previous["metadata"] = {
+                    k: meta[k] for k in ("name", "labels", "annotations", "ownerReferences") if k in meta
+                }
                 await self.gateway.create_secret(desired.namespace, previous)
             raise
 
