@@ -36,7 +36,7 @@ def test_the_database_url_example_from_the_design() -> None:
     rendered = render_templates(
         {"DATABASE_URL": "postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app"}, VALUES
     )
-    assert rendered == {"DATABASE_URL": b"postgresql://app:p%40ss%3Aw/rd%20%26%3F%3D%23@db:5432/app"}
+    assert rendered == {"DATABASE_URL": b"postgresql://app:p%40ss%3Aw%2Frd%20%26%3F%3D%23@db:5432/app"}
 
 
 def test_several_templates_render_to_their_own_keys() -> None:

@@ -454,10 +454,8 @@ class RotationService:
             rot["phase"] = "Verified"
             await self._record(body, rot, now)
         if rot.get("phase") == "Verified":
-            who = _who(body)
             for path in sorted(by_path):
                 await backend.call("promote", backend.provider.promote, path, rot["token"])  # type: ignore[attr-defined]
-                audit("promote-source", managed_secret=who, store=handle.id, key=path, version=rot["token"])
             rot["phase"], rot["pendingVersion"] = "Promoted", rot["token"]
             await self._record(body, rot, now)
         return await self._fresh(handle, fetched)
@@ -557,7 +555,7 @@ class RotationService:
         for path, current in todo:
             if staged:
                 version = await backend.call("stage", provider.stage, path, values[path], token)  # type: ignore[attr-defined]
-                audit("stage-source", managed_secret=who, store=handle.id, key=path, version=version)
+                audit("write-source", managed_secret=who, store=handle.id, key=path, version=version)
             else:
                 cas = str(current.version) if current is not None and current.version is not None else None
                 result = await backend.call("write", provider.write, path, values[path], cas)
