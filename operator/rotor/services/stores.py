@@ -22,7 +22,7 @@ from rotor.providers.base import Capabilities, ProviderError
 from rotor.providers.registry import build_provider
 from rotor.providers.vault import VaultConfig
 from rotor.services.backend import Backend
-from rotor.tenancy import key_allowed, namespace_allowed
+from rotor.tenancy import key_allowed, key_is_safe, namespace_allowed
 
 log = logging.getLogger("rotor.stores")
 
@@ -54,6 +54,8 @@ class StoreHandle:
     message: str = ""
     capabilities: Capabilities | None = None
     validated_at: float = 0.0
+    #: validated at least once, by this handle or the one it replaced
+    seen: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -216,6 +218,7 @@ class StoreService:
             handle = StoreHandle(key, generation, "", spec)
             # a new generation starts from the old readiness, so that breaking a store is a change
             handle.ready = bool(previous and previous.ready)
+            handle.seen = bool(previous and previous.seen)
             await self._replace(key, handle)
         async with handle.lock:
             stale = self.clock.timestamp() - handle.validated_at >= self.revalidate_every
@@ -269,6 +272,10 @@ class StoreService:
         self._ready_changed(handle, was_ready)
 
     def _ready_changed(self, handle: StoreHandle, was_ready: bool) -> None:
+        first = not handle.seen
+        handle.seen = True
+        if first and handle.ready:
+            return  # first validation (e.g. after a restart): users keep their own schedule
         if handle.ready != was_ready:
             for callback in self.on_ready_change:
                 callback(handle.key)
@@ -338,6 +345,10 @@ class StoreService:
     def check_find_path(self, handle: StoreHandle, namespace: str, path: str) -> None:
         """A find under a ClusterSecretStore must search inside an allowed prefix, checked before
         anything is listed, so the refusal never names another tenant's keys."""
+        if not key_is_safe(path.strip("/") or "x"):
+            raise StoreProblem(
+                "Forbidden", f"dataFrom.find path '{path}' has '.' or '..' segments; use a plain prefix"
+            )
         allowed = (
             getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
         )
