@@ -235,28 +235,33 @@ class Backend:
         return await asyncio.shield(fut)
 
     async def _flush_batch(self) -> None:
-        await asyncio.sleep(self.batch_delay)
-        pending, self._batch = self._batch, {}
-        refs = list(pending)
-        try:
-            results = await self.call(
-                "read_many", self.provider.read_many, refs, tokens=max(1, len(refs) // 20)
-            )
-        except BaseException as exc:  # the whole batch failed
-            for fut in pending.values():
-                if not fut.done():
-                    fut.set_exception(exc)
-                    fut.exception()
-            return
-        for ref, fut in pending.items():
-            if fut.done():
+        """Send what has gathered, then whatever gathered meanwhile, until nothing waits: a read
+        that arrives while a batch is on the wire joins the next batch, never a lost one."""
+        while self._batch:
+            await asyncio.sleep(self.batch_delay)
+            pending, self._batch = self._batch, {}
+            refs = list(pending)
+            try:
+                results = await self.call(
+                    "read_many", self.provider.read_many, refs, tokens=max(1, len(refs) // 20)
+                )
+            except BaseException as exc:  # the whole batch failed
+                for fut in pending.values():
+                    if not fut.done():
+                        fut.set_exception(exc)
+                        fut.exception()
+                if not isinstance(exc, Exception):
+                    raise
                 continue
-            res = results.get(ref)
-            if isinstance(res, RemoteSecret):
-                fut.set_result(res)
-            else:
-                fut.set_exception(res or ProviderError(f"no result for '{ref.key}'"))
-                fut.exception()
+            for ref, fut in pending.items():
+                if fut.done():
+                    continue
+                res = results.get(ref)
+                if isinstance(res, RemoteSecret):
+                    fut.set_result(res)
+                else:
+                    fut.set_exception(res or ProviderError(f"no result for '{ref.key}'"))
+                    fut.exception()
 
     # ------------------------------------------------------------------ the rest
     async def find(self, path: str, regexp: str | None) -> list[str]:
