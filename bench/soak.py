@@ -141,6 +141,13 @@ async def soak(objects: int, minutes: float, rotate_every: float) -> int:
             data = await cluster.secret_data(ns, f"m{i}")
             if data is None or data.get("password") != source["data"]["data"]["password"].encode():
                 mismatched += 1
+        # each rotated path must hold exactly one new version per request (1 seeded + one per round)
+        doubled = 0
+        for i in range(0, objects, 10):
+            meta = client.secrets.kv.v2.read_secret_metadata(path=f"soak/p{i}", mount_point="secret")
+            if int(meta["data"]["current_version"]) != 1 + round_:
+                doubled += 1
+        print(f"rotated paths with a version count other than 1 + {round_} requests: {doubled}")
         third = max(1, len(rss) // 3)
         growth = (sum(rss[-third:]) / third) - (sum(rss[:third]) / third)
         print(f"\nfinal consistency: {objects - mismatched}/{objects} Secrets equal their source")
@@ -148,7 +155,7 @@ async def soak(objects: int, minutes: float, rotate_every: float) -> int:
             f"memory: first third {sum(rss[:third]) / third:.1f} MiB, last third "
             f"{sum(rss[-third:]) / third:.1f} MiB (growth {growth:+.1f} MiB)"
         )
-        return 0 if mismatched == 0 else 1
+        return 0 if mismatched == 0 and doubled == 0 else 1
     finally:
         if op is not None:
             op.stop()
