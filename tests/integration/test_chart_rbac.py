@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import secrets
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -57,55 +53,8 @@ RBAC_KINDS = {
 HASH_KEY_SECRET = "rotor-hash-key"
 
 
-class ChartOperator(OperatorProcess):
-    """``rotor run`` as the chart's Deployment runs it: with --peering instead of the harness's
-    --standalone (OperatorProcess always passes --standalone)."""
-
-    def __init__(self, *args: Any, peering: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.peering = peering
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env.update(self.env)
-        env["KUBECONFIG"] = self.kubeconfig
-        env["ROTOR_HASH_KEY"] = self.hash_key
-        argv = [
-            sys.executable,
-            "-m",
-            "rotor.cli.main",
-            "run",
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-            "--metrics-addr",
-            f"127.0.0.1:{self.metrics_port}",
-            f"--peering={self.peering}",
-        ]
-        for ns in self.namespaces:
-            argv.append(f"--namespace={ns}")
-        argv += self.extra_args
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        self.starts += 1
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"operator exited early ({self.proc.returncode}):\n" + self.log_path.read_text()[-3000:]
-                )
-            try:
-                with urllib.request.urlopen(self.metrics_url + "/readyz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"operator did not become ready; see {self.log_path}")
+# ``rotor run`` as the chart's Deployment runs it: with --peering instead of --standalone
+ChartOperator = OperatorProcess
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -21,12 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -49,58 +45,8 @@ FAILOVER_DEADLINE = 180.0  # kopf's lifetime (60 s) + its keep-alive slack + a f
 
 
 class PeeredOperator(OperatorProcess):
-    """``rotor run --peering NAME --priority N``. OperatorProcess always passes --standalone,
-    which argparse refuses beside --peering, so this builds the command line itself."""
-
-    def __init__(self, *args: Any, peering: str, priority: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.peering = peering
-        self.priority = priority
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env.update(self.env)
-        env["KUBECONFIG"] = self.kubeconfig
-        env["ROTOR_HASH_KEY"] = self.hash_key
-        argv = [
-            sys.executable,
-            "-m",
-            "rotor.cli.main",
-            "run",
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-            "--metrics-addr",
-            f"127.0.0.1:{self.metrics_port}",
-            "--peering",
-            self.peering,
-            "--priority",
-            str(self.priority),
-        ]
-        for ns in self.namespaces:
-            argv += ["--namespace", ns]
-        argv += self.extra_args
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        self.starts += 1
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"operator exited early ({self.proc.returncode}):\n" + self.log_path.read_text()[-3000:]
-                )
-            try:
-                with urllib.request.urlopen(self.metrics_url + "/readyz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"operator did not become ready; see {self.log_path}")
+    """``rotor run --peering NAME --priority N`` (OperatorProcess's peering option), plus readers
+    of what its log says."""
 
     # ---------------------------------------------------------------- what its log says
     def entries(self) -> list[dict[str, Any]]:

@@ -26,7 +26,11 @@ class OperatorProcess:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         hash_key: str = "integration-test-hash-key",
+        peering: str | None = None,
+        priority: int | None = None,
     ) -> None:
+        """``peering`` runs it as the chart's Deployment does (``--peering NAME``, active/standby);
+        without it the operator is ``--standalone``."""
         self.kubeconfig = kubeconfig
         self.name = name
         self.log_path = log_dir / f"{name}.log"
@@ -35,6 +39,8 @@ class OperatorProcess:
         self.extra_args = extra_args or []
         self.env = env or {}
         self.hash_key = hash_key
+        self.peering = peering
+        self.priority = priority
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -61,8 +67,13 @@ class OperatorProcess:
             "debug",
             "--metrics-addr",
             f"127.0.0.1:{self.metrics_port}",
-            "--standalone",
         ]
+        if self.peering:
+            argv += ["--peering", self.peering]
+            if self.priority is not None:
+                argv += ["--priority", str(self.priority)]
+        else:
+            argv.append("--standalone")
         for ns in self.namespaces:
             argv += ["--namespace", ns]
         argv += self.extra_args

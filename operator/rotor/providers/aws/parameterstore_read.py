@@ -9,8 +9,8 @@ from typing import Any
 from rotor.providers.aws.client import AwsClient
 from rotor.providers.aws.errors import error_from_code
 from rotor.providers.aws.payload import json_object
-from rotor.providers.aws.secretsmanager_metadata import compile_name_regexp
 from rotor.providers.base import ProviderError, RemoteRef, RemoteSecret, SecretMetadata
+from rotor.providers.find import compile_name_regexp
 
 BATCH_SIZE = 10  # GetParameters' Names maximum
 DESCRIBE_PAGE = 50  # DescribeParameters' MaxResults maximum

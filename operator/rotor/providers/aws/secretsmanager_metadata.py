@@ -5,38 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from rotor.patterns import PatternInvalid, PatternTooSlow, compile_pattern, matches
 from rotor.providers.aws.client import AwsClient
 from rotor.providers.aws.secretsmanager_read import CURRENT
-from rotor.providers.base import InvalidConfig, SecretMetadata
+from rotor.providers.base import SecretMetadata
+from rotor.providers.find import compile_name_regexp
 
 PAGE_SIZE = 100  # ListSecrets' MaxResults maximum
 NAME_FILTER_MAX = 10  # values per ListSecrets filter
-
-
-def compile_name_regexp(name_regexp: str | None) -> NameMatcher | None:
-    if not name_regexp:
-        return None
-    try:
-        return NameMatcher(compile_pattern(name_regexp), name_regexp)
-    except PatternInvalid:
-        raise InvalidConfig(f"find: name.regexp {name_regexp!r} is not a valid regular expression") from None
-
-
-class NameMatcher:
-    """``search`` with a time limit (see rotor.patterns)."""
-
-    def __init__(self, compiled: Any, source: str) -> None:
-        self.compiled = compiled
-        self.source = source
-
-    def search(self, name: str) -> bool:
-        try:
-            return matches(self.compiled, name)
-        except PatternTooSlow:
-            raise InvalidConfig(
-                f"find: name.regexp {self.source!r} takes too long to match (catastrophic backtracking)"
-            ) from None
 
 
 def list_secrets(client: AwsClient, names: Iterable[str] = ()) -> Iterator[dict[str, Any]]:

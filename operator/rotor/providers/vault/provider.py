@@ -28,6 +28,7 @@ from rotor.providers.base import (
     SecretMetadata,
     WriteResult,
 )
+from rotor.providers.find import compile_name_regexp
 from rotor.providers.vault.config import VaultConfig
 from rotor.providers.vault.errors import mapped
 
@@ -227,8 +228,6 @@ class VaultProvider:
         return list(resp.get("data", {}).get("keys", []))
 
     def find(self, path: str, name_regexp: str | None) -> list[str]:
-        from rotor.providers.aws.secretsmanager_metadata import compile_name_regexp
-
         pattern = compile_name_regexp(name_regexp)
         prefix = path.strip("/")
         found: list[str] = []
