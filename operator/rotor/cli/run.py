@@ -74,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from rotor.api.duration import parse_duration
 
     configure_logging(args.log_level, args.log_format)
-    import rotor.handlers.managedsecret
     import rotor.handlers.rotationpolicy
     import rotor.handlers.secretstore
     import rotor.handlers.settings  # noqa: F401

@@ -1,4 +1,4 @@
-"""The controller: keeps an index of ManagedSecrets (fed by kopf's watch), decides what is
+"""The controller: keeps an index of ManagedSecrets (fed by its own informers), decides what is
 urgent, and runs a fixed pool of workers over one work queue. Refreshes are due times in one
 heap, not a timer task per object."""
 
@@ -8,7 +8,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from rotor.api.duration import parse_duration
@@ -16,6 +16,7 @@ from rotor.clock import Clock, parse_time
 from rotor.conditions import get_condition
 from rotor.controller.queue import WorkQueue
 from rotor.kube.gateway import KubeGateway
+from rotor.kube.informer import Informer
 from rotor.observability.metrics import ObjectSample
 from rotor.providers.base import RemoteRef
 from rotor.services.stores import StoreKey, StoreService
@@ -25,6 +26,7 @@ from rotor.sync.refresh import next_refresh
 log = logging.getLogger("rotor.controller")
 
 ROTATE = "rotor.dev/rotate"
+MANAGED_BY = "rotor.dev/managed-by"
 ObjKey = tuple[str, str]
 
 
@@ -34,6 +36,7 @@ class Settings:
     restart_limit: int = 2
     restart_debounce: float = 30.0
     hash_key: bytes = b""
+    namespaces: list[str] = field(default_factory=list)  # kopf-style patterns; empty: all
 
 
 def _older(incoming: dict[str, Any], known: dict[str, Any]) -> bool:
@@ -67,6 +70,14 @@ class Controller:
         self.busy = 0
         self._background: set[asyncio.Task[None]] = set()
         self._peering: tuple[str, str, int, list[str]] | None = None
+        self.secrets_informer = Informer(
+            gateway,
+            "Secret",
+            self.observe_secret,
+            namespaces=settings.namespaces,
+            label_selector=MANAGED_BY,
+        )
+        self.informer = Informer(gateway, "ManagedSecret", self.observe, namespaces=settings.namespaces)
         self.paused = False
 
     # ------------------------------------------------------------------ feeding
@@ -210,11 +221,32 @@ class Controller:
         self.tasks.append(
             asyncio.create_task(self.queue.run_timer(self.clock.timestamp, on_release=self._prefetch_wave))
         )
+        self.tasks.append(asyncio.create_task(self._run_informers()))
         for i in range(self.settings.concurrency):
             self.tasks.append(asyncio.create_task(self._worker(i)))
         self.tasks.append(asyncio.create_task(self._revalidate_stores()))
         if self._peering is not None:
             self.tasks.append(asyncio.create_task(self._watch_peering()))
+
+    async def _run_informers(self) -> None:
+        """Secrets first: with them listed, a sync compares against memory instead of reading
+        each Secret. A Secret list that keeps failing (RBAC) delays ManagedSecrets by 30 s at
+        most; syncs then read Secrets one by one."""
+        secrets = asyncio.create_task(self.secrets_informer.run())
+        try:
+            await asyncio.wait_for(self.secrets_informer.synced.wait(), timeout=30)
+        except TimeoutError:
+            log.warning("Secrets are not listed yet; starting on ManagedSecrets anyway")
+        try:
+            await self.informer.run()
+        finally:
+            secrets.cancel()
+            await asyncio.gather(secrets, return_exceptions=True)
+
+    @property
+    def listed(self) -> bool:
+        """Both informers have listed once (readiness)."""
+        return self.informer.synced.is_set() and self.secrets_informer.synced.is_set()
 
     async def stop(self) -> None:
         for task in self.tasks:

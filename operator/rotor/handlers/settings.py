@@ -49,6 +49,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             restart_limit=int(options.get("restart_limit", 2)),
             restart_debounce=float(options.get("restart_debounce", 30.0)),
             hash_key=hash_key,
+            namespaces=list(options.get("namespaces") or []),
         ),
     )
     _attach_optional_services(controller, options)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -145,6 +146,80 @@ class KubeGateway:
         except ApiException as exc:
             if exc.status != 404:
                 raise _wrap(exc) from None
+
+    # ------------------------------------------------------------------ list and watch (informers)
+    def _lister(self, kind: str, namespace: str | None) -> Any:
+        if kind == "Secret":
+            if namespace:
+                return lambda **kw: self.core.list_namespaced_secret(namespace, **kw)
+            return self.core.list_secret_for_all_namespaces
+        plural = PLURALS[kind]
+        if namespace:
+            return lambda **kw: self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, **kw
+            )
+        return lambda **kw: self.custom.list_cluster_custom_object(GROUP, VERSION, plural, **kw)
+
+    async def list_page(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        limit: int = 500,
+        continue_: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of a list, as the API's JSON (``items``, ``metadata.continue``,
+        ``metadata.resourceVersion``); no model classes."""
+        params: dict[str, Any] = {"limit": limit, "_preload_content": False}
+        if label_selector:
+            params["label_selector"] = label_selector
+        if continue_:
+            params["_continue"] = continue_
+        try:
+            return await self._json(self._lister(kind, namespace)(**params))
+        except ApiException as exc:
+            raise _wrap(exc) from None
+
+    async def open_watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        server_timeout: int = 300,
+    ) -> Any:
+        """Start a watch from ``resource_version``; returns the open HTTP response (one JSON event
+        per line). The caller reads and releases it. 410 Gone raises ``KubeError(410)``. The
+        server ends the watch after ``server_timeout`` seconds."""
+        params: dict[str, Any] = {
+            "watch": True,
+            "resource_version": resource_version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": server_timeout,
+            "_preload_content": False,
+            # the server ends the watch after ``timeout``; the client only guards a silent socket
+            "_request_timeout": aiohttp.ClientTimeout(
+                connect=15, sock_connect=15, sock_read=server_timeout + 60
+            ),
+        }
+        if label_selector:
+            params["label_selector"] = label_selector
+        try:
+            resp = await self._lister(kind, namespace)(**params)
+        except ApiException as exc:
+            raise _wrap(exc) from None
+        if resp.status >= 400:
+            try:
+                payload = await resp.read()
+                message = str(json.loads(payload).get("message") or resp.reason)[:300]
+            except ValueError:
+                message = str(resp.reason)
+            finally:
+                resp.release()
+            raise KubeError(int(resp.status), message)
+        return resp
 
     # ------------------------------------------------------------------ rotor objects
     async def get_object(self, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:

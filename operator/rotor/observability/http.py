@@ -46,5 +46,5 @@ class MetricsServer:
         return web.Response(text="ok" if alive else "controller stopped", status=200 if alive else 500)
 
     async def readyz(self, _: web.Request) -> web.Response:
-        ready = bool(self.controller.tasks)
+        ready = bool(self.controller.tasks) and bool(getattr(self.controller, "listed", True))
         return web.Response(text="ready" if ready else "starting", status=200 if ready else 503)
