@@ -86,6 +86,7 @@ class Controller:
         key: ObjKey = (meta["namespace"], meta["name"])
         if event_type == "DELETED":
             self.index.pop(key, None)
+            self.sync.reads.pop(key, None)
             self.queue.forget(key)
             for users in self.store_users.values():
                 users.discard(key)
@@ -165,34 +166,22 @@ class Controller:
 
     def _prefetch_wave(self, keys: list[Any]) -> None:
         """A refresh wave: objects of one AWS Secrets Manager store come due together; list the
-        store's versions once and fetch what changed in batches of 20 before the workers sync."""
+        store's versions once and fetch what changed in batches of 20 before the workers sync.
+        The refs are those each object read at its last sync (a spec change syncs urgently)."""
         by_store: dict[StoreKey, list[RemoteRef]] = {}
         for key in keys:
-            body = self.index.get(key)
-            if body is None:
+            read = self.sync.reads.get(key)
+            if read is None:
                 continue
-            spec = body.get("spec") or {}
-            ref = spec.get("storeRef") or {}
-            kind = ref.get("kind") or "SecretStore"
-            store_key: StoreKey = (
-                kind,
-                "" if kind == "ClusterSecretStore" else key[0],
-                ref.get("name") or "",
-            )
+            store_key, refs = read
             handle = self.stores.handles.get(store_key)
             if handle is None or handle.backend is None or not handle.backend.detects_changes:
                 continue
-            refs = by_store.setdefault(store_key, [])
-            for item in spec.get("data") or []:
-                remote = item.get("remoteRef") or {}
-                refs.append(RemoteRef(remote.get("key", ""), remote.get("version")))
-            for item in spec.get("dataFrom") or []:
-                if item.get("extract"):
-                    refs.append(RemoteRef(item["extract"].get("key", ""), item["extract"].get("version")))
-        for store_key, refs in by_store.items():
+            by_store.setdefault(store_key, []).extend(refs)
+        for store_key, wanted in by_store.items():
             backend = self.stores.handles[store_key].backend
-            if backend is not None and len(refs) > 1:
-                task = asyncio.create_task(backend.prefetch(refs))
+            if backend is not None and len(wanted) > 1:
+                task = asyncio.create_task(backend.prefetch(wanted))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
 

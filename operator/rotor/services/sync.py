@@ -24,7 +24,7 @@ from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
 from rotor.providers.base import ProviderError, RemoteRef, RemoteSecret
 from rotor.rotation.checks import expiring_condition
 from rotor.rotation.expiry import compute_expiry
-from rotor.services.stores import StoreHandle, StoreProblem, StoreService
+from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
 from rotor.sync.assemble import assemble
 from rotor.sync.plan import DATA_HASH, MANAGED_BY, MANAGED_KEYS, Desired, plan
 from rotor.sync.refresh import next_refresh
@@ -84,6 +84,9 @@ class SyncService:
         self.hash_key = hash_key
         self.secret_cache = secret_cache if secret_cache is not None else {}
         self.failures: dict[str, int] = {}
+        #: what each ManagedSecret read at its last sync: (store, refs); a refresh wave prefetches
+        #: these in batches before the workers sync
+        self.reads: dict[tuple[str, str], tuple[StoreKey, tuple[RemoteRef, ...]]] = {}
         self.rotation: Any = None  # set by the controller when rotation is enabled
         self.rollout: Any = None
 
@@ -116,6 +119,7 @@ class SyncService:
             handle = await self._store(spec, namespace)
             sources = sources_of(spec)
             self.stores.check_keys(handle, namespace, sources.keys)
+            self.reads[(namespace, name)] = (handle.key, sources.refs)
             if force and force != status.get("lastForceSync"):
                 assert handle.backend is not None
                 handle.backend.forget(list(sources.refs))
