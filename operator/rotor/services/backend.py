@@ -62,6 +62,7 @@ class Backend:
         self.share_window = share_window
         self.batch_delay = batch_delay
         self._reads: dict[RemoteRef, _Entry] = {}
+        self._gc_at = 0.0
         self._batch: dict[RemoteRef, asyncio.Future[RemoteSecret]] = {}
         self._batch_task: asyncio.Task[None] | None = None
         self.capabilities: Capabilities | None = None
@@ -218,8 +219,11 @@ class Backend:
                 self._reads.pop(ref, None)
 
     def _gc(self, now: float) -> None:
-        if len(self._reads) < 4096:
+        """Drop settled reads older than the share window, at most once per window (values do
+        not stay in memory longer than they can be shared)."""
+        if now - self._gc_at < self.share_window:
             return
+        self._gc_at = now
         for ref, entry in list(self._reads.items()):
             if entry.future.done() and now - entry.stored_at >= self.share_window:
                 del self._reads[ref]
