@@ -327,6 +327,11 @@ class Controller:
                     continue
                 when = outcome.next_at.timestamp() if outcome.next_at else None
                 self.queue.schedule(key, when)
+                # the echo of a write made during the sync may have replaced the indexed body with
+                # one older than what the sync has just recorded: keep the newest
+                current = self.index.get(cast(ObjKey, key))
+                if current is not None and current is not body and _older(current, body):
+                    self.index[cast(ObjKey, key)] = body
             finally:
                 self.busy -= 1
                 self.queue.done(key)
