@@ -144,9 +144,17 @@ async def test_lists_in_pages_then_watches_from_the_lists_version() -> None:
         ],
     )
     events: list[tuple[str, str | None]] = []
-    informer = Informer(api, "ManagedSecret", lambda b, t: events.append((b["metadata"]["name"], t)))  # type: ignore[arg-type]
+    bodies: list[dict[str, Any]] = []
+
+    def record(b: dict[str, Any], t: str | None) -> None:
+        events.append((b["metadata"]["name"], t))
+        bodies.append(b)
+
+    informer = Informer(api, "ManagedSecret", record)  # type: ignore[arg-type]
     await run_until(informer, events, 4)
     assert events == [("a", None), ("b", None), ("c", "ADDED"), ("a", "MODIFIED")]
+    # listed items get the kind and apiVersion a list leaves out (Events name them)
+    assert {(b["kind"], b["apiVersion"]) for b in bodies[:2]} == {("ManagedSecret", "rotor.dev/v1alpha1")}
     assert api.list_calls == [(None, None), (None, "t1")]
     # the second watch resumes from the bookmark, not from the list
     assert api.watch_calls[:2] == [(None, "11"), (None, "20")]

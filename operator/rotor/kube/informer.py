@@ -25,7 +25,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from rotor.kube.gateway import KubeError, KubeGateway
+from rotor.kube.gateway import GROUP, VERSION, KubeError, KubeGateway
 
 log = logging.getLogger("rotor.informer")
 
@@ -99,6 +99,7 @@ class Informer:
         self.delivered: dict[str, int] = {}
         self.relists = 0
         self.sleep = asyncio.sleep  # replaceable in tests
+        self.api_version = "v1" if kind == "Secret" else f"{GROUP}/{VERSION}"
 
     def accepts(self, namespace: str) -> bool:
         return not self.patterns or any(match_namespace(namespace, p) for p in self.patterns)
@@ -154,8 +155,9 @@ class Informer:
             )
             meta = page.get("metadata") or {}
             version = str(meta.get("resourceVersion") or version)
-            for item in page.get("items") or []:
+            for item in page.get("items") or []:  # list items carry no kind or apiVersion
                 item.setdefault("kind", self.kind)
+                item.setdefault("apiVersion", self.api_version)
                 key = self._key(item)
                 if key is None:
                     continue
