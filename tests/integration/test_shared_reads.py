@@ -103,7 +103,7 @@ async def test_forty_aws_secrets_are_fetched_in_two_batch_calls(cluster: Cluster
     for doc in env.aws_store(ns):
         await cluster.apply(doc, ns)
     for i, key in enumerate(keys):
-        await cluster.apply(_ms(f"s{i:02d}", "aws", key, "4s", "v"), ns)
+        await cluster.apply(_ms(f"s{i:02d}", "aws", key, "10s", "v"), ns)
     for i in range(40):
         await cluster.ready(f"s{i:02d}", ns, timeout=60)
     store = f"SecretStore/{ns}/aws"
@@ -122,7 +122,8 @@ async def test_forty_aws_secrets_are_fetched_in_two_batch_calls(cluster: Cluster
     await wait_for(lambda: _at_least(op, syncs0 + 40), timeout=30, what="a refresh wave of 40")
     assert batch_calls() == before_batch and single_calls() == before_single
 
-    # every value changes upstream: the next wave fetches all 40 in 2 batch calls of 20
+    # every value changes upstream, right after a wave (the next comes 10 s later, so no wave
+    # sees only some of the changes): the next wave fetches all 40 in 2 batch calls of 20
     new_values = {}
     for key in keys:
         v = secrets.token_hex(12)
