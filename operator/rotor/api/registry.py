@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 from rotor.api.resources import (
     ClusterRotationPolicy,
     ClusterSecretStore,
@@ -16,6 +18,7 @@ from rotor.api.resources import (
 
 __all__ = [
     "KINDS",
+    "describe_errors",
     "parse_cluster_rotation_policy",
     "parse_cluster_secret_store",
     "parse_managed_secret",
@@ -72,3 +75,13 @@ def parse_rotation_policy(body: Mapping[str, Any]) -> RotationPolicy:
 
 def parse_cluster_rotation_policy(body: Mapping[str, Any]) -> ClusterRotationPolicy:
     return _parse(ClusterRotationPolicy, body)
+
+
+def describe_errors(exc: ValidationError, limit: int = 3) -> str:
+    """The first few problems of a spec, by field path (``spec.data.0.remoteRef.key: ...``).
+    pydantic's messages name the rule, never the input value."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{loc}: {err['msg']}")
+    return "; ".join(parts)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rotor.api.registry import describe_errors
 from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
 from rotor.clock import Clock, format_time
 from rotor.conditions import set_condition
@@ -210,7 +211,7 @@ class StoreService:
                 spec = self._parse(key, body)
             except ValidationError as exc:
                 handle = StoreHandle(key, generation, "", spec=None)  # type: ignore[arg-type]
-                handle.reason, handle.message = "InvalidConfig", _summarize(exc)
+                handle.reason, handle.message = "InvalidConfig", describe_errors(exc)
                 await self._replace(key, handle)
                 await self._report(key, body, handle)
                 return handle
@@ -376,14 +377,6 @@ class StoreService:
                 continue
             except Exception:  # a bug in one store must not stop the others
                 log.exception("re-validating store %s failed", key)
-
-
-def _summarize(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"spec.{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 __all__ = ["StoreHandle", "StoreProblem", "StoreService", "format_time"]

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from rotor.api.duration import parse_duration
 from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.api.registry import describe_errors
 from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import get_condition, readiness_conditions, set_condition
 from rotor.kube.gateway import KubeError, KubeGateway
@@ -106,7 +107,9 @@ class SyncService:
         try:
             spec = ManagedSecretSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
-            return await self._fail(body, SyncFailure("InvalidSpec", _summarize(exc), retry=False), started)
+            return await self._fail(
+                body, SyncFailure("InvalidSpec", describe_errors(exc), retry=False), started
+            )
         try:
             if FINALIZER not in (meta.get("finalizers") or []):
                 await self.gateway.patch_object(
@@ -584,14 +587,6 @@ def _same(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple[str, ...
 
 def _strip_times(conditions: Any) -> list[dict[str, Any]]:
     return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions or []]
-
-
-def _summarize(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"spec.{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 __all__ = ["FINALIZER", "SyncFailure", "SyncOutcome", "SyncService", "parse_time"]
