@@ -1,6 +1,10 @@
-"""Profile the operator through a cold start of N ManagedSecrets (pyinstrument, text report).
+"""Profile the operator through a cold start of N ManagedSecrets.
 
-.venv/bin/python bench/profile_cold_start.py 1000
+.venv/bin/python bench/profile_cold_start.py 1000            # pyinstrument (event-loop thread)
+.venv/bin/python bench/profile_cold_start.py 1000 --py-spy   # py-spy: every thread, CPU only
+
+py-spy (``pip install py-spy``) samples all threads, so the backend thread pool shows too; the
+report lists where the CPU went, by own time and by inclusive time.
 """
 
 from __future__ import annotations
@@ -21,7 +25,37 @@ from rotor.devenv import binaries
 from rotor.devenv.environment import LocalEnvironment
 
 
-async def main(n: int) -> None:
+def summarize_raw(raw: str, top: int = 30) -> str:
+    """py-spy's raw format is one collapsed stack per line ("frame;frame;... count"); sum the
+    samples by function, as the innermost frame (own time) and anywhere on the stack (inclusive)."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].split("/")[-1] + ")"
+            for f in stack.split(";")
+            if " (" in f
+        ]
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + samples
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+    lines = [f"{total} samples of CPU (all threads)", "", "own time:"]
+    for name, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * count / total:5.1f}%  {name}")
+    lines += ["", "inclusive:"]
+    for name, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * count / total:5.1f}%  {name}")
+    return "\n".join(lines)
+
+
+async def main(n: int, spy: bool = False) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rotor-profile-"))
     env = LocalEnvironment(workdir)
     env.start()
@@ -83,22 +117,36 @@ async def main(n: int) -> None:
             cluster, ns, [bench.ms_doc(f"m{i}", "vault", f"prof/p{i}", "1h") for i in range(n)]
         )
         report = workdir / "profile.txt"
-        proc = subprocess.Popen(
+        operator = [
+            "-m",
+            "rotor.cli.main",
+            "run",
+            "--standalone",
+            "--log-level",
+            "warning",
+            "--metrics-addr",
+            f"127.0.0.1:{bench.free_port()}",
+        ]
+        profiler = (
             [
-                sys.executable,
-                "-m",
-                "pyinstrument",
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--threads",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "-r",
+                "200",
                 "-o",
                 str(report),
-                "-m",
-                "rotor.cli.main",
-                "run",
-                "--standalone",
-                "--log-level",
-                "warning",
-                "--metrics-addr",
-                f"127.0.0.1:{bench.free_port()}",
-            ],
+                "--",
+                sys.executable,
+            ]
+            if spy
+            else [sys.executable, "-m", "pyinstrument", "-o", str(report)]
+        )
+        proc = subprocess.Popen(
+            [*profiler, *operator],
             env=dict(os.environ, KUBECONFIG=str(env.kubeconfig), ROTOR_HASH_KEY="p"),
         )
         started = time.monotonic()
@@ -107,11 +155,12 @@ async def main(n: int) -> None:
         print(f"cold start of {n}: {time.monotonic() - started:.1f}s", flush=True)
         proc.send_signal(2)
         proc.wait(60)
-        print(report.read_text()[:12000])
+        print(summarize_raw(report.read_text()) if spy else report.read_text()[:12000])
     finally:
         await cluster.close()
         env.stop()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    asyncio.run(main(int(args[0]) if args else 1000, spy="--py-spy" in sys.argv))
