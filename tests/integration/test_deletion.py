@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from support.cluster import Cluster, wait_for
+from support.objects import apply_token_store, data_item, ms_manifest
+from support.rotation import kv2_write
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -21,26 +23,12 @@ async def _setup(cluster: Cluster, env, namespace: str, leaks, **target: Any) ->
     """A Vault value, a token store and a ManagedSecret 'app' writing it; returns (value, Ready object)."""
     value = secrets.token_urlsafe(20)
     leaks.add(value)
-    env.vault_client().secrets.kv.v2.create_or_update_secret(
-        path=f"{namespace}/app", secret={"password": value}, mount_point="secret"
-    )
-    for doc in env.vault_token_store(namespace):
-        await cluster.apply(doc, namespace)
-    spec: dict[str, Any] = {
-        "storeRef": {"name": "vault"},
-        "data": [{"secretKey": "password", "remoteRef": {"key": f"{namespace}/app", "property": "password"}}],
-    }
+    kv2_write(env, f"{namespace}/app", {"password": value})
+    await apply_token_store(cluster, env, namespace)
+    spec: dict[str, Any] = {"data": [data_item("password", f"{namespace}/app", "password")]}
     if target:
         spec["target"] = target
-    await cluster.apply(
-        {
-            "apiVersion": "rotor.dev/v1alpha1",
-            "kind": "ManagedSecret",
-            "metadata": {"name": "app"},
-            "spec": spec,
-        },
-        namespace,
-    )
+    await cluster.apply(ms_manifest("app", **spec), namespace)
     return value, await cluster.ready("app", namespace)
 
 

@@ -23,17 +23,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from support.cluster import Cluster, wait_for
 from support.environment import TestEnvironment
 from support.leaks import LeakRegistry
+from support.objects import API, apply_all, data_item, iso_namespace_fixture, ms_manifest
 from support.operator import OperatorProcess
+from support.rotation import kv2_write, own_operator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-API = "rotor.dev/v1alpha1"
 DOCUMENTED = {
     "InvalidSpec",
     "StoreNotFound",
@@ -49,30 +49,10 @@ DOCUMENTED = {
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _ms(name: str, store: str = "vault", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "ManagedSecret",
-        "metadata": {"name": name},
-        "spec": {"storeRef": {"name": store}, **spec},
-    }
-
-
-def _item(secret_key: str, key: str, prop: str | None = None, **extra: Any) -> dict[str, Any]:
-    ref: dict[str, Any] = {"key": key}
-    if prop is not None:
-        ref["property"] = prop
-    return {"secretKey": secret_key, "remoteRef": ref, **extra}
-
-
-def _kv2(env: TestEnvironment, path: str, data: dict[str, Any]) -> None:
-    env.vault_client().secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
-
-
 async def _stores(cluster: Cluster, env: TestEnvironment, namespace: str, *, aws: bool = True) -> None:
-    docs = env.vault_token_store(namespace) + (env.aws_store(namespace) if aws else [])
-    for doc in docs:
-        await cluster.apply(doc, namespace)
+    await apply_all(
+        cluster, env.vault_token_store(namespace) + (env.aws_store(namespace) if aws else []), namespace
+    )
     await cluster.wait_condition("SecretStore", "vault", namespace, status="True")
     if aws:
         await cluster.wait_condition("SecretStore", "aws", namespace, status="True")
@@ -103,8 +83,10 @@ async def _good_one_syncs(
     """A good ManagedSecret created after the hostile ones becomes Ready with the right data."""
     value = secrets.token_urlsafe(24)
     leaks.add(value)
-    _kv2(env, f"{namespace}/good", {"value": value})
-    await cluster.apply(_ms("good-after", data=[_item("value", f"{namespace}/good", "value")]), namespace)
+    kv2_write(env, f"{namespace}/good", {"value": value})
+    await cluster.apply(
+        ms_manifest("good-after", data=[data_item("value", f"{namespace}/good", "value")]), namespace
+    )
     await cluster.ready("good-after", namespace, timeout=timeout)
     assert await cluster.secret_data(namespace, "good-after") == {"value": value.encode()}
 
@@ -141,14 +123,7 @@ async def disposable_operator(
 ) -> AsyncIterator[OperatorProcess]:
     """An operator for one iso-* namespace that may end up frozen: SIGKILLed afterwards, and its
     finalizers taken off so the namespace can go."""
-    op = OperatorProcess(
-        str(env.kubeconfig),
-        env.workdir / "logs",
-        name=f"op-{namespace}",
-        namespaces=[namespace],
-        extra_args=list(extra),
-        env=env.aws_env(),
-    )
+    op = own_operator(env, namespace, extra_args=list(extra))
     await asyncio.to_thread(op.start)
     try:
         yield op
@@ -164,12 +139,7 @@ async def disposable_operator(
                 )
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def iso_namespace(cluster: Cluster) -> AsyncIterator[str]:
-    name = f"iso-hostile-{secrets.token_hex(3)}"
-    await cluster.create_namespace(name)
-    yield name
-    await cluster.delete_namespace(name)
+iso_namespace = iso_namespace_fixture("hostile")
 
 
 # ---------------------------------------------------------------------------------------------- remote values
@@ -206,59 +176,78 @@ async def test_hostile_remote_values(
     # (registered for the leak scan by a marked prefix only: scanning for 3000 needles costs minutes)
     marker = value(f"huge-{tok}-start")
     # Vault refuses a single JSON string over 1 MiB, so two of 600 KB each
-    _kv2(env, f"{namespace}/huge", {"value": marker + "H" * 600_000, "other": "O" * 600_000})
+    kv2_write(env, f"{namespace}/huge", {"value": marker + "H" * 600_000, "other": "O" * 600_000})
     many = {f"k{i}": f"{i:04d}-{tok}-" + "m" * 400 for i in range(3000)}
     value(many["k0"])
-    _kv2(env, f"{namespace}/many", many)
+    kv2_write(env, f"{namespace}/many", many)
 
     cases: dict[str, tuple[dict[str, Any], set[str]]] = {
         # name: (ManagedSecret, the acceptable Ready reasons)
-        "binary-whole": (_ms("binary-whole", "aws", data=[_item("blob", f"{namespace}/binary")]), {"Synced"}),
+        "binary-whole": (
+            ms_manifest("binary-whole", "aws", data=[data_item("blob", f"{namespace}/binary")]),
+            {"Synced"},
+        ),
         "binary-extract": (
-            _ms("binary-extract", "aws", dataFrom=[{"extract": {"key": f"{namespace}/binary"}}]),
+            ms_manifest("binary-extract", "aws", dataFrom=[{"extract": {"key": f"{namespace}/binary"}}]),
             {"ValidationFailed"},
         ),
         "binary-property": (
-            _ms("binary-property", "aws", data=[_item("p", f"{namespace}/binary", "p")]),
+            ms_manifest("binary-property", "aws", data=[data_item("p", f"{namespace}/binary", "p")]),
             {"KeyNotFound"},
         ),
         "binary-base64": (
-            _ms("binary-base64", "aws", data=[_item("b", f"{namespace}/binary", decode="Base64")]),
+            ms_manifest(
+                "binary-base64", "aws", data=[data_item("b", f"{namespace}/binary", decode="Base64")]
+            ),
             {"ValidationFailed"},
         ),
         "binary-template": (
-            _ms(
+            ms_manifest(
                 "binary-template",
                 "aws",
-                data=[_item("blob", f"{namespace}/binary")],
+                data=[data_item("blob", f"{namespace}/binary")],
                 template={"data": {"out": "{{ blob }}", "b64": "{{ blob | b64enc }}"}},
             ),
             {"Synced", "TemplateError"},
         ),
-        "unicode": (_ms("unicode", "aws", data=[_item("text", f"{namespace}/unicode")]), {"Synced"}),
+        "unicode": (
+            ms_manifest("unicode", "aws", data=[data_item("text", f"{namespace}/unicode")]),
+            {"Synced"},
+        ),
         "illegal-keys": (
-            _ms("illegal-keys", "aws", dataFrom=[{"extract": {"key": f"{namespace}/illegal-keys"}}]),
+            ms_manifest("illegal-keys", "aws", dataFrom=[{"extract": {"key": f"{namespace}/illegal-keys"}}]),
             {"InvalidSpec"},
         ),
         "illegal-key-property": (
-            _ms("illegal-key-property", "aws", data=[_item("ok", f"{namespace}/illegal-keys", "a/b")]),
+            ms_manifest(
+                "illegal-key-property", "aws", data=[data_item("ok", f"{namespace}/illegal-keys", "a/b")]
+            ),
             {"Synced"},
         ),
-        "nested": (_ms("nested", "aws", dataFrom=[{"extract": {"key": f"{namespace}/nested"}}]), {"Synced"}),
+        "nested": (
+            ms_manifest("nested", "aws", dataFrom=[{"extract": {"key": f"{namespace}/nested"}}]),
+            {"Synced"},
+        ),
         "nested-deep-property": (
-            _ms(
+            ms_manifest(
                 "nested-deep-property",
                 "aws",
-                data=[_item("leaf", f"{namespace}/nested", ".".join(["a"] * 200))],
+                data=[data_item("leaf", f"{namespace}/nested", ".".join(["a"] * 200))],
             ),
             {"Synced"},
         ),
         "found-slashes": (
-            _ms("found-slashes", "aws", dataFrom=[{"find": {"path": f"{namespace}/found/"}}]),
+            ms_manifest("found-slashes", "aws", dataFrom=[{"find": {"path": f"{namespace}/found/"}}]),
             {"Synced"},
         ),
-        "huge": (_ms("huge", dataFrom=[{"extract": {"key": f"{namespace}/huge"}}]), {"ValidationFailed"}),
-        "many": (_ms("many", dataFrom=[{"extract": {"key": f"{namespace}/many"}}]), {"ValidationFailed"}),
+        "huge": (
+            ms_manifest("huge", dataFrom=[{"extract": {"key": f"{namespace}/huge"}}]),
+            {"ValidationFailed"},
+        ),
+        "many": (
+            ms_manifest("many", dataFrom=[{"extract": {"key": f"{namespace}/many"}}]),
+            {"ValidationFailed"},
+        ),
     }
     for manifest, _ in cases.values():
         await cluster.apply(manifest, namespace)
@@ -299,7 +288,9 @@ async def test_deeply_nested_json_is_a_documented_failure(
     depth = 20_000  # 60 KB of JSON: under Secrets Manager's 64 KiB, far over Python's recursion limit
     text = '{"a":' * depth + '"x"' + "}" * depth
     env.boto("secretsmanager").create_secret(Name=f"{namespace}/deep", SecretString=text)
-    await cluster.apply(_ms("deep", "aws", dataFrom=[{"extract": {"key": f"{namespace}/deep"}}]), namespace)
+    await cluster.apply(
+        ms_manifest("deep", "aws", dataFrom=[{"extract": {"key": f"{namespace}/deep"}}]), namespace
+    )
     await _good_one_syncs(cluster, env, namespace, leaks)
     cond = await _settled(cluster, namespace, "deep", timeout=30)
     assert cond["status"] == "False" and cond["reason"] in DOCUMENTED, cond
@@ -335,13 +326,13 @@ async def test_template_sandbox_escapes_are_template_errors(
 ) -> None:
     password = secrets.token_urlsafe(24)
     leaks.add(password)
-    _kv2(env, f"{namespace}/app", {"password": password})
+    kv2_write(env, f"{namespace}/app", {"password": password})
     await _stores(cluster, env, namespace, aws=False)
     for name, source in ESCAPES.items():
         await cluster.apply(
-            _ms(
+            ms_manifest(
                 f"t-{name}",
-                data=[_item("password", f"{namespace}/app", "password")],
+                data=[data_item("password", f"{namespace}/app", "password")],
                 template={"data": {"out": source}},
             ),
             namespace,
@@ -531,7 +522,7 @@ async def test_generated_specs_never_crash_or_stall(
     rng = random.Random(seed)
     password = secrets.token_urlsafe(24)
     leaks.add(password)
-    _kv2(env, f"{namespace}/app", {"username": "app", "password": password})
+    kv2_write(env, f"{namespace}/app", {"username": "app", "password": password})
     await _stores(cluster, env, namespace)
     credentials = {name: await cluster.secret(namespace, name) for name in ("vault-token", "aws-creds")}
     accepted, refused = [], 0
@@ -582,14 +573,14 @@ async def test_catastrophic_validate_regex_does_not_stall_others(
     ns = iso_namespace
     value = secrets.token_urlsafe(24)
     leaks.add(value)
-    _kv2(env, f"{ns}/app", {"password": value})
+    kv2_write(env, f"{ns}/app", {"password": value})
     async with disposable_operator(env, cluster, ns) as op:
         await _stores(cluster, env, ns, aws=False)
         await cluster.apply(
-            _ms(
+            ms_manifest(
                 "redos",
                 data=[
-                    _item(
+                    data_item(
                         "password",
                         f"{ns}/app",
                         "password",
@@ -609,12 +600,12 @@ async def test_catastrophic_find_regexp_does_not_stall_others(
     cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
 ) -> None:
     ns = iso_namespace
-    _kv2(env, f"{ns}/redos/{'a' * 40}!", {"value": "x"})
+    kv2_write(env, f"{ns}/redos/{'a' * 40}!", {"value": "x"})
     async with disposable_operator(env, cluster, ns, "--concurrency", "2") as op:
         await _stores(cluster, env, ns, aws=False)
         for i in range(3):
             await cluster.apply(
-                _ms(
+                ms_manifest(
                     f"redos-{i}", dataFrom=[{"find": {"path": f"{ns}/redos/", "name": {"regexp": "^(a+)+$"}}}]
                 ),
                 ns,

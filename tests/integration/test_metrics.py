@@ -18,71 +18,34 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 from rotor import __version__
 from support.cluster import Cluster, wait_for
 from support.environment import TestEnvironment
 from support.leaks import LeakRegistry
+from support.objects import apply_token_store, data_item, iso_namespace_fixture, ms_manifest, self_signed
 from support.operator import OperatorProcess
+from support.rotation import kv2_write, own_operator, running
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-API = "rotor.dev/v1alpha1"
 Labels = tuple[tuple[str, str], ...]
 Samples = dict[str, dict[Labels, float]]
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
-@pytest_asyncio.fixture(loop_scope="session")
-async def iso_namespace(cluster: Cluster) -> AsyncIterator[str]:
-    name = f"iso-metrics-{secrets.token_hex(3)}"
-    await cluster.create_namespace(name)
-    yield name
-    await cluster.delete_namespace(name)
+iso_namespace = iso_namespace_fixture("metrics")
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def metrics_operator(env: TestEnvironment, iso_namespace: str) -> AsyncIterator[OperatorProcess]:
-    op = OperatorProcess(
-        str(env.kubeconfig),
-        env.workdir / "logs",
-        name=f"op-metrics-{iso_namespace}",
-        namespaces=[iso_namespace],
-        env=env.aws_env(),
-    )
-    await asyncio.to_thread(op.start)
-    try:
+    async with running(own_operator(env, iso_namespace, name=f"op-metrics-{iso_namespace}")) as op:
         yield op
-    finally:
-        await asyncio.to_thread(op.stop)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def certificate(not_before: dt.datetime, not_after: dt.datetime) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "metrics.example")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("metrics.example")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key
-
-
 def parse(text: str) -> Samples:
     """{sample name: {sorted labels: value}}, through Prometheus' own text parser."""
     out: Samples = {}
@@ -116,15 +79,7 @@ def http_status(url: str) -> int:
 
 
 def ms(name: str, key: str, prop: str, secret_key: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "ManagedSecret",
-        "metadata": {"name": name},
-        "spec": {
-            "storeRef": {"name": "vault"},
-            "data": [{"secretKey": secret_key, "remoteRef": {"key": key, "property": prop}}],
-        },
-    }
+    return ms_manifest(name, data=[data_item(secret_key, key, prop)])
 
 
 # ---------------------------------------------------------------------------------------------- the test
@@ -137,7 +92,6 @@ async def test_metrics_reflect_current_state_and_forget_deleted_objects(
 ) -> None:
     ns = iso_namespace
     op = metrics_operator
-    vault = env.vault_client()
 
     # health and readiness answer on the metrics port
     assert await asyncio.to_thread(http_status, op.metrics_url + "/healthz") == 200
@@ -145,19 +99,14 @@ async def test_metrics_reflect_current_state_and_forget_deleted_objects(
 
     password = secrets.token_urlsafe(24)
     leaks.add(password)
-    vault.secrets.kv.v2.create_or_update_secret(
-        path=f"{ns}/good", secret={"password": password}, mount_point="secret"
-    )
+    kv2_write(env, f"{ns}/good", {"password": password})
     # Lifetime 4 h, 1 h left: renewal (at 2/3 of the lifetime) was 20 minutes ago.
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     not_before, not_after = now - dt.timedelta(hours=3), now + dt.timedelta(hours=1)
-    cert_pem, _ = certificate(not_before, not_after)
-    vault.secrets.kv.v2.create_or_update_secret(
-        path=f"{ns}/tls", secret={"crt": cert_pem.decode()}, mount_point="secret"
-    )
+    cert_pem = self_signed(ec.generate_private_key(ec.SECP256R1()), "metrics.example", not_before, not_after)
+    kv2_write(env, f"{ns}/tls", {"crt": cert_pem.decode()})
 
-    for doc in env.vault_token_store(ns):
-        await cluster.apply(doc, ns)
+    await apply_token_store(cluster, env, ns)
     await cluster.apply(ms("good", f"{ns}/good", "password", "password"), ns)
     await cluster.apply(ms("missing", f"{ns}/does-not-exist", "password", "password"), ns)
     await cluster.apply(ms("expiring", f"{ns}/tls", "crt", "tls.crt"), ns)

@@ -3,14 +3,21 @@ annotation is answered as Failed, the Secret keeps its value, and nothing is wri
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from support.cluster import Cluster, wait_for
-from support.rotation import condition, kv2_current, kv2_write, managed_secret, policy, request_rotation
+from support.rotation import (
+    condition,
+    kv2_current,
+    managed_secret,
+    policy,
+    request_rotation,
+    vault_source,
+    wait_answered,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -18,14 +25,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def _setup(
     cluster: Cluster, env: Any, ns: str, leaks: Any, policy_spec: dict[str, Any] | None, **store: Any
 ) -> tuple[str, int, str]:
-    path = f"{ns}/app"
-    old = secrets.token_urlsafe(20)
-    leaks.add(old)
-    version = kv2_write(env, path, {"password": old, "user": "app"})
-    for doc in env.vault_token_store(ns, **store):
-        await cluster.apply(doc, ns)
-    if policy_spec is not None:
-        await cluster.apply(policy("policy", policy_spec), ns)
+    """``vault_source`` and a ManagedSecret "app" rotated under the policy."""
+    path, version, old = await vault_source(cluster, env, ns, leaks, policy_spec, **store)
     await cluster.apply(managed_secret("app", key=path), ns)
     return path, version, old
 
@@ -38,13 +39,7 @@ async def _refused(
     obj = await cluster.ready("app", ns, timeout=60)
     await cluster.wait_condition("ManagedSecret", "app", ns, "Rotating", status="False", reason="Failed")
     request = await request_rotation(cluster, ns, "app")
-
-    async def answered() -> dict[str, Any] | None:
-        got = await cluster.get("ManagedSecret", "app", ns)
-        rot = ((got or {}).get("status") or {}).get("rotation") or {}
-        return got if rot.get("lastRotateRequest") == request else None
-
-    obj = await wait_for(answered, timeout=30, what="the rotate request to be answered")
+    obj = await wait_answered(cluster, ns, "app", request)
     assert obj["status"]["rotation"]["phase"] == "Failed"
     cond = condition(obj, "Rotating")
     assert cond["status"] == "False" and cond["reason"] == "Failed"
@@ -158,13 +153,7 @@ async def test_rotation_on_a_read_only_store(cluster: Cluster, env: Any, namespa
     await wait_for(read_only, timeout=30, what="the store to report ReadOnly")
     await cluster.ready("app", namespace, timeout=60)
     request = await request_rotation(cluster, namespace, "app")
-
-    async def answered() -> dict[str, Any] | None:
-        got = await cluster.get("ManagedSecret", "app", namespace)
-        rot = ((got or {}).get("status") or {}).get("rotation") or {}
-        return got if rot.get("lastRotateRequest") == request else None
-
-    obj = await wait_for(answered, timeout=30, what="the rotate request to be answered")
+    obj = await wait_answered(cluster, namespace, "app", request)
     cond = condition(obj, "Rotating")
     assert obj["status"]["rotation"]["phase"] == "Failed"
     assert cond["status"] == "False" and cond["reason"] == "Failed"

@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from support.cluster import Cluster, wait_for
+from support.objects import apply_token_store, private_pem, self_signed
 from support.rotation import (
     MovableClock,
     aws_stages,
@@ -27,6 +26,7 @@ from support.rotation import (
     policy,
     request_rotation,
     running,
+    wait_answered,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -60,8 +60,7 @@ async def test_vault_age_from_kv_metadata(cluster: Cluster, env: Any, leaks: Any
         kv2_write(env, path, {"password": value})
         before = _kv2_metadata(env, path)
         created = _t(before["versions"][str(before["current_version"])]["created_time"].split(".")[0] + "Z")
-        for doc in env.vault_token_store(ns):
-            await cluster.apply(doc, ns)
+        await apply_token_store(cluster, env, ns)
         await cluster.apply(
             policy("policy", {"strategy": "Observe", "maxAge": "2h", "rotateBefore": "30m"}), ns
         )
@@ -82,13 +81,7 @@ async def test_vault_age_from_kv_metadata(cluster: Cluster, env: Any, leaks: Any
             assert "older than the policy allows" in condition(obj, "Expiring")["message"]
 
             request = await request_rotation(cluster, ns, "app")
-
-            async def refused() -> dict[str, Any] | None:
-                obj = await cluster.get("ManagedSecret", "app", ns)
-                rot = ((obj or {}).get("status") or {}).get("rotation") or {}
-                return obj if rot.get("lastRotateRequest") == request else None
-
-            obj = await wait_for(refused, timeout=30, what="the rotate request to be answered")
+            obj = await wait_answered(cluster, ns, "app", request)
             assert obj["status"]["rotation"]["phase"] == "Failed"
             cond = condition(obj, "Rotating")
             assert cond["reason"] == "Failed" and "Observe" in cond["message"]
@@ -152,22 +145,15 @@ async def test_aws_pending_version_is_a_stalled_rotation(
 
 def _certificate(hours: int) -> tuple[bytes, bytes, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "observed.example.test")])
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=30))
-        .not_valid_after(now + dt.timedelta(hours=hours))
-        .sign(key, hashes.SHA256())
+    crt = self_signed(
+        key,
+        "observed.example.test",
+        now - dt.timedelta(minutes=30),
+        now + dt.timedelta(hours=hours),
+        san=False,
     )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), pem, cert
+    return crt, private_pem(key), x509.load_pem_x509_certificate(crt)
 
 
 async def test_certificate_expires_soon_then_expired(cluster: Cluster, env: Any, leaks: Any) -> None:
@@ -177,8 +163,7 @@ async def test_certificate_expires_soon_then_expired(cluster: Cluster, env: Any,
         clock = MovableClock(env.workdir / f"clock-{ns}")
         path = f"{ns}/tls"
         base = kv2_write(env, path, {"tls.crt": crt.decode(), "tls.key": key_pem.decode()})
-        for doc in env.vault_token_store(ns):
-            await cluster.apply(doc, ns)
+        await apply_token_store(cluster, env, ns)
         await cluster.apply(policy("policy", {"preset": "certificate", "strategy": "Observe"}), ns)
         async with running(own_operator(env, ns, clock)):
             await cluster.apply(

@@ -9,7 +9,6 @@ its offset file, so nothing sleeps and the session operator is not disturbed.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +17,7 @@ from croniter import croniter
 from cryptography import x509
 
 from support.cluster import Cluster, wait_for
+from support.objects import apply_token_store
 from support.rotation import (
     MovableClock,
     condition,
@@ -30,6 +30,7 @@ from support.rotation import (
     policy,
     request_rotation,
     running,
+    vault_source,
     wait_rotated,
 )
 
@@ -51,26 +52,12 @@ def _fmt(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _vault(
-    cluster: Cluster, env: Any, ns: str, leaks: Any, spec: dict[str, Any]
-) -> tuple[str, int, str]:
-    """Store, policy and a source holding an old password; returns (path, version, old)."""
-    old = secrets.token_urlsafe(20)
-    leaks.add(old)
-    path = f"{ns}/app"
-    version = kv2_write(env, path, {"password": old, "user": "app"})
-    for doc in env.vault_token_store(ns):
-        await cluster.apply(doc, ns)
-    await cluster.apply(policy("policy", spec), ns)
-    return path, version, old
-
-
 async def test_every_rotates_once_per_due_date_and_grace_keys_expire(
     cluster: Cluster, env: Any, leaks: Any
 ) -> None:
     async with iso_namespace(cluster, "every") as ns:
         clock = MovableClock(env.workdir / f"clock-{ns}")
-        path, base, old = await _vault(
+        path, base, old = await vault_source(
             cluster,
             env,
             ns,
@@ -126,7 +113,7 @@ async def test_cron_schedule_follows_its_time_zone(cluster: Cluster, env: Any, l
     zone = ZoneInfo("Asia/Kolkata")  # UTC+05:30, no daylight saving
     async with iso_namespace(cluster, "cron") as ns:
         clock = MovableClock(env.workdir / f"clock-{ns}")
-        path, base, _ = await _vault(
+        path, base, _ = await vault_source(
             cluster,
             env,
             ns,
@@ -162,7 +149,7 @@ async def test_window_defers_a_due_rotation_until_it_opens(cluster: Cluster, env
     async with iso_namespace(cluster, "window") as ns:
         clock = MovableClock(env.workdir / f"clock-{ns}")
         hour = (dt.datetime.now(dt.UTC).hour + 6) % 24
-        path, base, old = await _vault(
+        path, base, old = await vault_source(
             cluster,
             env,
             ns,
@@ -205,8 +192,7 @@ async def test_certificate_is_renewed_at_its_renewal_time(cluster: Cluster, env:
         clock = MovableClock(env.workdir / f"clock-{ns}")
         path = f"{ns}/tls"
         base = kv2_write(env, path, {"tls.crt": "placeholder", "tls.key": "placeholder"})
-        for doc in env.vault_token_store(ns):
-            await cluster.apply(doc, ns)
+        await apply_token_store(cluster, env, ns)
         await cluster.apply(
             policy(
                 "policy",

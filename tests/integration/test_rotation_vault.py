@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from support.cluster import Cluster, wait_for
+from support.objects import apply_token_store
 from support.rotation import (
     condition,
     kv2_current,
@@ -33,11 +34,6 @@ from support.rotation import (
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def _store(cluster: Cluster, env: Any, namespace: str, **kw: Any) -> None:
-    for doc in env.vault_token_store(namespace, **kw):
-        await cluster.apply(doc, namespace)
 
 
 def _spki(key: Any) -> bytes:
@@ -219,7 +215,7 @@ async def test_generator_writes_source_then_secret(
         initial["tls.key"] = "initial-key"
     leaks.add(*initial.values())
     base_version = kv2_write(env, path, {**initial, "other": "kept-as-is"})
-    await _store(cluster, env, namespace)
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(policy("policy", {"schedule": {"every": "720h"}, "generator": generator}), namespace)
     target = {"type": "kubernetes.io/tls"} if keys == ["tls.crt"] else {}
     await cluster.apply(managed_secret("gen", key=path, keys=keys, target=target), namespace)
@@ -256,7 +252,7 @@ async def test_kv1_rotation_is_a_plain_write(cluster: Cluster, env: Any, namespa
     client.secrets.kv.v1.create_or_update_secret(
         path=path, secret={"password": old, "user": "app"}, mount_point="kv"
     )
-    await _store(cluster, env, namespace, mount="kv", version=1)
+    await apply_token_store(cluster, env, namespace, mount="kv", version=1)
     await cluster.apply(policy("policy", {"preset": "database-password", "gracePeriod": "1h"}), namespace)
     await cluster.apply(managed_secret("app", key=path), namespace)
     await cluster.ready("app", namespace, timeout=60)
@@ -279,7 +275,7 @@ async def test_rotate_cli_on_vault_and_data_key(
     old = secrets.token_urlsafe(18)
     leaks.add(old)
     base = kv2_write(env, path, {"pw": old, "user": "app"})
-    await _store(cluster, env, namespace)
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(policy("policy", {"preset": "database-password"}), namespace)
     await cluster.apply(
         managed_secret(
@@ -311,7 +307,7 @@ async def test_rollback_on_vault(cluster: Cluster, env: Any, namespace: str, lea
     old = secrets.token_urlsafe(18)
     leaks.add(old)
     kv2_write(env, path, {"password": old, "user": "app"})
-    await _store(cluster, env, namespace)
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(policy("policy", {"preset": "database-password", "gracePeriod": "0"}), namespace)
     await cluster.apply(managed_secret("app", key=path), namespace)
     await cluster.ready("app", namespace, timeout=60)
@@ -341,7 +337,7 @@ async def test_rollback_refused_on_kv1(cluster: Cluster, env: Any, namespace: st
     env.vault_client().secrets.kv.v1.create_or_update_secret(
         path=path, secret={"password": "kv1-value-x"}, mount_point="kv"
     )
-    await _store(cluster, env, namespace, mount="kv", version=1)
+    await apply_token_store(cluster, env, namespace, mount="kv", version=1)
     await cluster.apply(managed_secret("app", key=path, policy_name=None), namespace)
     await cluster.ready("app", namespace, timeout=60)
     done = await run_rotor(env, leaks, "rollback", "app", "-n", namespace)
@@ -352,7 +348,7 @@ async def test_rollback_refused_on_kv1(cluster: Cluster, env: Any, namespace: st
 async def test_policy_status_counts_bound_secrets(
     cluster: Cluster, env: Any, namespace: str, leaks: Any
 ) -> None:
-    await _store(cluster, env, namespace)
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(
         policy("policy", {"preset": "api-key", "generator": {"apiKey": {"length": 24}}}), namespace
     )

@@ -3,48 +3,28 @@ backend (DESIGN §1), and a ClusterSecretStore admits only the namespaces its co
 
 from __future__ import annotations
 
-import base64
 import secrets
 from typing import Any
 
 import pytest
 
 from support.cluster import Cluster
+from support.objects import (
+    apply_all,
+    apply_token_store,
+    data_item,
+    ms_manifest,
+    root_cluster_store,
+    token_secret,
+    vault_store,
+)
+from support.rotation import kv2_write
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-API = "rotor.dev/v1alpha1"
-
 
 def _ms(name: str, store: str, key: str, *, kind: str = "SecretStore", prop: str = "value") -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "ManagedSecret",
-        "metadata": {"name": name},
-        "spec": {
-            "storeRef": {"name": store, "kind": kind},
-            "data": [{"secretKey": prop, "remoteRef": {"key": key, "property": prop}}],
-        },
-    }
-
-
-def _vault_store(
-    name: str, server: str, auth: dict[str, Any], *, cluster_scoped: bool = False, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "ClusterSecretStore" if cluster_scoped else "SecretStore",
-        "metadata": {"name": name},
-        "spec": {
-            "provider": {"vault": {"server": server, "kv": {"mount": "secret", "version": 2}, "auth": auth}},
-            **extra,
-        },
-    }
-
-
-async def _apply_all(cluster: Cluster, docs: list[dict[str, Any]], namespace: str) -> None:
-    for doc in docs:
-        await cluster.apply(doc, namespace)
+    return ms_manifest(name, store, kind, data=[data_item(prop, key, prop)])
 
 
 def _assert_observed(obj: dict[str, Any]) -> None:
@@ -56,7 +36,7 @@ def _assert_observed(obj: dict[str, Any]) -> None:
 
 
 async def test_token_store_valid_and_read_write(cluster: Cluster, env, namespace: str) -> None:
-    await _apply_all(cluster, env.vault_token_store(namespace), namespace)
+    await apply_token_store(cluster, env, namespace)
     cond = await cluster.wait_condition("SecretStore", "vault", namespace, status="True", reason="Valid")
     assert cond["message"]
     store = await cluster.get("SecretStore", "vault", namespace)
@@ -77,7 +57,7 @@ async def test_token_store_read_only_policy(cluster: Cluster, env, namespace: st
         "client_token"
     ]
     leaks.add(token)
-    await _apply_all(cluster, env.vault_token_store(namespace, "ro", token=token), namespace)
+    await apply_token_store(cluster, env, namespace, "ro", token=token)
     await cluster.wait_condition("SecretStore", "ro", namespace, status="True", reason="Valid")
     store = await cluster.get("SecretStore", "ro", namespace)
     assert store is not None
@@ -85,9 +65,7 @@ async def test_token_store_read_only_policy(cluster: Cluster, env, namespace: st
     # and it is usable for reading
     value = secrets.token_urlsafe(18)
     leaks.add(value)
-    vault.secrets.kv.v2.create_or_update_secret(
-        path=f"{namespace}/ro", secret={"value": value}, mount_point="secret"
-    )
+    kv2_write(env, f"{namespace}/ro", {"value": value})
     await cluster.apply(_ms("ro", "ro", f"{namespace}/ro"), namespace)
     await cluster.ready("ro", namespace)
     assert await cluster.secret_data(namespace, "ro") == {"value": value.encode()}
@@ -96,7 +74,7 @@ async def test_token_store_read_only_policy(cluster: Cluster, env, namespace: st
 async def test_wrong_token_is_auth_failed(cluster: Cluster, env, namespace: str, leaks) -> None:
     wrong = "hvs." + secrets.token_urlsafe(24)
     leaks.add(wrong)
-    await _apply_all(cluster, env.vault_token_store(namespace, token=wrong), namespace)
+    await apply_token_store(cluster, env, namespace, token=wrong)
     cond = await cluster.wait_condition("SecretStore", "vault", namespace, status="False", timeout=30)
     assert cond["reason"] == "AuthFailed", cond
     assert "auth" in cond["message"].lower() or "denied" in cond["message"].lower(), cond
@@ -109,7 +87,7 @@ async def test_wrong_token_is_auth_failed(cluster: Cluster, env, namespace: str,
 async def test_unreachable_server(cluster: Cluster, env, namespace: str) -> None:
     docs = env.vault_token_store(namespace)
     docs[1]["spec"]["provider"]["vault"]["server"] = "http://127.0.0.1:1"
-    await _apply_all(cluster, docs, namespace)
+    await apply_all(cluster, docs, namespace)
     cond = await cluster.wait_condition(
         "SecretStore", "vault", namespace, status="False", reason="Unreachable"
     )
@@ -117,7 +95,7 @@ async def test_unreachable_server(cluster: Cluster, env, namespace: str) -> None
 
 
 async def test_missing_credentials_secret_is_invalid_config(cluster: Cluster, env, namespace: str) -> None:
-    store = _vault_store(
+    store = vault_store(
         "vault", env.vault_addr, {"token": {"secretRef": {"name": "no-such-secret", "key": "token"}}}
     )
     await cluster.apply(store, namespace)
@@ -126,21 +104,13 @@ async def test_missing_credentials_secret_is_invalid_config(cluster: Cluster, en
     )
     assert "no-such-secret" in cond["message"], cond
     # once the Secret appears and the store is edited, it becomes Valid
-    await cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "no-such-secret"},
-            "data": {"token": base64.b64encode(b"rotor-dev-root").decode()},
-        },
-        namespace,
-    )
+    await cluster.apply(token_secret("no-such-secret"), namespace)
     await cluster.patch("SecretStore", "vault", {"spec": {"rateLimit": {"qps": 10}}}, namespace)
     await cluster.wait_condition("SecretStore", "vault", namespace, status="True", reason="Valid")
 
 
 async def test_aws_store_valid(cluster: Cluster, env, namespace: str) -> None:
-    await _apply_all(cluster, env.aws_store(namespace), namespace)
+    await apply_all(cluster, env.aws_store(namespace), namespace)
     await cluster.wait_condition("SecretStore", "aws", namespace, status="True", reason="Valid")
     store = await cluster.get("SecretStore", "aws", namespace)
     assert store is not None and store["status"].get("capabilities") in ("ReadOnly", "ReadWrite")
@@ -149,36 +119,21 @@ async def test_aws_store_valid(cluster: Cluster, env, namespace: str) -> None:
 
 async def test_cluster_store_namespace_selector(cluster: Cluster, env, namespace: str, leaks) -> None:
     """Only namespaces carrying the label may use the ClusterSecretStore; labelling one later admits it."""
-    vault = env.vault_client()
     label = f"tenant-{secrets.token_hex(3)}"
     value = secrets.token_urlsafe(18)
     leaks.add(value)
-    vault.secrets.kv.v2.create_or_update_secret(
-        path=f"{namespace}/shared", secret={"value": value}, mount_point="secret"
-    )
+    kv2_write(env, f"{namespace}/shared", {"value": value})
     allowed_ns = f"{namespace[:50]}-ok"
     store_name = f"css-{namespace}"[:63]
     await cluster.create_namespace(allowed_ns, labels={label: "true"})
     try:
-        await cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "root-token"},
-                "data": {"token": base64.b64encode(b"rotor-dev-root").decode()},
-            },
+        await root_cluster_store(
+            cluster,
+            env,
             namespace,
+            store_name,
+            conditions=[{"namespaceSelector": {"matchLabels": {label: "true"}}}],
         )
-        await cluster.apply(
-            _vault_store(
-                store_name,
-                env.vault_addr,
-                {"token": {"secretRef": {"name": "root-token", "key": "token", "namespace": namespace}}},
-                cluster_scoped=True,
-                conditions=[{"namespaceSelector": {"matchLabels": {label: "true"}}}],
-            )
-        )
-        await cluster.wait_condition("ClusterSecretStore", store_name, None, status="True", reason="Valid")
 
         await cluster.apply(
             _ms("shared", store_name, f"{namespace}/shared", kind="ClusterSecretStore"), allowed_ns
@@ -206,32 +161,19 @@ async def test_cluster_store_admits_namespace_labelled_later(
 ) -> None:
     """A person fixes a Forbidden ManagedSecret by labelling its namespace: it then becomes Ready
     without being edited."""
-    vault = env.vault_client()
     label = f"tenant-{secrets.token_hex(3)}"
     value = secrets.token_urlsafe(18)
     leaks.add(value)
-    vault.secrets.kv.v2.create_or_update_secret(
-        path=f"{namespace}/later", secret={"value": value}, mount_point="secret"
-    )
+    kv2_write(env, f"{namespace}/later", {"value": value})
     store_name = f"css-{namespace}"[:63]
     try:
-        await cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "root-token"},
-                "data": {"token": base64.b64encode(b"rotor-dev-root").decode()},
-            },
+        await root_cluster_store(
+            cluster,
+            env,
             namespace,
-        )
-        await cluster.apply(
-            _vault_store(
-                store_name,
-                env.vault_addr,
-                {"token": {"secretRef": {"name": "root-token", "key": "token", "namespace": namespace}}},
-                cluster_scoped=True,
-                conditions=[{"namespaceSelector": {"matchLabels": {label: "true"}}}],
-            )
+            store_name,
+            wait=False,
+            conditions=[{"namespaceSelector": {"matchLabels": {label: "true"}}}],
         )
         await cluster.apply(
             _ms("later", store_name, f"{namespace}/later", kind="ClusterSecretStore"), namespace
@@ -249,24 +191,7 @@ async def test_cluster_store_without_conditions_admits_nobody(
 ) -> None:
     store_name = f"css-{namespace}"[:63]
     try:
-        await cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "root-token"},
-                "data": {"token": base64.b64encode(b"rotor-dev-root").decode()},
-            },
-            namespace,
-        )
-        await cluster.apply(
-            _vault_store(
-                store_name,
-                env.vault_addr,
-                {"token": {"secretRef": {"name": "root-token", "key": "token", "namespace": namespace}}},
-                cluster_scoped=True,
-            )
-        )
-        await cluster.wait_condition("ClusterSecretStore", store_name, None, status="True", reason="Valid")
+        await root_cluster_store(cluster, env, namespace, store_name)
         await cluster.apply(_ms("nobody", store_name, f"{namespace}/x", kind="ClusterSecretStore"), namespace)
         cond = await cluster.wait_condition(
             "ManagedSecret", "nobody", namespace, status="False", reason="Forbidden"
@@ -275,9 +200,7 @@ async def test_cluster_store_without_conditions_admits_nobody(
         # a person allows the namespace in the store: the ManagedSecret recovers without being edited
         value = secrets.token_urlsafe(18)
         leaks.add(value)
-        env.vault_client().secrets.kv.v2.create_or_update_secret(
-            path=f"{namespace}/x", secret={"value": value}, mount_point="secret"
-        )
+        kv2_write(env, f"{namespace}/x", {"value": value})
         await cluster.patch(
             "ClusterSecretStore", store_name, {"spec": {"conditions": [{"namespaces": [namespace]}]}}
         )

@@ -8,96 +8,41 @@ import base64
 import datetime as dt
 import json
 import os
-import re
 import secrets
 import urllib.parse
 from typing import Any
 
 import pytest
-from cryptography import x509
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from support.cluster import Cluster, wait_for
+from support.objects import (
+    API,
+    apply_token_store,
+    approle_store,
+    audit,
+    data_item,
+    metric,
+    ms_manifest,
+    private_pem,
+    reader_policy,
+    self_signed,
+    vault_store,
+)
+from support.rotation import kv2_write
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-API = "rotor.dev/v1alpha1"
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _ms(name: str, store: str = "vault", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "ManagedSecret",
-        "metadata": {"name": name},
-        "spec": {"storeRef": {"name": store}, **spec},
-    }
-
-
-def _item(secret_key: str, key: str, prop: str | None = None, **extra: Any) -> dict[str, Any]:
-    ref: dict[str, Any] = {"key": key}
-    if prop is not None:
-        ref["property"] = prop
-    if "version" in extra:
-        ref["version"] = extra.pop("version")
-    return {"secretKey": secret_key, "remoteRef": ref, **extra}
-
-
-def _kv2(env, path: str, data: dict[str, str]) -> None:
-    env.vault_client().secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
-
-
-async def _token_store(cluster: Cluster, env, namespace: str, name: str = "vault", **kw: Any) -> None:
-    for doc in env.vault_token_store(namespace, name, **kw):
-        await cluster.apply(doc, namespace)
-
-
-def _self_signed(key: Any, days: int = 30, cn: str = "web.example") -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+def _self_signed(key: Any) -> bytes:
+    """A certificate for web.example, valid for 30 days."""
     now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _private_pem(key: Any) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _audit_reads(env, namespace: str, name: str) -> int:
-    count = 0
-    for line in env.operator.log_text().splitlines():
-        if '"audit' not in line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get("verb") == "read" and rec.get("managedSecret") == f"{namespace}/{name}":
-            count += 1
-    return count
-
-
-def _metric(env, name: str, labels: str) -> float:
-    pattern = re.compile(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} ([0-9.e+-]+)$", re.M)
-    match = pattern.search(env.operator.metrics())
-    return float(match.group(1)) if match else 0.0
+    return self_signed(key, "web.example", now - dt.timedelta(minutes=5), now + dt.timedelta(days=30))
 
 
 async def _data_is(
@@ -114,9 +59,9 @@ async def test_kv2_property_and_version_pin(cluster: Cluster, env, namespace: st
     first, second = secrets.token_urlsafe(20), secrets.token_urlsafe(20)
     leaks.add(first, second)
     key = f"{namespace}/db"
-    _kv2(env, key, {"username": "app", "password": first})
-    _kv2(env, key, {"username": "app", "password": second})
-    await _token_store(cluster, env, namespace)
+    kv2_write(env, key, {"username": "app", "password": first})
+    kv2_write(env, key, {"username": "app", "password": second})
+    await apply_token_store(cluster, env, namespace)
     store_ready = await cluster.wait_condition(
         "SecretStore", "vault", namespace, status="True", reason="Valid"
     )
@@ -125,12 +70,12 @@ async def test_kv2_property_and_version_pin(cluster: Cluster, env, namespace: st
     assert store is not None and store["status"]["capabilities"] == "ReadWrite"
 
     await cluster.apply(
-        _ms(
+        ms_manifest(
             "db",
             data=[
-                _item("password", key, "password"),
-                _item("old-password", key, "password", version="1"),
-                _item("username", key, "username"),
+                data_item("password", key, "password"),
+                data_item("old-password", key, "password", version="1"),
+                data_item("username", key, "username"),
             ],
         ),
         namespace,
@@ -158,12 +103,12 @@ async def test_kv1_mount(cluster: Cluster, env, namespace: str, leaks) -> None:
     env.vault_client().secrets.kv.v1.create_or_update_secret(
         path=f"{namespace}/api", secret={"token": token, "url": "https://api.example"}, mount_point="kv"
     )
-    await _token_store(cluster, env, namespace, "kv1", mount="kv", version=1)
+    await apply_token_store(cluster, env, namespace, "kv1", mount="kv", version=1)
     await cluster.apply(
-        _ms(
+        ms_manifest(
             "api",
             "kv1",
-            data=[_item("api-token", f"{namespace}/api", "token")],
+            data=[data_item("api-token", f"{namespace}/api", "token")],
             dataFrom=[{"extract": {"key": f"{namespace}/api"}}],
         ),
         namespace,
@@ -179,13 +124,13 @@ async def test_kv1_mount(cluster: Cluster, env, namespace: str, leaks) -> None:
 async def test_data_from_extract_and_find(cluster: Cluster, env, namespace: str, leaks) -> None:
     pw, a, b, other = (secrets.token_urlsafe(16) for _ in range(4))
     leaks.add(pw, a, b, other)
-    _kv2(env, f"{namespace}/db", {"username": "app", "password": pw})
-    _kv2(env, f"{namespace}/found/db-a", {"user": "a", "pass": a})
-    _kv2(env, f"{namespace}/found/db-b", {"user": "b", "pass": b})
-    _kv2(env, f"{namespace}/found/cache", {"user": "c", "pass": other})
-    await _token_store(cluster, env, namespace)
+    kv2_write(env, f"{namespace}/db", {"username": "app", "password": pw})
+    kv2_write(env, f"{namespace}/found/db-a", {"user": "a", "pass": a})
+    kv2_write(env, f"{namespace}/found/db-b", {"user": "b", "pass": b})
+    kv2_write(env, f"{namespace}/found/cache", {"user": "c", "pass": other})
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(
-        _ms(
+        ms_manifest(
             "many",
             dataFrom=[
                 {"extract": {"key": f"{namespace}/db"}},
@@ -203,7 +148,7 @@ async def test_data_from_extract_and_find(cluster: Cluster, env, namespace: str,
     assert json.loads(data["db-a"]) == {"user": "a", "pass": a}
     assert json.loads(data["db-b"]) == {"user": "b", "pass": b}
     # find without a name filter takes everything under the path
-    await cluster.apply(_ms("all", dataFrom=[{"find": {"path": f"{namespace}/found"}}]), namespace)
+    await cluster.apply(ms_manifest("all", dataFrom=[{"find": {"path": f"{namespace}/found"}}]), namespace)
     await cluster.ready("all", namespace)
     data = await cluster.secret_data(namespace, "all")
     assert data is not None and sorted(data) == ["cache", "db-a", "db-b"]
@@ -213,13 +158,13 @@ async def test_data_from_extract_and_find(cluster: Cluster, env, namespace: str,
 async def test_single_property_secret_gives_its_value(cluster: Cluster, env, namespace: str, leaks) -> None:
     a, b = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     leaks.add(a, b)
-    _kv2(env, f"{namespace}/found/db-a", {"value": a})
-    _kv2(env, f"{namespace}/found/db-b", {"password": b})
-    await _token_store(cluster, env, namespace)
+    kv2_write(env, f"{namespace}/found/db-a", {"value": a})
+    kv2_write(env, f"{namespace}/found/db-b", {"password": b})
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(
-        _ms(
+        ms_manifest(
             "one",
-            data=[_item("whole", f"{namespace}/found/db-b")],
+            data=[data_item("whole", f"{namespace}/found/db-b")],
             dataFrom=[{"find": {"path": f"{namespace}/found/"}}],
         ),
         namespace,
@@ -237,16 +182,16 @@ async def test_decode_base64_and_auto(cluster: Cluster, env, namespace: str, lea
     encoded = base64.b64encode(raw).decode()
     plain = "plain text, not base64!"
     leaks.add(encoded)
-    _kv2(env, f"{namespace}/enc", {"b64": encoded, "plain": plain})
-    await _token_store(cluster, env, namespace)
+    kv2_write(env, f"{namespace}/enc", {"b64": encoded, "plain": plain})
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(
-        _ms(
+        ms_manifest(
             "enc",
             data=[
-                _item("explicit", f"{namespace}/enc", "b64", decode="Base64"),
-                _item("auto-decoded", f"{namespace}/enc", "b64", decode="Auto"),
-                _item("auto-kept", f"{namespace}/enc", "plain", decode="Auto"),
-                _item("as-is", f"{namespace}/enc", "b64"),
+                data_item("explicit", f"{namespace}/enc", "b64", decode="Base64"),
+                data_item("auto-decoded", f"{namespace}/enc", "b64", decode="Auto"),
+                data_item("auto-kept", f"{namespace}/enc", "plain", decode="Auto"),
+                data_item("as-is", f"{namespace}/enc", "b64"),
             ],
         ),
         namespace,
@@ -275,8 +220,8 @@ async def test_every_validate_format_accepts_good_values(
         "salt": secrets.token_hex(16),
         "settings": json.dumps({"pool": 5, "tls": True}),
         "endpoint": "https://api.example.com:8443/v1?x=1",
-        "rsa-key": _private_pem(rsa_key).decode(),
-        "ec-key": _private_pem(ec_key).decode(),
+        "rsa-key": private_pem(rsa_key).decode(),
+        "ec-key": private_pem(ec_key).decode(),
         "rsa-pub": rsa_key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode(),
@@ -287,8 +232,8 @@ async def test_every_validate_format_accepts_good_values(
     for k in ("password", "aes", "salt", "rsa-key", "ec-key", "fernet", "jwt"):
         leaks.add(values[k])
     key = f"{namespace}/all"
-    _kv2(env, key, values)
-    await _token_store(cluster, env, namespace)
+    kv2_write(env, key, values)
+    await apply_token_store(cluster, env, namespace)
     rules = {
         "password": {"format": "min-length", "minLength": 24},
         "username": {"format": "regex", "pattern": "[a-z]+"},
@@ -303,11 +248,13 @@ async def test_every_validate_format_accepts_good_values(
         "fernet": {"format": "fernet-key"},
         "jwt": {"format": "jwt-hs256-key"},
     }
-    data = [_item(k, key, k, validate=rule) for k, rule in rules.items()]
+    data = [data_item(k, key, k, validate=rule) for k, rule in rules.items()]
     data.append(
-        _item("cert-checked", key, "cert", validate={"format": "certificate-matches-key", "key": "ec-key"})
+        data_item(
+            "cert-checked", key, "cert", validate={"format": "certificate-matches-key", "key": "ec-key"}
+        )
     )
-    await cluster.apply(_ms("all", data=data), namespace)
+    await cluster.apply(ms_manifest("all", data=data), namespace)
     await cluster.ready("all", namespace)
     got = await cluster.secret_data(namespace, "all")
     assert got == {**{k: v.encode() for k, v in values.items()}, "cert-checked": values["cert"].encode()}
@@ -316,13 +263,16 @@ async def test_every_validate_format_accepts_good_values(
 # --------------------------------------------------------------------------- templates and the target
 
 
-async def test_template_database_url(cluster: Cluster, env, namespace: str, leaks) -> None:
-    password = "p@ss:w?rd#%+ " + secrets.token_hex(8)
+async def _database_url(
+    cluster: Cluster, env, namespace: str, leaks, password: str
+) -> tuple[dict[str, bytes], urllib.parse.SplitResult]:
+    """``password`` at the source, templated (urlencoded) into a DATABASE_URL; returns the
+    Secret's data and the URL's parts."""
     leaks.add(password, urllib.parse.quote(password, safe=""))
-    _kv2(env, f"{namespace}/db", {"username": "app", "password": password})
-    await _token_store(cluster, env, namespace)
+    kv2_write(env, f"{namespace}/db", {"username": "app", "password": password})
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(
-        _ms(
+        ms_manifest(
             "db",
             dataFrom=[{"extract": {"key": f"{namespace}/db"}}],
             template={
@@ -336,7 +286,12 @@ async def test_template_database_url(cluster: Cluster, env, namespace: str, leak
     assert data is not None
     url = data["DATABASE_URL"].decode()
     leaks.add(url)
-    parts = urllib.parse.urlsplit(url)
+    return data, urllib.parse.urlsplit(url)
+
+
+async def test_template_database_url(cluster: Cluster, env, namespace: str, leaks) -> None:
+    password = "p@ss:w?rd#%+ " + secrets.token_hex(8)
+    data, parts = await _database_url(cluster, env, namespace, leaks, password)
     assert (parts.scheme, parts.hostname, parts.port, parts.path) == ("postgresql", "db", 5432, "/app")
     assert parts.username == "app"
     assert urllib.parse.unquote(parts.password or "") == password
@@ -345,25 +300,7 @@ async def test_template_database_url(cluster: Cluster, env, namespace: str, leak
 
 async def test_template_urlencode_escapes_slash(cluster: Cluster, env, namespace: str, leaks) -> None:
     password = "ab/cd+ef==" + secrets.token_hex(8)
-    leaks.add(password, urllib.parse.quote(password, safe=""))
-    _kv2(env, f"{namespace}/db", {"username": "app", "password": password})
-    await _token_store(cluster, env, namespace)
-    await cluster.apply(
-        _ms(
-            "db",
-            dataFrom=[{"extract": {"key": f"{namespace}/db"}}],
-            template={
-                "data": {"DATABASE_URL": "postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app"}
-            },
-        ),
-        namespace,
-    )
-    await cluster.ready("db", namespace)
-    data = await cluster.secret_data(namespace, "db")
-    assert data is not None
-    url = data["DATABASE_URL"].decode()
-    leaks.add(url)
-    parts = urllib.parse.urlsplit(url)
+    _, parts = await _database_url(cluster, env, namespace, leaks, password)
     intact = parts.hostname == "db" and parts.path == "/app"
     assert intact, "the password broke out of the URL's userinfo"
     assert urllib.parse.unquote(parts.password or "") == password
@@ -373,12 +310,12 @@ async def test_tls_target_with_labels_annotations_and_owner(
     cluster: Cluster, env, namespace: str, leaks
 ) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_pem, cert_pem = _private_pem(key).decode(), _self_signed(key).decode()
+    key_pem, cert_pem = private_pem(key).decode(), _self_signed(key).decode()
     leaks.add(key_pem)
-    _kv2(env, f"{namespace}/web", {"key": key_pem, "certificate": cert_pem})
-    await _token_store(cluster, env, namespace)
+    kv2_write(env, f"{namespace}/web", {"key": key_pem, "certificate": cert_pem})
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(
-        _ms(
+        ms_manifest(
             "web",
             target={
                 "name": "web-tls",
@@ -387,8 +324,8 @@ async def test_tls_target_with_labels_annotations_and_owner(
                 "annotations": {"example.com/owner": "team-web"},
             },
             data=[
-                _item("tls.key", f"{namespace}/web", "key", validate={"format": "pem-private-key"}),
-                _item(
+                data_item("tls.key", f"{namespace}/web", "key", validate={"format": "pem-private-key"}),
+                data_item(
                     "tls.crt",
                     f"{namespace}/web",
                     "certificate",
@@ -428,17 +365,25 @@ async def test_tls_target_with_labels_annotations_and_owner(
 # --------------------------------------------------------------------------- refresh
 
 
+async def _refreshed_app(cluster: Cluster, env, namespace: str, value: str, interval: str) -> None:
+    """``value`` at ``{namespace}/app`` and a Ready ManagedSecret "app" refreshing it every ``interval``."""
+    kv2_write(env, f"{namespace}/app", {"value": value})
+    await apply_token_store(cluster, env, namespace)
+    await cluster.apply(
+        ms_manifest(
+            "app", refresh={"interval": interval}, data=[data_item("value", f"{namespace}/app", "value")]
+        ),
+        namespace,
+    )
+    await cluster.ready("app", namespace)
+
+
 async def test_force_sync_reads_the_source_now(cluster: Cluster, env, namespace: str, leaks) -> None:
     old, new = secrets.token_urlsafe(20), secrets.token_urlsafe(20)
     leaks.add(old, new)
-    _kv2(env, f"{namespace}/app", {"value": old})
-    await _token_store(cluster, env, namespace)
-    await cluster.apply(
-        _ms("app", refresh={"interval": "1h"}, data=[_item("value", f"{namespace}/app", "value")]), namespace
-    )
-    await cluster.ready("app", namespace)
+    await _refreshed_app(cluster, env, namespace, old, "1h")
     assert await cluster.secret_data(namespace, "app") == {"value": old.encode()}
-    _kv2(env, f"{namespace}/app", {"value": new})
+    kv2_write(env, f"{namespace}/app", {"value": new})
     await cluster.patch(
         "ManagedSecret", "app", {"metadata": {"annotations": {"rotor.dev/force-sync": "1"}}}, namespace
     )
@@ -452,7 +397,7 @@ async def test_force_sync_reads_the_source_now(cluster: Cluster, env, namespace:
     # a second force-sync with a new value works as well
     newer = secrets.token_urlsafe(20)
     leaks.add(newer)
-    _kv2(env, f"{namespace}/app", {"value": newer})
+    kv2_write(env, f"{namespace}/app", {"value": newer})
     await cluster.patch(
         "ManagedSecret", "app", {"metadata": {"annotations": {"rotor.dev/force-sync": "2"}}}, namespace
     )
@@ -466,13 +411,8 @@ async def test_force_sync_reads_the_source_now(cluster: Cluster, env, namespace:
 async def test_periodic_refresh_picks_up_changes(cluster: Cluster, env, namespace: str, leaks) -> None:
     old, new = secrets.token_urlsafe(20), secrets.token_urlsafe(20)
     leaks.add(old, new)
-    _kv2(env, f"{namespace}/app", {"value": old})
-    await _token_store(cluster, env, namespace)
-    await cluster.apply(
-        _ms("app", refresh={"interval": "2s"}, data=[_item("value", f"{namespace}/app", "value")]), namespace
-    )
-    await cluster.ready("app", namespace)
-    _kv2(env, f"{namespace}/app", {"value": new})
+    await _refreshed_app(cluster, env, namespace, old, "2s")
+    kv2_write(env, f"{namespace}/app", {"value": new})
     await wait_for(
         lambda: _data_is(cluster, namespace, "app", {"value": new.encode()}),
         timeout=20,
@@ -485,28 +425,25 @@ async def test_periodic_refresh_picks_up_changes(cluster: Cluster, env, namespac
 async def test_unchanged_refresh_writes_nothing(cluster: Cluster, env, namespace: str, leaks) -> None:
     value = secrets.token_urlsafe(20)
     leaks.add(value)
-    _kv2(env, f"{namespace}/app", {"value": value})
-    await _token_store(cluster, env, namespace)
-    await cluster.apply(
-        _ms("app", refresh={"interval": "1s"}, data=[_item("value", f"{namespace}/app", "value")]), namespace
-    )
-    await cluster.ready("app", namespace)
+    await _refreshed_app(cluster, env, namespace, value, "1s")
     # let the first refresh after the initial sync pass, then take the baseline
-    reads0 = _audit_reads(env, namespace, "app")
+    reads0 = len(audit(env.operator, namespace, "app"))
     await wait_for(
-        lambda: _async(_audit_reads(env, namespace, "app") > reads0), timeout=20, what="a first refresh"
+        lambda: _async(len(audit(env.operator, namespace, "app")) > reads0),
+        timeout=20,
+        what="a first refresh",
     )
     ms = await cluster.get("ManagedSecret", "app", namespace)
     secret = await cluster.secret(namespace, "app")
     assert ms is not None and secret is not None
     ms_rv, secret_rv = ms["metadata"]["resourceVersion"], secret["metadata"]["resourceVersion"]
-    unchanged0 = _metric(env, "rotor_sync_total", 'result="unchanged"')
-    reads1 = _audit_reads(env, namespace, "app")
+    unchanged0 = metric(env.operator, "rotor_sync_total", 'result="unchanged"')
+    reads1 = len(audit(env.operator, namespace, "app"))
 
     async def three_more() -> bool:
         return (
-            _metric(env, "rotor_sync_total", 'result="unchanged"') >= unchanged0 + 3
-            and _audit_reads(env, namespace, "app") >= reads1 + 3
+            metric(env.operator, "rotor_sync_total", 'result="unchanged"') >= unchanged0 + 3
+            and len(audit(env.operator, namespace, "app")) >= reads1 + 3
         )
 
     await wait_for(three_more, timeout=30, interval=0.5, what="three unchanged refreshes")
@@ -527,30 +464,34 @@ async def _control_and_subject(cluster: Cluster, env, namespace: str, leaks, pol
     changes, and the control proves the change was visible and refreshes have happened."""
     old, new = secrets.token_urlsafe(20), secrets.token_urlsafe(20)
     leaks.add(old, new)
-    _kv2(env, f"{namespace}/app", {"value": old})
-    await _token_store(cluster, env, namespace)
-    item = [_item("value", f"{namespace}/app", "value")]
-    await cluster.apply(_ms("control", refresh={"interval": "1s"}, data=item), namespace)
-    await cluster.apply(_ms("subject", refresh={"interval": "1s", "policy": policy}, data=item), namespace)
+    kv2_write(env, f"{namespace}/app", {"value": old})
+    await apply_token_store(cluster, env, namespace)
+    item = [data_item("value", f"{namespace}/app", "value")]
+    await cluster.apply(ms_manifest("control", refresh={"interval": "1s"}, data=item), namespace)
+    await cluster.apply(
+        ms_manifest("subject", refresh={"interval": "1s", "policy": policy}, data=item), namespace
+    )
     await cluster.ready("control", namespace)
     subject = await cluster.ready("subject", namespace)
     assert subject["status"].get("nextRefreshTime") is None
-    reads = _audit_reads(env, namespace, "subject")
-    _kv2(env, f"{namespace}/app", {"value": new})
+    reads = len(audit(env.operator, namespace, "subject"))
+    kv2_write(env, f"{namespace}/app", {"value": new})
     await wait_for(
         lambda: _data_is(cluster, namespace, "control", {"value": new.encode()}),
         timeout=20,
         what="the control picking up the change",
     )
     # and a few more control refreshes after that, to be sure time has passed for the subject too
-    control_reads = _audit_reads(env, namespace, "control")
+    control_reads = len(audit(env.operator, namespace, "control"))
     await wait_for(
-        lambda: _async(_audit_reads(env, namespace, "control") >= control_reads + 2),
+        lambda: _async(len(audit(env.operator, namespace, "control")) >= control_reads + 2),
         timeout=20,
         what="more control refreshes",
     )
     assert await cluster.secret_data(namespace, "subject") == {"value": old.encode()}
-    assert _audit_reads(env, namespace, "subject") == reads, f"{policy} read the source on the interval"
+    assert len(audit(env.operator, namespace, "subject")) == reads, (
+        f"{policy} read the source on the interval"
+    )
     return old, new
 
 
@@ -575,67 +516,25 @@ async def test_refresh_once(cluster: Cluster, env, namespace: str, leaks) -> Non
 # --------------------------------------------------------------------------- auth methods
 
 
-def _reader_policy(env, namespace: str) -> str:
-    name = f"reader-{namespace}"
-    env.vault_client().sys.create_or_update_policy(
-        name, f'path "secret/data/{namespace}/*" {{ capabilities = ["read"] }}\n'
-    )
-    return name
-
-
 async def test_approle_auth(cluster: Cluster, env, namespace: str, leaks) -> None:
-    vault = env.vault_client()
-    policy = _reader_policy(env, namespace)
-    role = f"role-{namespace}"
-    vault.auth.approle.create_or_update_approle(role, token_policies=[policy], token_ttl="1h")
-    role_id = vault.auth.approle.read_role_id(role)["data"]["role_id"]
-    secret_id = vault.auth.approle.generate_secret_id(role)["data"]["secret_id"]
-    leaks.add(secret_id)
+    await approle_store(cluster, env, namespace, leaks)
     value = secrets.token_urlsafe(20)
     leaks.add(value)
-    _kv2(env, f"{namespace}/app", {"value": value})
-    await cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "approle"},
-            "stringData": {"secret-id": secret_id},
-        },
-        namespace,
-    )
-    await cluster.apply(
-        {
-            "apiVersion": API,
-            "kind": "SecretStore",
-            "metadata": {"name": "approle"},
-            "spec": {
-                "provider": {
-                    "vault": {
-                        "server": env.vault_addr,
-                        "auth": {
-                            "appRole": {
-                                "mount": "approle",
-                                "roleId": role_id,
-                                "secretIdRef": {"name": "approle", "key": "secret-id"},
-                            }
-                        },
-                    }
-                }
-            },
-        },
-        namespace,
-    )
-    await cluster.wait_condition("SecretStore", "approle", namespace, status="True", reason="Valid")
+    kv2_write(env, f"{namespace}/app", {"value": value})
     store = await cluster.get("SecretStore", "approle", namespace)
     assert store is not None and store["status"]["capabilities"] == "ReadOnly"
-    await cluster.apply(_ms("app", "approle", data=[_item("value", f"{namespace}/app", "value")]), namespace)
+    await cluster.apply(
+        ms_manifest("app", "approle", data=[data_item("value", f"{namespace}/app", "value")]), namespace
+    )
     await cluster.ready("app", namespace)
     assert await cluster.secret_data(namespace, "app") == {"value": value.encode()}
 
 
-async def test_kubernetes_auth(cluster: Cluster, env, namespace: str, leaks) -> None:
+def _kubernetes_role(env, namespace: str) -> str:
+    """A Kubernetes auth role ``k8s-{namespace}`` (the reader policy) bound to the ServiceAccount
+    "reader" of ``namespace``, audience "vault"; its name."""
     vault = env.vault_client()
-    policy = _reader_policy(env, namespace)
+    policy = reader_policy(env, namespace)
     role = f"k8s-{namespace}"
     vault.auth.kubernetes.create_role(
         role,
@@ -645,75 +544,53 @@ async def test_kubernetes_auth(cluster: Cluster, env, namespace: str, leaks) -> 
         ttl="1h",
         audience="vault",
     )
+    return role
+
+
+async def test_kubernetes_auth(cluster: Cluster, env, namespace: str, leaks) -> None:
+    role = _kubernetes_role(env, namespace)
     value = secrets.token_urlsafe(20)
     leaks.add(value)
-    _kv2(env, f"{namespace}/app", {"value": value})
+    kv2_write(env, f"{namespace}/app", {"value": value})
     await cluster.apply(
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}}, namespace
     )
     await cluster.apply(
-        {
-            "apiVersion": API,
-            "kind": "SecretStore",
-            "metadata": {"name": "k8s"},
-            "spec": {
-                "provider": {
-                    "vault": {
-                        "server": env.vault_addr,
-                        "auth": {
-                            "kubernetes": {
-                                "mount": "kubernetes",
-                                "role": role,
-                                "serviceAccountRef": {"name": "reader", "audiences": ["vault"]},
-                            }
-                        },
-                    }
+        vault_store(
+            "k8s",
+            env.vault_addr,
+            {
+                "kubernetes": {
+                    "mount": "kubernetes",
+                    "role": role,
+                    "serviceAccountRef": {"name": "reader", "audiences": ["vault"]},
                 }
             },
-        },
+            kv=False,
+        ),
         namespace,
     )
     await cluster.wait_condition("SecretStore", "k8s", namespace, status="True", reason="Valid")
-    await cluster.apply(_ms("app", "k8s", data=[_item("value", f"{namespace}/app", "value")]), namespace)
+    await cluster.apply(
+        ms_manifest("app", "k8s", data=[data_item("value", f"{namespace}/app", "value")]), namespace
+    )
     await cluster.ready("app", namespace)
     assert await cluster.secret_data(namespace, "app") == {"value": value.encode()}
 
 
 async def test_kubernetes_auth_wrong_service_account(cluster: Cluster, env, namespace: str) -> None:
     """A ServiceAccount the Vault role is not bound to cannot log in: the store says so."""
-    vault = env.vault_client()
-    policy = _reader_policy(env, namespace)
-    role = f"k8s-{namespace}"
-    vault.auth.kubernetes.create_role(
-        role,
-        bound_service_account_names=["reader"],
-        bound_service_account_namespaces=[namespace],
-        policies=[policy],
-        ttl="1h",
-        audience="vault",
-    )
+    role = _kubernetes_role(env, namespace)
     await cluster.apply(
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "intruder"}}, namespace
     )
     await cluster.apply(
-        {
-            "apiVersion": API,
-            "kind": "SecretStore",
-            "metadata": {"name": "k8s"},
-            "spec": {
-                "provider": {
-                    "vault": {
-                        "server": env.vault_addr,
-                        "auth": {
-                            "kubernetes": {
-                                "role": role,
-                                "serviceAccountRef": {"name": "intruder", "audiences": ["vault"]},
-                            }
-                        },
-                    }
-                }
-            },
-        },
+        vault_store(
+            "k8s",
+            env.vault_addr,
+            {"kubernetes": {"role": role, "serviceAccountRef": {"name": "intruder", "audiences": ["vault"]}}},
+            kv=False,
+        ),
         namespace,
     )
     cond = await cluster.wait_condition("SecretStore", "k8s", namespace, status="False")

@@ -23,64 +23,26 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from rotor.devenv.vault import ROOT_TOKEN
 from support.cluster import Cluster, wait_for
 from support.environment import TestEnvironment
 from support.leaks import LeakRegistry
+from support.objects import (
+    API,
+    apply_token_store,
+    audit,
+    data_item,
+    ms_manifest,
+    root_cluster_store,
+    stalled_status,
+    token_secret,
+)
+from support.rotation import kv2_current, kv2_write
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-API = "rotor.dev/v1alpha1"
-ROOT_TOKEN = "rotor-dev-root"
-
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _ms(name: str, store: str = "vault", kind: str = "SecretStore", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "ManagedSecret",
-        "metadata": {"name": name},
-        "spec": {"storeRef": {"name": store, "kind": kind}, **spec},
-    }
-
-
-def _item(secret_key: str, key: str, prop: str | None = "password") -> dict[str, Any]:
-    ref: dict[str, Any] = {"key": key}
-    if prop is not None:
-        ref["property"] = prop
-    return {"secretKey": secret_key, "remoteRef": ref}
-
-
-def _kv2(env: TestEnvironment, path: str, data: dict[str, str]) -> None:
-    env.vault_client().secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
-
-
-def _kv2_version(env: TestEnvironment, path: str) -> tuple[dict[str, str], int]:
-    resp = env.vault_client().secrets.kv.v2.read_secret_version(
-        path=path, mount_point="secret", raise_on_deleted_version=True
-    )
-    return dict(resp["data"]["data"]), int(resp["data"]["metadata"]["version"])
-
-
-def _audit(
-    env: TestEnvironment, namespace: str, name: str | None = None, verb: str = "read"
-) -> list[dict[str, Any]]:
-    out = []
-    assert env.operator is not None
-    for line in env.operator.log_text().splitlines():
-        if '"audit' not in line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        who = rec.get("managedSecret") or ""
-        if rec.get("verb") == verb and (
-            who == f"{namespace}/{name}" if name else who.startswith(f"{namespace}/")
-        ):
-            out.append(rec)
-    return out
-
-
 async def _refused(
     cluster: Cluster, namespace: str, name: str, reason: str, timeout: float = 30
 ) -> dict[str, Any]:
@@ -89,11 +51,6 @@ async def _refused(
     )
     assert cond["message"]
     return cond
-
-
-async def _stalled(cluster: Cluster, namespace: str, name: str) -> str | None:
-    cond = await cluster.condition("ManagedSecret", name, namespace, "Stalled")
-    return cond["status"] if cond else None
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -110,39 +67,14 @@ async def cluster_store(
 ) -> AsyncIterator[str]:
     """A ClusterSecretStore (root token, read-write) for both namespaces, keys limited to
     tenants/{namespace}/*."""
-    name = f"css-{namespace}"[:63]
-    await cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "css-token"},
-            "data": {"token": base64.b64encode(ROOT_TOKEN.encode()).decode()},
-        },
+    name = await root_cluster_store(
+        cluster,
+        env,
         namespace,
+        secret="css-token",
+        conditions=[{"namespaces": [namespace, neighbour]}],
+        allowedKeys=["tenants/{namespace}/*"],
     )
-    await cluster.apply(
-        {
-            "apiVersion": API,
-            "kind": "ClusterSecretStore",
-            "metadata": {"name": name},
-            "spec": {
-                "provider": {
-                    "vault": {
-                        "server": env.vault_addr,
-                        "kv": {"mount": "secret", "version": 2},
-                        "auth": {
-                            "token": {
-                                "secretRef": {"name": "css-token", "key": "token", "namespace": namespace}
-                            }
-                        },
-                    }
-                },
-                "conditions": [{"namespaces": [namespace, neighbour]}],
-                "allowedKeys": ["tenants/{namespace}/*"],
-            },
-        }
-    )
-    await cluster.wait_condition("ClusterSecretStore", name, None, status="True", reason="Valid")
     yield name
     await cluster.delete("ClusterSecretStore", name)
 
@@ -152,8 +84,8 @@ def _tenant_values(
 ) -> tuple[str, str]:
     mine, theirs = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
     leaks.add(mine, theirs)
-    _kv2(env, f"tenants/{namespace}/app", {"username": "a", "password": mine})
-    _kv2(env, f"tenants/{neighbour}/app", {"username": "b", "password": theirs})
+    kv2_write(env, f"tenants/{namespace}/app", {"username": "a", "password": mine})
+    kv2_write(env, f"tenants/{neighbour}/app", {"username": "b", "password": theirs})
     return mine, theirs
 
 
@@ -163,16 +95,18 @@ async def test_namespaced_store_of_another_namespace_is_not_found(
 ) -> None:
     theirs = secrets.token_urlsafe(18)
     leaks.add(theirs)
-    _kv2(env, f"{neighbour}/app", {"password": theirs})
-    for doc in env.vault_token_store(neighbour, "b-vault"):
-        await cluster.apply(doc, neighbour)
+    kv2_write(env, f"{neighbour}/app", {"password": theirs})
+    await apply_token_store(cluster, env, neighbour, "b-vault")
     await cluster.wait_condition("SecretStore", "b-vault", neighbour, status="True", reason="Valid")
     # A names B's store: a namespaced store is looked up in A only
-    await cluster.apply(_ms("steal", "b-vault", data=[_item("password", f"{neighbour}/app")]), namespace)
+    await cluster.apply(
+        ms_manifest("steal", "b-vault", data=[data_item("password", f"{neighbour}/app", "password")]),
+        namespace,
+    )
     cond = await _refused(cluster, namespace, "steal", "StoreNotFound")
     assert "b-vault" in cond["message"] and theirs not in cond["message"]
     assert await cluster.secret(namespace, "steal") is None
-    assert _audit(env, namespace, "steal") == [], "B's store was used for A"
+    assert audit(env.operator, namespace, "steal") == [], "B's store was used for A"
     # the storeRef has no field that could name another namespace
     obj = await cluster.get("ManagedSecret", "steal", namespace)
     assert obj is not None and set(obj["spec"]["storeRef"]) <= {"name", "kind"}
@@ -183,15 +117,7 @@ async def test_store_credentials_are_read_in_the_store_namespace_only(
 ) -> None:
     """A SecretStore in A cannot borrow credentials from B: a secretRef or serviceAccountRef with a
     namespace is refused by the CRD, and if sent anyway (pruned) only A is looked in."""
-    await cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "b-token"},
-            "data": {"token": base64.b64encode(ROOT_TOKEN.encode()).decode()},
-        },
-        neighbour,
-    )
+    await cluster.apply(token_secret("b-token"), neighbour)
     store = {
         "apiVersion": API,
         "kind": "SecretStore",
@@ -249,24 +175,27 @@ async def test_cluster_store_reads_only_allowed_keys(
 ) -> None:
     mine, theirs = _tenant_values(env, leaks, namespace, neighbour)
     await cluster.apply(
-        _ms(
-            "mine", cluster_store, "ClusterSecretStore", data=[_item("password", f"tenants/{namespace}/app")]
+        ms_manifest(
+            "mine",
+            cluster_store,
+            "ClusterSecretStore",
+            data=[data_item("password", f"tenants/{namespace}/app", "password")],
         ),
         namespace,
     )
     await cluster.ready("mine", namespace)
     assert await cluster.secret_data(namespace, "mine") == {"password": mine.encode()}
     outside = {
-        "neighbour": [_item("password", f"tenants/{neighbour}/app")],
-        "dotdot": [_item("password", f"tenants/{namespace}/../{neighbour}/app")],
-        "slash-dotdot": [_item("password", f"/tenants/{namespace}//../{neighbour}/app")],
-        "dot": [_item("password", f"tenants/{namespace}/./../{neighbour}/app")],
-        "backslash": [_item("password", f"tenants/{namespace}/..\\{neighbour}\\app")],
+        "neighbour": [data_item("password", f"tenants/{neighbour}/app", "password")],
+        "dotdot": [data_item("password", f"tenants/{namespace}/../{neighbour}/app", "password")],
+        "slash-dotdot": [data_item("password", f"/tenants/{namespace}//../{neighbour}/app", "password")],
+        "dot": [data_item("password", f"tenants/{namespace}/./../{neighbour}/app", "password")],
+        "backslash": [data_item("password", f"tenants/{namespace}/..\\{neighbour}\\app", "password")],
     }
     for name, data in outside.items():
-        await cluster.apply(_ms(name, cluster_store, "ClusterSecretStore", data=data), namespace)
+        await cluster.apply(ms_manifest(name, cluster_store, "ClusterSecretStore", data=data), namespace)
     await cluster.apply(
-        _ms(
+        ms_manifest(
             "extract",
             cluster_store,
             "ClusterSecretStore",
@@ -278,23 +207,25 @@ async def test_cluster_store_reads_only_allowed_keys(
         cond = await _refused(cluster, namespace, name, "Forbidden")
         assert "allowedKeys" in cond["message"], (name, cond)
         assert theirs not in cond["message"]
-        assert await _stalled(cluster, namespace, name) == "True"
+        assert await stalled_status(cluster, namespace, name) == "True"
         assert await cluster.secret(namespace, name) is None
-        assert _audit(env, namespace, name) == [], f"{name}: a key outside allowedKeys was read"
+        assert audit(env.operator, namespace, name) == [], f"{name}: a key outside allowedKeys was read"
     # an escaped traversal is a literal (missing) key, never B's
     await cluster.apply(
-        _ms(
+        ms_manifest(
             "escaped",
             cluster_store,
             "ClusterSecretStore",
-            data=[_item("password", f"tenants/{namespace}/%2e%2e/{neighbour}/app")],
+            data=[data_item("password", f"tenants/{namespace}/%2e%2e/{neighbour}/app", "password")],
         ),
         namespace,
     )
     cond = await _refused(cluster, namespace, "escaped", "KeyNotFound")
     assert await cluster.secret(namespace, "escaped") is None
     assert not [
-        r for r in _audit(env, namespace) if neighbour in (r.get("remoteKey") or "").replace(namespace, "")
+        r
+        for r in audit(env.operator, namespace)
+        if neighbour in (r.get("remoteKey") or "").replace(namespace, "")
     ]
 
 
@@ -307,14 +238,14 @@ async def test_cluster_store_find_does_not_reveal_other_tenants_keys(
     leaks: LeakRegistry,
 ) -> None:
     _tenant_values(env, leaks, namespace, neighbour)
-    _kv2(env, f"tenants/{neighbour}/hidden-name-{namespace[-6:]}", {"password": "x" * 12})
+    kv2_write(env, f"tenants/{neighbour}/hidden-name-{namespace[-6:]}", {"password": "x" * 12})
     await cluster.apply(
-        _ms("finder", cluster_store, "ClusterSecretStore", dataFrom=[{"find": {"path": "tenants/"}}]),
+        ms_manifest("finder", cluster_store, "ClusterSecretStore", dataFrom=[{"find": {"path": "tenants/"}}]),
         namespace,
     )
     cond = await _refused(cluster, namespace, "finder", "Forbidden")
     assert await cluster.secret(namespace, "finder") is None
-    assert not _audit(env, namespace, "finder"), "values were read"
+    assert not audit(env.operator, namespace, "finder"), "values were read"
     assert neighbour not in cond["message"], f"the message names the neighbour's keys: {cond['message']}"
 
 
@@ -323,22 +254,21 @@ async def test_namespaced_store_refuses_dotdot_keys(
 ) -> None:
     theirs = secrets.token_urlsafe(18)
     leaks.add(theirs)
-    _kv2(env, f"{neighbour}/app", {"password": theirs})
-    for doc in env.vault_token_store(namespace):
-        await cluster.apply(doc, namespace)
+    kv2_write(env, f"{neighbour}/app", {"password": theirs})
+    await apply_token_store(cluster, env, namespace)
     cases: dict[str, dict[str, Any]] = {
-        "data": {"data": [_item("password", f"{namespace}/../{neighbour}/app")]},
+        "data": {"data": [data_item("password", f"{namespace}/../{neighbour}/app", "password")]},
         "extract": {"dataFrom": [{"extract": {"key": f"{namespace}/../{neighbour}/app"}}]},
-        "leading": {"data": [_item("password", f"../{neighbour}/app")]},
+        "leading": {"data": [data_item("password", f"../{neighbour}/app", "password")]},
         "find": {"dataFrom": [{"find": {"path": f"{namespace}/../{neighbour}/"}}]},
     }
     for name, spec in cases.items():
-        await cluster.apply(_ms(name, **spec), namespace)
+        await cluster.apply(ms_manifest(name, **spec), namespace)
     for name in cases:
         cond = await _refused(cluster, namespace, name, "Forbidden")
         assert theirs not in cond["message"]
         assert await cluster.secret(namespace, name) is None, name
-        assert _audit(env, namespace, name) == [], f"{name}: a '..' key was read"
+        assert audit(env.operator, namespace, name) == [], f"{name}: a '..' key was read"
 
 
 # ---------------------------------------------------------------------------------------------- rotation
@@ -351,7 +281,7 @@ async def test_rotation_cannot_write_outside_allowed_keys(
     leaks: LeakRegistry,
 ) -> None:
     mine, theirs = _tenant_values(env, leaks, namespace, neighbour)
-    _, version_before = _kv2_version(env, f"tenants/{neighbour}/app")
+    version_before, _ = kv2_current(env, f"tenants/{neighbour}/app")
     policy = f"crp-{namespace}"[:63]
     await cluster.apply(
         {
@@ -368,7 +298,7 @@ async def test_rotation_cannot_write_outside_allowed_keys(
     try:
         # inside its keys the policy works (the control) ...
         await cluster.apply(
-            _ms(
+            ms_manifest(
                 "inside",
                 cluster_store,
                 "ClusterSecretStore",
@@ -383,11 +313,11 @@ async def test_rotation_cannot_write_outside_allowed_keys(
         await cluster.ready("inside", namespace)
         # ... outside them it cannot write, neither on schedule nor on request
         await cluster.apply(
-            _ms(
+            ms_manifest(
                 "outside",
                 cluster_store,
                 "ClusterSecretStore",
-                data=[_item("password", f"tenants/{neighbour}/app")],
+                data=[data_item("password", f"tenants/{neighbour}/app", "password")],
                 rotation={
                     "policyRef": {"name": policy, "kind": "ClusterRotationPolicy"},
                     "keys": ["password"],
@@ -414,11 +344,11 @@ async def test_rotation_cannot_write_outside_allowed_keys(
         leaks.add(rotated)
         assert rotated and rotated != mine.encode()
         await _refused(cluster, namespace, "outside", "Forbidden")
-        data, version_after = _kv2_version(env, f"tenants/{neighbour}/app")
+        version_after, data = kv2_current(env, f"tenants/{neighbour}/app")
         assert version_after == version_before and data["password"] == theirs, (
             "the neighbour's source was written"
         )
-        assert not _audit(env, namespace, "outside", verb="write-source")
+        assert not audit(env.operator, namespace, "outside", verb="write-source")
         assert await cluster.secret(namespace, "outside") is None
     finally:
         await cluster.delete("ClusterRotationPolicy", policy)
@@ -430,9 +360,8 @@ async def test_foreign_secrets_are_never_overwritten(
 ) -> None:
     value = secrets.token_urlsafe(18)
     leaks.add(value)
-    _kv2(env, f"{namespace}/app", {"password": value})
-    for doc in env.vault_token_store(namespace):
-        await cluster.apply(doc, namespace)
+    kv2_write(env, f"{namespace}/app", {"password": value})
+    await apply_token_store(cluster, env, namespace)
     foreign_value = secrets.token_urlsafe(18)
     leaks.add(foreign_value)
     foreign = (
@@ -473,24 +402,40 @@ async def test_foreign_secrets_are_never_overwritten(
             namespace,
         )
     )[0]
-    await cluster.apply(_ms("first", data=[_item("password", f"{namespace}/app")]), namespace)
+    await cluster.apply(
+        ms_manifest("first", data=[data_item("password", f"{namespace}/app", "password")]), namespace
+    )
     await cluster.ready("first", namespace)
     first = await cluster.secret(namespace, "first")
     assert first is not None
     await cluster.apply(
-        _ms("takeover", data=[_item("password", f"{namespace}/app")], target={"name": "foreign"}), namespace
+        ms_manifest(
+            "takeover",
+            data=[data_item("password", f"{namespace}/app", "password")],
+            target={"name": "foreign"},
+        ),
+        namespace,
     )
     await cluster.apply(
-        _ms("second", data=[_item("password", f"{namespace}/app")], target={"name": "first"}), namespace
+        ms_manifest(
+            "second", data=[data_item("password", f"{namespace}/app", "password")], target={"name": "first"}
+        ),
+        namespace,
     )
-    await cluster.apply(_ms("forged", data=[_item("password", f"{namespace}/app")]), namespace)
     await cluster.apply(
-        _ms("credentials", data=[_item("password", f"{namespace}/app")], target={"name": "vault-token"}),
+        ms_manifest("forged", data=[data_item("password", f"{namespace}/app", "password")]), namespace
+    )
+    await cluster.apply(
+        ms_manifest(
+            "credentials",
+            data=[data_item("password", f"{namespace}/app", "password")],
+            target={"name": "vault-token"},
+        ),
         namespace,
     )
     for name in ("takeover", "second", "forged", "credentials"):
         cond = await _refused(cluster, namespace, name, "SecretConflict")
-        assert await _stalled(cluster, namespace, name) == "True", name
+        assert await stalled_status(cluster, namespace, name) == "True", name
         assert value not in cond["message"] and foreign_value not in cond["message"]
     for name, before in (("foreign", foreign), ("forged", forged), ("first", first)):
         after = await cluster.secret(namespace, name)
@@ -512,10 +457,9 @@ async def test_no_field_writes_outside_the_namespace(
 ) -> None:
     value = secrets.token_urlsafe(18)
     leaks.add(value)
-    _kv2(env, f"{namespace}/app", {"password": value})
-    for doc in env.vault_token_store(namespace):
-        await cluster.apply(doc, namespace)
-    data = [_item("password", f"{namespace}/app")]
+    kv2_write(env, f"{namespace}/app", {"password": value})
+    await apply_token_store(cluster, env, namespace)
+    data = [data_item("password", f"{namespace}/app", "password")]
     refused_by_crd: dict[str, dict[str, Any]] = {
         "target-namespace": {"target": {"name": "escape", "namespace": neighbour}},
         "target-dotdot": {"target": {"name": f"../{neighbour}/escape"}},
@@ -538,10 +482,12 @@ async def test_no_field_writes_outside_the_namespace(
         assert "unknown field" in result.stderr or "should match" in result.stderr, (name, result.stderr)
     # without strict field validation (pruned) the same manifests write in A only
     await cluster.apply(
-        _ms("pruned", data=data, target={"name": "escape", "namespace": neighbour}), namespace
+        ms_manifest("pruned", data=data, target={"name": "escape", "namespace": neighbour}), namespace
     )
     with pytest.raises(ApiException) as refused:
-        await cluster.apply(_ms("dotdot", data=data, target={"name": f"../{neighbour}/escape"}), namespace)
+        await cluster.apply(
+            ms_manifest("dotdot", data=data, target={"name": f"../{neighbour}/escape"}), namespace
+        )
     assert refused.value.status == 422
     await cluster.ready("pruned", namespace)
     assert await cluster.secret_data(namespace, "escape") == {"password": value.encode()}

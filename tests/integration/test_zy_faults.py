@@ -23,73 +23,33 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-import pytest_asyncio
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from support import rotation
 from support.cluster import Cluster, wait_for
 from support.environment import TestEnvironment
 from support.faults import FaultProxy
 from support.leaks import LeakRegistry
+from support.objects import (
+    API,
+    apply_token_store,
+    approle_store,
+    assert_unchanged,
+    audit,
+    iso_namespace_fixture,
+    ms_manifest,
+)
 from support.operator import OperatorProcess
+from support.rotation import kv2_current, kv2_write
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-API = "rotor.dev/v1alpha1"
 T = TypeVar("T")
-DOCUMENTED_READY_REASONS = {
-    "InvalidSpec",
-    "StoreNotFound",
-    "StoreNotReady",
-    "Forbidden",
-    "KeyNotFound",
-    "ProviderError",
-    "ValidationFailed",
-    "TemplateError",
-    "SecretConflict",
-    "Expired",
-}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _ms(name: str, store: str = "vault", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "ManagedSecret",
-        "metadata": {"name": name},
-        "spec": {"storeRef": {"name": store}, **spec},
-    }
-
-
-def _kv2_put(env: TestEnvironment, path: str, data: dict[str, str]) -> int:
-    resp = env.vault_client().secrets.kv.v2.create_or_update_secret(
-        path=path, secret=data, mount_point="secret"
-    )
-    return int(resp["data"]["version"])
-
-
-def _kv2_get(env: TestEnvironment, path: str) -> tuple[dict[str, str], int]:
-    resp = env.vault_client().secrets.kv.v2.read_secret_version(
-        path=path, mount_point="secret", raise_on_deleted_version=True
-    )
-    return dict(resp["data"]["data"]), int(resp["data"]["metadata"]["version"])
-
-
-def _audit_lines(log_text: str, managed_secret: str, verb: str = "read") -> list[dict[str, Any]]:
-    out = []
-    for line in log_text.splitlines():
-        if '"audit' not in line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get("verb") == verb and rec.get("managedSecret") == managed_secret:
-            out.append(rec)
-    return out
-
-
 def _failed_reads(op: OperatorProcess, namespace: str, name: str) -> int:
-    return sum(1 for r in _audit_lines(op.log_text(), f"{namespace}/{name}") if r.get("result") != "success")
+    return sum(1 for r in audit(op, namespace, name) if r.get("result") != "success")
 
 
 async def _retry_api(call: Callable[[], Awaitable[T]], *, timeout: float = 60.0, what: str = "") -> T:
@@ -129,15 +89,6 @@ async def _assert_truthful_while_failing(cluster: Cluster, namespace: str, name:
     return ms
 
 
-async def _unchanged(cluster: Cluster, namespace: str, name: str, before: dict[str, Any]) -> None:
-    after = await cluster.secret(namespace, name)
-    assert after is not None, "the last good Secret was deleted"
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], (
-        "the Secret was written"
-    )
-    assert after.get("data") == before.get("data")
-
-
 async def _events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str]]:
     resp = await cluster.events.list_namespaced_event(namespace)
     return [
@@ -165,12 +116,7 @@ def _needs_local(env: TestEnvironment) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- own operator
-@pytest_asyncio.fixture(loop_scope="session")
-async def iso_namespace(cluster: Cluster) -> AsyncIterator[str]:
-    name = f"iso-faults-{secrets.token_hex(3)}"
-    await cluster.create_namespace(name)
-    yield name
-    await cluster.delete_namespace(name)
+iso_namespace = iso_namespace_fixture("faults")
 
 
 @contextlib.asynccontextmanager
@@ -179,14 +125,7 @@ async def own_operator(
 ) -> AsyncIterator[OperatorProcess]:
     """An operator of the test's own on an iso-* namespace. On the way out it deletes the
     ManagedSecrets while it still runs (their finalizers need it), then stops."""
-    op = OperatorProcess(
-        str(env.kubeconfig),
-        env.workdir / "logs",
-        name=f"op-{namespace}",
-        namespaces=[namespace],
-        extra_args=list(extra),
-        env=env.aws_env(),
-    )
+    op = rotation.own_operator(env, namespace, extra_args=list(extra))
     await asyncio.to_thread(op.start)
     try:
         yield op
@@ -273,9 +212,8 @@ async def test_sigkill_during_many_syncs_and_rotations(
     for name in names:
         password = secrets.token_urlsafe(24)
         leaks.add(password)
-        _kv2_put(env, f"{ns}/{name}", {"username": f"user-{name}", "password": password})
-    for doc in env.vault_token_store(ns):
-        await cluster.apply(doc, ns)
+        kv2_write(env, f"{ns}/{name}", {"username": f"user-{name}", "password": password})
+    await apply_token_store(cluster, env, ns)
     await cluster.apply(
         {
             "apiVersion": API,
@@ -302,7 +240,7 @@ async def test_sigkill_during_many_syncs_and_rotations(
                 }
                 if name in rotated:
                     spec["rotation"] = {"policyRef": {"name": "pw"}, "keys": ["password"]}
-                await cluster.apply(_ms(name, **spec), ns)
+                await cluster.apply(ms_manifest(name, **spec), ns)
 
             async def request(name: str, token: str) -> None:
                 requests[name].append(token)
@@ -315,34 +253,27 @@ async def test_sigkill_during_many_syncs_and_rotations(
                 rot = ((obj or {}).get("status") or {}).get("rotation") or {}
                 return rot.get("lastRotateRequest") == token and rot.get("phase") == "Completed"
 
+            async def rotation_round(token: str, to_rotate: list[str], to_change: list[str]) -> None:
+                """Ask for a rotation of each of ``to_rotate``, change the sources of ``to_change``
+                meanwhile, then wait for every rotation asked for to complete."""
+                for name in to_rotate:
+                    await request(name, token)
+                for name in to_change:
+                    value = secrets.token_urlsafe(24)
+                    leaks.add(value)
+                    kv2_write(env, f"{ns}/{name}", {"username": f"user-{name}", "password": value})
+                for name in to_rotate:
+                    await wait_for(
+                        functools.partial(completed, name, token),
+                        timeout=180,
+                        interval=0.5,
+                        what=f"{name} rotation {token} completed (chaos seed {seed})",
+                    )
+
             # round 1: every rotated object once; the plain ones' sources change meanwhile
-            for name in rotated:
-                await request(name, "r1")
-            for name in plain[::2]:
-                value = secrets.token_urlsafe(24)
-                leaks.add(value)
-                _kv2_put(env, f"{ns}/{name}", {"username": f"user-{name}", "password": value})
-            for name in rotated:
-                await wait_for(
-                    functools.partial(completed, name, "r1"),
-                    timeout=180,
-                    interval=0.5,
-                    what=f"{name} rotation r1 completed (chaos seed {seed})",
-                )
+            await rotation_round("r1", rotated, plain[::2])
             # round 2: half of them once more, while other sources change again
-            for name in twice:
-                await request(name, "r2")
-            for name in plain[1::2]:
-                value = secrets.token_urlsafe(24)
-                leaks.add(value)
-                _kv2_put(env, f"{ns}/{name}", {"username": f"user-{name}", "password": value})
-            for name in twice:
-                await wait_for(
-                    functools.partial(completed, name, "r2"),
-                    timeout=180,
-                    interval=0.5,
-                    what=f"{name} rotation r2 completed (chaos seed {seed})",
-                )
+            await rotation_round("r2", twice, plain[1::2])
         finally:
             chaos.stop.set()
             await chaos_task
@@ -355,7 +286,7 @@ async def test_sigkill_during_many_syncs_and_rotations(
         async def all_match() -> list[str] | bool:
             wrong = []
             for name in names:
-                source, _ = _kv2_get(env, f"{ns}/{name}")
+                _, source = kv2_current(env, f"{ns}/{name}")
                 data = await cluster.secret_data(ns, name)
                 ms = await cluster.get("ManagedSecret", name, ns)
                 if data != {k: v.encode() for k, v in source.items()} or _ready_reason(ms) != (
@@ -369,7 +300,7 @@ async def test_sigkill_during_many_syncs_and_rotations(
             all_match, timeout=120, interval=1.0, what=f"every Secret equal to its source (seed {seed})"
         )
         for name in rotated:
-            source, version = _kv2_get(env, f"{ns}/{name}")
+            version, source = kv2_current(env, f"{ns}/{name}")
             leaks.add(source["password"])
             assert version == 1 + len(requests[name]), (
                 f"{name}: {len(requests[name])} rotation request(s) gave {version - 1} new source version(s) "
@@ -396,7 +327,7 @@ async def test_operator_restarted_during_vault_outage_recovers(
     ns = iso_namespace
     first = secrets.token_urlsafe(20)
     leaks.add(first)
-    _kv2_put(env, f"{ns}/app", {"password": first})
+    kv2_write(env, f"{ns}/app", {"password": first})
     with FaultProxy(env.vault_addr) as proxy:
         docs = env.vault_token_store(ns)
         docs[1]["spec"]["provider"]["vault"]["server"] = proxy.endpoint
@@ -404,7 +335,7 @@ async def test_operator_restarted_during_vault_outage_recovers(
             for doc in docs:
                 await cluster.apply(doc, ns)
             await cluster.apply(
-                _ms(
+                ms_manifest(
                     "app",
                     refresh={"interval": "1s"},
                     data=[
@@ -425,10 +356,10 @@ async def test_operator_restarted_during_vault_outage_recovers(
             assert "Vault" in store_cond["message"], store_cond
             await cluster.wait_condition("ManagedSecret", "app", ns, status="False", timeout=30)
             await _assert_truthful_while_failing(cluster, ns, "app")
-            await _unchanged(cluster, ns, "app", before)
+            await assert_unchanged(cluster, ns, "app", before)
             second = secrets.token_urlsafe(20)
             leaks.add(second)
-            _kv2_put(env, f"{ns}/app", {"password": second})
+            kv2_write(env, f"{ns}/app", {"password": second})
             proxy.fault = None
 
             async def recovered() -> bool:
@@ -448,54 +379,12 @@ async def test_vault_token_revoked_operator_logs_in_again(
     cluster: Cluster, env: TestEnvironment, namespace: str, leaks: LeakRegistry
 ) -> None:
     vault = env.vault_client()
-    policy = f"reader-{namespace}"
-    vault.sys.create_or_update_policy(
-        policy, f'path "secret/data/{namespace}/*" {{ capabilities = ["read"] }}\n'
-    )
-    role = f"role-{namespace}"
-    vault.auth.approle.create_or_update_approle(
-        role, token_policies=[policy], token_ttl="1h", token_max_ttl="2h"
-    )
-    role_id = vault.auth.approle.read_role_id(role)["data"]["role_id"]
-    secret_id = vault.auth.approle.generate_secret_id(role)["data"]["secret_id"]
-    leaks.add(secret_id)
+    role = await approle_store(cluster, env, namespace, leaks, token_max_ttl="2h")
     first = secrets.token_urlsafe(20)
     leaks.add(first)
-    _kv2_put(env, f"{namespace}/app", {"value": first})
+    kv2_write(env, f"{namespace}/app", {"value": first})
     await cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "approle"},
-            "stringData": {"secret-id": secret_id},
-        },
-        namespace,
-    )
-    await cluster.apply(
-        {
-            "apiVersion": API,
-            "kind": "SecretStore",
-            "metadata": {"name": "approle"},
-            "spec": {
-                "provider": {
-                    "vault": {
-                        "server": env.vault_addr,
-                        "auth": {
-                            "appRole": {
-                                "mount": "approle",
-                                "roleId": role_id,
-                                "secretIdRef": {"name": "approle", "key": "secret-id"},
-                            }
-                        },
-                    }
-                }
-            },
-        },
-        namespace,
-    )
-    await cluster.wait_condition("SecretStore", "approle", namespace, status="True", reason="Valid")
-    await cluster.apply(
-        _ms(
+        ms_manifest(
             "app",
             "approle",
             refresh={"interval": "1s"},
@@ -526,7 +415,7 @@ async def test_vault_token_revoked_operator_logs_in_again(
     # the source changes: the next refresh must log in again by itself and read it
     second = secrets.token_urlsafe(20)
     leaks.add(second)
-    _kv2_put(env, f"{namespace}/app", {"value": second})
+    kv2_write(env, f"{namespace}/app", {"value": second})
 
     async def refreshed() -> bool:
         return await cluster.secret_data(namespace, "app") == {"value": second.encode()}
@@ -547,11 +436,10 @@ async def test_secret_changed_by_hand_is_restored_with_an_event(
 ) -> None:
     password = secrets.token_urlsafe(24)
     leaks.add(password)
-    _kv2_put(env, f"{namespace}/app", {"username": "app", "password": password})
-    for doc in env.vault_token_store(namespace):
-        await cluster.apply(doc, namespace)
+    kv2_write(env, f"{namespace}/app", {"username": "app", "password": password})
+    await apply_token_store(cluster, env, namespace)
     await cluster.apply(
-        _ms("app", dataFrom=[{"extract": {"key": f"{namespace}/app"}}]), namespace
+        ms_manifest("app", dataFrom=[{"extract": {"key": f"{namespace}/app"}}]), namespace
     )  # refresh 1h
     await cluster.ready("app", namespace)
     want = {"username": b"app", "password": password.encode()}
@@ -602,7 +490,7 @@ async def test_aws_throttling_and_5xx_keep_the_secret_and_recover(
                 await cluster.apply(doc, namespace)
             await cluster.wait_condition("SecretStore", "aws", namespace, status="True", reason="Valid")
             await cluster.apply(
-                _ms(
+                ms_manifest(
                     "api",
                     "aws",
                     refresh={"interval": "1s"},
@@ -642,7 +530,7 @@ async def test_aws_throttling_and_5xx_keep_the_secret_and_recover(
                 )
                 ms = await _assert_truthful_while_failing(cluster, namespace, "api")
                 assert ms["status"]["conditions"][0]["message"]
-                await _unchanged(cluster, namespace, "api", before)
+                await assert_unchanged(cluster, namespace, "api", before)
                 assert first not in json.dumps(ms["status"]) and second not in json.dumps(ms["status"])
 
             proxy.fault = None
@@ -670,11 +558,10 @@ async def test_apiserver_restart_watches_resume(
     async with own_operator(env, cluster, namespace) as op:
         first = secrets.token_urlsafe(20)
         leaks.add(first)
-        _kv2_put(env, f"{namespace}/a", {"value": first})
-        for doc in env.vault_token_store(namespace):
-            await cluster.apply(doc, namespace)
+        kv2_write(env, f"{namespace}/a", {"value": first})
+        await apply_token_store(cluster, env, namespace)
         await cluster.apply(
-            _ms(
+            ms_manifest(
                 "a",
                 refresh={"interval": "2s"},
                 data=[{"secretKey": "value", "remoteRef": {"key": f"{namespace}/a", "property": "value"}}],
@@ -688,17 +575,17 @@ async def test_apiserver_restart_watches_resume(
         leaks.add(during)
         restart = asyncio.create_task(asyncio.to_thread(env.local.control_plane.restart_apiserver))
         try:
-            _kv2_put(env, f"{namespace}/a", {"value": during})
+            kv2_write(env, f"{namespace}/a", {"value": during})
         finally:
             await restart
 
         # right after it is back: a new object, and a spec change to A
         b_value = secrets.token_urlsafe(20)
         leaks.add(b_value)
-        _kv2_put(env, f"{namespace}/b", {"value": b_value})
+        kv2_write(env, f"{namespace}/b", {"value": b_value})
         await _retry_api(
             lambda: cluster.apply(
-                _ms(
+                ms_manifest(
                     "b",
                     data=[
                         {"secretKey": "value", "remoteRef": {"key": f"{namespace}/b", "property": "value"}}
@@ -737,7 +624,7 @@ async def test_apiserver_restart_watches_resume(
         # and a change after that still flows (the watch is live, not a one-off relist)
         later = secrets.token_urlsafe(20)
         leaks.add(later)
-        _kv2_put(env, f"{namespace}/b", {"value": later})
+        kv2_write(env, f"{namespace}/b", {"value": later})
         await cluster.patch(
             "ManagedSecret", "b", {"metadata": {"annotations": {"rotor.dev/force-sync": "after"}}}, namespace
         )
@@ -765,11 +652,12 @@ async def test_vault_down_then_restarted_recovers_by_itself(
         port = env.vault.port
         first = secrets.token_urlsafe(20)
         leaks.add(first)
-        _kv2_put(env, f"{namespace}/app", {"username": "app", "password": first})
-        for doc in env.vault_token_store(namespace):
-            await cluster.apply(doc, namespace)
+        kv2_write(env, f"{namespace}/app", {"username": "app", "password": first})
+        await apply_token_store(cluster, env, namespace)
         await cluster.apply(
-            _ms("app", refresh={"interval": "1s"}, dataFrom=[{"extract": {"key": f"{namespace}/app"}}]),
+            ms_manifest(
+                "app", refresh={"interval": "1s"}, dataFrom=[{"extract": {"key": f"{namespace}/app"}}]
+            ),
             namespace,
         )
         await cluster.ready("app", namespace)
@@ -792,14 +680,14 @@ async def test_vault_down_then_restarted_recovers_by_itself(
             ms = await _assert_truthful_while_failing(cluster, namespace, "app")
             cond = next(c for c in ms["status"]["conditions"] if c["type"] == "Ready")
             assert str(port) in cond["message"] or "vault" in cond["message"].lower(), cond
-            await _unchanged(cluster, namespace, "app", before)
+            await assert_unchanged(cluster, namespace, "app", before)
             reconciling = next((c for c in ms["status"]["conditions"] if c["type"] == "Reconciling"), None)
             assert reconciling is not None and reconciling["status"] == "True", reconciling
 
             # back on the same port, empty (dev mode): re-seed, with a new value
             await asyncio.to_thread(_restore_vault, env)
             assert env.vault.port == port
-            _kv2_put(env, f"{namespace}/app", {"username": "app", "password": second})
+            kv2_write(env, f"{namespace}/app", {"username": "app", "password": second})
 
             async def recovered() -> bool:
                 ms = await cluster.get("ManagedSecret", "app", namespace)

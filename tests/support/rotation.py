@@ -92,13 +92,16 @@ def own_operator(
     clock: MovableClock | None = None,
     extra_env: dict[str, str] | None = None,
     name: str | None = None,
+    extra_args: list[str] | None = None,
 ) -> OperatorProcess:
+    """An operator (not started) serving ``namespace`` only, as ``op-{namespace}`` unless named."""
     return OperatorProcess(
         str(env.kubeconfig),
         env.workdir / "logs",
         name=name or f"op-{namespace}",
         namespaces=[namespace],
         clock_file=clock.path if clock else None,
+        extra_args=extra_args,
         env={**env.aws_env(), **(extra_env or {})},
     )
 
@@ -175,6 +178,19 @@ async def request_rotation(cluster: Cluster, namespace: str, name: str) -> str:
     return value
 
 
+async def wait_answered(
+    cluster: Cluster, namespace: str, name: str, request: str, timeout: float = 30
+) -> dict[str, Any]:
+    """Wait until status.rotation answers the rotate request ``request``, however it ended."""
+
+    async def answered() -> dict[str, Any] | None:
+        obj = await cluster.get("ManagedSecret", name, namespace)
+        rot = ((obj or {}).get("status") or {}).get("rotation") or {}
+        return obj if rot.get("lastRotateRequest") == request else None
+
+    return await wait_for(answered, timeout=timeout, what="the rotate request to be answered")
+
+
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
     for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
         if cond.get("type") == type_:
@@ -194,6 +210,23 @@ def kv2_current(env: TestEnvironment, path: str, mount: str = "secret") -> tuple
 def kv2_write(env: TestEnvironment, path: str, data: dict[str, Any], mount: str = "secret") -> int:
     resp = env.vault_client().secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point=mount)
     return int(resp["data"]["version"])
+
+
+async def vault_source(
+    cluster: Cluster, env: TestEnvironment, ns: str, leaks: Any, spec: dict[str, Any] | None, **store: Any
+) -> tuple[str, int, str]:
+    """A token store "vault" (``store``: its options), the RotationPolicy "policy" with ``spec``
+    (none if None) and an old password (and user "app") at ``{ns}/app``; returns (path, version,
+    old)."""
+    old = secrets.token_urlsafe(20)
+    leaks.add(old)
+    path = f"{ns}/app"
+    version = kv2_write(env, path, {"password": old, "user": "app"})
+    for doc in env.vault_token_store(ns, **store):
+        await cluster.apply(doc, ns)
+    if spec is not None:
+        await cluster.apply(policy("policy", spec), ns)
+    return path, version, old
 
 
 def aws_stages(env: TestEnvironment, key: str) -> dict[str, list[str]]:
