@@ -56,6 +56,25 @@ def metric(text: str, name: str, **labels: str) -> float:
 RUNNING: list[Operator] = []
 
 
+def pid_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its waited-for children, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(env: LocalEnvironment) -> dict[str, int]:
+    plane = env.control_plane
+    found = {
+        "kube-apiserver": plane.apiserver if plane else None,
+        "etcd": plane.etcd if plane else None,
+        "vault": env.vault.process if env.vault else None,
+    }
+    return {name: p.proc.pid for name, p in found.items() if p is not None and p.proc is not None}
+
+
 class Operator:
     def __init__(self, kubeconfig: str, workdir: Path, env: dict[str, str], concurrency: int = 16) -> None:
         self.kubeconfig = kubeconfig
@@ -244,6 +263,7 @@ async def bench_size(
     )
     assert env.aws is not None
     cold: list[float] = []
+    cpu_splits: list[dict[str, float]] = []
     op: Operator | None = None
     ns = ""
     for run in range(runs):
@@ -278,6 +298,8 @@ async def bench_size(
         print(f"[n={n}] run {run + 1}/{runs}: creating {n} ManagedSecrets", flush=True)
         await create_many(cluster, ns, [ms_doc(f"m{i}", "vault", f"{prefix}/p{i}", "1h") for i in range(n)])
         op = Operator(str(env.kubeconfig), workdir, env.aws.client_env())
+        servers = server_pids(env)
+        cpu_before = {name: pid_cpu_seconds(pid) for name, pid in servers.items()}
         started = op.start()
         while True:
             ready, _total = await ready_count(cluster, ns)
@@ -285,6 +307,10 @@ async def bench_size(
                 break
             await asyncio.sleep(TICK)
         cold.append(time.monotonic() - started)
+        split = {name: pid_cpu_seconds(pid) - cpu_before[name] for name, pid in servers.items()}
+        split["rotor"] = op.cpu_seconds()
+        cpu_splits.append({name: round(1000 * secs / n, 2) for name, secs in split.items()})
+        print(f"[n={n}] run {run + 1}: CPU ms per object: {cpu_splits[-1]}", flush=True)
         print(f"[n={n}] run {run + 1}: cold start to all {n} Ready in {cold[-1]:.1f}s", flush=True)
         if run < runs - 1:
             op.stop()
@@ -292,6 +318,7 @@ async def bench_size(
     assert op is not None
     result["cold_start_s"] = round(statistics.median(cold), 2)
     result["cold_runs"] = [round(c, 2) for c in cold]
+    result["cold_cpu_ms_per_object"] = cpu_splits[len(cpu_splits) // 2]
 
     # steady state at a 1h refresh: RSS and CPU over a quiet minute, once the echoes of the
     # cold start's own writes have been absorbed (no sync for 10 s, at most 2 min)
@@ -382,6 +409,7 @@ async def bench_size(
                 break
             await asyncio.sleep(0.02)
         latencies.append(time.monotonic() - t)
+        await asyncio.sleep(0.25)  # arrivals spread over time, while refreshes go on
     latencies.sort()
     result["new_ready_p50_s"] = round(statistics.median(latencies), 3)
     result["new_ready_p99_s"] = round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3)
@@ -559,6 +587,11 @@ def print_table(results: dict[str, Any]) -> None:
     print("|" + "---|" * len(cols))
     for row in results["vault"]:
         print("| " + " | ".join(str(row.get(k, "-")) for k, _ in cols) + " |")
+    for row in results["vault"]:
+        split = row.get("cold_cpu_ms_per_object") or {}
+        if split:
+            parts = ", ".join(f"{name} {ms} ms" for name, ms in split.items())
+            print(f"\nN={row['n']}: CPU per object during the cold start: {parts}")
     if results["aws"]:
         print(
             "\n| AWS ManagedSecrets | backend calls per refresh cycle | one GetSecretValue each | reduction |"
@@ -575,7 +608,7 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--aws-sizes", type=int, nargs="+", default=[1000])
+    parser.add_argument("--aws-sizes", type=int, nargs="*", default=[1000], help="none: skip AWS")
     parser.add_argument("--runs", type=int, default=3, help="cold starts per size (the median is shown)")
     parser.add_argument("--idle-seconds", type=float, default=60, help="how long idle CPU is measured")
     parser.add_argument(
