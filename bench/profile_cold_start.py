@@ -150,8 +150,7 @@ async def main(n: int, spy: bool = False) -> None:
             env=dict(os.environ, KUBECONFIG=str(env.kubeconfig), ROTOR_HASH_KEY="p"),
         )
         started = time.monotonic()
-        while (await bench.ready_count(cluster, ns))[0] < n:
-            await asyncio.sleep(0.25)
+        await bench.wait_all_ready(str(env.kubeconfig), ns, n)
         print(f"cold start of {n}: {time.monotonic() - started:.1f}s", flush=True)
         proc.send_signal(2)
         proc.wait(60)

@@ -90,8 +90,7 @@ async def soak(objects: int, minutes: float, rotate_every: float) -> int:
         await bench.create_many(cluster, ns, docs)
         op = bench.Operator(str(env.kubeconfig), workdir, env.aws.client_env())
         op.start()
-        while (await bench.ready_count(cluster, ns))[0] < objects:
-            await asyncio.sleep(0.5)
+        await bench.wait_all_ready(str(env.kubeconfig), ns, objects)
         print(
             f"{objects} ManagedSecrets Ready; soaking for {minutes} min "
             f"(refresh 30s, a rotation of {objects // 10} objects every {rotate_every:.0f}s)",
