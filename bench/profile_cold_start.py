@@ -30,6 +30,7 @@ def summarize_raw(raw: str, top: int = 30) -> str:
     samples by function, as the innermost frame (own time) and anywhere on the stack (inclusive)."""
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
+    paths: dict[str, int] = {}
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -44,6 +45,8 @@ def summarize_raw(raw: str, top: int = 30) -> str:
         ]
         if frames:
             own[frames[-1]] = own.get(frames[-1], 0) + samples
+            path = " < ".join(reversed(frames[-4:]))
+            paths[path] = paths.get(path, 0) + samples
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + samples
     lines = [f"{total} samples of CPU (all threads)", "", "own time:"]
@@ -51,6 +54,9 @@ def summarize_raw(raw: str, top: int = 30) -> str:
         lines.append(f"  {100 * count / total:5.1f}%  {name}")
     lines += ["", "inclusive:"]
     for name, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * count / total:5.1f}%  {name}")
+    lines += ["", "hottest stacks (innermost first):"]
+    for name, count in sorted(paths.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"  {100 * count / total:5.1f}%  {name}")
     return "\n".join(lines)
 
