@@ -72,6 +72,7 @@ def server_pids(env: LocalEnvironment) -> dict[str, int]:
     found = {
         "kube-apiserver": plane.apiserver if plane else None,
         "etcd": plane.etcd if plane else None,
+        "kube-controller-manager": plane.controller_manager if plane else None,
         "vault": env.vault.process if env.vault else None,
     }
     return {name: p.proc.pid for name, p in found.items() if p is not None and p.proc is not None}
