@@ -57,7 +57,7 @@ crds: install
 	$(PY) -m rotor.api.crdgen
 
 bench: install binaries
-	$(PY) bench/run.py
+	$(PY) bench/run.py --sizes 100 1000 5000 --runs 3 --aws-sizes 1000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
