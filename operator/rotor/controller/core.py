@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from rotor.api.duration import parse_duration
+from rotor.api.names import MANAGED_BY_LABEL
 from rotor.clock import Clock, parse_time
 from rotor.conditions import get_condition
 from rotor.controller.queue import WorkQueue
@@ -26,7 +27,6 @@ from rotor.sync.refresh import next_refresh
 log = logging.getLogger("rotor.controller")
 
 ROTATE = "rotor.dev/rotate"
-MANAGED_BY = "rotor.dev/managed-by"
 ObjKey = tuple[str, str]
 
 
@@ -75,7 +75,7 @@ class Controller:
             "Secret",
             self.observe_secret,
             namespaces=settings.namespaces,
-            label_selector=MANAGED_BY,
+            label_selector=MANAGED_BY_LABEL,
         )
         self.informer = Informer(gateway, "ManagedSecret", self.observe, namespaces=settings.namespaces)
         self.paused = False

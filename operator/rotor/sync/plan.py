@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-MANAGED_BY = "rotor.dev/managed-by"
+from rotor.api.names import MANAGED_BY_LABEL
+
+MANAGED_BY = MANAGED_BY_LABEL
 DATA_HASH = "rotor.dev/data-hash"
 MANAGED_KEYS = "rotor.dev/managed-keys"  # under creationPolicy Merge: the keys Rotor owns
 
