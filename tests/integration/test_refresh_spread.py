@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 
 import pytest
 from test_shared_reads import metric
@@ -63,7 +64,10 @@ async def test_restart_keeps_refreshes_spread(cluster: Cluster, env, leaks) -> N
         before = await next_times()
         span = max(before.values()) - min(before.values())
         assert span > INTERVAL / 2, f"refreshes bunched within {span:.0f}s of a {INTERVAL}s interval"
-        assert len({round(t) for t in before.values()}) > N * 0.8
+        # hashed slots are uniform, so a few objects share a second by chance (30 in 120 s gives
+        # about 27 distinct seconds, often fewer); lockstep would put them all in one
+        busiest = max(Counter(round(t) for t in before.values()).values())
+        assert busiest <= 5, f"{busiest} objects refresh in the same second"
 
         op.stop()
         op.start()
