@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import run as bench
-from rotor.devenv import binaries
 from rotor.devenv.environment import LocalEnvironment
 from rotor.kube.gateway import KubeGateway
 
@@ -35,23 +33,7 @@ async def main(n: int) -> None:
     env = LocalEnvironment(workdir, with_vault=False, with_aws=False)
     env.start()
     kubeconfig = str(env.kubeconfig)
-    kubectl = str(binaries.ensure("kubectl"))
-    crds = str(bench.ROOT / "crds")
-    subprocess.run([kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-k", crds], check=True)
-    subprocess.run(
-        [
-            kubectl,
-            "--kubeconfig",
-            kubeconfig,
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "-l",
-            "app.kubernetes.io/name=rotor",
-        ],
-        check=True,
-    )
+    bench.apply_crds(env)
     cluster = await bench.Cluster.connect(kubeconfig)
     gateway = await KubeGateway.connect(kubeconfig)
     ns = "writes"

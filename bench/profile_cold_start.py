@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import run as bench
-from rotor.devenv import binaries
 from rotor.devenv.environment import LocalEnvironment
 
 
@@ -65,60 +64,12 @@ async def main(n: int, spy: bool = False) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rotor-profile-"))
     env = LocalEnvironment(workdir)
     env.start()
-    kubectl = str(binaries.ensure("kubectl"))
-    crds = str(bench.ROOT / "crds")
-    subprocess.run(
-        [kubectl, "--kubeconfig", str(env.kubeconfig), "apply", "--server-side", "-k", crds],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            kubectl,
-            "--kubeconfig",
-            str(env.kubeconfig),
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "-l",
-            "app.kubernetes.io/name=rotor",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    bench.apply_crds(env)
     cluster = await bench.Cluster.connect(str(env.kubeconfig))
     try:
         bench.seed_vault(env, "prof", n)
         ns = "profile"
-        await cluster.create_namespace(ns)
-        assert env.vault is not None
-        await cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "vault-token"},
-                "stringData": {"token": bench.ROOT_TOKEN},
-            },
-            ns,
-        )
-        await cluster.apply(
-            {
-                "apiVersion": "rotor.dev/v1alpha1",
-                "kind": "SecretStore",
-                "metadata": {"name": "vault"},
-                "spec": {
-                    "provider": {
-                        "vault": {
-                            "server": env.vault.address,
-                            "auth": {"token": {"secretRef": {"name": "vault-token", "key": "token"}}},
-                        }
-                    },
-                    "rateLimit": {"qps": 5000, "burst": 5000},
-                },
-            },
-            ns,
-        )
+        await bench.vault_namespace(cluster, env, ns)
         await bench.create_many(
             cluster, ns, [bench.ms_doc(f"m{i}", "vault", f"prof/p{i}", "1h") for i in range(n)]
         )

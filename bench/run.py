@@ -146,6 +146,75 @@ class Operator:
                 self.proc.kill()
 
 
+def apply_crds(env: LocalEnvironment) -> None:
+    """Install the rotor.dev CRDs into the environment's apiserver and wait until they serve."""
+    kubectl = str(binaries.ensure("kubectl"))
+    kubeconfig = str(env.kubeconfig)
+    subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-k", str(ROOT / "crds")],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            kubeconfig,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/name=rotor",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    # Established comes before the apiserver's storage for the new kinds is ready (429 "storage
+    # is (re)initializing"): wait until a list answers
+    for _ in range(60):
+        listed = subprocess.run(
+            [kubectl, "--kubeconfig", kubeconfig, "get", "managedsecrets,secretstores", "-A"],
+            capture_output=True,
+        )
+        if listed.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the rotor.dev kinds do not answer: {listed.stderr.decode()[-300:]}")
+
+
+async def vault_namespace(cluster: Cluster, env: LocalEnvironment, namespace: str, qps: int = 5000) -> None:
+    """A namespace with a token Secret and a SecretStore named ``vault`` for the dev server."""
+    assert env.vault is not None
+    await cluster.create_namespace(namespace)
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "vault-token"},
+            "stringData": {"token": ROOT_TOKEN},
+        },
+        namespace,
+    )
+    await cluster.apply(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "SecretStore",
+            "metadata": {"name": "vault"},
+            "spec": {
+                "provider": {
+                    "vault": {
+                        "server": env.vault.address,
+                        "auth": {"token": {"secretRef": {"name": "vault-token", "key": "token"}}},
+                    }
+                },
+                "rateLimit": {"qps": qps, "burst": qps},
+            },
+        },
+        namespace,
+    )
+
+
 async def wait_all_ready(kubeconfig: str, namespace: str, n: int) -> None:
     """Until ``n`` ManagedSecrets in ``namespace`` are Ready. Watches (through Rotor's own
     informer) instead of polling: listing thousands of objects several times a second would cost
@@ -315,33 +384,7 @@ async def bench_size(
     ns = ""
     for run in range(runs):
         ns = f"bench-{n}-{run}-{secrets.token_hex(2)}"
-        await cluster.create_namespace(ns)
-        await cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "vault-token"},
-                "stringData": {"token": ROOT_TOKEN},
-            },
-            ns,
-        )
-        await cluster.apply(
-            {
-                "apiVersion": "rotor.dev/v1alpha1",
-                "kind": "SecretStore",
-                "metadata": {"name": "vault"},
-                "spec": {
-                    "provider": {
-                        "vault": {
-                            "server": env.vault.address,  # type: ignore[union-attr]
-                            "auth": {"token": {"secretRef": {"name": "vault-token", "key": "token"}}},
-                        }
-                    },
-                    "rateLimit": {"qps": 5000, "burst": 5000},
-                },
-            },
-            ns,
-        )
+        await vault_namespace(cluster, env, ns)
         print(f"[n={n}] run {run + 1}/{runs}: creating {n} ManagedSecrets", flush=True)
         await create_many(cluster, ns, [ms_doc(f"m{i}", "vault", f"{prefix}/p{i}", "1h") for i in range(n)])
         op = Operator(str(env.kubeconfig), workdir, env.aws.client_env())
@@ -556,27 +599,7 @@ async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rotor-bench-"))
     env = LocalEnvironment(workdir)
     env.start()
-    kubectl = str(binaries.ensure("kubectl"))
-    subprocess.run(
-        [kubectl, "--kubeconfig", str(env.kubeconfig), "apply", "--server-side", "-k", str(ROOT / "crds")],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            kubectl,
-            "--kubeconfig",
-            str(env.kubeconfig),
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "-l",
-            "app.kubernetes.io/name=rotor",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    apply_crds(env)
     cluster = await Cluster.connect(str(env.kubeconfig))
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "

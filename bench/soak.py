@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import run as bench
-from rotor.devenv import binaries
 from rotor.devenv.environment import LocalEnvironment
 
 
@@ -29,45 +27,14 @@ async def soak(objects: int, minutes: float, rotate_every: float) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="rotor-soak-"))
     env = LocalEnvironment(workdir)
     env.start()
-    kubectl = str(binaries.ensure("kubectl"))
-    for args in (
-        ["apply", "--server-side", "-k", str(bench.ROOT / "crds")],
-        ["wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/name=rotor"],
-    ):
-        subprocess.run([kubectl, "--kubeconfig", str(env.kubeconfig), *args], check=True, capture_output=True)
+    bench.apply_crds(env)
     cluster = await bench.Cluster.connect(str(env.kubeconfig))
     op: bench.Operator | None = None
     try:
         assert env.vault is not None and env.aws is not None
         ns = "soak"
-        await cluster.create_namespace(ns)
         bench.seed_vault(env, "soak", objects)
-        await cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "vault-token"},
-                "stringData": {"token": bench.ROOT_TOKEN},
-            },
-            ns,
-        )
-        await cluster.apply(
-            {
-                "apiVersion": "rotor.dev/v1alpha1",
-                "kind": "SecretStore",
-                "metadata": {"name": "vault"},
-                "spec": {
-                    "provider": {
-                        "vault": {
-                            "server": env.vault.address,
-                            "auth": {"token": {"secretRef": {"name": "vault-token", "key": "token"}}},
-                        }
-                    },
-                    "rateLimit": {"qps": 2000, "burst": 2000},
-                },
-            },
-            ns,
-        )
+        await bench.vault_namespace(cluster, env, ns, qps=2000)
         await cluster.apply(
             {
                 "apiVersion": "rotor.dev/v1alpha1",
