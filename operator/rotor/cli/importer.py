@@ -206,7 +206,7 @@ class Destination:
     async def read(self) -> Remote | None:
         p = self.backend.provider
         if self.by_parameter:
-            found = await self.backend.call("read", p.read_path, self.prefix)  # type: ignore[attr-defined]
+            found = await self.backend.read_path(self.prefix)
             return Remote(None, dict(found)) if found else None
         try:
             secret = await self.backend.call("read", p.read, RemoteRef(self.key))

@@ -96,18 +96,18 @@ async def _restore(backend: Backend, handle: StoreHandle, key: str) -> Restored:
                 "no previous version to roll back to"
             )
         meta = await backend.describe(key)
-        result = await backend.extra("rollback", "rollback", key)
+        result = await backend.rollback(key)
         previous = _vault_restored(meta.current_version, meta.versions) if meta.current_version else None
         return Restored(key, meta.current_version, previous, result.version)
     if name == SECRETS_MANAGER:
         meta = await backend.describe(key)
         before = next((v for v, s in meta.versions.items() if "AWSCURRENT" in s), None)
-        result = await backend.extra("rollback", "rollback", key)
+        result = await backend.rollback(key)
         return Restored(key, before, result.version, result.version)
     if name == PARAMETER_STORE:
         meta = await backend.describe(key)
         before = meta.current_version
-        result = await backend.extra("rollback", "rollback", key)
+        result = await backend.rollback(key)
         restored = str(int(before) - 1) if before and before.isdigit() else None
         return Restored(key, before, restored, result.version)
     raise CliError(f"the {name} provider cannot roll back")

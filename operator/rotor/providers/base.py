@@ -153,3 +153,89 @@ class Provider(Protocol):
 
     def close(self) -> None:
         """Release clients and revoke what should be revoked."""
+
+
+# --------------------------------------------------------------------------- capabilities
+# Optional abilities beyond the protocol above. Callers check them with ``isinstance`` (through
+# ``rotor.services.backend.Backend``), never by a provider's name or with ``getattr``.
+
+
+@runtime_checkable
+class BatchReader(Protocol):
+    """Reads batched on the wire (AWS BatchGetSecretValue): ``read_many`` is one call per batch, so
+    the backend gathers reads that arrive together."""
+
+    def read_many(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]: ...
+
+
+@runtime_checkable
+class SelfCounting(Protocol):
+    """Counts every real API call in ``rotor_provider_requests_total`` itself (a batch is one
+    call), so the backend does not count again."""
+
+    counts_own_calls: bool
+
+
+@runtime_checkable
+class ChangeLister(Protocol):
+    """Lists the current version id of many keys in one pass without reading values."""
+
+    def list_changes(self, keys: list[str]) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class StagedWriter(Protocol):
+    """Writes a new version beside the current one (AWS AWSPENDING), verifies and promotes it.
+    ``token`` is the idempotency token recorded before the write."""
+
+    def stage(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> str: ...
+
+    def verify(self, key: str, version_id: str, expected: dict[str, Any] | bytes | str) -> bool: ...
+
+    def promote(self, key: str, version_id: str) -> None: ...
+
+
+@runtime_checkable
+class SelfRotating(Protocol):
+    """The backend rotates the secret itself (AWS RotateSecret with a rotation function)."""
+
+    def rotate(self, key: str, token: str | None = None) -> str | None: ...
+
+
+@runtime_checkable
+class DatabaseCredentials(Protocol):
+    """Static database credentials that the backend rotates (Vault database static roles)."""
+
+    def read_database_credentials(self, mount: str, role: str) -> RemoteSecret: ...
+
+    def rotate_database_role(self, mount: str, role: str) -> None: ...
+
+
+@runtime_checkable
+class CertificateIssuer(Protocol):
+    """Issues a certificate and key (Vault PKI)."""
+
+    def issue_certificate(
+        self, mount: str, role: str, common_name: str, alt_names: list[str], ttl: str | None
+    ) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class RollingBack(Protocol):
+    """Makes the previous version current again (``rotor rollback``)."""
+
+    def rollback(self, key: str) -> WriteResult: ...
+
+
+@runtime_checkable
+class PathReader(Protocol):
+    """Reads every value under a path at once (SSM GetParametersByPath; ``rotor import``)."""
+
+    def read_path(self, path: str) -> dict[str, bytes]: ...
+
+
+class Unsupported(ProviderError):
+    """The store's provider does not have the capability an object asks for."""
+
+    reason = "InvalidConfig"
+    retryable = False

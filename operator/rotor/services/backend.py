@@ -19,11 +19,19 @@ from typing import Any, TypeVar
 from rotor.observability.metrics import PROVIDER_CACHE_HITS, PROVIDER_DURATION, PROVIDER_REQUESTS
 from rotor.providers.base import (
     Capabilities,
+    CertificateIssuer,
+    DatabaseCredentials,
+    PathReader,
     Provider,
     ProviderError,
     RemoteRef,
     RemoteSecret,
+    RollingBack,
     SecretMetadata,
+    SelfRotating,
+    StagedWriter,
+    Unsupported,
+    WriteResult,
 )
 from rotor.services.ratelimit import TokenBucket
 
@@ -278,11 +286,69 @@ class Backend:
         self.capabilities = await self.call("validate", self.provider.validate)
         return self.capabilities
 
-    async def extra(self, operation: str, method: str, *args: Any) -> Any:
-        fn = getattr(self.provider, method, None)
-        if fn is None:
-            raise ProviderError(f"the {self.provider.name} provider cannot {operation}")
-        return await self.call(operation, fn, *args)
+    # ------------------------------------------------------------------ capabilities
+    def _unsupported(self, what: str) -> Unsupported:
+        return Unsupported(f"the {self.provider.name} provider of store {self.store} cannot {what}")
+
+    @property
+    def stages_writes(self) -> bool:
+        return isinstance(self.provider, StagedWriter)
+
+    async def stage(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> str:
+        p = self.provider
+        if not isinstance(p, StagedWriter):
+            raise self._unsupported("stage a version")
+        return await self.call("stage", p.stage, key, value, token)
+
+    async def verify(self, key: str, version_id: str, expected: dict[str, Any] | bytes | str) -> bool:
+        p = self.provider
+        if not isinstance(p, StagedWriter):
+            raise self._unsupported("verify a staged version")
+        return await self.call("verify", p.verify, key, version_id, expected)
+
+    async def promote(self, key: str, version_id: str) -> None:
+        p = self.provider
+        if not isinstance(p, StagedWriter):
+            raise self._unsupported("promote a version")
+        await self.call("promote", p.promote, key, version_id)
+
+    async def rotate(self, key: str, token: str | None = None) -> str | None:
+        p = self.provider
+        if not isinstance(p, SelfRotating):
+            raise self._unsupported("rotate by itself")
+        return await self.call("rotate", p.rotate, key, token)
+
+    async def database_credentials(self, mount: str, role: str) -> RemoteSecret:
+        p = self.provider
+        if not isinstance(p, DatabaseCredentials):
+            raise self._unsupported("read database credentials")
+        return await self.call("read", p.read_database_credentials, mount, role)
+
+    async def rotate_database_role(self, mount: str, role: str) -> None:
+        p = self.provider
+        if not isinstance(p, DatabaseCredentials):
+            raise self._unsupported("rotate a database role")
+        await self.call("rotate", p.rotate_database_role, mount, role)
+
+    async def issue_certificate(
+        self, mount: str, role: str, common_name: str, alt_names: list[str], ttl: str | None
+    ) -> dict[str, str]:
+        p = self.provider
+        if not isinstance(p, CertificateIssuer):
+            raise self._unsupported("issue certificates")
+        return await self.call("issue", p.issue_certificate, mount, role, common_name, alt_names, ttl)
+
+    async def rollback(self, key: str) -> WriteResult:
+        p = self.provider
+        if not isinstance(p, RollingBack):
+            raise self._unsupported("roll back")
+        return await self.call("rollback", p.rollback, key)
+
+    async def read_path(self, path: str) -> dict[str, bytes]:
+        p = self.provider
+        if not isinstance(p, PathReader):
+            raise self._unsupported("read a whole path")
+        return await self.call("read", p.read_path, path)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

@@ -56,6 +56,7 @@ from rotor.providers.base import (
     ProviderError,
     RemoteRef,
     RemoteSecret,
+    SelfRotating,
 )
 from rotor.rotation.backoff import retry_delay
 from rotor.rotation.checks import (
@@ -95,7 +96,6 @@ log = logging.getLogger("rotor.rotation")
 
 ROTATE = "rotor.dev/rotate"
 FAILED = "Failed"
-SECRETS_MANAGER = "aws-secretsmanager"
 CURRENT, PENDING_STAGE = "AWSCURRENT", "AWSPENDING"
 #: how often a rotation the backend runs itself (AWS RotateSecret) is looked at while it runs
 PROVIDER_POLL = dt.timedelta(seconds=10)
@@ -438,7 +438,7 @@ class RotationService:
         by_path: dict[str, list[Target]] = {}
         for target in targets:
             by_path.setdefault(target.remote_key, []).append(target)
-        staged = backend.provider.name == SECRETS_MANAGER
+        staged = backend.stages_writes
         if rot.get("phase") == "Pending":
             versions = await self._write_pending(body, handle, policy, rot, by_path, now)
             if staged:
@@ -455,7 +455,7 @@ class RotationService:
             await self._record(body, rot, now)
         if rot.get("phase") == "Verified":
             for path in sorted(by_path):
-                await backend.call("promote", backend.provider.promote, path, rot["token"])  # type: ignore[attr-defined]
+                await backend.promote(path, rot["token"])
             rot["phase"], rot["pendingVersion"] = "Promoted", rot["token"]
             await self._record(body, rot, now)
         return await self._fresh(handle, fetched)
@@ -490,8 +490,7 @@ class RotationService:
         status are left alone. Returns path -> the version now holding the new value."""
         backend = handle.backend
         assert backend is not None
-        provider = backend.provider
-        staged = provider.name == SECRETS_MANAGER
+        staged = backend.stages_writes
         kind = policy.generator_kind
         paths = sorted(by_path)
         length = digest_length(len(paths))
@@ -504,7 +503,7 @@ class RotationService:
             if staged:
                 meta = await backend.describe(path)
                 if token in (meta.versions or {}):
-                    mine = await backend.call("read", provider.read, RemoteRef(path, token))
+                    mine = await backend.call("read", backend.provider.read, RemoteRef(path, token))
                     view = rotated_view(kind, targets, mine.data, mine.raw)
                     if not same_digest(digest(self.hash_key, view, length=length), recorded.get(path, "")):
                         rot["token"], rot["pendingVersion"] = str(uuid.uuid4()), None
@@ -554,11 +553,11 @@ class RotationService:
         who = _who(body)
         for path, current in todo:
             if staged:
-                version = await backend.call("stage", provider.stage, path, values[path], token)  # type: ignore[attr-defined]
+                version = await backend.stage(path, values[path], token)
                 audit("write-source", managed_secret=who, store=handle.id, key=path, version=version)
             else:
                 cas = str(current.version) if current is not None and current.version is not None else None
-                result = await backend.call("write", provider.write, path, values[path], cas)
+                result = await backend.call("write", backend.provider.write, path, values[path], cas)
                 version = str(result.version or "")
                 audit("write-source", managed_secret=who, store=handle.id, key=path, version=version)
             done[path] = version
@@ -608,9 +607,7 @@ class RotationService:
     async def _issue_pki(self, handle: StoreHandle, policy: EffectivePolicy, key: str) -> dict[str, bytes]:
         params = policy.generator_params
         assert handle.backend is not None
-        issued = await handle.backend.extra(
-            "issue",
-            "issue_certificate",
+        issued = await handle.backend.issue_certificate(
             params.get("mount", "pki"),
             params["role"],
             params["commonName"],
@@ -642,10 +639,10 @@ class RotationService:
                     "vaultDatabaseStaticRole needs a dataFrom.vaultDatabase in the ManagedSecret", final=True
                 )
             if rot.get("phase") == "Pending":
-                current = await backend.extra("read", "read_database_credentials", db.mount, db.role)
+                current = await backend.database_credentials(db.mount, db.role)
                 base = (rot.get("baseVersions") or {}).get(f"{db.mount}/{db.role}")
                 if base is None or str(current.version or "") == base:
-                    await backend.extra("rotate", "rotate_database_role", db.mount, db.role)
+                    await backend.rotate_database_role(db.mount, db.role)
                     audit(
                         "rotate-source",
                         managed_secret=who,
@@ -654,11 +651,11 @@ class RotationService:
                     )
                 rot["phase"] = "Written"
                 await self._record(body, rot, now)
-            creds = await backend.extra("read", "read_database_credentials", db.mount, db.role)
+            creds = await backend.database_credentials(db.mount, db.role)
             fetched.databases[(db.mount, db.role)] = creds
             return fetched
         if policy.provider_kind == "awsRotateSecret":
-            if backend.provider.name != SECRETS_MANAGER:
+            if not isinstance(backend.provider, SelfRotating):
                 raise RotationFailure("awsRotateSecret needs an AWS Secrets Manager store", final=True)
             keys = sorted(
                 {t.remote_key for t in self._targets(spec)}
@@ -670,7 +667,7 @@ class RotationService:
                 for key in keys:
                     meta = await backend.describe(key)
                     if token not in (meta.versions or {}):
-                        await backend.call("rotate", backend.provider.rotate, key, token)  # type: ignore[attr-defined]
+                        await backend.rotate(key, token)
                         audit("rotate-source", managed_secret=who, store=handle.id, key=key, version=token)
                 rot["phase"], rot["pendingVersion"] = "Written", token
                 await self._record(body, rot, now)

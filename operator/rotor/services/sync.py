@@ -294,7 +294,7 @@ class SyncService:
                 fetched.found[rel or key] = secret
         for mount, role in sources.databases:
             self.stores.check_keys(handle, namespace, [f"{mount}/static-creds/{role}"])
-            creds = await backend.extra("read", "read_database_credentials", mount, role)
+            creds = await backend.database_credentials(mount, role)
             audit(
                 "read",
                 managed_secret=who,
