@@ -1,0 +1,59 @@
+"""What the services need from the layer above them, as small Protocols.
+
+The controller owns the one in-memory index that every informer feeds and the work queue; the
+services read the index and ask for work through these ports, never through the controller
+itself. Keys are plain tuples so that every layer can spell them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+#: (namespace, name) of a ManagedSecret
+ObjKey = tuple[str, str]
+#: (kind, namespace or "" for cluster-scoped kinds, name) of a store
+StoreKey = tuple[str, str, str]
+#: (kind, namespace or "" for cluster-scoped kinds, name) of a rotation policy
+PolicyKey = tuple[str, str, str]
+
+Body = Mapping[str, Any]
+
+
+def store_key_of(namespace: str, kind: str | None, name: str | None) -> StoreKey:
+    """The store a namespaced object in ``namespace`` names with ``storeRef``."""
+    kind = kind or "SecretStore"
+    return (kind, "" if kind == "ClusterSecretStore" else namespace, name or "")
+
+
+def policy_key_of(namespace: str, kind: str | None, name: str) -> PolicyKey:
+    """The policy a namespaced object in ``namespace`` names with ``policyRef``."""
+    kind = kind or "RotationPolicy"
+    return (kind, "" if kind == "ClusterRotationPolicy" else namespace, name)
+
+
+class ObjectIndex(Protocol):
+    """Read-only view of the index: the newest body the watches delivered for each object."""
+
+    def managed_secret(self, key: ObjKey) -> Body | None: ...
+
+    def managed_secrets(self) -> Iterable[tuple[ObjKey, Body]]: ...
+
+    def secret(self, namespace: str, name: str) -> Body | None:
+        """A Secret that Rotor manages (label ``rotor.dev/managed-by``), as last seen."""
+
+    def policy(self, key: PolicyKey) -> Body | None: ...
+
+    def policies(self) -> Iterable[tuple[PolicyKey, Body]]: ...
+
+    def policy_users(self, key: PolicyKey) -> set[ObjKey]:
+        """ManagedSecrets whose ``rotation.policyRef`` names this policy."""
+
+    def store_users(self, key: StoreKey) -> set[ObjKey]:
+        """ManagedSecrets whose ``storeRef`` names this store."""
+
+
+class WorkScheduler(Protocol):
+    """Asks the controller to reconcile an object again."""
+
+    def requeue(self, key: ObjKey, *, urgent: bool) -> None: ...
