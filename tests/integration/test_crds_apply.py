@@ -92,12 +92,15 @@ async def test_vault_store_with_two_auth_methods(kubectl_run: Kubectl, namespace
     _refused(kubectl_run, _store(namespace, {"vault": vault}), "exactly one Vault auth method")
 
 
-async def test_refresh_interval_zero(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
+@pytest.mark.parametrize("interval", ["0s", "1ms", "999ms"])
+async def test_refresh_interval_below_the_minimum(
+    cluster: Cluster, kubectl_run: Kubectl, namespace: str, interval: str
+) -> None:
     _refused(
         kubectl_run,
-        _ms(namespace, refresh={"interval": "0s"}),
+        _ms(namespace, refresh={"interval": interval}),
         "spec.refresh.interval",
-        "must be greater than zero",
+        "refresh.interval must be at least 1s",
     )
     await _nothing_stored(cluster, "ManagedSecret", namespace)
 
@@ -163,6 +166,54 @@ async def test_generate_policy_without_generator(
     )
     _refused(kubectl_run, manifest, "strategy Generate needs a generator")
     await _nothing_stored(cluster, "RotationPolicy", namespace)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"schedule": {"every": "1ms"}}, "a rotation interval must be at least 1m"),
+        ({"schedule": {"every": "59s"}}, "a rotation interval must be at least 1m"),
+        ({"schedule": {"every": "720h"}, "gracePeriod": "1ms"}, "gracePeriod must be at least 1s"),
+    ],
+)
+async def test_rotation_intervals_below_the_minimum(
+    cluster: Cluster, kubectl_run: Kubectl, namespace: str, spec: dict[str, object], message: str
+) -> None:
+    manifest = yaml.safe_dump(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "RotationPolicy",
+            "metadata": {"name": "bad", "namespace": namespace},
+            "spec": {"strategy": "Generate", "generator": {"password": {}}, **spec},
+        }
+    )
+    _refused(kubectl_run, manifest, message)
+    await _nothing_stored(cluster, "RotationPolicy", namespace)
+
+
+async def test_minimum_intervals_are_accepted(kubectl_run: Kubectl, namespace: str) -> None:
+    """The control: exactly the minimums (and a grace period of 0, days CEL cannot read) apply."""
+    policy = yaml.safe_dump(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "RotationPolicy",
+            "metadata": {"name": "edge", "namespace": namespace},
+            "spec": {
+                "strategy": "Generate",
+                "generator": {"password": {}},
+                "schedule": {"every": "1m"},
+                "gracePeriod": "0",
+            },
+        }
+    )
+    ok = kubectl_run("apply", "-f", "-", input_=policy)
+    assert ok.returncode == 0, ok.stderr
+    ms = _ms(namespace, refresh={"interval": "1s"}).replace("name: bad", "name: edge")
+    ok = kubectl_run("apply", "-f", "-", input_=ms)
+    assert ok.returncode == 0, ok.stderr
+    days = _ms(namespace, refresh={"interval": "1d"}).replace("name: bad", "name: days")
+    ok = kubectl_run("apply", "-f", "-", input_=days)
+    assert ok.returncode == 0, ok.stderr
 
 
 async def test_good_manifest_is_accepted_and_printer_columns(kubectl_run: Kubectl, namespace: str) -> None:

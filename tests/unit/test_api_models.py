@@ -169,8 +169,10 @@ MS_RULES = [
         ms(rollout={"strategy": "Auto", "targets": [{"kind": "Deployment", "name": "api"}]}),
         "targets are used only with strategy Explicit",
     ),
-    (ms(refresh={"interval": "0s"}), "greater than zero"),
-    (ms(refresh={"interval": "0h0m"}), "greater than zero"),
+    (ms(refresh={"interval": "0s"}), "refresh.interval must be at least 1s"),
+    (ms(refresh={"interval": "0h0m"}), "refresh.interval must be at least 1s"),
+    (ms(refresh={"interval": "1ms"}), "refresh.interval must be at least 1s"),
+    (ms(refresh={"interval": "999ms"}), "refresh.interval must be at least 1s"),
     (ms(refresh={"interval": "soon"}), "not a duration"),
     (
         {
@@ -383,7 +385,9 @@ POLICY_RULES = [
         {"schedule": {"cron": "0 3 * * 0", "timeZone": "Mars/Olympus"}, "preset": "api-key"},
         "not an IANA time zone",
     ),
-    ({"schedule": {"every": "0d"}, "preset": "api-key"}, "greater than zero"),
+    ({"schedule": {"every": "0d"}, "preset": "api-key"}, "a rotation interval must be at least 1m"),
+    ({"schedule": {"every": "1ms"}, "preset": "api-key"}, "a rotation interval must be at least 1m"),
+    ({"preset": "api-key", "gracePeriod": "1ms"}, "gracePeriod must be at least 1s"),
     ({"preset": "ssh-key"}, "preset"),
     ({"preset": "api-key", "generator": {"fernetKey": {}, "apiKey": {}}}, "generator sets exactly one of"),
     ({"preset": "api-key", "generator": {}}, "generator sets exactly one of"),
@@ -401,7 +405,7 @@ POLICY_RULES = [
         "exactly one of vaultDatabaseStaticRole or",
     ),
     ({"preset": "api-key", "previousKeySuffix": "/old"}, "previousKeySuffix"),
-    ({"preset": "api-key", "window": {"cron": "0 2 * * 1-5", "duration": "0m"}}, "greater than zero"),
+    ({"preset": "api-key", "window": {"cron": "0 2 * * 1-5", "duration": "0m"}}, "a rotation interval must be at least 1m"),
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -17,7 +17,10 @@ __all__ = [
     "DURATION_MAX_LENGTH",
     "DURATION_PATTERN",
     "Duration",
+    "GracePeriod",
     "PositiveDuration",
+    "RefreshInterval",
+    "RotationInterval",
     "format_duration",
     "parse_duration",
 ]
@@ -113,4 +116,65 @@ PositiveDuration = Annotated[
         },
     ),
     AfterValidator(_check_positive),
+]
+
+
+def _minimum_rule(minimum: str, zero_allowed: bool, what: str) -> tuple[str, str]:
+    message = f"{what} must be at least {minimum}" + (" (or 0 to turn it off)" if zero_allowed else "")
+    # CEL's duration() reads Go durations; a value with days (which it cannot read) is left to Python
+    rule = f"self.matches('d') || duration(self) >= duration('{minimum}')"
+    if zero_allowed:
+        rule = f"!self.matches('[1-9]') || {rule}"
+    return rule, message
+
+
+def _at_least_field(minimum: str, *, zero_allowed: bool = False, what: str) -> Any:
+    rule, message = _minimum_rule(minimum, zero_allowed, what)
+    return Field(
+        max_length=DURATION_MAX_LENGTH,
+        json_schema_extra={
+            "pattern": DURATION_PATTERN,
+            "x-kubernetes-validations": [{"rule": rule, "message": message}],
+        },
+    )
+
+
+def _at_least_check(minimum: str, *, zero_allowed: bool = False, what: str) -> AfterValidator:
+    floor = parse_duration(minimum)
+    _, message = _minimum_rule(minimum, zero_allowed, what)
+
+    def check(text: str) -> str:
+        value = parse_duration(text)
+        if value < floor and not (zero_allowed and value == timedelta(0)):
+            raise ValueError(f"{text!r}: {message}")
+        return text
+
+    return AfterValidator(check)
+
+
+#: The shortest ``refresh.interval``. Reads of one key are shared for 5 s (the store's share
+#: window), so a change reaches the Secret within max(interval, 5 s).
+MIN_REFRESH_INTERVAL = "1s"
+#: The shortest ``schedule.every`` of a RotationPolicy, and of a rotation window.
+MIN_ROTATION_INTERVAL = "1m"
+#: The shortest non-zero ``gracePeriod``.
+MIN_GRACE_PERIOD = "1s"
+
+#: ``refresh.interval``: at least 1 s.
+RefreshInterval = Annotated[
+    str,
+    _at_least_field(MIN_REFRESH_INTERVAL, what="refresh.interval"),
+    _at_least_check(MIN_REFRESH_INTERVAL, what="refresh.interval"),
+]
+#: ``schedule.every`` and a window's ``duration``: at least 1 m.
+RotationInterval = Annotated[
+    str,
+    _at_least_field(MIN_ROTATION_INTERVAL, what="a rotation interval"),
+    _at_least_check(MIN_ROTATION_INTERVAL, what="a rotation interval"),
+]
+#: ``gracePeriod``: 0 (no previous value kept) or at least 1 s.
+GracePeriod = Annotated[
+    str,
+    _at_least_field(MIN_GRACE_PERIOD, zero_allowed=True, what="gracePeriod"),
+    _at_least_check(MIN_GRACE_PERIOD, zero_allowed=True, what="gracePeriod"),
 ]

@@ -10,11 +10,11 @@ from pydantic import AfterValidator, Field, field_validator
 from rotor.api.common import (
     Duration,
     K8sName,
-    PositiveDuration,
     SecretDataKey,
     SecretDataKeyMap,
     SpecModel,
 )
+from rotor.api.duration import RefreshInterval
 from rotor.api.rules import AtLeastOneOf, ExactlyOneOf, NotEqual, OnlyWhen, RequiredWhen
 
 __all__ = [
@@ -236,8 +236,10 @@ class Template(SpecModel):
 
 
 class Refresh(SpecModel):
-    interval: PositiveDuration = Field(
-        default="1h", description="How often to read the source again, under the Periodic policy."
+    interval: RefreshInterval = Field(
+        default="1h",
+        description="How often to read the source again, under the Periodic policy; at least 1s. Reads of "
+        "one key are shared for 5s, so the shortest effective refresh is 5s.",
     )
     policy: Literal["Periodic", "OnChange", "Once"] = Field(
         default="Periodic",

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import AfterValidator, Field
 
-from rotor.api.common import Duration, PositiveDuration, SpecModel
+from rotor.api.common import PositiveDuration, SpecModel
+from rotor.api.duration import GracePeriod, RotationInterval
 from rotor.api.rules import AtLeastOneOf, Custom, ExactlyOneOf, RequiredWhen
 
 __all__ = [
@@ -71,8 +72,8 @@ Name = Annotated[str, Field(min_length=1, max_length=256)]
 class Schedule(SpecModel):
     cel_rules = (ExactlyOneOf(("every", "cron"), message="schedule sets exactly one of every or cron"),)
 
-    every: PositiveDuration | None = Field(
-        default=None, description="Rotate this long after the last rotation, e.g. 720h or 30d."
+    every: RotationInterval | None = Field(
+        default=None, description="Rotate this long after the last rotation, e.g. 720h or 30d; at least 1m."
     )
     cron: Cron | None = Field(default=None, description='Rotate at these times, e.g. "0 3 * * 0".')
     time_zone: TimeZone = Field(default="UTC", description="IANA time zone the cron expression is read in.")
@@ -80,7 +81,7 @@ class Schedule(SpecModel):
 
 class Window(SpecModel):
     cron: Cron = Field(description='When each window opens, e.g. "0 2 * * 1-5" (02:00 on weekdays).')
-    duration: PositiveDuration = Field(description="How long each window stays open, e.g. 3h.")
+    duration: RotationInterval = Field(description="How long each window stays open, e.g. 3h; at least 1m.")
     time_zone: TimeZone = Field(default="UTC", description="IANA time zone the cron expression is read in.")
 
 
@@ -288,9 +289,10 @@ class RotationPolicySpec(SpecModel):
     provider: ProviderRotation | None = Field(
         default=None, description="Which backend rotation to call (Provider)."
     )
-    grace_period: Duration | None = Field(
+    grace_period: GracePeriod | None = Field(
         default=None,
-        description="Keep the previous value beside the new one for this long after a rotation, e.g. 24h. "
+        description="Keep the previous value beside the new one for this long after a rotation, e.g. 24h; "
+        "0 or at least 1s. "
         "Default: the preset's (24h for every preset but certificate), otherwise 0: no previous value.",
     )
     previous_key_suffix: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[-._a-zA-Z0-9]+$")] = (
