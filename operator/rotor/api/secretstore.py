@@ -203,6 +203,14 @@ class StoreProvider(SpecModel, Generic[KeyRefT, SARefT]):
         """The provider this store uses, the key of the provider registry."""
         return "vault" if self.vault is not None else "aws"
 
+    @property
+    def section(self) -> SpecModel:
+        """The spec of the provider this store uses (``vault`` or ``aws``)."""
+        section = self.vault if self.vault is not None else self.aws
+        if section is None:
+            raise ValueError("the store sets no provider")
+        return section
+
 
 class RateLimit(SpecModel):
     qps: float = Field(default=20, gt=0, le=10000, description="Requests per second to the backend.")

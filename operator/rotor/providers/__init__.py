@@ -1,0 +1,1 @@
+"""Backends behind one protocol (base.py), registered in registry.py."""
