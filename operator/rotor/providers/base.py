@@ -285,6 +285,15 @@ class WriteChecker(Protocol):
         ...
 
 
+class WriteDenied(AccessDenied):
+    """The credentials cannot write some of the paths a rotation is about to write;
+    ``missing`` maps each such path to the capabilities it lacks."""
+
+    def __init__(self, message: str, missing: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 class Unsupported(ProviderError):
     """The store's provider does not have the capability an object asks for."""
 

@@ -35,6 +35,8 @@ from rotor.providers.base import (
     SelfRotating,
     StagedWriter,
     Unsupported,
+    WriteChecker,
+    WriteDenied,
 )
 from rotor.services.ratelimit import TokenBucket
 
@@ -300,7 +302,33 @@ class Backend:
 
     # ------------------------------------------------------------------ capabilities
     def _unsupported(self, what: str) -> Unsupported:
-        return Unsupported(f"the {self.provider.name} provider of store {self.store} cannot {what}")
+        return Unsupported(
+            f"the {self.provider.name} provider of store {self.store} cannot {what}; use a store whose "
+            "provider can, or change what the object asks for"
+        )
+
+    @property
+    def checks_writes(self) -> bool:
+        """Whether write access is judged per path before writing (``check_write`` asks)."""
+        return isinstance(self.provider, WriteChecker)
+
+    async def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
+        """The paths among ``keys`` the credentials cannot write, with the capabilities each
+        lacks; empty when all can be written, or when the provider does not judge per path (it
+        then reports a denied write when it happens, as AWS does)."""
+        p = self.provider
+        if not isinstance(p, WriteChecker) or not keys:
+            return {}
+        return await self.call("capabilities", p.missing_write, list(keys))
+
+    async def check_write(self, keys: list[str]) -> None:
+        """Before a rotation writes ``keys``: raise ``WriteDenied`` (reason Forbidden) naming
+        every path and missing capability, and where to grant it, if any cannot be written."""
+        missing = await self.missing_write(keys)
+        if missing:
+            p = self.provider
+            assert isinstance(p, WriteChecker)
+            raise WriteDenied(p.describe_missing_write(missing), missing)
 
     @property
     def stages_writes(self) -> bool:
