@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rotor.api.names import REVALIDATE_ANNOTATION
 from rotor.api.registry import describe_errors
 from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
 from rotor.clock import Clock, format_time
-from rotor.conditions import set_condition
+from rotor.conditions import readiness_conditions
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.metrics import StoreSample
 from rotor.providers.base import Capabilities, InvalidConfig, ProviderError, StoreAccess
@@ -75,16 +76,50 @@ class StoreService:
         self.handles: dict[StoreKey, StoreHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_ready_change: list[Any] = []  # callbacks(key) when readiness changes
+        #: the rotor.dev/revalidate value last seen per store, and stores asked to validate now
+        self._revalidate_seen: dict[StoreKey, str | None] = {}
+        self._revalidate_pending: set[StoreKey] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ index
     def observe(self, kind: str, body: dict[str, Any]) -> StoreKey:
+        """Index a store's latest body. A new value of the ``rotor.dev/revalidate`` annotation asks
+        for validation now: it is started here when this process already serves the store (it
+        has a handle), else the next ``ensure`` validates anyway."""
         meta = body["metadata"]
         key = (kind, meta.get("namespace") or "", meta["name"])
         self.bodies[key] = body
+        requested = (meta.get("annotations") or {}).get(REVALIDATE_ANNOTATION)
+        first = key not in self._revalidate_seen
+        seen = self._revalidate_seen.get(key)
+        self._revalidate_seen[key] = requested
+        if requested and not first and requested != seen:
+            self._revalidate_pending.add(key)
+            if key in self.handles:
+                self._start_revalidation(key)
         return key
+
+    def _start_revalidation(self, key: StoreKey) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a CLI): the next ensure() revalidates
+        task = loop.create_task(self._revalidate_requested(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _revalidate_requested(self, key: StoreKey) -> None:
+        try:
+            await self.ensure(key)
+        except StoreProblem:
+            pass
+        except Exception:  # reported like revalidate_all: one store must not stop the others
+            log.exception("re-validating store %s on request failed", key)
 
     async def forget(self, key: StoreKey) -> None:
         self.bodies.pop(key, None)
+        self._revalidate_seen.pop(key, None)
+        self._revalidate_pending.discard(key)
         handle = self.handles.pop(key, None)
         if handle and handle.backend:
             await handle.backend.close()
@@ -175,7 +210,9 @@ class StoreService:
             await self._replace(key, handle)
         async with handle.lock:
             stale = self.clock.timestamp() - handle.validated_at >= self.revalidate_every
-            if handle.backend is None or revalidate or stale:
+            requested = key in self._revalidate_pending
+            self._revalidate_pending.discard(key)
+            if handle.backend is None or revalidate or stale or requested:
                 await self._validate(handle)
                 await self._report(key, body, handle)
         return handle
@@ -219,9 +256,15 @@ class StoreService:
             handle.ready, handle.reason, handle.message = False, reason, err.message
         else:
             handle.ready, handle.reason = True, "Valid"
-            handle.message = (
-                f"authenticated to {handle.provider_kind}; credentials are {handle.capabilities.value}"
-            )
+            if handle.capabilities == Capabilities.PER_PATH:
+                handle.message = (
+                    f"authenticated to {handle.provider_kind}; write access is checked for each path "
+                    "a rotation writes, when it writes it"
+                )
+            else:
+                handle.message = (
+                    f"authenticated to {handle.provider_kind}; credentials are {handle.capabilities.value}"
+                )
         self._ready_changed(handle, was_ready)
 
     def _ready_changed(self, handle: StoreHandle, was_ready: bool) -> None:
@@ -238,8 +281,15 @@ class StoreService:
         conditions = list(status.get("conditions") or [])
         generation = int(body["metadata"].get("generation") or 0)
         now = self.clock.now()
-        new_conditions = set_condition(
-            conditions, "Ready", handle.ready, handle.reason, handle.message, generation, now
+        # Ready plus kstatus' Reconciling/Stalled: bad credentials, Forbidden and InvalidConfig
+        # need a person (Stalled); Unreachable is retried (Reconciling)
+        new_conditions = readiness_conditions(
+            conditions,
+            ready=handle.ready,
+            reason=handle.reason,
+            message=handle.message,
+            generation=generation,
+            now=now,
         )
         new_status: dict[str, Any] = {
             "conditions": new_conditions,
