@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rotor.providers.base import InvalidSpec, RemoteRef
+from rotor.providers.base import AccessDenied, InvalidSpec, RemoteRef
 from rotor.providers.vault import client_read, validate
 from rotor.providers.vault.auth_token import TokenAuth
 from rotor.providers.vault.config import VaultConfig
@@ -83,3 +83,24 @@ def test_non_numeric_pinned_version_is_invalid_spec(version: str) -> None:
     assert info.value.reason == "InvalidSpec" and not info.value.retryable
     assert "'app/db'" in info.value.message and repr(version) in info.value.message
     assert sum(client.calls.values()) == 0  # refused before asking Vault
+
+
+def test_a_denied_write_names_the_missing_capability() -> None:
+    from types import SimpleNamespace
+
+    from rotor.providers.base import WriteDenied
+    from rotor.providers.vault import client_write
+
+    client = _Client({"secret/data/app/db": ["create", "read"]})
+
+    def denied(**_: Any) -> Any:
+        raise AccessDenied("Vault write 'app/db': permission denied")
+
+    client.hvac.secrets = SimpleNamespace(
+        kv=SimpleNamespace(v2=SimpleNamespace(create_or_update_secret=denied))
+    )  # type: ignore[attr-defined]
+    with pytest.raises(WriteDenied) as info:
+        client_write.write(client, "app/db", {"password": "x"}, cas="1")  # type: ignore[arg-type]
+    assert info.value.missing == {"secret/data/app/db": ["update"]}
+    assert "lacks 'update' on secret/data/app/db" in info.value.message
+    assert "write access" in info.value.message and "read-only" in info.value.message
