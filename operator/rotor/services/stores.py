@@ -334,9 +334,7 @@ class StoreService:
         return handle
 
     def check_keys(self, handle: StoreHandle, namespace: str, keys: Iterable[str]) -> None:
-        allowed = (
-            getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
-        )
+        allowed = handle.spec.allowed_keys if isinstance(handle.spec, ClusterSecretStoreSpec) else None
         for remote_key in keys:
             if not key_allowed(allowed, remote_key, namespace):
                 raise StoreProblem(
@@ -352,9 +350,7 @@ class StoreService:
             raise StoreProblem(
                 "Forbidden", f"dataFrom.find path '{path}' has '.' or '..' segments; use a plain prefix"
             )
-        allowed = (
-            getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
-        )
+        allowed = handle.spec.allowed_keys if isinstance(handle.spec, ClusterSecretStoreSpec) else None
         if allowed is None:
             return
         probe = path.strip("/") + "/rotor-find-probe"
@@ -366,9 +362,7 @@ class StoreService:
             )
 
     def allowed_only(self, handle: StoreHandle, namespace: str, keys: list[str]) -> list[str]:
-        allowed = (
-            getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
-        )
+        allowed = handle.spec.allowed_keys if isinstance(handle.spec, ClusterSecretStoreSpec) else None
         return [k for k in keys if key_allowed(allowed, k, namespace)]
 
     async def revalidate_all(self) -> None:
