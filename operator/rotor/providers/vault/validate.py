@@ -9,7 +9,7 @@ exactly those paths would look read-only). ``missing_write`` asks Vault's
 
 from __future__ import annotations
 
-from rotor.providers.base import Capabilities
+from rotor.providers.base import AccessDenied, AuthFailed, Capabilities
 from rotor.providers.vault.client import VaultClient
 
 #: what writing a new version of an existing KV secret needs (Vault checks "create" only for a
@@ -20,7 +20,15 @@ WRITE_NEEDS = ("update",)
 def validate(client: VaultClient) -> Capabilities:
     """Authenticate (and look the token up): ReadWrite for a root token, else PerPath."""
     client.ensure_token()
-    info = client.call("lookup", "token", client.hvac.auth.token.lookup_self)
+    try:
+        info = client.call("lookup", "token", client.hvac.auth.token.lookup_self)
+    except AccessDenied:
+        # every token may look itself up (Vault's default policy): a denial means the token itself
+        # is revoked or expired
+        raise AuthFailed(
+            f"Vault rejected the store's {client.auth.name} credentials (the token is revoked or expired); "
+            "check the token, role or secret_id"
+        ) from None
     policies = set((info.get("data") or {}).get("policies") or [])
     return Capabilities.READ_WRITE if "root" in policies else Capabilities.PER_PATH
 
