@@ -9,7 +9,7 @@ from typing import Any
 from rotor.clock import format_time
 
 # kstatus: Ready=False with these reasons needs a person; Rotor reports Stalled=True for them.
-STALLED_REASONS = frozenset({"InvalidSpec", "Forbidden", "SecretConflict"})
+STALLED_REASONS = frozenset({"InvalidSpec", "Forbidden", "SecretConflict", "AuthFailed", "InvalidConfig"})
 
 
 def set_condition(

@@ -382,6 +382,7 @@ def test_rollback_moves_current_back_to_previous(
     restored = sm.rollback(key)
 
     assert restored.version == first.version
+    assert (restored.before, restored.restored) == (second.version, first.version)
     assert stages_at_source(sm_source, key) == {
         first.version: ["AWSCURRENT"],
         second.version: ["AWSPREVIOUS"],
@@ -540,6 +541,7 @@ def test_ssm_rollback_restores_the_previous_value(ssm: ParameterStoreProvider, p
     restored = ssm.rollback(name)
 
     assert restored.version == "3"
+    assert (restored.before, restored.restored) == ("2", "1")
     assert ssm.read(RemoteRef(name)).raw == old.encode()
     assert sorted(ssm.describe(name).versions) == ["1", "2", "3"]
     ssm.write(f"/{prefix}single", old, None)

@@ -146,11 +146,12 @@ async def test_rotation_on_a_read_only_store(cluster: Cluster, env: Any, namespa
         cluster, env, namespace, leaks, {"preset": "database-password"}, token=token
     )
 
-    async def read_only() -> bool:
+    async def validated() -> bool:
         store = await cluster.get("SecretStore", "vault", namespace)
-        return ((store or {}).get("status") or {}).get("capabilities") == "ReadOnly"
+        # Vault write access is judged per path, when the rotation is about to write
+        return ((store or {}).get("status") or {}).get("capabilities") == "PerPath"
 
-    await wait_for(read_only, timeout=30, what="the store to report ReadOnly")
+    await wait_for(validated, timeout=30, what="the store to be validated (PerPath)")
     await cluster.ready("app", namespace, timeout=60)
     request = await request_rotation(cluster, namespace, "app")
     obj = await wait_answered(cluster, namespace, "app", request)

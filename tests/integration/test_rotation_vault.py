@@ -30,6 +30,7 @@ from support.rotation import (
     policy,
     request_rotation,
     run_rotor,
+    vault_source,
     wait_rotated,
 )
 
@@ -388,3 +389,36 @@ async def _bound_zero(cluster: Cluster, namespace: str) -> bool:
     obj = await cluster.get("RotationPolicy", "policy", namespace)
     st = (obj or {}).get("status") or {}
     return st.get("boundManagedSecrets") == 0 and st.get("earliestNextRotation") is None
+
+
+async def test_rotation_with_a_least_privilege_policy(
+    cluster: Cluster, env: Any, namespace: str, leaks: Any
+) -> None:
+    """A Vault policy granting create/update on exactly the rotated path (read elsewhere) rotates:
+    write access is judged for that path, not for a probe path."""
+    client = env.vault_client()
+    name = f"lp-{namespace}"
+    client.sys.create_or_update_policy(
+        name=name,
+        policy=f'path "secret/data/{namespace}/*" {{ capabilities = ["read"] }}\n'
+        f'path "secret/metadata/{namespace}/*" {{ capabilities = ["read", "list"] }}\n'
+        f'path "secret/data/{namespace}/app" {{ capabilities = ["create", "update", "read"] }}\n',
+    )
+    token = client.auth.token.create(policies=[name], ttl="2h")["auth"]["client_token"]
+    leaks.add(token)
+    path, version, old = await vault_source(
+        cluster, env, namespace, leaks, {"preset": "database-password"}, token=token
+    )
+    await cluster.apply(managed_secret("app", key=path), namespace)
+    await cluster.ready("app", namespace, timeout=60)
+    request = await request_rotation(cluster, namespace, "app")
+    await wait_rotated(cluster, namespace, "app", request=request)
+    new_version, data = kv2_current(env, path)
+    leaks.add(data["password"])
+    assert new_version == version + 1 and data["password"] != old and data["user"] == "app"
+
+    async def synced() -> bool:
+        secret = await cluster.secret_data(namespace, "app") or {}
+        return secret.get("password") == data["password"].encode()
+
+    await wait_for(synced, timeout=30, what="the Secret to hold the rotated password")

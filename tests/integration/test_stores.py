@@ -8,6 +8,11 @@ from typing import Any
 
 import pytest
 
+from rotor.api.names import REVALIDATE_ANNOTATION
+from rotor.providers.base import WriteDenied
+from rotor.providers.vault import VaultConfig, VaultProvider
+from rotor.providers.vault.auth_token import TokenAuth
+from rotor.services.backend import Backend
 from support.cluster import Cluster
 from support.objects import (
     apply_all,
@@ -25,6 +30,26 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 def _ms(name: str, store: str, key: str, *, kind: str = "SecretStore", prop: str = "value") -> dict[str, Any]:
     return ms_manifest(name, store, kind, data=[data_item(prop, key, prop)])
+
+
+def _kstatus(obj: dict[str, Any] | None) -> dict[str, str]:
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return {c["type"]: c["status"] for c in conditions if c["type"] in ("Ready", "Reconciling", "Stalled")}
+
+
+def _vault_backend(env: Any, token: str) -> Backend:
+    """The provider and backend the operator builds for a token store, for the write check the
+    rotation service runs before it writes."""
+    config = VaultConfig(server=env.vault_addr, store_id="SecretStore/test/vault", auth=TokenAuth(token))
+    return Backend(VaultProvider(config), store="SecretStore/test/vault")
+
+
+def _token(env: Any, leaks: Any, name: str, policy: str) -> str:
+    vault = env.vault_client()
+    vault.sys.create_or_update_policy(name, policy)
+    token = vault.auth.token.create(policies=[name], ttl="1h")["auth"]["client_token"]
+    leaks.add(token)
+    return str(token)
 
 
 def _assert_observed(obj: dict[str, Any]) -> None:
@@ -61,7 +86,11 @@ async def test_token_store_read_only_policy(cluster: Cluster, env, namespace: st
     await cluster.wait_condition("SecretStore", "ro", namespace, status="True", reason="Valid")
     store = await cluster.get("SecretStore", "ro", namespace)
     assert store is not None
-    assert store["status"]["capabilities"] == "ReadOnly"
+    # Vault grants writes path by path: the store is not judged by a probe path, and the paths a
+    # rotation writes are checked when it writes them (below, as the rotation service asks)
+    assert store["status"]["capabilities"] == "PerPath"
+    missing = await _vault_backend(env, token).missing_write([f"{namespace}/ro"])
+    assert missing == {f"secret/data/{namespace}/ro": ["update"]}
     # and it is usable for reading
     value = secrets.token_urlsafe(18)
     leaks.add(value)
@@ -82,6 +111,8 @@ async def test_wrong_token_is_auth_failed(cluster: Cluster, env, namespace: str,
     store = await cluster.get("SecretStore", "vault", namespace)
     assert store is not None
     _assert_observed(store)
+    # bad credentials need a person: kstatus reads Stalled=True (Failed), not InProgress
+    assert _kstatus(store) == {"Ready": "False", "Stalled": "True", "Reconciling": "False"}
 
 
 async def test_unreachable_server(cluster: Cluster, env, namespace: str) -> None:
@@ -92,6 +123,9 @@ async def test_unreachable_server(cluster: Cluster, env, namespace: str) -> None
         "SecretStore", "vault", namespace, status="False", reason="Unreachable"
     )
     assert "127.0.0.1:1" in cond["message"], cond
+    store = await cluster.get("SecretStore", "vault", namespace)
+    # transient: retried, so Reconciling=True and not Stalled
+    assert _kstatus(store) == {"Ready": "False", "Stalled": "False", "Reconciling": "True"}
 
 
 async def test_missing_credentials_secret_is_invalid_config(cluster: Cluster, env, namespace: str) -> None:
@@ -103,10 +137,16 @@ async def test_missing_credentials_secret_is_invalid_config(cluster: Cluster, en
         "SecretStore", "vault", namespace, status="False", reason="InvalidConfig"
     )
     assert "no-such-secret" in cond["message"], cond
+    assert _kstatus(await cluster.get("SecretStore", "vault", namespace))["Stalled"] == "True"
     # once the Secret appears and the store is edited, it becomes Valid
     await cluster.apply(token_secret("no-such-secret"), namespace)
     await cluster.patch("SecretStore", "vault", {"spec": {"rateLimit": {"qps": 10}}}, namespace)
     await cluster.wait_condition("SecretStore", "vault", namespace, status="True", reason="Valid")
+    assert _kstatus(await cluster.get("SecretStore", "vault", namespace)) == {
+        "Ready": "True",
+        "Stalled": "False",
+        "Reconciling": "False",
+    }
 
 
 async def test_aws_store_valid(cluster: Cluster, env, namespace: str) -> None:
@@ -208,3 +248,65 @@ async def test_cluster_store_without_conditions_admits_nobody(
         assert await cluster.secret_data(namespace, "nobody") == {"value": value.encode()}
     finally:
         await cluster.delete("ClusterSecretStore", store_name)
+
+
+# --------------------------------------------------------------------------- least privilege
+
+
+async def test_least_privilege_vault_policy_is_writable_where_it_grants(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
+    """A policy granting create/update on exactly the rotated paths (and read elsewhere) is not
+    called read-only; a path lacking update is named with the capability it lacks."""
+    token = _token(
+        env,
+        leaks,
+        f"lp-{namespace}",
+        f'path "secret/data/{namespace}/*" {{ capabilities = ["read"] }}\n'
+        f'path "secret/data/{namespace}/app/db" {{ capabilities = ["create", "update", "read"] }}\n'
+        f'path "secret/data/{namespace}/app/api" {{ capabilities = ["create", "read"] }}\n',
+    )
+    await apply_token_store(cluster, env, namespace, "lp", token=token)
+    await cluster.wait_condition("SecretStore", "lp", namespace, status="True", reason="Valid")
+    store = await cluster.get("SecretStore", "lp", namespace)
+    assert store is not None and store["status"]["capabilities"] == "PerPath"
+
+    backend = _vault_backend(env, token)
+    try:
+        assert await backend.missing_write([f"{namespace}/app/db"]) == {}
+        await backend.check_write([f"{namespace}/app/db"])  # writable: no error
+        with pytest.raises(WriteDenied) as info:
+            await backend.check_write([f"{namespace}/app/db", f"{namespace}/app/api"])
+        assert info.value.reason == "Forbidden"
+        assert info.value.missing == {f"secret/data/{namespace}/app/api": ["update"]}
+        message = info.value.message
+        assert f"Vault token lacks 'update' on secret/data/{namespace}/app/api" in message, message
+        assert "grant it in the store's Vault policy" in message, message
+        assert f"{namespace}/app/db" not in message
+        assert token not in message
+        # and the granted path really is writable
+        kv2_write(env, f"{namespace}/app/db", {"password": "old"})
+        result = await backend.call(
+            "write",
+            backend.provider.write,
+            f"{namespace}/app/db",
+            {"password": secrets.token_urlsafe(12)},
+            "1",
+        )
+        assert result.version == "2"
+    finally:
+        await backend.close()
+
+
+async def test_revalidate_annotation_validates_now(cluster: Cluster, env, namespace: str, leaks) -> None:
+    """A store stays as validated until its next periodic re-validation (minutes) unless a person
+    asks: a new rotor.dev/revalidate value validates it at once."""
+    token = _token(env, leaks, f"rv-{namespace}", 'path "secret/data/*" { capabilities = ["read"] }\n')
+    await apply_token_store(cluster, env, namespace, "rv", token=token)
+    await cluster.wait_condition("SecretStore", "rv", namespace, status="True", reason="Valid")
+    env.vault_client().auth.token.revoke(token)
+    await cluster.patch(
+        "SecretStore", "rv", {"metadata": {"annotations": {REVALIDATE_ANNOTATION: "1"}}}, namespace
+    )
+    cond = await cluster.wait_condition("SecretStore", "rv", namespace, status="False", timeout=30)
+    assert cond["reason"] == "AuthFailed", cond

@@ -522,7 +522,8 @@ async def test_approle_auth(cluster: Cluster, env, namespace: str, leaks) -> Non
     leaks.add(value)
     kv2_write(env, f"{namespace}/app", {"value": value})
     store = await cluster.get("SecretStore", "approle", namespace)
-    assert store is not None and store["status"]["capabilities"] == "ReadOnly"
+    # the reader policy grants no writes, but Vault judges writes per path, when a rotation writes
+    assert store is not None and store["status"]["capabilities"] == "PerPath"
     await cluster.apply(
         ms_manifest("app", "approle", data=[data_item("value", f"{namespace}/app", "value")]), namespace
     )
@@ -596,3 +597,25 @@ async def test_kubernetes_auth_wrong_service_account(cluster: Cluster, env, name
     cond = await cluster.wait_condition("SecretStore", "k8s", namespace, status="False")
     assert cond["reason"] == "AuthFailed", cond
     assert "intruder" in cond["message"] or "login" in cond["message"], cond
+
+
+async def test_a_pinned_version_that_is_not_a_number_is_invalid_spec(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
+    """Vault KV v2 versions are numbers: "latest" is the spec's mistake (InvalidSpec, Stalled),
+    not a backend failure, and the message names the ref."""
+    value = secrets.token_urlsafe(16)
+    leaks.add(value)
+    kv2_write(env, f"{namespace}/pinned", {"value": value})
+    await apply_token_store(cluster, env, namespace)
+    await cluster.apply(
+        ms_manifest("pinned", data=[data_item("value", f"{namespace}/pinned", "value", version="latest")]),
+        namespace,
+    )
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "pinned", namespace, status="False", reason="InvalidSpec"
+    )
+    assert f"'{namespace}/pinned'" in cond["message"] and "'latest'" in cond["message"], cond
+    assert value not in cond["message"]
+    stalled = await cluster.condition("ManagedSecret", "pinned", namespace, "Stalled")
+    assert stalled is not None and stalled["status"] == "True", stalled

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from rotor.api.managedsecret import ManagedSecretSpec
-from rotor.cli.rollback import _vault_restored, rollback_keys
+from rotor.cli.rollback import rollback_keys
 from rotor.rotation.presets import effective_policy
 from rotor.rotation.schedule import next_rotation, runnable_at
 from rotor.services.policies import bound_to, status_patch, summarize, validity
@@ -120,9 +120,3 @@ def test_rollback_keys():
         }
     )
     assert rollback_keys(rotated) == ["app"]
-
-
-def test_vault_rollback_skips_deleted_versions():
-    assert _vault_restored("5", {"4": ["deleted"], "3": []}) == "3"
-    assert _vault_restored("2", {"1": []}) == "1"
-    assert _vault_restored("1", {}) is None

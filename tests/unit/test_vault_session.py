@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rotor.providers.vault.provider import _session
+from rotor.providers.vault.client import session as _session
 
 
 def test_proxies_and_ca_bundle_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,16 +21,19 @@ def test_proxies_and_ca_bundle_come_from_the_environment_once(monkeypatch: pytes
 
 
 def test_hvac_verifies_with_the_stores_ca(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rotor.providers.vault.auth_token import TokenAuth
     from rotor.providers.vault.config import VaultConfig
     from rotor.providers.vault.provider import VaultProvider
 
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-    with_ca = VaultProvider(VaultConfig(server="https://v:8200", store_id="s", ca_pem=pem, token="t"))
-    assert with_ca.client.adapter._kwargs["verify"] == with_ca._ca_file
-    plain = VaultProvider(VaultConfig(server="https://v:8200", store_id="s", token="t"))
-    assert plain.client.adapter._kwargs["verify"] is True
+    with_ca = VaultProvider(
+        VaultConfig(server="https://v:8200", store_id="s", ca_pem=pem, auth=TokenAuth("t"))
+    )
+    assert with_ca.client.hvac.adapter._kwargs["verify"] == with_ca.client.ca_file
+    plain = VaultProvider(VaultConfig(server="https://v:8200", store_id="s", auth=TokenAuth("t")))
+    assert plain.client.hvac.adapter._kwargs["verify"] is True
 
 
 def test_pool_holds_a_connection_per_backend_thread() -> None:

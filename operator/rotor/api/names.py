@@ -12,6 +12,8 @@ CATEGORY = "rotor"
 FORCE_SYNC_ANNOTATION = "rotor.dev/force-sync"
 #: On a ManagedSecret: a new value rotates now.
 ROTATE_ANNOTATION = "rotor.dev/rotate"
+#: On a SecretStore or ClusterSecretStore: a new value validates the store again now.
+REVALIDATE_ANNOTATION = "rotor.dev/revalidate"
 #: On a written Secret: the ManagedSecret that manages it.
 MANAGED_BY_LABEL = "rotor.dev/managed-by"
 #: On a written Secret: the keyed digest of its data.

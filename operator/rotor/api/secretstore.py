@@ -198,10 +198,22 @@ class StoreProvider(SpecModel, Generic[KeyRefT, SARefT]):
         default=None, description="AWS Secrets Manager or SSM Parameter Store."
     )
 
+    def _selected(self) -> tuple[str, SpecModel]:
+        for field_name in type(self).model_fields:
+            section = getattr(self, field_name)
+            if section is not None:
+                return field_name, section
+        raise ValueError("the store sets no provider")
+
     @property
-    def kind(self) -> Literal["vault", "aws"]:
-        """The provider this store uses, the key of the provider registry."""
-        return "vault" if self.vault is not None else "aws"
+    def kind(self) -> str:
+        """The provider field this store sets (``vault``, ``aws``): the key of the provider registry."""
+        return self._selected()[0]
+
+    @property
+    def section(self) -> SpecModel:
+        """The spec of the provider this store uses (``spec.provider.<kind>``)."""
+        return self._selected()[1]
 
 
 class RateLimit(SpecModel):

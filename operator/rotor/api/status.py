@@ -224,8 +224,11 @@ class SecretStoreStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready.", json_schema_extra=CONDITIONS_LIST
     )
-    capabilities: Literal["ReadOnly", "ReadWrite"] | None = Field(
-        default=None, description="What the credentials were found able to do."
+    capabilities: Literal["ReadOnly", "ReadWrite", "PerPath"] | None = Field(
+        default=None,
+        description="What the credentials were found able to do. PerPath: they authenticate and "
+        "write access depends on the path (Vault policies); it is checked for the paths a rotation "
+        "writes, when it writes them.",
     )
 
 

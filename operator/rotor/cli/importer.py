@@ -33,13 +33,12 @@ from rotor.api.names import API_VERSION, MANAGED_BY_LABEL
 from rotor.cli.output import CliError, add_connection_flags, connect, namespace_of, run_command, timestamp
 from rotor.clock import Clock
 from rotor.kube.gateway import KubeError, KubeGateway, decode_data
-from rotor.providers.base import KeyNotFound, ProviderError, RemoteRef
+from rotor.providers.base import KeyNotFound, PathReader, ProviderError, RemoteRef
 from rotor.services.backend import Backend
 from rotor.services.stores import StoreHandle, StoreProblem, StoreService
 from rotor.values.properties import encode_property, secret_key_is_valid
 
 DEFAULT_BACKUP_DIR = "rotor-import-backups"
-PARAMETER_STORE = "aws-parameterstore"
 
 # --------------------------------------------------------------------------- .env files (pure)
 
@@ -190,8 +189,9 @@ class Destination:
 
     @property
     def by_parameter(self) -> bool:
-        """SSM Parameter Store: one parameter per key under ``KEY/``."""
-        return self.provider == PARAMETER_STORE
+        """A provider that reads whole paths (SSM Parameter Store) keeps one parameter per key
+        under ``KEY/``; the others keep one map at ``KEY``."""
+        return isinstance(self.backend.provider, PathReader)
 
     @property
     def prefix(self) -> str:

@@ -47,9 +47,7 @@ from rotor.clock import Clock
 from rotor.kube.gateway import KubeGateway
 from rotor.providers.base import ProviderError
 from rotor.services.backend import Backend
-from rotor.services.stores import StoreHandle, StoreProblem, StoreService
-
-SECRETS_MANAGER, PARAMETER_STORE, VAULT = "aws-secretsmanager", "aws-parameterstore", "vault"
+from rotor.services.stores import StoreProblem, StoreService
 
 
 @dataclass(frozen=True)
@@ -86,39 +84,11 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-async def _restore(backend: Backend, handle: StoreHandle, key: str) -> Restored:
-    name = backend.provider.name
-    if name == VAULT:
-        vault = handle.spec.provider.vault
-        if vault is not None and vault.kv.version == 1:
-            raise CliError(
-                f"Vault KV v1 (mount '{vault.kv.mount}') keeps no versions of '{key}': there is "
-                "no previous version to roll back to"
-            )
-        meta = await backend.describe(key)
-        result = await backend.rollback(key)
-        previous = _vault_restored(meta.current_version, meta.versions) if meta.current_version else None
-        return Restored(key, meta.current_version, previous, result.version)
-    if name == SECRETS_MANAGER:
-        meta = await backend.describe(key)
-        before = next((v for v, s in meta.versions.items() if "AWSCURRENT" in s), None)
-        result = await backend.rollback(key)
-        return Restored(key, before, result.version, result.version)
-    if name == PARAMETER_STORE:
-        meta = await backend.describe(key)
-        before = meta.current_version
-        result = await backend.rollback(key)
-        restored = str(int(before) - 1) if before and before.isdigit() else None
-        return Restored(key, before, restored, result.version)
-    raise CliError(f"the {name} provider cannot roll back")
-
-
-def _vault_restored(current: str, versions: dict[str, list[str]]) -> str | None:
-    """The version Vault's rollback copies: the newest earlier one not deleted or destroyed."""
-    previous = int(current) - 1
-    while previous > 0 and versions.get(str(previous)):
-        previous -= 1
-    return str(previous) if previous > 0 else None
+async def _restore(backend: Backend, key: str) -> Restored:
+    """Roll ``key`` back at the source; the provider says which versions were involved (a store
+    whose provider cannot roll back fails with the reason Unsupported gives)."""
+    result = await backend.rollback(key)
+    return Restored(key, result.before, result.restored, result.version)
 
 
 def _describe(r: Restored) -> str:
@@ -158,7 +128,7 @@ async def run_rollback(gateway: KubeGateway, namespace: str, name: str, wait_sec
         for key in keys:
             _say(f"rolling back '{key}' in {handle.id} ({handle.backend.provider.name})...")
             try:
-                restored = await _restore(handle.backend, handle, key)
+                restored = await _restore(handle.backend, key)
             except ProviderError as err:
                 raise CliError(
                     f"rollback of '{key}' failed: {err.reason}: {err.message}"

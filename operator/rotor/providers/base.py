@@ -8,14 +8,20 @@ whose ``reason`` is a documented condition reason and whose message never contai
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 
 class Capabilities(enum.StrEnum):
+    """What a store's credentials were found able to do when the store was validated."""
+
     READ_ONLY = "ReadOnly"
     READ_WRITE = "ReadWrite"
+    #: authenticated and able to read; write access depends on the path and is checked for the
+    #: paths a rotation writes, when it writes them (``WriteChecker``; Vault policies are per path)
+    PER_PATH = "PerPath"
 
 
 # --------------------------------------------------------------------------- errors
@@ -29,9 +35,11 @@ class ProviderError(Exception):
     #: would trying again later plausibly help (network, throttling, 5xx)?
     retryable = True
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, backend_code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        #: the backend's own error code this was made from (e.g. AWS ``ResourceNotFoundException``)
+        self.backend_code = backend_code
 
 
 class KeyNotFound(ProviderError):
@@ -55,6 +63,14 @@ class Unreachable(ProviderError):
 
 class InvalidConfig(ProviderError):
     reason = "InvalidConfig"
+    retryable = False
+
+
+class InvalidSpec(ProviderError):
+    """The object's own spec asks for something the backend cannot mean (e.g. a Vault KV version
+    that is not a number): a person must fix the spec; retrying does not help."""
+
+    reason = "InvalidSpec"
     retryable = False
 
 
@@ -122,6 +138,16 @@ class WriteResult:
     version: str | None
 
 
+@dataclass(frozen=True)
+class RolledBack(WriteResult):
+    """A rollback's outcome: ``before`` was current, the value of ``restored`` is current again,
+    as version ``version`` (the same as ``restored`` where the backend moves a label back, a new
+    version where it writes the old value again)."""
+
+    before: str | None = None
+    restored: str | None = None
+
+
 # --------------------------------------------------------------------------- protocol
 
 
@@ -162,18 +188,27 @@ class Provider(Protocol):
 
 @runtime_checkable
 class BatchReader(Protocol):
-    """Reads batched on the wire (AWS BatchGetSecretValue): ``read_many`` is one call per batch, so
-    the backend gathers reads that arrive together."""
+    """Reads batched on the wire (AWS BatchGetSecretValue): ``read_many`` makes one call per
+    ``batch_size`` refs, so the backend gathers reads that arrive together. (Every provider has
+    ``read_many``; only a batch reader declares ``batch_size``.)"""
+
+    #: how many current values one API call reads
+    batch_size: int
 
     def read_many(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]: ...
 
 
+#: called after every real backend API call with (operation, result, seconds); result is
+#: "success" or an error reason such as "KeyNotFound"
+CallObserver = Callable[[str, str, float], None]
+
+
 @runtime_checkable
 class SelfCounting(Protocol):
-    """Counts every real API call in ``rotor_provider_requests_total`` itself (a batch is one
-    call), so the backend does not count again."""
+    """Reports every real API call itself (a batch of 20 reads is one call), to the observer the
+    backend hands it, so the backend does not count the provider's method calls as well."""
 
-    counts_own_calls: bool
+    def observe_calls(self, observer: CallObserver) -> None: ...
 
 
 @runtime_checkable
@@ -224,7 +259,7 @@ class CertificateIssuer(Protocol):
 class RollingBack(Protocol):
     """Makes the previous version current again (``rotor rollback``)."""
 
-    def rollback(self, key: str) -> WriteResult: ...
+    def rollback(self, key: str) -> RolledBack: ...
 
 
 @runtime_checkable
@@ -234,8 +269,71 @@ class PathReader(Protocol):
     def read_path(self, path: str) -> dict[str, bytes]: ...
 
 
+@runtime_checkable
+class WriteChecker(Protocol):
+    """Judges write access for the exact keys a rotation is about to write (Vault:
+    ``sys/capabilities-self``), instead of a probe path at store validation."""
+
+    def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
+        """For each key that cannot be written, the missing capabilities ("create", "update"),
+        keyed by the backend path (e.g. ``secret/data/app/db``); keys that can be written are
+        absent. Raises ProviderError when the backend cannot answer."""
+        ...
+
+    def describe_missing_write(self, missing: dict[str, list[str]]) -> str:
+        """A message naming each path and missing capability, and where to grant them."""
+        ...
+
+
+class WriteDenied(AccessDenied):
+    """The credentials cannot write some of the paths a rotation is about to write;
+    ``missing`` maps each such path to the capabilities it lacks."""
+
+    def __init__(self, message: str, missing: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 class Unsupported(ProviderError):
     """The store's provider does not have the capability an object asks for."""
 
     reason = "InvalidConfig"
     retryable = False
+
+
+# --------------------------------------------------------------------------- building from a spec
+
+
+@dataclass(frozen=True)
+class StoreAccess:
+    """What a provider may ask of Kubernetes while it builds its config from a store spec: the
+    port the store service hands in, so that providers never import a Kubernetes client.
+
+    ``secret_value(namespace, name, key)`` reads one key of a Secret as text (raising
+    ``InvalidConfig`` when the Secret or the key is missing); ``service_account_token(namespace,
+    name, audiences)`` returns a fresh ServiceAccount token (TokenRequest). The token callable
+    blocks: providers call it from the backend's worker threads, never on the event loop.
+    """
+
+    store_id: str  # "<kind>/<namespace>/<name>", for messages and metrics
+    namespace: str | None  # the store's namespace; None for a ClusterSecretStore
+    secret_value: Callable[[str, str, str], Awaitable[str]]
+    service_account_token: Callable[[str, str, list[str]], str]
+
+    async def secret(self, ref: Any) -> str:
+        """The value of a ``secretRef`` (``{name, key}``, with ``namespace`` in cluster stores)."""
+        return await self.secret_value(ref.namespace_in(self.namespace), ref.name, ref.key)
+
+
+@dataclass(frozen=True)
+class ProviderBuilder:
+    """How one provider is made from its section of a store spec (``spec.provider.<field>``).
+
+    ``configure`` resolves the section (reading credentials through ``StoreAccess``) into the
+    provider's plain config; ``create`` builds the provider from it without any network call.
+    The two are separate so that the store service rebuilds a provider only when its config
+    (credentials included) changed.
+    """
+
+    configure: Callable[[Any, StoreAccess], Awaitable[Any]]
+    create: Callable[[Any], Provider]

@@ -18,20 +18,25 @@ from typing import Any, TypeVar
 
 from rotor.observability.metrics import PROVIDER_CACHE_HITS, PROVIDER_DURATION, PROVIDER_REQUESTS
 from rotor.providers.base import (
+    BatchReader,
     Capabilities,
     CertificateIssuer,
+    ChangeLister,
     DatabaseCredentials,
     PathReader,
     Provider,
     ProviderError,
     RemoteRef,
     RemoteSecret,
+    RolledBack,
     RollingBack,
     SecretMetadata,
+    SelfCounting,
     SelfRotating,
     StagedWriter,
     Unsupported,
-    WriteResult,
+    WriteChecker,
+    WriteDenied,
 )
 from rotor.services.ratelimit import TokenBucket
 
@@ -74,15 +79,23 @@ class Backend:
         self._batch: dict[RemoteRef, asyncio.Future[RemoteSecret]] = {}
         self._batch_task: asyncio.Task[None] | None = None
         self.capabilities: Capabilities | None = None
-        self.batches = callable(getattr(provider, "read_many", None)) and provider.name.startswith("aws")
-        # AWS providers report every real API call themselves (a batch of 20 is one call)
-        self.self_counting = provider.name.startswith("aws")
-        # Secrets Manager change detection: key -> the last value read (versions are immutable)
-        self.detects_changes = callable(getattr(provider, "list_changes", None))
+        #: reads that arrive together go out as one read_many (AWS BatchGetSecretValue)
+        self.batches = isinstance(provider, BatchReader)
+        #: the provider reports every real API call itself (a batch of 20 is one call)
+        self.self_counting = isinstance(provider, SelfCounting)
+        if isinstance(provider, SelfCounting):
+            provider.observe_calls(self._observe_call)
+        #: change detection by version listing: key -> the last value read (versions are immutable)
+        self.detects_changes = isinstance(provider, ChangeLister)
         self._latest: dict[str, RemoteSecret] = {}
         self._index: tuple[float, dict[str, str]] | None = None
         self._index_task: asyncio.Task[dict[str, str]] | None = None
         self.index_ttl = 2.0
+
+    def _observe_call(self, operation: str, result: str, seconds: float) -> None:
+        """One sample per real API call of a self-counting provider (from its worker thread)."""
+        PROVIDER_REQUESTS.labels(self.store, self.provider.name, operation, result).inc()
+        PROVIDER_DURATION.labels(self.provider.name, operation).observe(seconds)
 
     async def call(self, operation: str, fn: Callable[..., T], *args: Any, tokens: int = 1) -> T:
         await self.bucket.acquire(tokens)
@@ -150,11 +163,12 @@ class Backend:
             and all(k in self._index[1] or k not in self._latest for k in keys)
         ):
             return self._index[1]
+        provider = self.provider
+        if not isinstance(provider, ChangeLister):
+            return {}
         if self._index_task is None or self._index_task.done():
             wanted = sorted(self._latest) or keys
-            self._index_task = asyncio.create_task(
-                self.call("list_changes", self.provider.list_changes, wanted)  # type: ignore[attr-defined]
-            )
+            self._index_task = asyncio.create_task(self.call("list_changes", provider.list_changes, wanted))
         try:
             index = await asyncio.shield(self._index_task)
         except ProviderError:
@@ -288,7 +302,33 @@ class Backend:
 
     # ------------------------------------------------------------------ capabilities
     def _unsupported(self, what: str) -> Unsupported:
-        return Unsupported(f"the {self.provider.name} provider of store {self.store} cannot {what}")
+        return Unsupported(
+            f"the {self.provider.name} provider of store {self.store} cannot {what}; use a store whose "
+            "provider can, or change what the object asks for"
+        )
+
+    @property
+    def checks_writes(self) -> bool:
+        """Whether write access is judged per path before writing (``check_write`` asks)."""
+        return isinstance(self.provider, WriteChecker)
+
+    async def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
+        """The paths among ``keys`` the credentials cannot write, with the capabilities each
+        lacks; empty when all can be written, or when the provider does not judge per path (it
+        then reports a denied write when it happens, as AWS does)."""
+        p = self.provider
+        if not isinstance(p, WriteChecker) or not keys:
+            return {}
+        return await self.call("capabilities", p.missing_write, list(keys))
+
+    async def check_write(self, keys: list[str]) -> None:
+        """Before a rotation writes ``keys``: raise ``WriteDenied`` (reason Forbidden) naming
+        every path and missing capability, and where to grant it, if any cannot be written."""
+        missing = await self.missing_write(keys)
+        if missing:
+            p = self.provider
+            assert isinstance(p, WriteChecker)
+            raise WriteDenied(p.describe_missing_write(missing), missing)
 
     @property
     def stages_writes(self) -> bool:
@@ -338,7 +378,7 @@ class Backend:
             raise self._unsupported("issue certificates")
         return await self.call("issue", p.issue_certificate, mount, role, common_name, alt_names, ttl)
 
-    async def rollback(self, key: str) -> WriteResult:
+    async def rollback(self, key: str) -> RolledBack:
         p = self.provider
         if not isinstance(p, RollingBack):
             raise self._unsupported("roll back")

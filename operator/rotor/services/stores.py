@@ -4,6 +4,7 @@ authenticating, re-validate periodically, report status, and enforce tenancy."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -12,16 +13,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rotor.api.names import REVALIDATE_ANNOTATION
 from rotor.api.registry import describe_errors
 from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
 from rotor.clock import Clock, format_time
-from rotor.conditions import set_condition
+from rotor.conditions import readiness_conditions
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.metrics import StoreSample
-from rotor.providers.aws import AwsConfig
-from rotor.providers.base import Capabilities, ProviderError
-from rotor.providers.registry import build_provider
-from rotor.providers.vault import VaultConfig
+from rotor.providers.base import Capabilities, InvalidConfig, ProviderError, StoreAccess
+from rotor.providers.registry import builder
 from rotor.services.backend import Backend
 from rotor.tenancy import key_allowed, key_is_safe, namespace_allowed
 
@@ -37,10 +37,6 @@ class StoreProblem(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-class CredentialsMissing(Exception):
-    pass
 
 
 @dataclass
@@ -66,7 +62,7 @@ class StoreHandle:
 
     @property
     def provider_kind(self) -> str:
-        return "vault" if self.spec.provider.vault is not None else "aws"
+        return self.spec.provider.kind
 
 
 class StoreService:
@@ -80,16 +76,50 @@ class StoreService:
         self.handles: dict[StoreKey, StoreHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_ready_change: list[Any] = []  # callbacks(key) when readiness changes
+        #: the rotor.dev/revalidate value last seen per store, and stores asked to validate now
+        self._revalidate_seen: dict[StoreKey, str | None] = {}
+        self._revalidate_pending: set[StoreKey] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ index
     def observe(self, kind: str, body: dict[str, Any]) -> StoreKey:
+        """Index a store's latest body. A new value of the ``rotor.dev/revalidate`` annotation asks
+        for validation now: it is started here when this process already serves the store (it
+        has a handle), else the next ``ensure`` validates anyway."""
         meta = body["metadata"]
         key = (kind, meta.get("namespace") or "", meta["name"])
         self.bodies[key] = body
+        requested = (meta.get("annotations") or {}).get(REVALIDATE_ANNOTATION)
+        first = key not in self._revalidate_seen
+        seen = self._revalidate_seen.get(key)
+        self._revalidate_seen[key] = requested
+        if requested and not first and requested != seen:
+            self._revalidate_pending.add(key)
+            if key in self.handles:
+                self._start_revalidation(key)
         return key
+
+    def _start_revalidation(self, key: StoreKey) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a CLI): the next ensure() revalidates
+        task = loop.create_task(self._revalidate_requested(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _revalidate_requested(self, key: StoreKey) -> None:
+        try:
+            await self.ensure(key)
+        except StoreProblem:
+            pass
+        except Exception:  # reported like revalidate_all: one store must not stop the others
+            log.exception("re-validating store %s on request failed", key)
 
     async def forget(self, key: StoreKey) -> None:
         self.bodies.pop(key, None)
+        self._revalidate_seen.pop(key, None)
+        self._revalidate_pending.discard(key)
         handle = self.handles.pop(key, None)
         if handle and handle.backend:
             await handle.backend.close()
@@ -103,93 +133,50 @@ class StoreService:
         try:
             secret = await self.gateway.get_secret(namespace, name)
         except KubeError as exc:
-            raise CredentialsMissing(f"cannot read Secret {namespace}/{name}: {exc}") from None
+            raise InvalidConfig(f"cannot read Secret {namespace}/{name}: {exc}") from None
         if secret is None:
-            raise CredentialsMissing(f"Secret {namespace}/{name} referenced by the store does not exist")
-        import base64
-
+            raise InvalidConfig(f"Secret {namespace}/{name} referenced by the store does not exist")
         raw = (secret.get("data") or {}).get(key)
         if raw is None:
-            raise CredentialsMissing(f"Secret {namespace}/{name} has no key '{key}'")
+            raise InvalidConfig(f"Secret {namespace}/{name} has no key '{key}'")
         return base64.b64decode(raw).decode().strip()
 
-    async def _config(self, handle: StoreHandle) -> tuple[str, Any, str]:
-        """(provider kind, provider config, fingerprint of the credentials)."""
-        _kind, store_ns, _ = handle.key
-        spec = handle.spec
-        digest = hashlib.sha256(str(handle.generation).encode())
+    def _access(self, handle: StoreHandle, digest: Any) -> StoreAccess:
+        """The port a provider builds its config through: Secret keys (each value read is added
+        to the credentials' fingerprint) and ServiceAccount tokens."""
+        loop = asyncio.get_running_loop()
 
-        async def value(ref: Any) -> str:
-            ns = getattr(ref, "namespace", None) or store_ns
-            got = await self._secret_value(ns, ref.name, ref.key)
+        async def secret_value(namespace: str, name: str, key: str) -> str:
+            got = await self._secret_value(namespace, name, key)
             digest.update(got.encode())
             return got
 
-        if spec.provider.vault is not None:
-            v = spec.provider.vault
-            auth = v.auth
-            ca: bytes | None = None
-            if v.ca_bundle:
-                import base64
+        def service_account_token(namespace: str, name: str, audiences: list[str]) -> str:
+            """Blocking: called from a backend worker thread, never on the event loop."""
+            fut = asyncio.run_coroutine_threadsafe(
+                self.gateway.service_account_token(namespace, name, audiences), loop
+            )
+            try:
+                return fut.result(timeout=20)[0]
+            except KubeError as exc:
+                raise ProviderError(
+                    f"cannot request a token for ServiceAccount {namespace}/{name}: {exc}"
+                ) from None
 
-                ca = base64.b64decode(v.ca_bundle)
-            elif v.ca_secret_ref is not None:
-                ca = (await value(v.ca_secret_ref)).encode()
-            common: dict[str, Any] = {
-                "server": v.server,
-                "store_id": handle.id,
-                "kv_mount": v.kv.mount,
-                "kv_version": v.kv.version,
-                "namespace": v.namespace,
-                "ca_pem": ca,
-            }
-            if auth.token is not None:
-                common["token"] = await value(auth.token.secret_ref)
-            elif auth.app_role is not None:
-                common["approle_mount"] = auth.app_role.mount
-                common["approle_role_id"] = auth.app_role.role_id
-                common["approle_secret_id"] = await value(auth.app_role.secret_id_ref)
-            elif auth.kubernetes is not None:
-                k = auth.kubernetes
-                sa_ns = getattr(k.service_account_ref, "namespace", None) or store_ns
-                sa_name = k.service_account_ref.name
-                audiences = list(k.service_account_ref.audiences or [])
-                loop = asyncio.get_running_loop()
+        return StoreAccess(
+            store_id=handle.id,
+            namespace=handle.key[1] or None,
+            secret_value=secret_value,
+            service_account_token=service_account_token,
+        )
 
-                def jwt() -> str:
-                    fut = asyncio.run_coroutine_threadsafe(
-                        self.gateway.service_account_token(sa_ns, sa_name, audiences), loop
-                    )
-                    try:
-                        return fut.result(timeout=20)[0]
-                    except KubeError as exc:
-                        raise ProviderError(
-                            f"cannot request a token for ServiceAccount {sa_ns}/{sa_name}: {exc}"
-                        ) from None
-
-                common["kubernetes_mount"] = k.mount
-                common["kubernetes_role"] = k.role
-                common["kubernetes_jwt"] = jwt
-                digest.update(f"{sa_ns}/{sa_name}/{k.role}".encode())
-            return "vault", VaultConfig(**common), digest.hexdigest()
-        a = spec.provider.aws
-        assert a is not None
-        params: dict[str, Any] = {
-            "service": a.service,
-            "region": a.region,
-            "endpoint": a.endpoint,
-            "store_id": handle.id,
-        }
-        if a.auth is not None and a.auth.secret_ref is not None:
-            sr = a.auth.secret_ref
-            params["access_key_id"] = await value(sr.access_key_id)
-            params["secret_access_key"] = await value(sr.secret_access_key)
-            if sr.session_token is not None:
-                params["session_token"] = await value(sr.session_token)
-        if a.auth is not None and a.auth.assume_role is not None:
-            params["role_arn"] = a.auth.assume_role.role_arn
-            params["external_id"] = a.auth.assume_role.external_id
-        return "aws", AwsConfig(**params), digest.hexdigest()
+    async def _config(self, handle: StoreHandle) -> tuple[str, Any, str]:
+        """(provider kind, the provider's config built from its spec section, fingerprint of the
+        spec generation and the credentials read)."""
+        digest = hashlib.sha256(str(handle.generation).encode())
+        provider = handle.spec.provider
+        config = await builder(provider.kind).configure(provider.section, self._access(handle, digest))
+        return provider.kind, config, digest.hexdigest()
 
     def _parse(self, key: StoreKey, body: dict[str, Any]) -> SecretStoreSpec | ClusterSecretStoreSpec:
         model = ClusterSecretStoreSpec if key[0] == "ClusterSecretStore" else SecretStoreSpec
@@ -223,7 +210,9 @@ class StoreService:
             await self._replace(key, handle)
         async with handle.lock:
             stale = self.clock.timestamp() - handle.validated_at >= self.revalidate_every
-            if handle.backend is None or revalidate or stale:
+            requested = key in self._revalidate_pending
+            self._revalidate_pending.discard(key)
+            if handle.backend is None or revalidate or stale or requested:
                 await self._validate(handle)
                 await self._report(key, body, handle)
         return handle
@@ -239,15 +228,15 @@ class StoreService:
         handle.validated_at = self.clock.timestamp()
         try:
             kind, config, fingerprint = await self._config(handle)
-        except CredentialsMissing as exc:
-            handle.ready, handle.reason, handle.message = False, "InvalidConfig", str(exc)
+        except ProviderError as err:
+            handle.ready, handle.reason, handle.message = False, err.reason, err.message
             self._ready_changed(handle, was_ready)
             return
         if handle.backend is None or fingerprint != handle.fingerprint:
             if handle.backend is not None:
                 await handle.backend.close()
             try:
-                provider = build_provider(kind, config)
+                provider = builder(kind).create(config)
             except ProviderError as err:
                 handle.backend = None
                 handle.ready, handle.reason, handle.message = False, err.reason, err.message
@@ -267,9 +256,15 @@ class StoreService:
             handle.ready, handle.reason, handle.message = False, reason, err.message
         else:
             handle.ready, handle.reason = True, "Valid"
-            handle.message = (
-                f"authenticated to {handle.provider_kind}; credentials are {handle.capabilities.value}"
-            )
+            if handle.capabilities == Capabilities.PER_PATH:
+                handle.message = (
+                    f"authenticated to {handle.provider_kind}; write access is checked for each path "
+                    "a rotation writes, when it writes it"
+                )
+            else:
+                handle.message = (
+                    f"authenticated to {handle.provider_kind}; credentials are {handle.capabilities.value}"
+                )
         self._ready_changed(handle, was_ready)
 
     def _ready_changed(self, handle: StoreHandle, was_ready: bool) -> None:
@@ -286,8 +281,15 @@ class StoreService:
         conditions = list(status.get("conditions") or [])
         generation = int(body["metadata"].get("generation") or 0)
         now = self.clock.now()
-        new_conditions = set_condition(
-            conditions, "Ready", handle.ready, handle.reason, handle.message, generation, now
+        # Ready plus kstatus' Reconciling/Stalled: bad credentials, Forbidden and InvalidConfig
+        # need a person (Stalled); Unreachable is retried (Reconciling)
+        new_conditions = readiness_conditions(
+            conditions,
+            ready=handle.ready,
+            reason=handle.reason,
+            message=handle.message,
+            generation=generation,
+            now=now,
         )
         new_status: dict[str, Any] = {
             "conditions": new_conditions,
@@ -332,9 +334,7 @@ class StoreService:
         return handle
 
     def check_keys(self, handle: StoreHandle, namespace: str, keys: Iterable[str]) -> None:
-        allowed = (
-            getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
-        )
+        allowed = handle.spec.allowed_keys if isinstance(handle.spec, ClusterSecretStoreSpec) else None
         for remote_key in keys:
             if not key_allowed(allowed, remote_key, namespace):
                 raise StoreProblem(
@@ -350,9 +350,7 @@ class StoreService:
             raise StoreProblem(
                 "Forbidden", f"dataFrom.find path '{path}' has '.' or '..' segments; use a plain prefix"
             )
-        allowed = (
-            getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
-        )
+        allowed = handle.spec.allowed_keys if isinstance(handle.spec, ClusterSecretStoreSpec) else None
         if allowed is None:
             return
         probe = path.strip("/") + "/rotor-find-probe"
@@ -364,9 +362,7 @@ class StoreService:
             )
 
     def allowed_only(self, handle: StoreHandle, namespace: str, keys: list[str]) -> list[str]:
-        allowed = (
-            getattr(handle.spec, "allowed_keys", None) if handle.key[0] == "ClusterSecretStore" else None
-        )
+        allowed = handle.spec.allowed_keys if isinstance(handle.spec, ClusterSecretStoreSpec) else None
         return [k for k in keys if key_allowed(allowed, k, namespace)]
 
     async def revalidate_all(self) -> None:

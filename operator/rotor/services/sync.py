@@ -168,7 +168,11 @@ class SyncService:
         except SyncFailure as err:
             return await self._fail(body, err, started)
         except ProviderError as err:
-            reason = {"KeyNotFound": "KeyNotFound", "Forbidden": "Forbidden"}.get(err.reason, "ProviderError")
+            reason = {
+                "KeyNotFound": "KeyNotFound",
+                "Forbidden": "Forbidden",
+                "InvalidSpec": "InvalidSpec",
+            }.get(err.reason, "ProviderError")
             return await self._fail(body, SyncFailure(reason, err.message), started)
         except KubeError as err:
             return await self._fail(

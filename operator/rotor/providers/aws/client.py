@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from botocore import xform_name
@@ -14,11 +14,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rotor.providers.aws.auth import client_config, make_session
 from rotor.providers.aws.config import AwsConfig
 from rotor.providers.aws.errors import to_provider_error
-from rotor.providers.base import AccessDenied
+from rotor.providers.base import AccessDenied, CallObserver
 
-#: called after every AWS call with (operation, result, seconds); result is "success" or an
-#: error reason such as "KeyNotFound" (for the provider request metrics)
-CallObserver = Callable[[str, str, float], None]
+__all__ = ["AwsClient", "CallObserver"]
 
 
 class AwsClient:
@@ -83,6 +81,10 @@ class AwsClient:
             token = page.get("NextToken")
             if not token:
                 return
+
+    def observe(self, observer: CallObserver | None) -> None:
+        """Report every later call to ``observer`` (the backend's request metrics)."""
+        self._observer = observer
 
     @property
     def botocore_client(self) -> Any:

@@ -90,8 +90,7 @@ def _where(service: str, operation: str, key: str | None) -> str:
 
 def aws_code(error: ProviderError) -> str | None:
     """The AWS error code a ProviderError was made from, if any."""
-    code = getattr(error, "aws_code", None)
-    return code if isinstance(code, str) else None
+    return error.backend_code
 
 
 def error_from_code(
@@ -99,7 +98,7 @@ def error_from_code(
 ) -> ProviderError:
     """The ProviderError for an AWS error code (from an HTTP error or a batch's ``Errors`` list)."""
     error = _error_from_code(service, operation, key, code, status)
-    error.aws_code = code  # type: ignore[attr-defined]
+    error.backend_code = code
     return error
 
 

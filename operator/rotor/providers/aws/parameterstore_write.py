@@ -9,7 +9,7 @@ from rotor.providers.aws.client import AwsClient
 from rotor.providers.aws.errors import error_from_code
 from rotor.providers.aws.parameterstore_read import describe_parameters, history
 from rotor.providers.aws.payload import Value, parameter_text
-from rotor.providers.base import KeyNotFound, WriteConflict, WriteResult
+from rotor.providers.base import KeyNotFound, RolledBack, WriteConflict, WriteResult
 
 DEFAULT_TYPE = "SecureString"
 
@@ -45,7 +45,7 @@ def write(client: AwsClient, key: str, value: Value, cas: str | None) -> WriteRe
     return _put(client, key, text, parameter_type)
 
 
-def rollback(client: AwsClient, key: str) -> WriteResult:
+def rollback(client: AwsClient, key: str) -> RolledBack:
     """Re-put the previous version's value (and type) as a new latest version."""
     entries = history(client, key, decrypt=True)
     if not entries:
@@ -53,4 +53,10 @@ def rollback(client: AwsClient, key: str) -> WriteResult:
     if len(entries) < 2:
         raise KeyNotFound(f"AWS SSM Parameter Store rollback on '{key}': no previous version to restore")
     previous = entries[-2]
-    return _put(client, key, str(previous.get("Value") or ""), str(previous.get("Type") or DEFAULT_TYPE))
+    put = _put(client, key, str(previous.get("Value") or ""), str(previous.get("Type") or DEFAULT_TYPE))
+    return RolledBack(
+        key=key,
+        version=put.version,
+        before=str(entries[-1].get("Version")),
+        restored=str(previous.get("Version")),
+    )

@@ -22,17 +22,19 @@ from rotor.providers.aws import (
     secretsmanager_rotation,
     secretsmanager_write,
 )
-from rotor.providers.aws.client import AwsClient, CallObserver
+from rotor.providers.aws.client import AwsClient
 from rotor.providers.aws.config import AwsConfig
 from rotor.providers.aws.errors import PARAMETER_STORE, SECRETS_MANAGER
 from rotor.providers.aws.payload import Value
 from rotor.providers.base import (
+    CallObserver,
     Capabilities,
     InvalidConfig,
     Provider,
     ProviderError,
     RemoteRef,
     RemoteSecret,
+    RolledBack,
     SecretMetadata,
     WriteResult,
 )
@@ -63,6 +65,10 @@ class _AwsProvider:
     def _capabilities(self) -> Capabilities:
         return Capabilities.READ_ONLY if self.read_only else Capabilities.READ_WRITE
 
+    def observe_calls(self, observer: CallObserver) -> None:
+        """Every real AWS API call is reported to ``observer`` (a batch of 20 reads is one call)."""
+        self.client.observe(observer)
+
     def close(self) -> None:
         self.client.close()
 
@@ -75,6 +81,7 @@ class SecretsManagerProvider(_AwsProvider):
     20 per BatchGetSecretValue; writes follow the AWSPENDING -> AWSCURRENT staged rotation."""
 
     name = "aws-secretsmanager"
+    batch_size = secretsmanager_read.BATCH_SIZE
 
     def __init__(self, config: AwsConfig, observer: CallObserver | None = None) -> None:
         client = AwsClient(config, "secretsmanager", SECRETS_MANAGER, "secretsmanager", observer)
@@ -117,7 +124,7 @@ class SecretsManagerProvider(_AwsProvider):
     def rotate(self, key: str, token: str | None = None) -> str | None:
         return secretsmanager_rotation.rotate(self.client, key, token)
 
-    def rollback(self, key: str) -> WriteResult:
+    def rollback(self, key: str) -> RolledBack:
         return secretsmanager_rotation.rollback(self.client, key)
 
 
@@ -126,6 +133,7 @@ class ParameterStoreProvider(_AwsProvider):
     decrypted on read; a write is a new version of the parameter."""
 
     name = "aws-parameterstore"
+    batch_size = parameterstore_read.BATCH_SIZE
 
     def __init__(self, config: AwsConfig, observer: CallObserver | None = None) -> None:
         super().__init__(AwsClient(config, "ssm", PARAMETER_STORE, "ssm", observer), config)
@@ -153,7 +161,7 @@ class ParameterStoreProvider(_AwsProvider):
     def write(self, key: str, value: dict[str, Any] | bytes | str, cas: str | None) -> WriteResult:
         return parameterstore_write.write(self.client, key, value, cas)
 
-    def rollback(self, key: str) -> WriteResult:
+    def rollback(self, key: str) -> RolledBack:
         return parameterstore_write.rollback(self.client, key)
 
 
@@ -166,3 +174,8 @@ def make_aws_provider(config: AwsConfig, observer: CallObserver | None = None) -
     raise InvalidConfig(
         f"AWS store: unknown service {config.service!r}; use SecretsManager or ParameterStore"
     )
+
+
+def create(config: AwsConfig) -> Provider:
+    """The registry's ``create``: the provider without an observer (the backend hands it one)."""
+    return make_aws_provider(config)

@@ -6,7 +6,7 @@ from rotor.providers.aws.client import AwsClient
 from rotor.providers.aws.secretsmanager_metadata import current_version
 from rotor.providers.aws.secretsmanager_read import CURRENT, PREVIOUS
 from rotor.providers.aws.secretsmanager_write import version_stages
-from rotor.providers.base import KeyNotFound, WriteResult
+from rotor.providers.base import KeyNotFound, RolledBack
 
 
 def rotate(client: AwsClient, key: str, token: str | None = None) -> str | None:
@@ -23,7 +23,7 @@ def rotate(client: AwsClient, key: str, token: str | None = None) -> str | None:
     return str(version) if version else None
 
 
-def rollback(client: AwsClient, key: str) -> WriteResult:
+def rollback(client: AwsClient, key: str) -> RolledBack:
     """Move AWSCURRENT back to the AWSPREVIOUS version; AWS labels the version it leaves
     AWSPREVIOUS, so a second rollback undoes the first."""
     stages = version_stages(client, key)
@@ -41,4 +41,4 @@ def rollback(client: AwsClient, key: str) -> WriteResult:
         MoveToVersionId=previous,
         **params,
     )
-    return WriteResult(key=key, version=previous)
+    return RolledBack(key=key, version=previous, before=current, restored=previous)

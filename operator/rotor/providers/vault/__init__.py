@@ -1,6 +1,10 @@
 """HashiCorp Vault (and OpenBao) behind Rotor's provider protocol."""
 
-from rotor.providers.vault.config import VaultConfig
-from rotor.providers.vault.provider import VaultProvider
+from rotor.providers.base import ProviderBuilder
+from rotor.providers.vault.config import VaultConfig, configure
+from rotor.providers.vault.provider import VaultProvider, create
 
-__all__ = ["VaultConfig", "VaultProvider"]
+#: the registry's entry for ``spec.provider.vault``
+BUILDER = ProviderBuilder(configure=configure, create=create)
+
+__all__ = ["BUILDER", "VaultConfig", "VaultProvider"]

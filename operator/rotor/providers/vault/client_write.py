@@ -1,0 +1,52 @@
+"""Vault KV writes: a new version, check-and-set on the version the caller read (KV v2). A denied
+write says which capability the path lacks (asked of ``sys/capabilities-self``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rotor.providers.base import AccessDenied, InvalidConfig, ProviderError, WriteDenied, WriteResult
+from rotor.providers.vault import validate
+from rotor.providers.vault.client import VaultClient
+
+
+def write(client: VaultClient, key: str, value: dict[str, Any] | bytes | str, cas: str | None) -> WriteResult:
+    path = key.strip("/")
+    if not isinstance(value, dict):
+        raise InvalidConfig(f"Vault write '{path}': Vault KV stores maps of properties")
+    try:
+        return _write(client, path, value, cas)
+    except WriteDenied:
+        raise
+    except AccessDenied as denied:
+        try:
+            missing = validate.missing_write(client, [path])
+        except ProviderError:
+            missing = {}
+        if not missing:
+            raise denied from None
+        raise WriteDenied(validate.describe_missing(client.config.store_id, missing), missing) from None
+
+
+def _write(client: VaultClient, path: str, value: dict[str, Any], cas: str | None) -> WriteResult:
+    cfg = client.config
+    if cfg.kv_version == 2:
+        resp = client.call(
+            "write",
+            path,
+            client.hvac.secrets.kv.v2.create_or_update_secret,
+            path=path,
+            secret=value,
+            cas=int(cas) if cas is not None else None,
+            mount_point=cfg.kv_mount,
+        )
+        return WriteResult(key=path, version=str(resp["data"]["version"]))
+    client.call(
+        "write",
+        path,
+        client.hvac.secrets.kv.v1.create_or_update_secret,
+        path=path,
+        secret=value,
+        mount_point=cfg.kv_mount,
+    )
+    return WriteResult(key=path, version=None)

@@ -1,0 +1,164 @@
+"""Each provider builds its own config from its section of the store spec, auth method by auth
+method, reading Secret keys and ServiceAccount tokens only through the StoreAccess port."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import pytest
+
+from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
+from rotor.providers import registry
+from rotor.providers.aws import AwsConfig
+from rotor.providers.base import InvalidConfig, StoreAccess
+from rotor.providers.vault.auth_approle import AppRoleAuth
+from rotor.providers.vault.auth_kubernetes import KubernetesAuth
+from rotor.providers.vault.auth_token import TokenAuth
+from rotor.providers.vault.config import VaultConfig
+
+PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+class Port:
+    def __init__(self, secrets: dict[tuple[str, str, str], str], namespace: str | None = "team") -> None:
+        self.secrets = secrets
+        self.read: list[tuple[str, str, str]] = []
+        self.tokens: list[tuple[str, str, list[str]]] = []
+        self.namespace = namespace
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str:
+        self.read.append((namespace, name, key))
+        try:
+            return self.secrets[(namespace, name, key)]
+        except KeyError:
+            raise InvalidConfig(f"Secret {namespace}/{name} has no key '{key}'") from None
+
+    def service_account_token(self, namespace: str, name: str, audiences: list[str]) -> str:
+        self.tokens.append((namespace, name, audiences))
+        return "jwt-for-" + name
+
+    def access(self) -> StoreAccess:
+        return StoreAccess(
+            "SecretStore/team/s", self.namespace, self.secret_value, self.service_account_token
+        )
+
+
+def _configure(spec: dict[str, Any], port: Port, *, cluster: bool = False) -> Any:
+    model = (ClusterSecretStoreSpec if cluster else SecretStoreSpec).model_validate(spec)
+    provider = model.provider
+    return asyncio.run(registry.builder(provider.kind).configure(provider.section, port.access()))
+
+
+def _vault(auth: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"provider": {"vault": {"server": "https://vault:8200", "auth": auth, **extra}}}
+
+
+def test_vault_token_auth_and_ca_from_a_secret() -> None:
+    port = Port({("team", "t", "token"): "s.tok", ("team", "ca", "ca.crt"): PEM.decode()})
+    config = _configure(
+        _vault(
+            {"token": {"secretRef": {"name": "t", "key": "token"}}},
+            caSecretRef={"name": "ca", "key": "ca.crt"},
+        ),
+        port,
+    )
+    assert isinstance(config, VaultConfig) and config.store_id == "SecretStore/team/s"
+    assert config.auth == TokenAuth("s.tok") and config.auth_method == "token"
+    assert config.ca_pem == PEM
+    assert "s.tok" not in repr(config)
+    assert config.kv_path("app/db") == "secret/data/app/db"
+
+
+def test_vault_approle_auth() -> None:
+    port = Port({("team", "ar", "secret-id"): "sid"})
+    config = _configure(
+        _vault(
+            {"appRole": {"roleId": "rid", "secretIdRef": {"name": "ar", "key": "secret-id"}, "mount": "ar"}}
+        ),
+        port,
+    )
+    assert config.auth == AppRoleAuth(role_id="rid", secret_id="sid", mount="ar")
+    assert "sid" not in repr(config)
+
+
+def test_vault_kubernetes_auth_asks_the_port_for_a_token_at_login_only() -> None:
+    port = Port({}, namespace=None)
+    config = _configure(
+        _vault(
+            {
+                "kubernetes": {
+                    "role": "reader",
+                    "serviceAccountRef": {"name": "app", "namespace": "apps", "audiences": ["vault"]},
+                }
+            },
+            caBundle=base64.b64encode(PEM).decode(),
+        ),
+        port,
+        cluster=True,
+    )
+    assert isinstance(config.auth, KubernetesAuth)
+    assert (config.auth.role, config.auth.mount, config.auth.service_account) == (
+        "reader",
+        "kubernetes",
+        "apps/app",
+    )
+    assert config.ca_pem == PEM
+    assert port.tokens == []  # not at configure time: each login asks for a fresh one
+    assert config.auth.jwt() == "jwt-for-app"
+    assert port.tokens == [("apps", "app", ["vault"])]
+
+
+def test_a_missing_credentials_secret_is_invalid_config() -> None:
+    with pytest.raises(InvalidConfig, match="Secret team/t has no key 'token'"):
+        _configure(_vault({"token": {"secretRef": {"name": "t", "key": "token"}}}), Port({}))
+
+
+def _aws(auth: dict[str, Any] | None) -> dict[str, Any]:
+    aws: dict[str, Any] = {"service": "ParameterStore", "region": "eu-west-1"}
+    if auth is not None:
+        aws["auth"] = auth
+    return {"provider": {"aws": aws}}
+
+
+def test_aws_default_chain_reads_no_secret() -> None:
+    port = Port({})
+    config = _configure(_aws(None), port)
+    assert config == AwsConfig(service="ParameterStore", region="eu-west-1", store_id="SecretStore/team/s")
+    assert port.read == []
+
+
+def test_aws_static_keys_and_assumed_role() -> None:
+    port = Port(
+        {("team", "k", "id"): "AKIA1", ("team", "k", "secret"): "shh", ("team", "k", "session"): "tok"}
+    )
+    config = _configure(
+        _aws(
+            {
+                "secretRef": {
+                    "accessKeyId": {"name": "k", "key": "id"},
+                    "secretAccessKey": {"name": "k", "key": "secret"},
+                    "sessionToken": {"name": "k", "key": "session"},
+                },
+                "assumeRole": {"roleArn": "arn:aws:iam::123456789012:role/rotor", "externalId": "ext-1"},
+            }
+        ),
+        port,
+    )
+    assert (config.access_key_id, config.secret_access_key, config.session_token) == ("AKIA1", "shh", "tok")
+    assert (config.role_arn, config.external_id) == ("arn:aws:iam::123456789012:role/rotor", "ext-1")
+    assert "shh" not in repr(config)
+
+
+def test_aws_assumed_role_from_the_default_chain() -> None:
+    config = _configure(_aws({"assumeRole": {"roleArn": "arn:aws:iam::123456789012:role/rotor"}}), Port({}))
+    assert config.access_key_id is None and config.role_arn == "arn:aws:iam::123456789012:role/rotor"
+
+
+def test_registry_has_one_builder_per_spec_provider_field() -> None:
+    from rotor.api.secretstore import StoreProvider
+
+    assert set(registry.PROVIDERS) == set(StoreProvider.model_fields)
+    with pytest.raises(InvalidConfig, match="unknown provider 'nope'"):
+        registry.builder("nope")
