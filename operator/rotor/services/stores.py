@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rotor.api.registry import describe_errors
 from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
 from rotor.clock import Clock, format_time
-from rotor.conditions import set_condition
+from rotor.conditions import readiness_conditions
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.metrics import StoreSample
 from rotor.providers.aws import AwsConfig
@@ -286,8 +286,13 @@ class StoreService:
         conditions = list(status.get("conditions") or [])
         generation = int(body["metadata"].get("generation") or 0)
         now = self.clock.now()
-        new_conditions = set_condition(
-            conditions, "Ready", handle.ready, handle.reason, handle.message, generation, now
+        new_conditions = readiness_conditions(
+            conditions,
+            ready=handle.ready,
+            reason=handle.reason,
+            message=handle.message,
+            generation=generation,
+            now=now,
         )
         new_status: dict[str, Any] = {
             "conditions": new_conditions,
