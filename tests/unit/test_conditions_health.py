@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
+import re
 
 from rotor.clock import format_time
 from rotor.conditions import STALLED_AFTER, STALLED_REASONS, get_condition, is_stalled, readiness_conditions
@@ -75,3 +77,12 @@ def test_is_stalled_without_a_start_never_stalls_a_bounded_reason() -> None:
     assert is_stalled("KeyNotFound", failing_since=NOW - dt.timedelta(hours=1), now=NOW)
     assert is_stalled("AuthFailed", failing_since=None, now=NOW)
     assert not is_stalled("Unreachable", failing_since=NOW - dt.timedelta(days=1), now=NOW)
+
+
+def test_the_docs_rule_lists_the_reasons_conditions_py_uses() -> None:
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "gitops.md").read_text()
+    m = re.search(r"<!-- stalled-reasons -->(.*?)<!-- /stalled-reasons -->", text, re.S)
+    assert m, "docs/gitops.md has no <!-- stalled-reasons --> list"
+    assert set(re.findall(r"`(\w+)`", m.group(1))) == set(STALLED_REASONS)
+    m = re.search(r"<!-- key-not-found-bound -->(\d+) minutes<!-- /key-not-found-bound -->", text)
+    assert m and dt.timedelta(minutes=int(m.group(1))) == STALLED_AFTER["KeyNotFound"]
