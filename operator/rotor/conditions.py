@@ -6,10 +6,48 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from rotor.clock import format_time
+from rotor.clock import format_time, parse_time
 
-# kstatus: Ready=False with these reasons needs a person; Rotor reports Stalled=True for them.
-STALLED_REASONS = frozenset({"InvalidSpec", "Forbidden", "SecretConflict", "AuthFailed", "InvalidConfig"})
+# One rule for every kind (docs/gitops.md, "Health of Rotor's resources"). Ready=False with one
+# of these reasons needs a person: Rotor reports Stalled=True (kstatus Failed, Argo CD Degraded).
+# Retrying cannot help: the spec, the credentials, a permission, a foreign Secret, a value at the
+# source or a certificate must be changed by someone first.
+STALLED_REASONS = frozenset(
+    {
+        "InvalidSpec",  # the spec (or a policy it names) is invalid
+        "InvalidConfig",  # the store's settings are refused by the backend
+        "TemplateError",  # the template cannot render with these values
+        "AuthFailed",  # the store's credentials are refused
+        "Forbidden",  # the credentials lack a permission, or tenancy refuses
+        "SecretConflict",  # the target Secret belongs to someone else
+        "ValidationFailed",  # the source holds a value that fails validation (until it is changed)
+        "Expired",  # the certificate at the source has expired
+    }
+)
+# Reasons that are transient at first and need a person once they last: Reconciling=True until
+# the object has been not-Ready for this long (counted from the Ready condition's
+# lastTransitionTime), then Stalled=True. A key that is still missing after 10 minutes is not a
+# replication delay.
+STALLED_AFTER: dict[str, dt.timedelta] = {"KeyNotFound": dt.timedelta(minutes=10)}
+# Every other reason (Unreachable, ProviderError, StoreNotReady, StoreNotFound, Conflict...) is
+# transient: Reconciling=True, Rotor retries with back-off.
+
+
+def is_stalled(reason: str, *, failing_since: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether Ready=False with ``reason``, not Ready since ``failing_since``, needs a person."""
+    if reason in STALLED_REASONS:
+        return True
+    bound = STALLED_AFTER.get(reason)
+    return bound is not None and failing_since is not None and now - failing_since >= bound
+
+
+def _not_ready_since(conditions: Iterable[dict[str, Any]], now: dt.datetime) -> dt.datetime:
+    """When the object last turned not-Ready (now, if it is Ready or has no Ready yet)."""
+    ready = get_condition(conditions, "Ready")
+    if ready is None or ready.get("status") != "False":
+        return now
+    since = parse_time(ready.get("lastTransitionTime"))
+    return since if since is not None and since <= now else now
 
 
 def set_condition(
@@ -75,9 +113,12 @@ def readiness_conditions(
     generation: int,
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
-    """Ready plus the kstatus pair Reconciling/Stalled, consistent with each other."""
+    """Ready plus the kstatus pair Reconciling/Stalled, consistent with each other (the rule is
+    ``is_stalled``)."""
+    conditions = list(conditions)
+    since = _not_ready_since(conditions, now)
     out = set_condition(conditions, "Ready", ready, reason, message, generation, now)
-    stalled = (not ready) and reason in STALLED_REASONS
+    stalled = (not ready) and is_stalled(reason, failing_since=since, now=now)
     reconciling = (not ready) and not stalled
     out = set_condition(
         out,

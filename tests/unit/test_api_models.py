@@ -71,7 +71,7 @@ def test_secret_store_defaults_match_the_design() -> None:
     spec = SecretStoreSpec.model_validate({"provider": {"vault": VAULT_TOKEN}})
     assert spec.provider.vault is not None
     assert (spec.provider.vault.kv.mount, spec.provider.vault.kv.version) == ("secret", 2)
-    assert (spec.rate_limit.qps, spec.rate_limit.burst) == (20, 40)
+    assert (spec.rate_limit.qps, spec.rate_limit.burst) == (200, 400)  # a cap; the rate adapts below it
     assert spec.provider.kind == "vault"
 
     approle = SecretStoreSpec.model_validate(

@@ -53,7 +53,14 @@ HISTOGRAMS = {
     "rotor_rotation_duration_seconds",
     "rotor_provider_request_duration_seconds",
 }
-ALERTS = {"SecretExpiringSoon", "SecretExpired", "SyncFailing", "RotationFailed", "StoreNotReady"}
+ALERTS = {
+    "SecretExpiringSoon",
+    "SecretExpired",
+    "SyncFailing",
+    "SyncErrorRatioHigh",
+    "RotationFailed",
+    "StoreNotReady",
+}
 
 # Values that are Kubernetes API objects passed through to a manifest: the API server checks
 # their fields, so the schema leaves them open. Everything else refuses unknown keys.
@@ -785,7 +792,9 @@ def test_alerts_use_only_rotor_metrics() -> None:
             assert_only_rotor_metrics(expr, f"alert {alert}")
     assert any('result="error"' in e for e in exprs["RotationFailed"])
     assert any("rotor_managedsecret_ready" in e for e in exprs["SyncFailing"])
-    assert any('rotor_sync_total{result="error"}' in e for e in exprs["SyncFailing"])
+    assert any('rotor_sync_total{result="error"}' in e for e in exprs["SyncErrorRatioHigh"])
+    # promtool check rules --lint-fatal refuses two rules with the same name and labels
+    assert all(len(items) == 1 for items in exprs.values()), {a: len(i) for a, i in exprs.items()}
 
 
 def test_metrics_doc_describes_every_metric_and_alert() -> None:

@@ -196,7 +196,7 @@ def test_optional_models_are_inlined_with_the_field_description() -> None:
 
 def test_exclusive_bounds_use_openapi_v3_booleans() -> None:
     qps = _schema("SecretStore")["properties"]["spec"]["properties"]["rateLimit"]["properties"]["qps"]
-    assert (qps["minimum"], qps["exclusiveMinimum"], qps["default"]) == (0, True, 20)
+    assert (qps["minimum"], qps["exclusiveMinimum"], qps["default"]) == (0, True, 200)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

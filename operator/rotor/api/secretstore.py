@@ -217,11 +217,17 @@ class StoreProvider(SpecModel, Generic[KeyRefT, SARefT]):
 
 
 class RateLimit(SpecModel):
-    qps: float = Field(default=20, gt=0, le=10000, description="Requests per second to the backend.")
-    burst: int = Field(default=40, ge=1, le=100000, description="Requests allowed at once above qps.")
+    qps: float = Field(
+        default=200, gt=0, le=10000, description="The most requests per second Rotor sends to the backend."
+    )
+    burst: int = Field(default=400, ge=1, le=100000, description="The most requests sent at once above qps.")
 
 
-RATE_LIMIT_DESCRIPTION = "Requests per second from Rotor to this backend, for this store."
+RATE_LIMIT_DESCRIPTION = (
+    "The cap on requests from Rotor to this backend, for this store. Below the cap the rate adapts: "
+    "each throttling answer (HTTP 429, AWS ThrottlingException, Vault 429 or 503) halves it, and each "
+    "second without one gives 5% of the cap back."
+)
 
 
 class SecretStoreSpec(SpecModel):

@@ -29,6 +29,9 @@ K8S_VERSION = os.environ.get("ROTOR_K8S_VERSION") or _script_default("K8S_VERSIO
 ETCD_VERSION = os.environ.get("ROTOR_ETCD_VERSION") or _script_default("ETCD_VERSION")
 VAULT_VERSION = os.environ.get("ROTOR_VAULT_VERSION") or _script_default("VAULT_VERSION")
 HELM_VERSION = os.environ.get("ROTOR_HELM_VERSION") or _script_default("HELM_VERSION")
+KSTATUS_VERSION = os.environ.get("ROTOR_KSTATUS_VERSION") or _script_default("KSTATUS_VERSION")
+GOPHER_LUA_VERSION = os.environ.get("ROTOR_GOPHER_LUA_VERSION") or _script_default("GOPHER_LUA_VERSION")
+PROMETHEUS_VERSION = os.environ.get("ROTOR_PROMETHEUS_VERSION") or _script_default("PROMETHEUS_VERSION")
 
 
 def cache_dir() -> Path:
@@ -50,6 +53,10 @@ BINARIES = {
     "etcd": Binary("etcd", "etcd", f"etcd-{ETCD_VERSION}", True),
     "vault": Binary("vault", "vault", f"vault-{VAULT_VERSION}"),
     "helm": Binary("helm", "helm", f"helm-{HELM_VERSION}"),
+    # the GitOps and Prometheus tools the tests check Rotor's packaging with
+    "kstatus-check": Binary("kstatus-check", "health-tools", f"kstatus-{KSTATUS_VERSION}"),
+    "argo-health": Binary("argo-health", "health-tools", f"gopher-lua-{GOPHER_LUA_VERSION}"),
+    "promtool": Binary("promtool", "promtool", f"promtool-{PROMETHEUS_VERSION}"),
 }
 
 

@@ -6,6 +6,8 @@
 #   hack/build-binaries.sh etcd
 #   hack/build-binaries.sh vault
 #   hack/build-binaries.sh helm
+#   hack/build-binaries.sh health-tools  # kstatus-check and argo-health (hack/tools, for the tests)
+#   hack/build-binaries.sh promtool
 #   hack/build-binaries.sh all
 #
 # Versions are pinned below; the cache is ${ROTOR_CACHE_DIR:-$HOME/.cache/rotor}.
@@ -15,6 +17,12 @@ K8S_VERSION="${ROTOR_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ROTOR_ETCD_VERSION:-v3.6.5}"
 VAULT_VERSION="${ROTOR_VAULT_VERSION:-v1.21.0}"
 HELM_VERSION="${ROTOR_HELM_VERSION:-v3.19.0}"
+# sigs.k8s.io/cli-utils (kstatus), github.com/yuin/gopher-lua (Argo CD's Lua) and the Prometheus
+# module that holds promtool (v0.316.0 is Prometheus 3.x's module version).
+KSTATUS_VERSION="${ROTOR_KSTATUS_VERSION:-v0.37.2}"
+GOPHER_LUA_VERSION="${ROTOR_GOPHER_LUA_VERSION:-v1.1.2}"
+PROMETHEUS_VERSION="${ROTOR_PROMETHEUS_VERSION:-v0.316.0}"
+TOOLS_SRC="$(cd "$(dirname "$0")" && pwd)/../../../hack/tools"
 CACHE="${ROTOR_CACHE_DIR:-$HOME/.cache/rotor}"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -118,6 +126,39 @@ build_helm() {
   say "helm $HELM_VERSION built in $out"
 }
 
+# The health checkers of the GitOps tools, from hack/tools (Go source kept in the repository):
+# kstatus-check (sigs.k8s.io/cli-utils/pkg/kstatus/status) and argo-health (gopher-lua).
+build_health_tools() {
+  [ -f "$TOOLS_SRC/go.mod" ] || die "no $TOOLS_SRC/go.mod: run this from a checkout of the Rotor repository"
+  local src_sum; src_sum=$(cat "$TOOLS_SRC"/go.mod "$TOOLS_SRC"/go.sum "$TOOLS_SRC"/*/main.go | sha256sum | cut -c1-12)
+  local kout="$CACHE/kstatus-$KSTATUS_VERSION" lout="$CACHE/gopher-lua-$GOPHER_LUA_VERSION"
+  if [ -x "$kout/kstatus-check" ] && [ -x "$lout/argo-health" ] \
+     && [ "$(cat "$kout/.source" 2>/dev/null)" = "$src_sum" ] && [ "$(cat "$lout/.source" 2>/dev/null)" = "$src_sum" ]; then
+    say "kstatus-check ($KSTATUS_VERSION) and argo-health (gopher-lua $GOPHER_LUA_VERSION) already built"; return 0
+  fi
+  local work="$CACHE/src/health-tools"
+  rm -rf "$work"; mkdir -p "$work" "$kout" "$lout"
+  cp -r "$TOOLS_SRC"/. "$work"/
+  say "building kstatus-check (cli-utils $KSTATUS_VERSION) and argo-health (gopher-lua $GOPHER_LUA_VERSION) from the Go module proxy (about a minute)"
+  ( cd "$work"
+    go mod edit -require="sigs.k8s.io/cli-utils@$KSTATUS_VERSION" -require="github.com/yuin/gopher-lua@$GOPHER_LUA_VERSION"
+    go build -mod=mod -trimpath -ldflags "-s -w" -o "$kout/kstatus-check.tmp" ./kstatus-check || die "building kstatus-check failed (see above)"
+    go build -mod=mod -trimpath -ldflags "-s -w" -o "$lout/argo-health.tmp" ./argo-health || die "building argo-health failed (see above)"
+  )
+  mv "$kout/kstatus-check.tmp" "$kout/kstatus-check"; echo "$src_sum" > "$kout/.source"
+  mv "$lout/argo-health.tmp" "$lout/argo-health"; echo "$src_sum" > "$lout/.source"
+  say "kstatus-check and argo-health built in $kout and $lout"
+}
+
+build_promtool() {
+  local out="$CACHE/promtool-$PROMETHEUS_VERSION"
+  if [ -x "$out/promtool" ]; then say "promtool $PROMETHEUS_VERSION already built in $out"; return 0; fi
+  mkdir -p "$out"
+  say "building promtool (github.com/prometheus/prometheus $PROMETHEUS_VERSION) from the Go module proxy (first time only: about BUILD_MINUTES minutes on 2 cores)"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" || die "building promtool $PROMETHEUS_VERSION failed (see above)"
+  say "promtool $PROMETHEUS_VERSION built in $out"
+}
+
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 if ! flock -n 9; then
@@ -130,6 +171,8 @@ case "${1:-all}" in
   etcd) build_etcd ;;
   vault) build_vault ;;
   helm) build_helm ;;
-  all) build_etcd; build_kubernetes; build_vault; build_helm ;;
-  *) die "unknown component '$1' (kubernetes, etcd, vault, helm, all)" ;;
+  health-tools) build_health_tools ;;
+  promtool) build_promtool ;;
+  all) build_etcd; build_kubernetes; build_vault; build_helm; build_health_tools; build_promtool ;;
+  *) die "unknown component '$1' (kubernetes, etcd, vault, helm, health-tools, promtool, all)" ;;
 esac

@@ -60,6 +60,13 @@ BUILD_INFO = Gauge("rotor_build_info", "Rotor build", ["version"], registry=REGI
 BUILD_INFO.labels(version=__version__).set(1)
 
 
+def store_label(kind: str, namespace: str, name: str) -> str:
+    """The ``store`` label of every store series: ``Kind/namespace/name``, or ``Kind/name`` for a
+    ClusterSecretStore, the same string on ``rotor_provider_requests_total`` and
+    ``rotor_secretstore_ready`` so the two join ``on (store)``."""
+    return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+
+
 @dataclass(frozen=True)
 class ObjectSample:
     """What the scrape-time collector needs of one ManagedSecret."""
@@ -132,8 +139,18 @@ class StateCollector(Collector):
         yield ready
         yield from families.values()
         stores = GaugeMetricFamily(
-            "rotor_secretstore_ready", "1 when the store validated", labels=["namespace", "name", "kind"]
+            "rotor_secretstore_ready",
+            "1 when the store validated",
+            labels=["namespace", "name", "kind", "store"],
         )
         for store in self._stores():
-            stores.add_metric([store.namespace, store.name, store.kind], 1.0 if store.ready else 0.0)
+            stores.add_metric(
+                [
+                    store.namespace,
+                    store.name,
+                    store.kind,
+                    store_label(store.kind, store.namespace, store.name),
+                ],
+                1.0 if store.ready else 0.0,
+            )
         yield stores

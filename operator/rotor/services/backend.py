@@ -38,7 +38,7 @@ from rotor.providers.base import (
     WriteChecker,
     WriteDenied,
 )
-from rotor.services.ratelimit import TokenBucket
+from rotor.services.ratelimit import DEFAULT_BURST, DEFAULT_QPS, AdaptiveLimiter
 
 T = TypeVar("T")
 
@@ -64,14 +64,14 @@ class Backend:
         provider: Provider,
         *,
         store: str,
-        qps: float = 20,
-        burst: int = 40,
+        qps: float = DEFAULT_QPS,
+        burst: int = DEFAULT_BURST,
         share_window: float = 5.0,
         batch_delay: float = 0.02,
     ) -> None:
         self.provider = provider
         self.store = store
-        self.bucket = TokenBucket(qps, burst)
+        self.bucket = AdaptiveLimiter(qps, burst)
         self.share_window = share_window
         self.batch_delay = batch_delay
         self._reads: dict[RemoteRef, _Entry] = {}
@@ -106,6 +106,7 @@ class Backend:
             return await loop.run_in_executor(thread_pool(), lambda: fn(*args))
         except ProviderError as err:
             result = err.reason
+            self.bucket.feedback(err)  # a throttling answer slows this store down
             raise
         except Exception:
             result = "error"

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from rotor.api.rotationpolicy import RotationPolicySpec
 from rotor.clock import format_time, parse_time
-from rotor.conditions import get_condition, set_condition
+from rotor.conditions import readiness_conditions
 from rotor.kube.gateway import KubeError
 from rotor.rotation.errors import RotationError
 from rotor.rotation.presets import effective_policy
@@ -100,14 +100,13 @@ def status_patch(body: Mapping[str, Any], summary: PolicySummary, now: dt.dateti
     """The status to write, or None when the stored one already says the same."""
     status = body.get("status") or {}
     generation = int((body.get("metadata") or {}).get("generation") or 0)
-    conditions = set_condition(
+    conditions = readiness_conditions(
         status.get("conditions") or [],
-        "Ready",
-        summary.ready,
-        summary.reason,
-        summary.message,
-        generation,
-        now,
+        ready=summary.ready,
+        reason=summary.reason,
+        message=summary.message,
+        generation=generation,
+        now=now,
     )
     new: dict[str, Any] = {
         "observedGeneration": generation,
@@ -115,11 +114,13 @@ def status_patch(body: Mapping[str, Any], summary: PolicySummary, now: dt.dateti
         "boundManagedSecrets": summary.bound,
         "earliestNextRotation": format_time(summary.earliest) if summary.earliest else None,
     }
-    old_ready = get_condition(status.get("conditions"), "Ready") or {}
-    new_ready = get_condition(conditions, "Ready") or {}
-    same = all(status.get(k) == v for k, v in new.items() if k != "conditions") and {
-        k: v for k, v in old_ready.items() if k != "lastTransitionTime"
-    } == {k: v for k, v in new_ready.items() if k != "lastTransitionTime"}
+
+    def timeless(conds: Any) -> list[dict[str, Any]]:
+        return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conds or []]
+
+    same = all(status.get(k) == v for k, v in new.items() if k != "conditions") and timeless(
+        status.get("conditions")
+    ) == timeless(conditions)
     return None if same else new
 
 
