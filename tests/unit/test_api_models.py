@@ -405,7 +405,10 @@ POLICY_RULES = [
         "exactly one of vaultDatabaseStaticRole or",
     ),
     ({"preset": "api-key", "previousKeySuffix": "/old"}, "previousKeySuffix"),
-    ({"preset": "api-key", "window": {"cron": "0 2 * * 1-5", "duration": "0m"}}, "a rotation interval must be at least 1m"),
+    (
+        {"preset": "api-key", "window": {"cron": "0 2 * * 1-5", "duration": "0m"}},
+        "a rotation interval must be at least 1m",
+    ),
 ]
 
 
