@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support.cluster import Cluster
+from support.cluster import Cluster, wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -100,10 +100,10 @@ async def test_report_in_three_formats(cluster: Cluster, env: Any, namespace: st
     assert (good["namespace"], good["store"], good["provider"]) == (namespace, "SecretStore/aws", "aws")
     assert good["keys"] == [f"extract:{key}"]
     assert good["sourceVersions"][key]  # the AWS VersionId that was read
-    assert (good["ready"], good["reason"], good["risk"]) == ("True", "Synced", "no-rotation")
+    assert (good["ready"], good["reason"], good["risk"]) == (True, "Synced", "no-rotation")
     assert good["lastSyncTime"] and good["rotationPolicy"] is None
     assert (bad["ready"], bad["reason"], bad["risk"], bad["keys"]) == (
-        "False",
+        False,
         "KeyNotFound",
         "not-ready",
         ["x"],
@@ -130,11 +130,12 @@ async def test_status_table_and_all_namespaces(
     await _good_and_failing(cluster, env, namespace, leaks)
     table = await rotor(env, leaks, "status", "-n", namespace)
     assert table.code == 0, table.err
-    assert table.out.split()[:9] == [
+    assert table.out.split()[:10] == [
         "NAMESPACE",
         "NAME",
         "READY",
         "REASON",
+        "ROTATION",
         "SECRET",
         "EXPIRES",
         "NEXT-ROTATION",
@@ -142,14 +143,100 @@ async def test_status_table_and_all_namespaces(
         "AGE",
     ]
     rows = {line.split()[1]: line.split() for line in table.out.splitlines()[1:]}
-    assert rows["good"][:5] == [namespace, "good", "True", "Synced", "good"]
-    assert rows["good"][5:7] == ["-", "-"]  # no expiry, no rotation configured
+    assert rows["good"][:6] == [namespace, "good", "True", "Synced", "-", "good"]  # ROTATION: none
+    assert rows["good"][6:8] == ["-", "-"]  # no expiry, no rotation configured
     assert rows["good"][-2] == "ago" or rows["good"][-2] == "now"  # LAST-SYNC, then AGE
     assert rows["bad"][:4] == [namespace, "bad", "False", "KeyNotFound"]
     everywhere = await rotor(env, leaks, "status", "-A", "-o", "json")
     assert everywhere.code == 0, everywhere.err
     ours = [i for i in json.loads(everywhere.out)["items"] if i["namespace"] == namespace]
     assert sorted(i["name"] for i in ours) == ["bad", "good"]
+
+
+async def test_future_times_and_a_failed_rotation_are_visible(
+    cluster: Cluster, env: Any, namespace: str, leaks: Any, kubectl_run: Any
+) -> None:
+    """`kubectl get ms` shows future times as times (a `date` column shows `<invalid>` for them)
+    and a failed rotation (Ready=True Synced alone would hide it); `rotor status` and `rotor
+    report` show the failure too, and the report rates it a risk."""
+    password = secrets.token_urlsafe(24)
+    leaks.add(password)
+    key = f"{namespace}/db"
+    env.boto("secretsmanager").create_secret(
+        Name=key, SecretString=json.dumps({"user": "app", "password": password})
+    )
+    for doc in env.aws_store(namespace):
+        await cluster.apply(doc, namespace)
+    for name, spec in (
+        ("generate", {"preset": "database-password"}),
+        ("observe", {"strategy": "Observe", "maxAge": "720h"}),
+    ):
+        await cluster.apply(
+            {
+                "apiVersion": "rotor.dev/v1alpha1",
+                "kind": "RotationPolicy",
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+            namespace,
+        )
+    for name in ("generate", "observe"):
+        rotation = {"policyRef": {"name": name}, "keys": ["password"]}
+        await cluster.apply(
+            _ms(name, "aws", dataFrom=[{"extract": {"key": key}}], rotation=rotation), namespace
+        )
+        await cluster.ready(name, namespace, timeout=60)
+    # a rotate request Rotor cannot honour (Observe never writes) is answered with a failure
+    await cluster.patch(
+        "ManagedSecret", "observe", {"metadata": {"annotations": {"rotor.dev/rotate": "now"}}}, namespace
+    )
+    await cluster.wait_condition(
+        "ManagedSecret", "observe", namespace, "Rotating", status="False", reason="Failed", timeout=60
+    )
+
+    async def scheduled() -> dict[str, Any] | None:
+        obj = await cluster.get("ManagedSecret", "generate", namespace)
+        rotation = ((obj or {}).get("status") or {}).get("rotation") or {}
+        return obj if rotation.get("nextRotationTime") else None
+
+    generate = await wait_for(scheduled, timeout=60, what="the next rotation time")
+
+    got = kubectl_run("get", "ms", "-n", namespace)
+    assert got.returncode == 0, got.stderr
+    assert "<invalid>" not in got.stdout, got.stdout
+    header, *lines = got.stdout.splitlines()
+    starts = [
+        header.index(col)
+        for col in ("NAME", "READY", "REASON", "ROTATION", "EXPIRES", "NEXT ROTATION", "AGE")
+    ]
+    table = {}
+    for line in lines:
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        table[cells[0]] = dict(
+            zip(("READY", "REASON", "ROTATION", "EXPIRES", "NEXT ROTATION"), cells[1:6], strict=True)
+        )
+    assert table["generate"]["NEXT ROTATION"] == generate["status"]["rotation"]["nextRotationTime"]
+    assert table["generate"]["EXPIRES"] == generate["status"]["expiry"]["notAfter"]
+    assert (table["observe"]["READY"], table["observe"]["REASON"]) == ("True", "Synced")
+    assert table["observe"]["ROTATION"] == "Failed"
+
+    status = await rotor(env, leaks, "status", "-n", namespace)
+    assert status.code == 0, status.err
+    names = status.out.splitlines()[0].split()
+    rows = {
+        line.split()[1]: dict(zip(names, line.split(), strict=False)) for line in status.out.splitlines()[1:]
+    }
+    assert (rows["observe"]["READY"], rows["observe"]["ROTATION"]) == ("True", "Failed")
+    assert rows["generate"]["ROTATION"] != "Failed"
+
+    report = await rotor(env, leaks, "report", "-n", namespace, "-o", "json")
+    assert report.code == 0, report.err
+    risks = {
+        item["name"]: (item["ready"], item["rotation"], item["risk"])
+        for item in json.loads(report.out)["items"]
+    }
+    assert risks["observe"] == (True, "Failed", "rotation-failed")
+    assert risks["generate"][2] == "ok"
 
 
 # --------------------------------------------------------------------------- sync and rotate

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rotor.cli.actions import ROTATE, SYNC, outcome, progress, request_value
 from rotor.cli.importer import EnvFileError, Remote, Source, managed_secret, parse_env, write_backup
@@ -66,6 +67,7 @@ ROTATED = _ms(
         "conditions": [
             _cond("Ready", "True", "Synced", "Secret db matches the source"),
             _cond("Expiring", "False", "ExpiresSoon"),
+            _cond("Rotating", "False", "Succeeded", "no rotation in progress"),
         ],
         "secretName": "db",
         "lastSyncTime": "2025-03-01T09:00:00Z",
@@ -194,16 +196,28 @@ def test_secret_keys_are_names_and_source_markers() -> None:
 
 # --------------------------------------------------------------------------- report formats (golden)
 
+REPORT_WIDE = """\
+NAMESPACE   NAME   STORE               PROVIDER   KEYS                           SOURCE-VERSIONS            LAST-SYNC              LAST-ROTATION          ROTATION-POLICY                STRATEGY   NOT-AFTER              RENEWAL                NEXT-ROTATION          READY   REASON        ROTATION    RISK
+team-a      api    SecretStore/aws     aws        find:/apps/ (^api-);URL        -                          -                      -                      -                              -          -                      -                      -                      False   KeyNotFound   -           not-ready
+team-a      db     SecretStore/vault   vault      password;extract:apps/common   apps/common=2;password=7   2025-03-01T09:00:00Z   2025-02-28T12:00:00Z   ClusterRotationPolicy/db-30d   Generate   2025-03-30T12:00:00Z   2025-03-20T12:00:00Z   2025-03-30T12:00:00Z   True    Synced        Succeeded   ok
+"""
+
 REPORT_TABLE = """\
-NAMESPACE   NAME   STORE               PROVIDER   KEYS                           SOURCE-VERSIONS            LAST-SYNC              LAST-ROTATION          ROTATION-POLICY                STRATEGY   NOT-AFTER              RENEWAL                NEXT-ROTATION          READY   REASON        RISK
-team-a      api    SecretStore/aws     aws        find:/apps/ (^api-);URL        -                          -                      -                      -                              -          -                      -                      -                      False   KeyNotFound   not-ready
-team-a      db     SecretStore/vault   vault      password;extract:apps/common   apps/common=2;password=7   2025-03-01T09:00:00Z   2025-02-28T12:00:00Z   ClusterRotationPolicy/db-30d   Generate   2025-03-30T12:00:00Z   2025-03-20T12:00:00Z   2025-03-30T12:00:00Z   True    Synced        ok
+NAMESPACE   NAME   STORE               READY   REASON        ROTATION    LAST-ROTATION   NOT-AFTER    RISK
+team-a      api    SecretStore/aws     False   KeyNotFound   -           -               -            not-ready
+team-a      db     SecretStore/vault   True    Synced        Succeeded   2025-02-28      2025-03-30   ok
 """
 
 
 def test_report_table() -> None:
     out = render_report(report_rows([ROTATED, FAILING], _objects(), NOW), "table", NOW)
     assert out == REPORT_TABLE
+    assert max(len(line) for line in out.splitlines()) <= 120
+
+
+def test_report_wide_has_every_column() -> None:
+    out = render_report(report_rows([ROTATED, FAILING], _objects(), NOW), "wide", NOW)
+    assert out == REPORT_WIDE
 
 
 def test_report_json_has_stable_camelcase_keys() -> None:
@@ -224,11 +238,22 @@ def test_report_json_has_stable_camelcase_keys() -> None:
         "notAfter": "2025-03-30T12:00:00Z",
         "renewalTime": "2025-03-20T12:00:00Z",
         "nextRotationTime": "2025-03-30T12:00:00Z",
-        "ready": "True",
+        "ready": True,
         "reason": "Synced",
+        "rotation": "Succeeded",
         "risk": "ok",
     }
     assert doc["items"][0]["lastSyncTime"] is None and doc["items"][0]["risk"] == "not-ready"
+    assert doc["items"][0]["ready"] is False and doc["items"][0]["rotation"] is None
+
+
+def test_report_and_status_yaml_are_the_json_documents() -> None:
+    rows = report_rows([ROTATED, FAILING], _objects(), NOW)
+    assert yaml.safe_load(render_report(rows, "yaml", NOW)) == json.loads(render_report(rows, "json", NOW))
+    statuses = [status_row(ROTATED), status_row(FAILING)]
+    as_yaml = yaml.safe_load(render_status(statuses, "yaml", NOW))
+    assert as_yaml == json.loads(render_status(statuses, "json", NOW))
+    assert as_yaml["items"][0]["ready"] is True and as_yaml["items"][1]["ready"] is False
 
 
 def test_report_csv_has_a_header_row() -> None:
@@ -251,6 +276,7 @@ def test_report_csv_has_a_header_row() -> None:
         "",
         "False",
         "KeyNotFound",
+        "",
         "not-ready",
     ]
     assert rows[2][4:6] == ["password;extract:apps/common", "apps/common=2;password=7"]
@@ -270,9 +296,9 @@ def test_status_table_uses_relative_times() -> None:
     assert (
         out
         == """\
-NAMESPACE   NAME   READY   REASON        SECRET   EXPIRES   NEXT-ROTATION   LAST-SYNC   AGE
-team-a      db     True    Synced        db       in 29d    in 29d          3h ago      28d
-team-a      api    False   KeyNotFound   api      -         -               -           28d
+NAMESPACE   NAME   READY   REASON        ROTATION    SECRET   EXPIRES   NEXT-ROTATION   LAST-SYNC   AGE
+team-a      db     True    Synced        Succeeded   db       in 29d    in 29d          3h ago      28d
+team-a      api    False   KeyNotFound   -           api      -         -               -           28d
 """
     )
 
@@ -284,6 +310,53 @@ def test_status_wide_and_json() -> None:
     doc = json.loads(render_status([status_row(ROTATED)], "json", NOW))
     assert doc["items"][0]["notAfter"] == "2025-03-30T12:00:00Z"
     assert doc["items"][0]["rotationPhase"] == "Completed"
+
+
+ROTATION_FAILED = _ms(
+    "orders",
+    spec=ROTATED["spec"],
+    status={
+        **ROTATED["status"],
+        "conditions": [
+            _cond("Ready", "True", "Synced", "Secret orders matches the source"),
+            _cond("Rotating", "False", "Failed", "rotation needs write access to the source"),
+        ],
+        "rotation": {"phase": "Failed", "nextRotationTime": "2025-03-30T12:00:00Z"},
+    },
+)
+
+
+def test_a_failed_rotation_is_visible_in_status_and_report() -> None:
+    """Ready=True Synced must not hide a failed rotation: the default views name it."""
+    out = render_status([status_row(ROTATION_FAILED)], "table", NOW)
+    header, row = (line.split() for line in out.splitlines())
+    assert dict(zip(header, row, strict=False))["ROTATION"] == "Failed"
+    wide = render_status([status_row(ROTATION_FAILED)], "wide", NOW)
+    assert wide.splitlines()[0].endswith("ROTATION-MESSAGE")
+    assert wide.splitlines()[1].endswith("rotation needs write access to the source")
+    doc = json.loads(render_status([status_row(ROTATION_FAILED)], "json", NOW))
+    assert doc["items"][0]["rotation"] == "Failed"
+    assert doc["items"][0]["rotationMessage"] == "rotation needs write access to the source"
+    assert risk_of(ROTATION_FAILED, NOW) == "rotation-failed"
+    (row_,) = report_rows([ROTATION_FAILED], _objects(), NOW)
+    assert (row_.ready, row_.rotation, row_.risk) == ("True", "Failed", "rotation-failed")
+    header, row = (line.split() for line in render_report([row_], "table", NOW).splitlines())
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["READY"], cells["ROTATION"], cells["RISK"]) == ("True", "Failed", "rotation-failed")
+
+
+def test_a_rotation_that_succeeded_or_runs_is_not_a_risk() -> None:
+    running = _ms(
+        "orders",
+        spec=ROTATED["spec"],
+        status={
+            "conditions": [_cond("Ready", "True", "Synced"), _cond("Rotating", "True", "Manual")],
+            "rotation": {"phase": "Written"},
+        },
+    )
+    assert risk_of(running, NOW) == "ok"
+    assert status_row(running).rotation == "Manual"
+    assert status_row(FAILING).rotation == ""  # no spec.rotation: nothing to say
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from typing import Any
 
+import yaml
+
 from rotor.kube.gateway import KubeError, KubeGateway
 
 MISSING = "-"
@@ -153,6 +155,16 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 def render_json(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_yaml(document: Any) -> str:
+    """The same document as ``render_json``, as YAML (kubectl's ``-o yaml``)."""
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def json_bool(condition_status: str) -> bool | None:
+    """A condition status as a JSON boolean: True/False, and null for Unknown."""
+    return {"True": True, "False": False}.get(condition_status)
 
 
 def render_csv(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
