@@ -10,6 +10,7 @@ import io
 import json
 import os
 import secrets
+import signal
 import stat
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 import yaml
 
 from support.cluster import Cluster, wait_for
@@ -302,6 +304,110 @@ async def test_rotate_shows_phases_and_result(cluster: Cluster, env: Any, namesp
 
     plain = await rotor(env, leaks, "rotate", "nothing-here", "-n", namespace)
     assert plain.code == 1 and "not found" in plain.err
+
+
+def _policy(name: str = "pw") -> dict[str, Any]:
+    return {
+        "apiVersion": "rotor.dev/v1alpha1",
+        "kind": "RotationPolicy",
+        "metadata": {"name": name},
+        "spec": {"preset": "database-password"},
+    }
+
+
+async def _annotation(cluster: Cluster, namespace: str, name: str) -> str | None:
+    obj = await cluster.get("ManagedSecret", name, namespace)
+    return (((obj or {}).get("metadata") or {}).get("annotations") or {}).get("rotor.dev/rotate")
+
+
+async def test_rotate_refuses_at_once_on_a_store_that_is_not_ready(
+    cluster: Cluster, env: Any, namespace: str, leaks: Any
+) -> None:
+    """The store's reason comes back at once (exit 3), not after the 120 s timeout blaming the
+    operator, and no request is left behind to rotate later without warning."""
+    password = secrets.token_urlsafe(24)
+    leaks.add(password)
+    key = f"{namespace}/app"
+    env.boto("secretsmanager").create_secret(
+        Name=key, SecretString=json.dumps({"user": "app", "password": password})
+    )
+    credentials, store = env.aws_store(namespace)
+    await cluster.apply(store, namespace)  # its credentials Secret is missing: InvalidConfig
+    await cluster.apply(_policy(), namespace)
+    rotation = {"policyRef": {"name": "pw"}, "keys": ["password"]}
+    await cluster.apply(_ms("app", "aws", dataFrom=[{"extract": {"key": key}}], rotation=rotation), namespace)
+    await cluster.wait_condition("SecretStore", "aws", namespace, status="False", timeout=60)
+
+    refused = await rotor(env, leaks, "rotate", "app", "-n", namespace)  # default timeout: 120s
+    assert refused.code == 3, refused.lines
+    assert refused.lines[-1].startswith(
+        f"error: cannot rotate {namespace}/app now: SecretStore 'aws' is not Ready: InvalidConfig: "
+    ), refused.lines
+    assert "referenced by the store does not exist" in refused.lines[-1]
+    assert await _annotation(cluster, namespace, "app") is None  # nothing left to fire later
+
+    # once the store is fixed, the ManagedSecret syncs and nothing rotates that nobody asked for
+    await cluster.apply(credentials, namespace)
+    await cluster.delete("SecretStore", "aws", namespace)  # a new store is validated afresh
+    await cluster.apply(store, namespace)
+    ms = await cluster.ready("app", namespace, timeout=90)
+    rotation_status = (ms.get("status") or {}).get("rotation") or {}
+    assert not rotation_status.get("lastRotateRequest") and not rotation_status.get("lastRotationTime")
+    assert (await cluster.secret_data(namespace, "app") or {})["password"] == password.encode()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def unserved(cluster: Cluster, env: Any) -> Any:
+    """A namespace no operator serves (the session's operator skips iso-*), with a store, a policy
+    and a rotating ManagedSecret: rotate requests there are never answered."""
+    name = f"iso-cli-{secrets.token_hex(3)}"
+    await cluster.create_namespace(name)
+    for doc in [*env.aws_store(name), _policy()]:
+        await cluster.apply(doc, name)
+    rotation = {"policyRef": {"name": "pw"}, "keys": ["password"]}
+    await cluster.apply(_ms("app", "aws", dataFrom=[{"extract": {"key": "x"}}], rotation=rotation), name)
+    yield name
+    await cluster.delete_namespace(name)
+
+
+async def test_an_abandoned_rotate_is_withdrawn(
+    cluster: Cluster, env: Any, leaks: Any, unserved: str
+) -> None:
+    """Timed out or interrupted, `rotor rotate` takes its request back: nothing fires minutes later."""
+    timed_out = await rotor(env, leaks, "rotate", "app", "-n", unserved, "--timeout", "2s")
+    assert timed_out.code == 4, timed_out.lines
+    assert any(line.startswith("✘ timed out after 2s") for line in timed_out.lines), timed_out.lines
+    assert timed_out.lines[-1].startswith("withdrew rotor.dev/rotate="), timed_out.lines
+    assert await _annotation(cluster, unserved, "app") is None
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rotor.cli.main",
+        "rotate",
+        "app",
+        "-n",
+        unserved,
+        env={**os.environ, "KUBECONFIG": str(env.kubeconfig)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    first = (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).decode()
+    assert first.startswith(f"requested rotate of {unserved}/app (rotor.dev/rotate="), first
+    value = first.split("rotor.dev/rotate=", 1)[1].rstrip(")\n")
+    assert await _annotation(cluster, unserved, "app") == value
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert f"withdrew rotor.dev/rotate={value}: nothing will rotate later" in err.decode(), err
+    assert await _annotation(cluster, unserved, "app") is None
+
+    # --no-wait is the explicit "do it when you can": the request stays
+    left = await rotor(env, leaks, "rotate", "app", "-n", unserved, "--no-wait")
+    assert left.code == 0, left.lines
+    value = left.lines[0].split("rotor.dev/rotate=", 1)[1].rstrip(")")
+    assert await _annotation(cluster, unserved, "app") == value
 
 
 # --------------------------------------------------------------------------- import

@@ -3,6 +3,7 @@ sync or rotate request, .env parsing, the import backup file and the printed Man
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import datetime as dt
@@ -15,12 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from rotor.cli.actions import ROTATE, SYNC, outcome, progress, request_value
+from rotor.cli.actions import ROTATE, SYNC, blocked, outcome, progress, request_value, withdraw
 from rotor.cli.importer import EnvFileError, Remote, Source, managed_secret, parse_env, write_backup
 from rotor.cli.output import relative, render_table
 from rotor.cli.report import render_report
 from rotor.cli.status import render_status
 from rotor.inventory import index_objects, report_rows, risk_of, secret_keys, status_row
+from rotor.kube.gateway import KubeError
 
 NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -538,3 +540,97 @@ def test_managed_secret_owns_or_adopts() -> None:
         "creationPolicy": "Merge",
         "type": "kubernetes.io/tls",
     }
+
+
+# --------------------------------------------------------------------------- rotate: fail fast, withdraw
+
+
+def _store(status: str | None, reason: str = "", message: str = "") -> dict[str, Any]:
+    conditions = [_cond("Ready", status, reason, message)] if status else []
+    return {"kind": "SecretStore", "metadata": {"name": "vault"}, "status": {"conditions": conditions}}
+
+
+@pytest.mark.parametrize(
+    ("store", "ready", "want"),
+    [
+        (None, None, "SecretStore 'vault' does not exist"),
+        (
+            _store("False", "AuthFailed", "permission denied"),
+            None,
+            "SecretStore 'vault' is not Ready: AuthFailed: permission denied",
+        ),
+        (
+            _store("True", "Valid"),
+            _cond("Ready", "False", "Forbidden", "namespace team-a may not use it"),
+            "ManagedSecret cannot use SecretStore 'vault': Forbidden: namespace team-a may not use it",
+        ),
+        (_store("True", "Valid"), _cond("Ready", "False", "StoreNotReady", "x"), "StoreNotReady: x"),
+        # not refusals: a store not looked at yet, a sync failing for a reason a rotation may fix
+        (_store(None), None, None),
+        (_store("True", "Valid"), _cond("Ready", "False", "KeyNotFound", "y"), None),
+        (_store("True", "Valid"), _cond("Ready", "True", "Synced"), None),
+    ],
+)
+def test_rotate_is_blocked_by_the_store_or_a_refused_sync(
+    store: dict[str, Any] | None, ready: dict[str, str] | None, want: str | None
+) -> None:
+    ms = _ms("db", status={"conditions": [ready] if ready else []})
+    why = blocked(ms, store, "SecretStore 'vault'")
+    if want is None or want.startswith(("SecretStore", "ManagedSecret")):
+        assert why == want
+    else:
+        assert why is not None and why.endswith(want)
+
+
+def test_a_stale_refused_sync_does_not_block() -> None:
+    ms = _ms("db", status={"conditions": [{**_cond("Ready", "False", "Forbidden"), "observedGeneration": 1}]})
+    ms["metadata"]["generation"] = 2  # the spec changed since: the operator has not judged it yet
+    assert blocked(ms, _store("True", "Valid"), "SecretStore 'vault'") is None
+
+
+class _Gateway:
+    """Just what ``withdraw`` uses: get_object and a merge patch that honours resourceVersion."""
+
+    def __init__(self, ms: dict[str, Any], bump_once: bool = False) -> None:
+        self.ms = ms
+        self.bump_once = bump_once
+        self.patches: list[dict[str, Any]] = []
+
+    async def get_object(self, kind: str, name: str, namespace: str | None) -> dict[str, Any]:
+        return json.loads(json.dumps(self.ms))
+
+    async def patch_object(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
+        self.patches.append(patch)
+        if self.bump_once:  # someone wrote in between: the precondition fails once
+            self.bump_once = False
+            self.ms["metadata"]["resourceVersion"] = str(int(self.ms["metadata"]["resourceVersion"]) + 1)
+            raise KubeError(409, "the object has been modified")
+        assert patch["metadata"]["resourceVersion"] == self.ms["metadata"]["resourceVersion"]
+        for key, value in patch["metadata"]["annotations"].items():
+            if value is None:
+                self.ms["metadata"]["annotations"].pop(key, None)
+
+
+def _requested(value: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    ms = _ms("db", status=status)
+    ms["metadata"].update({"resourceVersion": "7", "annotations": {"rotor.dev/rotate": value}})
+    return ms
+
+
+def test_an_abandoned_request_is_withdrawn() -> None:
+    gateway = _Gateway(_requested("mine"), bump_once=True)
+    note = asyncio.run(withdraw(gateway, "team-a", "db", ROTATE, "mine"))  # type: ignore[arg-type]
+    assert note == "withdrew rotor.dev/rotate=mine: nothing will rotate later"
+    assert gateway.ms["metadata"]["annotations"] == {}
+    assert len(gateway.patches) == 2  # the 409 made it look again
+
+
+def test_a_request_taken_or_replaced_is_left_alone() -> None:
+    taken = _Gateway(_requested("mine", {"rotation": {"lastRotateRequest": "mine", "phase": "Written"}}))
+    note = asyncio.run(withdraw(taken, "team-a", "db", ROTATE, "mine"))  # type: ignore[arg-type]
+    assert note.startswith("the operator had already taken rotor.dev/rotate=mine")
+    replaced = _Gateway(_requested("someone-else"))
+    note = asyncio.run(withdraw(replaced, "team-a", "db", ROTATE, "mine"))  # type: ignore[arg-type]
+    assert note == "rotor.dev/rotate no longer holds mine: left as it is"
+    assert taken.patches == [] and replaced.patches == []
+    assert replaced.ms["metadata"]["annotations"] == {"rotor.dev/rotate": "someone-else"}
