@@ -241,6 +241,50 @@ async def test_future_times_and_a_failed_rotation_are_visible(
     assert risks["generate"][2] == "ok"
 
 
+async def test_rough_edges(cluster: Cluster, env: Any, namespace: str, leaks: Any, tmp_path: Path) -> None:
+    """-o yaml, a namespace that does not exist, a kubeconfig that does not exist: each said in one
+    line, with the documented exit code."""
+    await _good_and_failing(cluster, env, namespace, leaks)
+    as_yaml = await rotor(env, leaks, "status", "-n", namespace, "-o", "yaml")
+    assert as_yaml.code == 0, as_yaml.err
+    items = {i["name"]: i for i in yaml.safe_load(as_yaml.out)["items"]}
+    assert items["good"]["ready"] is True and items["bad"]["ready"] is False
+    report = await rotor(env, leaks, "report", "-n", namespace, "-o", "yaml")
+    assert report.code == 0, report.err
+    assert {i["name"]: i["risk"] for i in yaml.safe_load(report.out)["items"]} == {
+        "good": "no-rotation",
+        "bad": "not-ready",
+    }
+    wide = await rotor(env, leaks, "report", "-n", namespace, "-o", "wide")
+    assert wide.code == 0 and "SOURCE-VERSIONS" in wide.out.splitlines()[0]
+
+    nowhere = f"{namespace}-gone"
+    for args in (("status", "-n", nowhere), ("report", "-n", nowhere), ("sync", "good", "-n", nowhere)):
+        missing = await rotor(env, leaks, *args)
+        assert missing.code == 1, missing.lines
+        assert missing.err.startswith(f"error: namespace {nowhere} does not exist"), missing.err
+        assert len(missing.err.splitlines()) == 1
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rotor.cli.main",
+        "status",
+        env={**os.environ, "KUBECONFIG": str(tmp_path / "no-such-kubeconfig")},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 1 and out == b""
+    assert err.decode().splitlines() == [
+        f"error: KUBECONFIG={tmp_path / 'no-such-kubeconfig'}: no such file; point KUBECONFIG at your "
+        "cluster's kubeconfig, or pass --kubeconfig PATH"
+    ]
+
+    usage = await rotor(env, leaks, "status", "-n", namespace, "-o", "xml")
+    assert usage.code == 2 and "invalid choice: 'xml'" in usage.err
+
+
 # --------------------------------------------------------------------------- sync and rotate
 
 
@@ -545,9 +589,11 @@ async def test_import_refuses_to_overwrite_without_force(
     assert refused.lines[-1].startswith(
         f"✘ refusing to overwrite: aws-secretsmanager '{key}' already holds a value"
     )
+    assert "nothing was written (no backup either)" in refused.lines[-1]
     assert json.loads(sm.get_secret_value(SecretId=key, VersionStage="AWSCURRENT")["SecretString"]) == values
-    kept = json.loads(_backup_path(refused).read_text())["previous"]["data"]
-    assert {k: base64.b64decode(v).decode() for k, v in kept.items()} == values
+    # refused before the backup: no copy of the values is left on disk for a write that never happened
+    assert not any(line.startswith("backup written to ") for line in refused.lines)
+    assert [p.name for p in Path(backups).iterdir()] == [_backup_path(first).name]
 
     forced = await rotor(
         env,
@@ -571,6 +617,8 @@ async def test_import_refuses_to_overwrite_without_force(
     assert json.loads(sm.get_secret_value(SecretId=key, VersionStage="AWSCURRENT")["SecretString"]) == {
         "ONLY": replacement
     }, forced.lines
+    kept = json.loads(_backup_path(forced).read_text())["previous"]["data"]  # --force: the old value kept
+    assert {k: base64.b64decode(v).decode() for k, v in kept.items()} == values
     manifest = yaml.safe_load(forced.out)
     assert manifest["kind"] == "ManagedSecret" and manifest["metadata"] == {
         "name": "other",

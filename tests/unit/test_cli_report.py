@@ -18,7 +18,7 @@ import yaml
 
 from rotor.cli.actions import ROTATE, SYNC, blocked, outcome, progress, request_value, withdraw
 from rotor.cli.importer import EnvFileError, Remote, Source, managed_secret, parse_env, write_backup
-from rotor.cli.output import relative, render_table
+from rotor.cli.output import CliError, check_kubeconfig, one_line, relative, render_table
 from rotor.cli.report import render_report
 from rotor.cli.status import render_status
 from rotor.inventory import index_objects, report_rows, risk_of, secret_keys, status_row
@@ -634,3 +634,40 @@ def test_a_request_taken_or_replaced_is_left_alone() -> None:
     assert note == "rotor.dev/rotate no longer holds mine: left as it is"
     assert taken.patches == [] and replaced.patches == []
     assert replaced.ms["metadata"]["annotations"] == {"rotor.dev/rotate": "someone-else"}
+
+
+# --------------------------------------------------------------------------- one line, kubeconfig
+
+
+def test_multi_line_backend_errors_are_folded_into_one_line() -> None:
+    vault = "1 error occurred:\n\t* permission denied\n\n"
+    assert one_line(vault) == "1 error occurred:; * permission denied"
+    assert (
+        render_table(["A", "MESSAGE"], [["x", vault]])
+        == "A   MESSAGE\nx   1 error occurred:; * permission denied\n"
+    )
+    failed = {
+        "rotation": {"phase": "Failed", "lastRotateRequest": "mine"},
+        "conditions": [_cond("Rotating", "False", "Failed", "write refused:\n  403 Forbidden\n")],
+    }
+    result = outcome(_answered(failed), ROTATE, "mine")
+    assert (
+        result is not None and result.line == "✘ rotation of db failed: Failed: write refused:; 403 Forbidden"
+    )
+
+
+def test_a_missing_kubeconfig_is_said_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(CliError) as info:
+        check_kubeconfig(None, {})
+    assert info.value.message == (
+        f"no kubeconfig: {tmp_path}/.kube/config does not exist and KUBECONFIG is not set; point "
+        "KUBECONFIG at your cluster's kubeconfig, or pass --kubeconfig PATH"
+    )
+    with pytest.raises(CliError, match=r"--kubeconfig\) does not exist"):
+        check_kubeconfig(str(tmp_path / "nope"), {})
+    with pytest.raises(CliError, match=r"^KUBECONFIG=/a:/b: no such file"):
+        check_kubeconfig(None, {"KUBECONFIG": "/a:/b"})
+    check_kubeconfig(None, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"})  # in a pod: in-cluster credentials
+    (tmp_path / "config").write_text("")
+    check_kubeconfig(None, {"KUBECONFIG": f"/a:{tmp_path / 'config'}"})

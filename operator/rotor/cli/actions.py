@@ -30,7 +30,15 @@ from typing import Any
 
 from rotor.api.duration import parse_duration
 from rotor.api.names import FORCE_SYNC_ANNOTATION, ROTATE_ANNOTATION
-from rotor.cli.output import CliError, add_connection_flags, connect, namespace_of, run_command
+from rotor.cli.output import (
+    CliError,
+    add_connection_flags,
+    connect,
+    namespace_of,
+    not_found,
+    one_line,
+    run_command,
+)
 from rotor.conditions import get_condition
 from rotor.kube.gateway import KubeError, KubeGateway
 
@@ -120,7 +128,7 @@ def progress(ms: Mapping[str, Any], action: Action) -> str:
 def _failure(cond: Mapping[str, Any] | None) -> str:
     if cond is None:
         return "Unknown: no condition reported"
-    return f"{cond.get('reason') or 'Unknown'}: {cond.get('message') or 'no message'}"
+    return f"{cond.get('reason') or 'Unknown'}: {one_line(cond.get('message') or '') or 'no message'}"
 
 
 def outcome(ms: Mapping[str, Any], action: Action, value: str) -> Outcome | None:
@@ -260,7 +268,7 @@ async def request_and_wait(
 ) -> int:
     ms = await gateway.get_object("ManagedSecret", name, namespace)
     if ms is None:
-        raise CliError(f"ManagedSecret {namespace}/{name} not found")
+        raise await not_found(gateway, "ManagedSecret", namespace, name)
     if action is ROTATE:
         await _refuse_rotation(gateway, ms, namespace)
         why = await _blocked_now(gateway, ms, namespace)
