@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -127,11 +128,12 @@ class Screen:
 
 def reach_lines(kubectl: str, kubeconfig: str) -> list[str]:
     """How a person reaches the demo's cluster from another terminal."""
+    rotor = shutil.which("rotor") or f"{shlex.quote(sys.executable)} -m rotor.cli.main"
     return [
         f"kubectl: {kubectl}",
         "reach the cluster from another terminal with:",
         f"  KUBECONFIG={shlex.quote(kubeconfig)} {shlex.quote(kubectl)} get ms -A",
-        f"  KUBECONFIG={shlex.quote(kubeconfig)} {shlex.quote(sys.executable)} -m rotor.cli.main status -A",
+        f"  KUBECONFIG={shlex.quote(kubeconfig)} {rotor} status -A",
     ]
 
 
