@@ -400,6 +400,59 @@ async def test_rotate_refuses_at_once_on_a_store_that_is_not_ready(
     assert (await cluster.secret_data(namespace, "app") or {})["password"] == password.encode()
 
 
+async def test_rotate_refuses_at_once_when_the_sync_is_forbidden(
+    cluster: Cluster, env: Any, namespace: str, leaks: Any
+) -> None:
+    """A ClusterSecretStore that does not allow the namespace: the ManagedSecret is Forbidden, and
+    `rotor rotate` says so at once instead of waiting for a rotation that cannot happen."""
+    store = f"css-{namespace}"
+    token, _ = env.vault_token_store(namespace)
+    await cluster.apply(token, namespace)
+    await cluster.apply(
+        {
+            "apiVersion": "rotor.dev/v1alpha1",
+            "kind": "ClusterSecretStore",
+            "metadata": {"name": store},
+            "spec": {
+                "provider": {
+                    "vault": {
+                        "server": env.vault_addr,
+                        "kv": {"mount": "secret", "version": 2},
+                        "auth": {
+                            "token": {
+                                "secretRef": {
+                                    "name": token["metadata"]["name"],
+                                    "key": "token",
+                                    "namespace": namespace,
+                                }
+                            }
+                        },
+                    }
+                },
+                "conditions": [{"namespaces": [f"{namespace}-other"]}],
+            },
+        }
+    )
+    try:
+        await cluster.apply(_policy(), namespace)
+        ms = _ms("app", store, dataFrom=[{"extract": {"key": f"{namespace}/app"}}])
+        ms["spec"]["storeRef"]["kind"] = "ClusterSecretStore"
+        ms["spec"]["rotation"] = {"policyRef": {"name": "pw"}, "keys": ["password"]}
+        await cluster.apply(ms, namespace)
+        await cluster.wait_condition(
+            "ManagedSecret", "app", namespace, status="False", reason="Forbidden", timeout=60
+        )
+        refused = await rotor(env, leaks, "rotate", "app", "-n", namespace)
+        assert refused.code == 3, refused.lines
+        assert refused.lines[-1].startswith(
+            f"error: cannot rotate {namespace}/app now: ManagedSecret cannot use ClusterSecretStore "
+            f"'{store}': Forbidden: "
+        ), refused.lines
+        assert await _annotation(cluster, namespace, "app") is None
+    finally:
+        await cluster.delete("ClusterSecretStore", store)
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def unserved(cluster: Cluster, env: Any) -> Any:
     """A namespace no operator serves (the session's operator skips iso-*), with a store, a policy

@@ -7,7 +7,10 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -100,5 +103,49 @@ async def test_demo_check_says_what_a_person_needs(tmp_path: Path) -> None:
         assert "rotation of demo/orders-db completed" in log
         for noise in ("StoreNotFound", "InvalidConfig"):
             assert noise not in log, f"{noise} in the operator log: the examples were applied out of order"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def test_demo_says_stopping_on_ctrl_c_and_stops_everything(tmp_path: Path) -> None:
+    """`rotor demo` until Ctrl-C: it says "stopping…", exits 0, and the servers it started are gone."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rotor.cli.main",
+        "demo",
+        "--keep-logs",
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+
+    async def until_watching() -> None:
+        assert proc.stdout is not None
+        while not seen or not seen[-1].startswith("rotor demo: watching; press Ctrl-C"):
+            line = (await proc.stdout.readline()).decode()
+            assert line, f"the demo ended early: {seen[-20:]}"
+            seen.append(line.rstrip("\n"))
+
+    try:
+        await asyncio.wait_for(until_watching(), timeout=600)
+    except BaseException:
+        proc.kill()
+        raise
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    lines = seen + out.decode().splitlines()
+    assert proc.returncode == 0, (lines[-20:], err.decode()[-2000:])
+    after = lines[lines.index(seen[-1]) :]
+    assert "rotor demo: stopping… (the operator, the AWS emulator, Vault and the control plane)" in after
+    kept = next(line for line in after if line.startswith("rotor demo: logs kept in "))
+    workdir = Path(kept.removeprefix("rotor demo: logs kept in ").split(" ", 1)[0])
+    try:
+        server = re.search(r"environment ready in [0-9.]+s: (https://127\.0\.0\.1:(\d+))", err.decode())
+        assert server is not None, err.decode()[-2000:]
+        with pytest.raises(OSError):  # the apiserver it started is gone
+            socket.create_connection(("127.0.0.1", int(server.group(2))), timeout=2).close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from rotor.cli.demo import Screen, reach_lines, rotation_summary
+from rotor.cli.demo import Screen, _state, reach_lines, rotation_summary
 from rotor.devenv.examples import EXAMPLES, documents, staged
 
 
@@ -39,6 +39,22 @@ def test_the_table_is_printed_only_when_it_changes_otherwise() -> None:
     for text in ("A\nB\n", "A\nB\n", "A\nC\n"):
         screen.show(text, footer="(updated)")
     assert out.getvalue() == "A\nB\nA\nC\n"
+    # relative times move every second: only a change of state prints the table again
+    keyed = io.StringIO()
+    screen = Screen(keyed)
+    screen.show("x   1s ago\n", key=("x", "True"))
+    screen.show("x   3s ago\n", key=("x", "True"))
+    screen.show("x   5s ago\n", key=("x", "False"))
+    assert keyed.getvalue() == "x   1s ago\nx   5s ago\n"
+
+
+def test_the_watched_state_leaves_out_relative_times() -> None:
+    def ms(synced: str) -> dict[str, object]:
+        ready = {"type": "Ready", "status": "True", "reason": "Synced"}
+        meta = {"namespace": "demo", "name": "a", "creationTimestamp": synced}
+        return {"metadata": meta, "spec": {}, "status": {"conditions": [ready], "lastSyncTime": synced}}
+
+    assert _state([ms("2025-03-01T12:00:00Z")]) == _state([ms("2025-03-01T12:05:00Z")])
 
 
 def test_reach_lines_name_kubectl_and_the_kubeconfig() -> None:

@@ -100,25 +100,27 @@ def _table(items: list[dict[str, Any]]) -> str:
 
 
 class Screen:
-    """Shows the table: redrawn in place on a terminal, printed again only when it changed
-    otherwise (a log file or a pipe gets no escape codes and no repeats)."""
+    """Shows the table: redrawn in place on a terminal; otherwise (a log file, a pipe) printed
+    again only when what it says changed (``key``; relative times alone do not count), with no
+    escape codes."""
 
     def __init__(self, out: TextIO = sys.stdout) -> None:
         self.out = out
         self.tty = out.isatty()
         self.drawn = 0  # lines of the last table, when redrawing in place
-        self.last = ""
+        self.last: object = None
 
-    def show(self, text: str, *, footer: str = "") -> None:
+    def show(self, text: str, *, footer: str = "", key: object = None) -> None:
+        key = text if key is None else key
         if self.tty:
             if self.drawn:
                 self.out.write(f"\x1b[{self.drawn}F\x1b[J")  # back to the table's first line, clear below
             block = text + (footer + "\n" if footer else "")
             self.out.write(block)
             self.drawn = block.count("\n")
-        elif text != self.last:
+        elif key != self.last:
             self.out.write(text)
-        self.last = text
+        self.last = key
         self.out.flush()
 
     def detach(self) -> None:
@@ -264,8 +266,17 @@ def _watch(kubectl: str, kubeconfig: str, *, sleep: Callable[[float], None] = ti
     screen = Screen()
     while True:
         stamp = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
-        screen.show(_table(_objects(kubectl, kubeconfig)), footer=f"(updated {stamp} UTC; Ctrl-C stops)")
+        items = _objects(kubectl, kubeconfig)
+        screen.show(_table(items), footer=f"(updated {stamp} UTC; Ctrl-C stops)", key=_state(items))
         sleep(WATCH_SECONDS)
+
+
+def _state(items: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """What the table says, without its relative times: printed again only when this changes."""
+    from rotor.inventory import status_row
+
+    rows = (status_row(ms) for ms in items)
+    return sorted((r.namespace, r.name, r.ready, r.reason, r.rotation, r.rotation_phase) for r in rows)
 
 
 def _wait_ready(port: int, operator: subprocess.Popen[bytes]) -> None:
