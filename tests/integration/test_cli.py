@@ -283,6 +283,7 @@ async def test_rough_edges(cluster: Cluster, env: Any, namespace: str, leaks: An
 
     usage = await rotor(env, leaks, "status", "-n", namespace, "-o", "xml")
     assert usage.code == 2 and "invalid choice: 'xml'" in usage.err
+    assert usage.err.splitlines() == [usage.err.strip()] and usage.err.startswith("error: ")
 
 
 # --------------------------------------------------------------------------- sync and rotate

@@ -671,3 +671,13 @@ def test_a_missing_kubeconfig_is_said_with_the_fix(tmp_path: Path, monkeypatch: 
     check_kubeconfig(None, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"})  # in a pod: in-cluster credentials
     (tmp_path / "config").write_text("")
     check_kubeconfig(None, {"KUBECONFIG": f"/a:{tmp_path / 'config'}"})
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from rotor.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["rotate", "--timeout", "0s", "app"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: argument --timeout: the timeout must be more than 0 (see: rotor rotate --help)\n"
