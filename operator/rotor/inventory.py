@@ -25,6 +25,7 @@ DEFAULT_STRATEGY = "Generate"  # RotationPolicySpec.strategy's default
 RISK_EXPIRED = "expired"
 RISK_EXPIRING = "expiring"
 RISK_NOT_READY = "not-ready"
+RISK_ROTATION_FAILED = "rotation-failed"
 RISK_NO_ROTATION = "no-rotation"
 RISK_OK = "ok"
 
@@ -63,6 +64,26 @@ class StatusRow:
     rotation_phase: str
     last_sync: dt.datetime | None
     created: dt.datetime | None
+    rotation: str = ""  # the Rotating condition's reason; "" when the ManagedSecret does not rotate
+    rotation_message: str = ""
+
+
+def rotation_health(ms: Mapping[str, Any]) -> tuple[str, str]:
+    """(reason, message) of the Rotating condition: ``Failed`` when the last rotation failed,
+    ``Succeeded``/``Scheduled`` at rest, the trigger while one runs; ("", "") without spec.rotation."""
+    if not (ms.get("spec") or {}).get("rotation"):
+        return "", ""
+    rotating = _condition(ms, "Rotating")
+    return str(rotating.get("reason") or ""), str(rotating.get("message") or "")
+
+
+def rotation_failed(ms: Mapping[str, Any]) -> bool:
+    rotating = _condition(ms, "Rotating")
+    return (
+        bool((ms.get("spec") or {}).get("rotation"))
+        and rotating.get("status") == "False"
+        and rotating.get("reason") == "Failed"
+    )
 
 
 def status_row(ms: Mapping[str, Any]) -> StatusRow:
@@ -71,6 +92,7 @@ def status_row(ms: Mapping[str, Any]) -> StatusRow:
     status = _status(ms)
     ready = _condition(ms, "Ready")
     expiry = status.get("expiry") or {}
+    rotation, rotation_message = rotation_health(ms)
     return StatusRow(
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name") or ""),
@@ -85,6 +107,8 @@ def status_row(ms: Mapping[str, Any]) -> StatusRow:
         rotation_phase=str(_rotation_status(ms).get("phase") or ""),
         last_sync=parse_time(status.get("lastSyncTime")),
         created=parse_time(meta.get("creationTimestamp")),
+        rotation=rotation,
+        rotation_message=rotation_message,
     )
 
 
@@ -114,6 +138,7 @@ class ReportRow:
     ready: str = "Unknown"
     reason: str = ""
     risk: str = RISK_OK
+    rotation: str = ""  # the Rotating condition's reason; "" when the ManagedSecret does not rotate
 
 
 def secret_keys(spec: Mapping[str, Any]) -> tuple[str, ...]:
@@ -152,7 +177,7 @@ def strategy_of(policy: Mapping[str, Any] | None) -> str:
 
 def risk_of(ms: Mapping[str, Any], now: dt.datetime) -> str:
     """The one word a reviewer sorts by, most urgent first: expired, expiring, not-ready,
-    no-rotation, ok."""
+    rotation-failed, no-rotation, ok."""
     expiring = _condition(ms, "Expiring")
     not_after = parse_time((_status(ms).get("expiry") or {}).get("notAfter"))
     if expiring.get("reason") == "Expired" or (not_after is not None and not_after <= now):
@@ -161,6 +186,8 @@ def risk_of(ms: Mapping[str, Any], now: dt.datetime) -> str:
         return RISK_EXPIRING
     if _condition(ms, "Ready").get("status") != "True":
         return RISK_NOT_READY
+    if rotation_failed(ms):
+        return RISK_ROTATION_FAILED
     if not (ms.get("spec") or {}).get("rotation"):
         return RISK_NO_ROTATION
     return RISK_OK
@@ -198,6 +225,7 @@ def report_row(ms: Mapping[str, Any], objects: ObjectIndex, now: dt.datetime) ->
         ready=str(ready.get("status") or "Unknown"),
         reason=str(ready.get("reason") or ""),
         risk=risk_of(ms, now),
+        rotation=rotation_health(ms)[0],
     )
 
 

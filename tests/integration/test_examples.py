@@ -3,8 +3,17 @@ values `rotor demo` seeds), every ManagedSecret becomes Ready with the data the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +63,89 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
     assert flags is not None and flags["new-checkout"] == b"true"
     api = await cluster.secret_data("demo", "api-keys")
     assert api is not None and set(api) == {"stripe-key", "webhook-secret"}
+
+
+async def test_demo_check_says_what_a_person_needs(tmp_path: Path) -> None:
+    """`rotor demo --check --keep-logs`, run as a person runs it (its own servers): it says how to
+    reach its cluster, applies stores before their users (no StoreNotFound or InvalidConfig in the
+    operator's log), shows what the rotation did, and says where it kept the logs."""
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "rotor.cli.main", "demo", "--check", "--keep-logs", "--timeout", "240"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    kubectl = next(line for line in lines if line.startswith("rotor demo: kubectl: ")).split(": ", 2)[2]
+    assert Path(kubectl).is_file()
+    reach = next(line for line in lines if " get ms -A" in line).strip().removeprefix("rotor demo:").strip()
+    assert reach.startswith("KUBECONFIG=") and reach.endswith(f"{kubectl} get ms -A"), reach
+    kubeconfig = Path(reach.split()[0].removeprefix("KUBECONFIG="))
+
+    start = lines.index("rotor demo: rotated demo/orders-db:")
+    rotation = [line.removeprefix("rotor demo: ") for line in lines[start : start + 5]]
+    assert rotation[1] == "  source apps/orders-db: version 1 -> 2", rotation
+    assert rotation[2] == "  Secret demo/orders-db keys: password, password_previous, username", rotation
+    assert rotation[3].startswith("  password_previous: the old value, kept until "), rotation
+    assert rotation[4] == "  restarted: Deployment/orders (rollout: Auto, they read the Secret)", rotation
+    assert "rotor demo: check passed: 9 ManagedSecrets Ready and a rotation completed" in lines
+
+    assert "rotor demo: stopping… (the operator, the AWS emulator, Vault and the control plane)" in lines
+    kept = next(line for line in lines if line.startswith("rotor demo: logs kept in "))
+    workdir = Path(kept.removeprefix("rotor demo: logs kept in ").split(" ", 1)[0])
+    try:
+        assert kubeconfig.is_file() and kubeconfig.is_relative_to(workdir)
+        log = (workdir / "operator.log").read_text()
+        assert "rotation of demo/orders-db completed" in log
+        for noise in ("StoreNotFound", "InvalidConfig"):
+            assert noise not in log, f"{noise} in the operator log: the examples were applied out of order"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def test_demo_says_stopping_on_ctrl_c_and_stops_everything(tmp_path: Path) -> None:
+    """`rotor demo` until Ctrl-C: it says "stopping…", exits 0, and the servers it started are gone."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rotor.cli.main",
+        "demo",
+        "--keep-logs",
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+
+    async def until_watching() -> None:
+        assert proc.stdout is not None
+        while not seen or not seen[-1].startswith("rotor demo: watching; press Ctrl-C"):
+            line = (await proc.stdout.readline()).decode()
+            assert line, f"the demo ended early: {seen[-20:]}"
+            seen.append(line.rstrip("\n"))
+
+    try:
+        await asyncio.wait_for(until_watching(), timeout=600)
+    except BaseException:
+        proc.kill()
+        raise
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    lines = seen + out.decode().splitlines()
+    assert proc.returncode == 0, (lines[-20:], err.decode()[-2000:])
+    after = lines[lines.index(seen[-1]) :]
+    assert "rotor demo: stopping… (the operator, the AWS emulator, Vault and the control plane)" in after
+    kept = next(line for line in after if line.startswith("rotor demo: logs kept in "))
+    workdir = Path(kept.removeprefix("rotor demo: logs kept in ").split(" ", 1)[0])
+    try:
+        server = re.search(r"environment ready in [0-9.]+s: (https://127\.0\.0\.1:(\d+))", err.decode())
+        assert server is not None, err.decode()[-2000:]
+        with pytest.raises(OSError):  # the apiserver it started is gone
+            socket.create_connection(("127.0.0.1", int(server.group(2))), timeout=2).close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

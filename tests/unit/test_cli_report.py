@@ -3,6 +3,7 @@ sync or rotate request, .env parsing, the import backup file and the printed Man
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import datetime as dt
@@ -13,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from rotor.cli.actions import ROTATE, SYNC, outcome, progress, request_value
+from rotor.cli.actions import ROTATE, SYNC, blocked, outcome, progress, request_value, withdraw
 from rotor.cli.importer import EnvFileError, Remote, Source, managed_secret, parse_env, write_backup
-from rotor.cli.output import relative, render_table
+from rotor.cli.output import CliError, check_kubeconfig, one_line, relative, render_table
 from rotor.cli.report import render_report
 from rotor.cli.status import render_status
 from rotor.inventory import index_objects, report_rows, risk_of, secret_keys, status_row
+from rotor.kube.gateway import KubeError
 
 NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -66,6 +69,7 @@ ROTATED = _ms(
         "conditions": [
             _cond("Ready", "True", "Synced", "Secret db matches the source"),
             _cond("Expiring", "False", "ExpiresSoon"),
+            _cond("Rotating", "False", "Succeeded", "no rotation in progress"),
         ],
         "secretName": "db",
         "lastSyncTime": "2025-03-01T09:00:00Z",
@@ -194,16 +198,28 @@ def test_secret_keys_are_names_and_source_markers() -> None:
 
 # --------------------------------------------------------------------------- report formats (golden)
 
+REPORT_WIDE = """\
+NAMESPACE   NAME   STORE               PROVIDER   KEYS                           SOURCE-VERSIONS            LAST-SYNC              LAST-ROTATION          ROTATION-POLICY                STRATEGY   NOT-AFTER              RENEWAL                NEXT-ROTATION          READY   REASON        ROTATION    RISK
+team-a      api    SecretStore/aws     aws        find:/apps/ (^api-);URL        -                          -                      -                      -                              -          -                      -                      -                      False   KeyNotFound   -           not-ready
+team-a      db     SecretStore/vault   vault      password;extract:apps/common   apps/common=2;password=7   2025-03-01T09:00:00Z   2025-02-28T12:00:00Z   ClusterRotationPolicy/db-30d   Generate   2025-03-30T12:00:00Z   2025-03-20T12:00:00Z   2025-03-30T12:00:00Z   True    Synced        Succeeded   ok
+"""
+
 REPORT_TABLE = """\
-NAMESPACE   NAME   STORE               PROVIDER   KEYS                           SOURCE-VERSIONS            LAST-SYNC              LAST-ROTATION          ROTATION-POLICY                STRATEGY   NOT-AFTER              RENEWAL                NEXT-ROTATION          READY   REASON        RISK
-team-a      api    SecretStore/aws     aws        find:/apps/ (^api-);URL        -                          -                      -                      -                              -          -                      -                      -                      False   KeyNotFound   not-ready
-team-a      db     SecretStore/vault   vault      password;extract:apps/common   apps/common=2;password=7   2025-03-01T09:00:00Z   2025-02-28T12:00:00Z   ClusterRotationPolicy/db-30d   Generate   2025-03-30T12:00:00Z   2025-03-20T12:00:00Z   2025-03-30T12:00:00Z   True    Synced        ok
+NAMESPACE   NAME   STORE               READY   REASON        ROTATION    LAST-ROTATION   NOT-AFTER    RISK
+team-a      api    SecretStore/aws     False   KeyNotFound   -           -               -            not-ready
+team-a      db     SecretStore/vault   True    Synced        Succeeded   2025-02-28      2025-03-30   ok
 """
 
 
 def test_report_table() -> None:
     out = render_report(report_rows([ROTATED, FAILING], _objects(), NOW), "table", NOW)
     assert out == REPORT_TABLE
+    assert max(len(line) for line in out.splitlines()) <= 120
+
+
+def test_report_wide_has_every_column() -> None:
+    out = render_report(report_rows([ROTATED, FAILING], _objects(), NOW), "wide", NOW)
+    assert out == REPORT_WIDE
 
 
 def test_report_json_has_stable_camelcase_keys() -> None:
@@ -224,11 +240,22 @@ def test_report_json_has_stable_camelcase_keys() -> None:
         "notAfter": "2025-03-30T12:00:00Z",
         "renewalTime": "2025-03-20T12:00:00Z",
         "nextRotationTime": "2025-03-30T12:00:00Z",
-        "ready": "True",
+        "ready": True,
         "reason": "Synced",
+        "rotation": "Succeeded",
         "risk": "ok",
     }
     assert doc["items"][0]["lastSyncTime"] is None and doc["items"][0]["risk"] == "not-ready"
+    assert doc["items"][0]["ready"] is False and doc["items"][0]["rotation"] is None
+
+
+def test_report_and_status_yaml_are_the_json_documents() -> None:
+    rows = report_rows([ROTATED, FAILING], _objects(), NOW)
+    assert yaml.safe_load(render_report(rows, "yaml", NOW)) == json.loads(render_report(rows, "json", NOW))
+    statuses = [status_row(ROTATED), status_row(FAILING)]
+    as_yaml = yaml.safe_load(render_status(statuses, "yaml", NOW))
+    assert as_yaml == json.loads(render_status(statuses, "json", NOW))
+    assert as_yaml["items"][0]["ready"] is True and as_yaml["items"][1]["ready"] is False
 
 
 def test_report_csv_has_a_header_row() -> None:
@@ -251,6 +278,7 @@ def test_report_csv_has_a_header_row() -> None:
         "",
         "False",
         "KeyNotFound",
+        "",
         "not-ready",
     ]
     assert rows[2][4:6] == ["password;extract:apps/common", "apps/common=2;password=7"]
@@ -270,9 +298,9 @@ def test_status_table_uses_relative_times() -> None:
     assert (
         out
         == """\
-NAMESPACE   NAME   READY   REASON        SECRET   EXPIRES   NEXT-ROTATION   LAST-SYNC   AGE
-team-a      db     True    Synced        db       in 29d    in 29d          3h ago      28d
-team-a      api    False   KeyNotFound   api      -         -               -           28d
+NAMESPACE   NAME   READY   REASON        ROTATION    SECRET   EXPIRES   NEXT-ROTATION   LAST-SYNC   AGE
+team-a      db     True    Synced        Succeeded   db       in 29d    in 29d          3h ago      28d
+team-a      api    False   KeyNotFound   -           api      -         -               -           28d
 """
     )
 
@@ -284,6 +312,53 @@ def test_status_wide_and_json() -> None:
     doc = json.loads(render_status([status_row(ROTATED)], "json", NOW))
     assert doc["items"][0]["notAfter"] == "2025-03-30T12:00:00Z"
     assert doc["items"][0]["rotationPhase"] == "Completed"
+
+
+ROTATION_FAILED = _ms(
+    "orders",
+    spec=ROTATED["spec"],
+    status={
+        **ROTATED["status"],
+        "conditions": [
+            _cond("Ready", "True", "Synced", "Secret orders matches the source"),
+            _cond("Rotating", "False", "Failed", "rotation needs write access to the source"),
+        ],
+        "rotation": {"phase": "Failed", "nextRotationTime": "2025-03-30T12:00:00Z"},
+    },
+)
+
+
+def test_a_failed_rotation_is_visible_in_status_and_report() -> None:
+    """Ready=True Synced must not hide a failed rotation: the default views name it."""
+    out = render_status([status_row(ROTATION_FAILED)], "table", NOW)
+    header, row = (line.split() for line in out.splitlines())
+    assert dict(zip(header, row, strict=False))["ROTATION"] == "Failed"
+    wide = render_status([status_row(ROTATION_FAILED)], "wide", NOW)
+    assert wide.splitlines()[0].endswith("ROTATION-MESSAGE")
+    assert wide.splitlines()[1].endswith("rotation needs write access to the source")
+    doc = json.loads(render_status([status_row(ROTATION_FAILED)], "json", NOW))
+    assert doc["items"][0]["rotation"] == "Failed"
+    assert doc["items"][0]["rotationMessage"] == "rotation needs write access to the source"
+    assert risk_of(ROTATION_FAILED, NOW) == "rotation-failed"
+    (row_,) = report_rows([ROTATION_FAILED], _objects(), NOW)
+    assert (row_.ready, row_.rotation, row_.risk) == ("True", "Failed", "rotation-failed")
+    header, row = (line.split() for line in render_report([row_], "table", NOW).splitlines())
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["READY"], cells["ROTATION"], cells["RISK"]) == ("True", "Failed", "rotation-failed")
+
+
+def test_a_rotation_that_succeeded_or_runs_is_not_a_risk() -> None:
+    running = _ms(
+        "orders",
+        spec=ROTATED["spec"],
+        status={
+            "conditions": [_cond("Ready", "True", "Synced"), _cond("Rotating", "True", "Manual")],
+            "rotation": {"phase": "Written"},
+        },
+    )
+    assert risk_of(running, NOW) == "ok"
+    assert status_row(running).rotation == "Manual"
+    assert status_row(FAILING).rotation == ""  # no spec.rotation: nothing to say
 
 
 @pytest.mark.parametrize(
@@ -465,3 +540,144 @@ def test_managed_secret_owns_or_adopts() -> None:
         "creationPolicy": "Merge",
         "type": "kubernetes.io/tls",
     }
+
+
+# --------------------------------------------------------------------------- rotate: fail fast, withdraw
+
+
+def _store(status: str | None, reason: str = "", message: str = "") -> dict[str, Any]:
+    conditions = [_cond("Ready", status, reason, message)] if status else []
+    return {"kind": "SecretStore", "metadata": {"name": "vault"}, "status": {"conditions": conditions}}
+
+
+@pytest.mark.parametrize(
+    ("store", "ready", "want"),
+    [
+        (None, None, "SecretStore 'vault' does not exist"),
+        (
+            _store("False", "AuthFailed", "permission denied"),
+            None,
+            "SecretStore 'vault' is not Ready: AuthFailed: permission denied",
+        ),
+        (
+            _store("True", "Valid"),
+            _cond("Ready", "False", "Forbidden", "namespace team-a may not use it"),
+            "ManagedSecret cannot use SecretStore 'vault': Forbidden: namespace team-a may not use it",
+        ),
+        (_store("True", "Valid"), _cond("Ready", "False", "StoreNotReady", "x"), "StoreNotReady: x"),
+        # not refusals: a store not looked at yet, a sync failing for a reason a rotation may fix
+        (_store(None), None, None),
+        (_store("True", "Valid"), _cond("Ready", "False", "KeyNotFound", "y"), None),
+        (_store("True", "Valid"), _cond("Ready", "True", "Synced"), None),
+    ],
+)
+def test_rotate_is_blocked_by_the_store_or_a_refused_sync(
+    store: dict[str, Any] | None, ready: dict[str, str] | None, want: str | None
+) -> None:
+    ms = _ms("db", status={"conditions": [ready] if ready else []})
+    why = blocked(ms, store, "SecretStore 'vault'")
+    if want is None or want.startswith(("SecretStore", "ManagedSecret")):
+        assert why == want
+    else:
+        assert why is not None and why.endswith(want)
+
+
+def test_a_stale_refused_sync_does_not_block() -> None:
+    ms = _ms("db", status={"conditions": [{**_cond("Ready", "False", "Forbidden"), "observedGeneration": 1}]})
+    ms["metadata"]["generation"] = 2  # the spec changed since: the operator has not judged it yet
+    assert blocked(ms, _store("True", "Valid"), "SecretStore 'vault'") is None
+
+
+class _Gateway:
+    """Just what ``withdraw`` uses: get_object and a merge patch that honours resourceVersion."""
+
+    def __init__(self, ms: dict[str, Any], bump_once: bool = False) -> None:
+        self.ms = ms
+        self.bump_once = bump_once
+        self.patches: list[dict[str, Any]] = []
+
+    async def get_object(self, kind: str, name: str, namespace: str | None) -> dict[str, Any]:
+        return json.loads(json.dumps(self.ms))
+
+    async def patch_object(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
+        self.patches.append(patch)
+        if self.bump_once:  # someone wrote in between: the precondition fails once
+            self.bump_once = False
+            self.ms["metadata"]["resourceVersion"] = str(int(self.ms["metadata"]["resourceVersion"]) + 1)
+            raise KubeError(409, "the object has been modified")
+        assert patch["metadata"]["resourceVersion"] == self.ms["metadata"]["resourceVersion"]
+        for key, value in patch["metadata"]["annotations"].items():
+            if value is None:
+                self.ms["metadata"]["annotations"].pop(key, None)
+
+
+def _requested(value: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    ms = _ms("db", status=status)
+    ms["metadata"].update({"resourceVersion": "7", "annotations": {"rotor.dev/rotate": value}})
+    return ms
+
+
+def test_an_abandoned_request_is_withdrawn() -> None:
+    gateway = _Gateway(_requested("mine"), bump_once=True)
+    note = asyncio.run(withdraw(gateway, "team-a", "db", ROTATE, "mine"))  # type: ignore[arg-type]
+    assert note == "withdrew rotor.dev/rotate=mine: nothing will rotate later"
+    assert gateway.ms["metadata"]["annotations"] == {}
+    assert len(gateway.patches) == 2  # the 409 made it look again
+
+
+def test_a_request_taken_or_replaced_is_left_alone() -> None:
+    taken = _Gateway(_requested("mine", {"rotation": {"lastRotateRequest": "mine", "phase": "Written"}}))
+    note = asyncio.run(withdraw(taken, "team-a", "db", ROTATE, "mine"))  # type: ignore[arg-type]
+    assert note.startswith("the operator had already taken rotor.dev/rotate=mine")
+    replaced = _Gateway(_requested("someone-else"))
+    note = asyncio.run(withdraw(replaced, "team-a", "db", ROTATE, "mine"))  # type: ignore[arg-type]
+    assert note == "rotor.dev/rotate no longer holds mine: left as it is"
+    assert taken.patches == [] and replaced.patches == []
+    assert replaced.ms["metadata"]["annotations"] == {"rotor.dev/rotate": "someone-else"}
+
+
+# --------------------------------------------------------------------------- one line, kubeconfig
+
+
+def test_multi_line_backend_errors_are_folded_into_one_line() -> None:
+    vault = "1 error occurred:\n\t* permission denied\n\n"
+    assert one_line(vault) == "1 error occurred:; * permission denied"
+    assert (
+        render_table(["A", "MESSAGE"], [["x", vault]])
+        == "A   MESSAGE\nx   1 error occurred:; * permission denied\n"
+    )
+    failed = {
+        "rotation": {"phase": "Failed", "lastRotateRequest": "mine"},
+        "conditions": [_cond("Rotating", "False", "Failed", "write refused:\n  403 Forbidden\n")],
+    }
+    result = outcome(_answered(failed), ROTATE, "mine")
+    assert (
+        result is not None and result.line == "✘ rotation of db failed: Failed: write refused:; 403 Forbidden"
+    )
+
+
+def test_a_missing_kubeconfig_is_said_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(CliError) as info:
+        check_kubeconfig(None, {})
+    assert info.value.message == (
+        f"no kubeconfig: {tmp_path}/.kube/config does not exist and KUBECONFIG is not set; point "
+        "KUBECONFIG at your cluster's kubeconfig, or pass --kubeconfig PATH"
+    )
+    with pytest.raises(CliError, match=r"--kubeconfig\) does not exist"):
+        check_kubeconfig(str(tmp_path / "nope"), {})
+    with pytest.raises(CliError, match=r"^KUBECONFIG=/a:/b: no such file"):
+        check_kubeconfig(None, {"KUBECONFIG": "/a:/b"})
+    check_kubeconfig(None, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"})  # in a pod: in-cluster credentials
+    (tmp_path / "config").write_text("")
+    check_kubeconfig(None, {"KUBECONFIG": f"/a:{tmp_path / 'config'}"})
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from rotor.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["rotate", "--timeout", "0s", "app"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: argument --timeout: the timeout must be more than 0 (see: rotor rotate --help)\n"

@@ -113,9 +113,12 @@ def test_managed_secret_columns() -> None:
     assert _columns("ManagedSecret") == {
         "Ready": ("string", '.status.conditions[?(@.type=="Ready")].status'),
         "Reason": ("string", '.status.conditions[?(@.type=="Ready")].reason'),
-        "Expires": ("date", ".status.expiry.notAfter"),
-        "Next Rotation": ("date", ".status.rotation.nextRotationTime"),
+        "Rotation": ("string", '.status.conditions[?(@.type=="Rotating")].reason'),
+        # future times as strings: a date column shows <invalid> for anything ahead of now
+        "Expires": ("string", ".status.expiry.notAfter"),
+        "Next Rotation": ("string", ".status.rotation.nextRotationTime"),
         "Age": ("date", ".metadata.creationTimestamp"),
+        "Message": ("string", '.status.conditions[?(@.type=="Ready")].message'),
     }
 
 

@@ -219,7 +219,10 @@ class DataFromItem(SpecModel):
         default=None, description="Every property of one JSON or KV secret, each as a Secret key."
     )
     find: FindRef | None = Field(
-        default=None, description="Many remote secrets at once, each as a Secret key named after it."
+        default=None,
+        description="Many remote secrets at once, each as a Secret key named after what follows the "
+        "path, with '/' (and any character a Secret key may not hold) turned into '_': under path "
+        "/prod/web/, /prod/web/db/password becomes the key db_password.",
     )
     vault_database: VaultDatabaseRef | None = Field(
         default=None, description="Vault database static-role credentials: the keys username and password."

@@ -123,14 +123,35 @@ class ManagedSecret(Resource):
         short_names=("ms",),
         description="ManagedSecret says which remote values, from which store, become which Kubernetes "
         "Secret, how often they are refreshed, and how they are rotated.",
+        # Future times are shown as RFC 3339 strings: a ``date`` column renders only the past and
+        # shows ``<invalid>`` for any time ahead (kubectl's human durations do not go forwards).
         printer_columns=(
             _READY,
             _REASON,
-            PrinterColumn("Expires", "date", ".status.expiry.notAfter", "When the data stops being good."),
             PrinterColumn(
-                "Next Rotation", "date", ".status.rotation.nextRotationTime", "When the next rotation is due."
+                "Rotation",
+                "string",
+                '.status.conditions[?(@.type=="Rotating")].reason',
+                "The Rotating condition's reason: Failed when the last rotation failed; Succeeded, "
+                "Scheduled, or the trigger (Manual, Expiring) while one runs.",
+            ),
+            PrinterColumn(
+                "Expires", "string", ".status.expiry.notAfter", "When the data stops being good (UTC)."
+            ),
+            PrinterColumn(
+                "Next Rotation",
+                "string",
+                ".status.rotation.nextRotationTime",
+                "When the next rotation is due (UTC).",
             ),
             _AGE,
+            PrinterColumn(
+                "Message",
+                "string",
+                '.status.conditions[?(@.type=="Ready")].message',
+                "The Ready condition's message (with -o wide).",
+                priority=1,
+            ),
         ),
     )
 

@@ -199,9 +199,18 @@ class ManagedSecretStatus(StatusModel):
         json_schema_extra=CONDITIONS_LIST,
     )
     secret_name: str | None = Field(default=None, description="Name of the Secret written.")
-    last_sync_time: Timestamp | None = Field(default=None, description="When the source was last read.")
+    last_sync_time: Timestamp | None = Field(
+        default=None,
+        description="When the Secret's data last changed: the first sync, or a sync that found new "
+        "values at the source. A refresh that finds nothing new does not move it (such refreshes "
+        "write no status), so it is not when the source was last read. The metric "
+        "rotor_managedsecret_last_sync_timestamp_seconds is this same time.",
+    )
     next_refresh_time: Timestamp | None = Field(
-        default=None, description="When the source will be read again."
+        default=None,
+        description="The next refresh planned when this status was last written. Refreshes that "
+        "find nothing new write no status, so this is not moved forward by each of them: once it "
+        "is past, the source has been read on schedule since and nothing has changed.",
     )
     source_versions: dict[str, str] = Field(
         default_factory=dict, description="The provider's version id of each Secret key's source."

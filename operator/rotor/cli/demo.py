@@ -1,21 +1,34 @@
 """``rotor demo``: the whole job on one machine. It starts a local Kubernetes control plane, a
 Vault dev server and the AWS emulator, installs the CRDs, seeds the backends, runs the operator,
-applies examples/, then shows the Secrets being synced and rotated."""
+applies examples/ (stores before the ManagedSecrets that use them), then shows the Secrets being
+synced and one being rotated: the source versions before and after, the Secret's keys (names
+only: ``password_previous`` beside ``password``) and the workload restarted.
+
+It prints how to reach its cluster with kubectl while it runs, redraws its table in place on a
+terminal, and with ``--keep-logs`` keeps its work directory (operator log, kubeconfig, server
+logs) and says where."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
+WATCH_SECONDS = 2.0
+DEMO_DEBOUNCE = "3s"
+RESTART_WAIT_SECONDS = 45.0
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +45,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--examples", type=Path, default=None, help="folder of example manifests (default: examples/)"
     )
     p.add_argument(
-        "--keep", action="store_true", help="keep the work directory (logs, kubeconfig) afterwards"
+        "--keep-logs",
+        "--keep",
+        dest="keep",
+        action="store_true",
+        help="keep the work directory (operator log, kubeconfig, server logs) afterwards, and say where",
     )
     p.set_defaults(func=run)
 
@@ -60,6 +77,12 @@ def _objects(kubectl: str, kubeconfig: str) -> list[dict[str, Any]]:
     return list(json.loads(out).get("items", []))
 
 
+def _get(kubectl: str, kubeconfig: str, namespace: str, resource: str, name: str) -> dict[str, Any]:
+    return dict(
+        json.loads(_kubectl(kubectl, kubeconfig, "-n", namespace, "get", resource, name, "-o", "json"))
+    )
+
+
 def _ready(obj: dict[str, Any]) -> tuple[bool, str, str]:
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
@@ -68,24 +91,52 @@ def _ready(obj: dict[str, Any]) -> tuple[bool, str, str]:
 
 
 def _table(items: list[dict[str, Any]]) -> str:
-    rows = [("NAMESPACE", "NAME", "READY", "REASON", "EXPIRES", "NEXT ROTATION", "ROTATION")]
-    for obj in sorted(items, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"])):
-        ready, reason, _ = _ready(obj)
-        status = obj.get("status") or {}
-        rot = status.get("rotation") or {}
-        rows.append(
-            (
-                obj["metadata"]["namespace"],
-                obj["metadata"]["name"],
-                "True" if ready else "False",
-                reason,
-                (status.get("expiry") or {}).get("notAfter", "-"),
-                rot.get("nextRotationTime", "-"),
-                rot.get("phase", "-"),
-            )
-        )
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    """The same table as ``rotor status -A``."""
+    from rotor.cli.status import render_status
+    from rotor.inventory import status_row
+
+    rows = sorted((status_row(ms) for ms in items), key=lambda r: (r.namespace, r.name))
+    return render_status(rows, "table", dt.datetime.now(dt.UTC))
+
+
+class Screen:
+    """Shows the table: redrawn in place on a terminal; otherwise (a log file, a pipe) printed
+    again only when what it says changed (``key``; relative times alone do not count), with no
+    escape codes."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.drawn = 0  # lines of the last table, when redrawing in place
+        self.last: object = None
+
+    def show(self, text: str, *, footer: str = "", key: object = None) -> None:
+        key = text if key is None else key
+        if self.tty:
+            if self.drawn:
+                self.out.write(f"\x1b[{self.drawn}F\x1b[J")  # back to the table's first line, clear below
+            block = text + (footer + "\n" if footer else "")
+            self.out.write(block)
+            self.drawn = block.count("\n")
+        elif key != self.last:
+            self.out.write(text)
+        self.last = key
+        self.out.flush()
+
+    def detach(self) -> None:
+        """What comes next is printed below the table, which stays."""
+        self.drawn = 0
+
+
+def reach_lines(kubectl: str, kubeconfig: str) -> list[str]:
+    """How a person reaches the demo's cluster from another terminal."""
+    rotor = shutil.which("rotor") or f"{shlex.quote(sys.executable)} -m rotor.cli.main"
+    return [
+        f"kubectl: {kubectl}",
+        "reach the cluster from another terminal with:",
+        f"  KUBECONFIG={shlex.quote(kubeconfig)} {shlex.quote(kubectl)} get ms -A",
+        f"  KUBECONFIG={shlex.quote(kubeconfig)} {rotor} status -A",
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rotor demo: {exc}", file=sys.stderr)
         return 2
     operator: subprocess.Popen[bytes] | None = None
+    log_path = workdir / "operator.log"
     try:
         kubeconfig = str(env.kubeconfig)
         assert env.vault is not None and env.aws is not None
@@ -122,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
             "-l",
             "app.kubernetes.io/name=rotor",
         )
+        for line in reach_lines(kubectl, kubeconfig):
+            _say(line)
         for ns in DEMO_NAMESPACES:
             subprocess.run(
                 [kubectl, "--kubeconfig", kubeconfig, "create", "namespace", ns],
@@ -132,7 +186,6 @@ def run(args: argparse.Namespace) -> int:
         seed_vault(env.vault_client())
         seed_aws(env.aws.endpoint)
         port = free_port()
-        log_path = workdir / "operator.log"
         _say(f"starting the operator (log: {log_path}, metrics: http://127.0.0.1:{port}/metrics)")
         op_env = dict(os.environ, KUBECONFIG=kubeconfig, **env.aws.client_env())
         with log_path.open("ab") as log:
@@ -147,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
                     "text",
                     "--metrics-addr",
                     f"127.0.0.1:{port}",
+                    "--restart-debounce",
+                    DEMO_DEBOUNCE,  # restarts within seconds of a rotation, for the demo (default 30s)
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -154,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
                 start_new_session=True,
             )
         _wait_ready(port, operator)
-        _say(f"applying {examples}")
+        _say(f"applying {examples} (stores first, then policies, then ManagedSecrets, then workloads)")
         apply(
             kubectl,
             kubeconfig,
@@ -164,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         )
         wanted = managed_secrets(examples)
         ok = _wait_all_ready(kubectl, kubeconfig, wanted, args.timeout if args.check else 120.0)
-        print(_table(_objects(kubectl, kubeconfig)), flush=True)
+        print(_table(_objects(kubectl, kubeconfig)), end="", flush=True)
         if not ok:
             bad = [
                 (o["metadata"]["namespace"], o["metadata"]["name"], *_ready(o)[1:])
@@ -175,24 +230,24 @@ def run(args: argparse.Namespace) -> int:
                 print(f"rotor demo: NOT READY {ns}/{name}: {reason}: {message}", file=sys.stderr)
             if args.check:
                 return 1
-        rotated = _demo_rotation(kubectl, kubeconfig, wanted, args.timeout if args.check else 60.0)
-        print(_table(_objects(kubectl, kubeconfig)), flush=True)
+        rotated = _demo_rotation(kubectl, kubeconfig, args.timeout if args.check else 60.0)
         if args.check:
+            print(_table(_objects(kubectl, kubeconfig)), end="", flush=True)
             if not rotated:
                 print("rotor demo: the example rotation did not complete", file=sys.stderr)
                 return 1
             _say(f"check passed: {len(wanted)} ManagedSecrets Ready and a rotation completed")
             return 0
-        _say("watching; press Ctrl-C to stop (everything started here stops with it)")
-        while True:
-            time.sleep(10)
-            print(_table(_objects(kubectl, kubeconfig)), flush=True)
+        _watch(kubectl, kubeconfig)
+        return 0
     except KeyboardInterrupt:
+        print(flush=True)
         return 0
     except RuntimeError as exc:
         print(f"rotor demo: {exc}", file=sys.stderr)
         return 1
     finally:
+        _say("stopping… (the operator, the AWS emulator, Vault and the control plane)")
         if operator is not None and operator.poll() is None:
             operator.terminate()
             try:
@@ -200,6 +255,28 @@ def run(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 operator.kill()
         env.stop()
+        if args.keep:
+            _say(f"logs kept in {workdir} (operator: {log_path}; servers: {workdir}/kube, vault, aws)")
+        else:
+            _say("stopped (pass --keep-logs to keep the logs and the kubeconfig)")
+
+
+def _watch(kubectl: str, kubeconfig: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    _say("watching; press Ctrl-C to stop (everything started here stops with it)")
+    screen = Screen()
+    while True:
+        stamp = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
+        items = _objects(kubectl, kubeconfig)
+        screen.show(_table(items), footer=f"(updated {stamp} UTC; Ctrl-C stops)", key=_state(items))
+        sleep(WATCH_SECONDS)
+
+
+def _state(items: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """What the table says, without its relative times: printed again only when this changes."""
+    from rotor.inventory import status_row
+
+    rows = (status_row(ms) for ms in items)
+    return sorted((r.namespace, r.name, r.ready, r.reason, r.rotation, r.rotation_phase) for r in rows)
 
 
 def _wait_ready(port: int, operator: subprocess.Popen[bytes]) -> None:
@@ -234,8 +311,37 @@ def _wait_all_ready(kubectl: str, kubeconfig: str, wanted: list[tuple[str, str]]
     return False
 
 
-def _demo_rotation(kubectl: str, kubeconfig: str, wanted: list[tuple[str, str]], timeout: float) -> bool:
-    """Rotate the first example that has a rotation policy, and wait for it to complete."""
+def _versions(obj: dict[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in ((obj.get("status") or {}).get("sourceVersions") or {}).items()}
+
+
+def rotation_summary(
+    before: dict[str, Any], after: dict[str, Any], secret: dict[str, Any], restarted: list[str]
+) -> list[str]:
+    """What a rotation did, for people: versions, the Secret's key names, the workloads restarted.
+    Only names and versions: never a value."""
+    ns, name = after["metadata"]["namespace"], after["metadata"]["name"]
+    old, new = _versions(before), _versions(after)
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            lines.append(f"  source {key}: version {old.get(key, '-')} -> {new.get(key, '-')}")
+    rotation = (after.get("status") or {}).get("rotation") or {}
+    keys = sorted((secret.get("data") or {}).keys())
+    previous = [k for k in keys if k.endswith("_previous")]
+    lines.append(f"  Secret {ns}/{secret['metadata']['name']} keys: {', '.join(keys)}")
+    if previous:
+        until = rotation.get("previousRetainedUntil") or "the end of the grace period"
+        lines.append(f"  {', '.join(previous)}: the old value, kept until {until} for clients still using it")
+    if restarted:
+        lines.append(f"  restarted: {', '.join(restarted)} (rollout: Auto, they read the Secret)")
+    else:
+        lines.append("  restarted: nothing (no workload uses the rotated keys, or rollout is not Auto)")
+    return [f"rotated {ns}/{name}:", *lines]
+
+
+def _demo_rotation(kubectl: str, kubeconfig: str, timeout: float) -> bool:
+    """Rotate the first example that has a rotation policy, wait for it, and say what it did."""
     for obj in _objects(kubectl, kubeconfig):
         if not (obj.get("spec") or {}).get("rotation"):
             continue
@@ -255,16 +361,44 @@ def _demo_rotation(kubectl: str, kubeconfig: str, wanted: list[tuple[str, str]],
         )
         deadline = time.monotonic() + timeout
         phase = None
+        current = obj
         while time.monotonic() < deadline:
-            current = json.loads(
-                _kubectl(kubectl, kubeconfig, "-n", ns, "get", "managedsecrets.rotor.dev", name, "-o", "json")
-            )
+            current = _get(kubectl, kubeconfig, ns, "managedsecrets.rotor.dev", name)
             rot = (current.get("status") or {}).get("rotation") or {}
             if rot.get("phase") != phase:
                 phase = rot.get("phase")
                 _say(f"  {ns}/{name}: rotation phase {phase}")
             if rot.get("lastRotateRequest") == request and phase in ("Completed", "Failed"):
-                return phase == "Completed"
+                break
             time.sleep(0.5)
-        return False
+        else:
+            return False
+        if phase != "Completed":
+            for cond in (current.get("status") or {}).get("conditions") or []:
+                if cond.get("type") == "Rotating":
+                    _say(f"  rotation failed: {cond.get('reason')}: {cond.get('message')}")
+            return False
+        restarted = _restarted(kubectl, kubeconfig, ns, name, obj)
+        current = _get(kubectl, kubeconfig, ns, "managedsecrets.rotor.dev", name)
+        secret_name = (current.get("status") or {}).get("secretName") or name
+        secret = _get(kubectl, kubeconfig, ns, "secret", secret_name)
+        for line in rotation_summary(obj, current, secret, restarted):
+            _say(line)
+        return True
     return True
+
+
+def _restarted(kubectl: str, kubeconfig: str, ns: str, name: str, before: dict[str, Any]) -> list[str]:
+    """The workloads Rotor restarted after the rotation (status.rollout.restarted, once it moved)."""
+    if ((before.get("spec") or {}).get("rollout") or {}).get("strategy", "None") == "None":
+        return []
+    old = ((before.get("status") or {}).get("rollout") or {}).get("lastRestartTime")
+    deadline = time.monotonic() + RESTART_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        rollout = (_get(kubectl, kubeconfig, ns, "managedsecrets.rotor.dev", name).get("status") or {}).get(
+            "rollout"
+        ) or {}
+        if rollout.get("lastRestartTime") and rollout.get("lastRestartTime") != old:
+            return [str(r) for r in rollout.get("restarted") or []]
+        time.sleep(0.5)
+    return []

@@ -30,7 +30,16 @@ import yaml
 
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.names import API_VERSION, MANAGED_BY_LABEL
-from rotor.cli.output import CliError, add_connection_flags, connect, namespace_of, run_command, timestamp
+from rotor.cli.output import (
+    CliError,
+    add_connection_flags,
+    connect,
+    namespace_missing,
+    namespace_of,
+    not_found,
+    run_command,
+    timestamp,
+)
 from rotor.clock import Clock
 from rotor.kube.gateway import KubeError, KubeGateway, decode_data
 from rotor.providers.base import KeyNotFound, PathReader, ProviderError, RemoteRef
@@ -138,7 +147,7 @@ class Source:
 async def read_secret_source(gateway: KubeGateway, namespace: str, name: str) -> Source:
     secret = await gateway.get_secret(namespace, name)
     if secret is None:
-        raise CliError(f"Secret {namespace}/{name} not found")
+        raise await not_found(gateway, "Secret", namespace, name)
     data: dict[str, str] = {}
     for key, raw in decode_data(secret.get("data")).items():
         try:
@@ -367,6 +376,8 @@ async def _resolve(
 async def run_import(gateway: KubeGateway, args: argparse.Namespace) -> int:
     namespace = namespace_of(args)
     name = default_name(args)
+    if await namespace_missing(gateway, namespace):
+        raise CliError(f"namespace {namespace} does not exist; nothing was read or written")
     unmanaged = await _preflight(gateway, args, namespace, name)
     if args.from_secret:
         source = await read_secret_source(gateway, namespace, args.from_secret)
@@ -403,16 +414,17 @@ async def _transfer(
     gateway: KubeGateway,
 ) -> int:
     previous = await dest.read()
+    if previous is not None and not args.force:
+        # refused before the backup: no copy of any value is left on disk for nothing
+        held = f" (version {previous.version})" if previous.version else ""
+        _say(
+            f"✘ refusing to overwrite: {dest.label()} already holds a value{held}; nothing was written "
+            "(no backup either). Pass --force to replace it: the backup then keeps both"
+        )
+        return 1
     where = {"store": handle.id, "provider": dest.provider, "key": dest.key}
     backup = write_backup(Path(args.backup_dir), name, dt.datetime.now(dt.UTC), source, where, previous)
     _say(f"backup written to {backup} (mode 0600)")
-    if previous is not None and not args.force:
-        held = f" (version {previous.version})" if previous.version else ""
-        _say(
-            f"✘ refusing to overwrite: {dest.label()} already holds a value{held}; the backup keeps a copy. "
-            "Pass --force to replace it"
-        )
-        return 1
     written = await dest.write(source.data, previous)
     _say(f"wrote {_count(source.data)} to {dest.label()} ({written})")
     got = await dest.read()

@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 COMMANDS = ("run", "demo", "status", "actions", "report", "importer", "rollback")
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error, with where to read more; exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rotor", description="Sync and rotate secrets from Vault and AWS.")
+    parser = Parser(prog="rotor", description="Sync and rotate secrets from Vault and AWS.")
     from rotor import __version__
 
     parser.add_argument("--version", action="version", version=f"rotor {__version__}")

@@ -11,9 +11,12 @@ import io
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+
+import aiohttp
+import yaml
 
 from rotor.kube.gateway import KubeError, KubeGateway
 
@@ -53,16 +56,38 @@ def namespace_of(args: argparse.Namespace) -> str:
     return KubeGateway.default_namespace(args.kubeconfig, args.context)
 
 
-def _check_kubeconfig(path: str | None) -> None:
-    if path and not os.path.exists(path):
-        raise CliError(f"kubeconfig {path} does not exist")
+KUBECONFIG_FIX = "point KUBECONFIG at your cluster's kubeconfig, or pass --kubeconfig PATH"
+
+
+def check_kubeconfig(path: str | None, environ: Mapping[str, str] = os.environ) -> None:
+    """Say in one line, with the fix, that there is no kubeconfig to use (before the client library
+    says it in its own words). In a pod without a kubeconfig, the in-cluster credentials are used."""
+    if path:
+        if not os.path.exists(path):
+            raise CliError(f"kubeconfig {path} (--kubeconfig) does not exist; {KUBECONFIG_FIX}")
+        return
+    listed = [p for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if listed:
+        if not any(os.path.exists(p) for p in listed):
+            raise CliError(f"KUBECONFIG={environ['KUBECONFIG']}: no such file; {KUBECONFIG_FIX}")
+        return
+    default = os.path.join(os.path.expanduser("~"), ".kube", "config")
+    if not os.path.exists(default) and not environ.get("KUBERNETES_SERVICE_HOST"):
+        raise CliError(f"no kubeconfig: {default} does not exist and KUBECONFIG is not set; {KUBECONFIG_FIX}")
+
+
+def one_line(text: str) -> str:
+    """A message as one line: backends (Vault's "1 error occurred:\n\t* ...") and libraries
+    write several; the lines are joined with "; " and runs of blanks squeezed."""
+    parts = [" ".join(line.split()) for line in str(text).splitlines()]
+    return "; ".join(part for part in parts if part)
 
 
 @asynccontextmanager
 async def connect(args: argparse.Namespace) -> AsyncIterator[KubeGateway]:
     """The gateway for the command (a CLI process runs one command: a short blocking file check
     here is fine)."""
-    _check_kubeconfig(args.kubeconfig)
+    check_kubeconfig(args.kubeconfig)
     try:
         gateway = await KubeGateway.connect_context(args.kubeconfig, args.context)
     except Exception as exc:  # kubeconfig problems come in many types; report them in one line
@@ -76,11 +101,29 @@ async def connect(args: argparse.Namespace) -> AsyncIterator[KubeGateway]:
 async def list_managed_secrets(gateway: KubeGateway, namespace: str | None) -> list[dict[str, Any]]:
     """ManagedSecrets in ``namespace`` (None: every namespace)."""
     try:
-        return await gateway.list_objects("ManagedSecret", namespace)
+        items = await gateway.list_objects("ManagedSecret", namespace)
     except KubeError as err:
         if err.status == 404:
             raise CliError("ManagedSecrets cannot be listed: the rotor.dev CRDs are not installed") from None
         raise
+    if not items and namespace is not None and await namespace_missing(gateway, namespace):
+        raise CliError(f"namespace {namespace} does not exist")
+    return items
+
+
+async def namespace_missing(gateway: KubeGateway, namespace: str) -> bool:
+    """Whether ``namespace`` does not exist (False when the credentials may not tell)."""
+    try:
+        return await gateway.namespace_labels(namespace) is None
+    except KubeError:
+        return False
+
+
+async def not_found(gateway: KubeGateway, kind: str, namespace: str, name: str) -> CliError:
+    """The error for an object that is not there, naming a missing namespace as such."""
+    if await namespace_missing(gateway, namespace):
+        return CliError(f"namespace {namespace} does not exist (looking for {kind} {name})")
+    return CliError(f"{kind} {namespace}/{name} not found")
 
 
 def run_command(command: Callable[[], Awaitable[int]]) -> int:
@@ -88,7 +131,7 @@ def run_command(command: Callable[[], Awaitable[int]]) -> int:
     try:
         return asyncio.run(_guarded(command))
     except CliError as err:
-        print(f"error: {err.message}", file=sys.stderr)
+        print(f"error: {one_line(err.message)}", file=sys.stderr)
         return err.exit_code
 
 
@@ -97,7 +140,7 @@ async def _guarded(command: Callable[[], Awaitable[int]]) -> int:
         return await command()
     except KubeError as err:
         raise CliError(f"{err}") from None
-    except OSError as err:  # TimeoutError and aiohttp's connection errors too
+    except (OSError, aiohttp.ClientError) as err:  # TimeoutError and aiohttp's connection errors
         raise CliError(f"cannot reach the Kubernetes API: {err}") from None
 
 
@@ -142,7 +185,7 @@ def timestamp(when: dt.datetime | None) -> str | None:
 
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """Columns aligned like ``kubectl get``: left-aligned, three spaces apart, no trailing blanks."""
-    cells = [list(headers), *([cell or MISSING for cell in row] for row in rows)]
+    cells = [list(headers), *([one_line(cell) or MISSING for cell in row] for row in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
     lines = [
         "   ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
@@ -153,6 +196,16 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 def render_json(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_yaml(document: Any) -> str:
+    """The same document as ``render_json``, as YAML (kubectl's ``-o yaml``)."""
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def json_bool(condition_status: str) -> bool | None:
+    """A condition status as a JSON boolean: True/False, and null for Unknown."""
+    return {"True": True, "False": False}.get(condition_status)
 
 
 def render_csv(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

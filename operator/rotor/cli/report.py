@@ -16,18 +16,20 @@ from rotor.cli.output import (
     MISSING,
     add_connection_flags,
     connect,
+    json_bool,
     list_managed_secrets,
     namespace_of,
     render_csv,
     render_json,
     render_table,
+    render_yaml,
     run_command,
     timestamp,
 )
 from rotor.inventory import ReportRow, index_objects, report_rows
 from rotor.kube.gateway import KubeError, KubeGateway
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "wide", "json", "yaml", "csv")
 REFERENCED_KINDS = ("SecretStore", "ClusterSecretStore", "RotationPolicy", "ClusterRotationPolicy")
 
 
@@ -37,6 +39,11 @@ def _time(value: dt.datetime | None) -> str | None:
 
 def _cell(value: dt.datetime | None) -> str:
     return timestamp(value) or ""
+
+
+def _day(value: dt.datetime | None) -> str:
+    """The narrow table's dates: the UTC day (the wide table, JSON and CSV keep the second)."""
+    return (timestamp(value) or "")[:10]
 
 
 def _versions(row: ReportRow) -> str:
@@ -59,20 +66,41 @@ COLUMNS: tuple[Column, ...] = (
     ("notAfter", "NOT-AFTER", lambda r: _time(r.not_after), lambda r: _cell(r.not_after)),
     ("renewalTime", "RENEWAL", lambda r: _time(r.renewal_time), lambda r: _cell(r.renewal_time)),
     ("nextRotationTime", "NEXT-ROTATION", lambda r: _time(r.next_rotation), lambda r: _cell(r.next_rotation)),
-    ("ready", "READY", lambda r: r.ready, lambda r: r.ready),
+    ("ready", "READY", lambda r: json_bool(r.ready), lambda r: r.ready),
     ("reason", "REASON", lambda r: r.reason or None, lambda r: r.reason),
+    ("rotation", "ROTATION", lambda r: r.rotation or None, lambda r: r.rotation),
     ("risk", "RISK", lambda r: r.risk, lambda r: r.risk),
+)
+
+#: The default table, to read in 120 columns: who, how it stands, when it was last rotated and when
+#: it expires (days). ``-o wide`` (and JSON, YAML, CSV) carry every column.
+NARROW: tuple[tuple[str, Callable[[ReportRow], str]], ...] = (
+    ("NAMESPACE", lambda r: r.namespace),
+    ("NAME", lambda r: r.name),
+    ("STORE", lambda r: r.store),
+    ("READY", lambda r: r.ready),
+    ("REASON", lambda r: r.reason),
+    ("ROTATION", lambda r: r.rotation),
+    ("LAST-ROTATION", lambda r: _day(r.last_rotation)),
+    ("NOT-AFTER", lambda r: _day(r.not_after)),
+    ("RISK", lambda r: r.risk),
 )
 
 
 def render_report(rows: Sequence[ReportRow], fmt: str, generated_at: dt.datetime) -> str:
-    """The report in ``fmt``: ``table`` (for people), ``json`` ({"generatedAt", "items"}) or ``csv``
-    (a header row, then one row per ManagedSecret; empty cells for missing values)."""
-    if fmt == "json":
+    """The report in ``fmt``: ``table`` (for people, the main columns), ``wide`` (every column),
+    ``json`` or ``yaml`` ({"generatedAt", "items"}) or ``csv`` (a header row, then one row per
+    ManagedSecret; empty cells for missing values)."""
+    if fmt in ("json", "yaml"):
         items = [{key: value(row) for key, _, value, _ in COLUMNS} for row in rows]
-        return render_json({"generatedAt": timestamp(generated_at), "items": items})
-    headers = [header for _, header, _, _ in COLUMNS]
-    cells = [[text(row) for _, _, _, text in COLUMNS] for row in rows]
+        document = {"generatedAt": timestamp(generated_at), "items": items}
+        return render_json(document) if fmt == "json" else render_yaml(document)
+    if fmt == "table":
+        headers = [header for header, _ in NARROW]
+        cells = [[text(row) for _, text in NARROW] for row in rows]
+    else:
+        headers = [header for _, header, _, _ in COLUMNS]
+        cells = [[text(row) for _, _, _, text in COLUMNS] for row in rows]
     if fmt == "csv":
         return render_csv(headers, cells)
     if not rows:
@@ -115,10 +143,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="audit and expiry report of ManagedSecrets for security reviews",
         description="One row per ManagedSecret: store, provider, Secret keys (names only), source "
         "versions, last sync and rotation, rotation policy and strategy, expiry, readiness and a risk "
-        "word (expired, expiring, not-ready, no-rotation, ok). Never shows a value.",
+        "word (expired, expiring, not-ready, rotation-failed, no-rotation, ok). Never shows a value.",
     )
     add_connection_flags(p, all_namespaces=True)
-    p.add_argument("--format", "-o", dest="format", choices=FORMATS, default="table", help="output format")
+    p.add_argument(
+        "--format",
+        "-o",
+        "--output",
+        dest="format",
+        choices=FORMATS,
+        default="table",
+        help="table (the main columns, fits 120 columns), wide (every column), json, yaml or csv",
+    )
     p.set_defaults(func=run)
 
 

@@ -194,7 +194,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Restores the previous version at the source (Vault KV v2: written again as a new "
         "version, check-and-set; AWS Secrets Manager: AWSCURRENT moves back to AWSPREVIOUS; SSM: the "
         "previous value is put again), then sets rotor.dev/force-sync and waits until the Secret holds it. "
-        "Refused while a rotation is in progress. Exit 0: done; 1: failed; 2: timed out.",
+        "Refused while a rotation is in progress. Exit 0: done; 1: failed; 2: usage error; 4: timed out.",
     )
     p.add_argument("name", help="the ManagedSecret")
     add_connection_flags(p, all_namespaces=False)

@@ -10,18 +10,32 @@ from rotor.cli.output import (
     add_connection_flags,
     age,
     connect,
+    json_bool,
     list_managed_secrets,
     namespace_of,
     relative,
     render_json,
     render_table,
+    render_yaml,
     run_command,
     timestamp,
 )
 from rotor.inventory import StatusRow, status_row
 
-HEADERS = ("NAMESPACE", "NAME", "READY", "REASON", "SECRET", "EXPIRES", "NEXT-ROTATION", "LAST-SYNC", "AGE")
-WIDE_HEADERS = (*HEADERS, "STORE", "RENEWAL", "ROTATION-PHASE", "MESSAGE")
+HEADERS = (
+    "NAMESPACE",
+    "NAME",
+    "READY",
+    "REASON",
+    "ROTATION",
+    "SECRET",
+    "EXPIRES",
+    "NEXT-ROTATION",
+    "LAST-SYNC",
+    "AGE",
+)
+WIDE_HEADERS = (*HEADERS, "STORE", "RENEWAL", "ROTATION-PHASE", "MESSAGE", "ROTATION-MESSAGE")
+OUTPUTS = ("table", "wide", "json", "yaml")
 
 
 def _cells(row: StatusRow, now: dt.datetime, wide: bool) -> list[str]:
@@ -30,6 +44,7 @@ def _cells(row: StatusRow, now: dt.datetime, wide: bool) -> list[str]:
         row.name,
         row.ready,
         row.reason,
+        row.rotation,
         row.secret,
         relative(row.not_after, now),
         relative(row.next_rotation, now),
@@ -37,7 +52,13 @@ def _cells(row: StatusRow, now: dt.datetime, wide: bool) -> list[str]:
         age(row.created, now),
     ]
     if wide:
-        cells += [row.store, relative(row.renewal_time, now), row.rotation_phase, row.message]
+        cells += [
+            row.store,
+            relative(row.renewal_time, now),
+            row.rotation_phase,
+            row.message,
+            row.rotation_message if row.rotation == "Failed" else "",
+        ]
     return cells
 
 
@@ -45,9 +66,11 @@ def _item(row: StatusRow) -> dict[str, object]:
     return {
         "namespace": row.namespace,
         "name": row.name,
-        "ready": row.ready,
+        "ready": json_bool(row.ready),
         "reason": row.reason or None,
         "message": row.message or None,
+        "rotation": row.rotation or None,
+        "rotationMessage": row.rotation_message or None,
         "secretName": row.secret,
         "store": row.store,
         "notAfter": timestamp(row.not_after),
@@ -60,8 +83,9 @@ def _item(row: StatusRow) -> dict[str, object]:
 
 
 def render_status(rows: Sequence[StatusRow], output: str, now: dt.datetime) -> str:
-    if output == "json":
-        return render_json({"generatedAt": timestamp(now), "items": [_item(r) for r in rows]})
+    if output in ("json", "yaml"):
+        document = {"generatedAt": timestamp(now), "items": [_item(r) for r in rows]}
+        return render_json(document) if output == "json" else render_yaml(document)
     if not rows:
         return "no ManagedSecrets found\n"
     wide = output == "wide"
@@ -78,9 +102,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "-o",
         "--output",
-        choices=("table", "wide", "json"),
+        choices=OUTPUTS,
         default="table",
-        help="wide adds store, renewal time, rotation phase and the Ready message",
+        help="wide adds store, renewal time, rotation phase and the Ready and Rotating messages; "
+        "json and yaml print absolute times",
     )
     p.set_defaults(func=run)
 
