@@ -40,6 +40,9 @@ class ProviderError(Exception):
         self.message = message
         #: the backend's own error code this was made from (e.g. AWS ``ResourceNotFoundException``)
         self.backend_code = backend_code
+        #: the backend asked Rotor to slow down (HTTP 429, AWS ThrottlingException, Vault 503):
+        #: the store's rate limiter backs off
+        self.throttled = False
 
 
 class KeyNotFound(ProviderError):

@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
-import hvac.exceptions
+from rotor.providers.base import ProviderError
 
 #: the default cap (a store without ``rateLimit``): a cold start of thousands of objects is not
 #: throttled by Rotor; the backend's own throttling answers bring the rate down where needed
@@ -38,34 +38,11 @@ RECOVERY_FRACTION = 0.05
 
 _EPSILON = 1e-6
 
-#: AWS error codes that mean "slow down" (Secrets Manager, SSM, STS)
-AWS_THROTTLING_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "TooManyRequests",
-        "RequestLimitExceeded",
-        "SlowDown",
-    }
-)
-#: what hvac raises for Vault's 429 (rate limit quota exceeded) and 503 (standby, sealed, overloaded)
-VAULT_THROTTLING = (hvac.exceptions.RateLimitExceeded, hvac.exceptions.VaultDown)
-
 
 def is_throttling(error: BaseException) -> bool:
-    """Whether a provider error is the backend asking Rotor to slow down.
-
-    A provider may mark its error ``throttled = True``; otherwise the AWS error code the error
-    was made from (``aws_code``) or the hvac exception it was raised while handling tells."""
-    flag = getattr(error, "throttled", None)
-    if isinstance(flag, bool):
-        return flag
-    code = getattr(error, "aws_code", None)
-    if isinstance(code, str):
-        return code in AWS_THROTTLING_CODES
-    return isinstance(error.__context__, VAULT_THROTTLING)
+    """Whether a provider error is the backend asking Rotor to slow down (the provider that mapped
+    it says so: ``ProviderError.throttled``)."""
+    return isinstance(error, ProviderError) and error.throttled
 
 
 class AdaptiveLimiter:

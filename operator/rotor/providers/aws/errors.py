@@ -93,12 +93,27 @@ def aws_code(error: ProviderError) -> str | None:
     return error.backend_code
 
 
+#: AWS error codes that mean "slow down" (Secrets Manager, SSM, STS)
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "TooManyRequests",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+
+
 def error_from_code(
     service: str, operation: str, key: str | None, code: str, status: int | None = None
 ) -> ProviderError:
     """The ProviderError for an AWS error code (from an HTTP error or a batch's ``Errors`` list)."""
     error = _error_from_code(service, operation, key, code, status)
     error.backend_code = code
+    error.throttled = code in THROTTLING_CODES
     return error
 
 

@@ -51,9 +51,10 @@ def mapped(operation: str, path: str, server: str) -> Iterator[None]:
             ) from None
         raise InvalidConfig(f"Vault {operation} '{path}': invalid request ({text})") from None
     except (vexc.VaultDown, vexc.InternalServerError, vexc.BadGateway, vexc.RateLimitExceeded) as exc:
-        raise Unreachable(
-            f"Vault {operation} '{path}': server error ({type(exc).__name__}) at {server}"
-        ) from None
+        error = Unreachable(f"Vault {operation} '{path}': server error ({type(exc).__name__}) at {server}")
+        # 429 (a rate limit quota) and 503 (standby, sealed, overloaded): the store's limiter backs off
+        error.throttled = isinstance(exc, vexc.RateLimitExceeded | vexc.VaultDown)
+        raise error from None
     except vexc.VaultError as exc:
         raise ProviderError(
             f"Vault {operation} '{path}': {type(exc).__name__} ({_first_error(exc)})"
