@@ -148,13 +148,6 @@ async def test_readme_examples_become_ready(cluster: Cluster, env: Any, readme: 
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="needs the Vault provider to judge write access per path (sys/capabilities-self on the "
-    "rotated path; PROVIDERS' branch): until then the store's probe of secret/data/rotor-probe calls "
-    "this policy read-only. Remove this marker when that is merged.",
-)
 async def test_readme_rotation_under_its_least_privilege_policy(
     cluster: Cluster, env: Any, leaks: Any, readme: dict[str, Any]
 ) -> None:
