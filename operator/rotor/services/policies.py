@@ -137,6 +137,8 @@ class PolicyStatusService:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(INTERVAL)
+            if not getattr(self.rotation.controller, "leading", True):
+                continue  # a standby writes nothing (leader election)
             try:
                 await self.update()
             except asyncio.CancelledError:
