@@ -187,12 +187,18 @@ class LeaderElector:
         return True
 
     # ------------------------------------------------------------------ the loop
-    def _set_leading(self, leading: bool) -> None:
+    def _set_leading(self, leading: bool, *, releasing: bool = False) -> None:
         if leading == self.leading:
             return
         self.leading = leading
         if leading:
             log.info("leader election: acquired Lease %s/%s", self.config.namespace, self.config.name)
+        elif releasing:
+            log.info(
+                "leader election: stepping down to release Lease %s/%s",
+                self.config.namespace,
+                self.config.name,
+            )
         else:
             log.warning(
                 "leader election: lost Lease %s/%s (holder now: %s); new work stops",
@@ -251,7 +257,7 @@ class LeaderElector:
         """Give the Lease up (clean shutdown): an empty holder lets a standby take it at once."""
         cfg = self.config
         was_leading = self.leading
-        self._set_leading(False)
+        self._set_leading(False, releasing=True)
         self._renewed_at = None
         if not was_leading:
             return
