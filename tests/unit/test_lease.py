@@ -239,3 +239,26 @@ def test_timings_must_be_ordered() -> None:
         LeaseConfig(name="r", namespace="n", identity="i", lease_duration=10, renew_deadline=10)
     with pytest.raises(ValueError):
         LeaseConfig(name="r", namespace="n", identity="i", retry_period=0)
+
+
+async def test_the_gateway_refuses_writes_while_the_fence_is_down() -> None:
+    from kubernetes_asyncio import client
+
+    from rotor.kube.gateway import KubeGateway, NotLeader
+
+    gateway = KubeGateway(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
+    try:
+        gateway.write_fence = lambda: False
+        with pytest.raises(NotLeader):
+            await gateway.patch_secret("ns", "s", {"data": {}})
+        with pytest.raises(NotLeader):
+            await gateway.patch_status("ManagedSecret", "a", "ns", {"phase": "x"})
+        with pytest.raises(NotLeader):
+            await gateway.patch_workload("ns", "Deployment", "d", {})
+        # Events are best effort: none is posted, nothing is raised
+        await gateway.post_event(
+            {"metadata": {"name": "a"}}, type_="Normal", reason="R", note="n", action="a"
+        )
+        assert gateway.writes == {}
+    finally:
+        await gateway.close()

@@ -34,6 +34,8 @@ from rotor.kube.gateway import KubeError
 
 log = logging.getLogger("rotor.lease")
 
+LEASE_API_VERSION = "coordination.k8s.io/v1"
+
 
 class LeaseAPI(Protocol):
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None: ...
@@ -128,7 +130,7 @@ class LeaderElector:
             lease = await self.api.get_lease(cfg.namespace, cfg.name)
         if lease is None:
             body = {
-                "apiVersion": "coordination.k8s.io/v1",
+                "apiVersion": LEASE_API_VERSION,
                 "kind": "Lease",
                 "metadata": {"name": cfg.name, "namespace": cfg.namespace},
                 "spec": {
@@ -166,7 +168,7 @@ class LeaderElector:
             new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
         meta = lease.get("metadata") or {}
         body = {
-            "apiVersion": "coordination.k8s.io/v1",
+            "apiVersion": LEASE_API_VERSION,
             "kind": "Lease",
             "metadata": {
                 "name": cfg.name,
@@ -270,7 +272,7 @@ class LeaderElector:
             spec["leaseDurationSeconds"] = 1
             spec["renewTime"] = micro_time(self.wall())
             body = {
-                "apiVersion": "coordination.k8s.io/v1",
+                "apiVersion": LEASE_API_VERSION,
                 "kind": "Lease",
                 "metadata": {
                     "name": cfg.name,
