@@ -262,3 +262,31 @@ async def test_the_gateway_refuses_writes_while_the_fence_is_down() -> None:
         assert gateway.writes == {}
     finally:
         await gateway.close()
+
+
+# ---------------------------------------------------------------------------------------------- rotor run
+@pytest.mark.parametrize("argv", [["--standalone"], ["--peering", "rotor"], ["--priority", "5"]])
+def test_rotor_run_refuses_the_peering_flags_with_the_way_forward(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rotor.cli.main import main
+
+    assert main(["run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"{argv[0]} was removed" in err and "--no-leader-elect" in err
+
+
+def test_rotor_run_elects_a_leader_by_default_with_client_go_timings() -> None:
+    from rotor.cli.main import build_parser
+
+    args = build_parser().parse_args(["run"])
+    assert args.leader_elect is True and args.lease_name == "rotor"
+    assert (args.lease_duration, args.renew_deadline, args.retry_period) == ("15s", "10s", "2s")
+    assert build_parser().parse_args(["run", "--no-leader-elect"]).leader_elect is False
+
+
+def test_rotor_run_refuses_timings_out_of_order(capsys: pytest.CaptureFixture[str]) -> None:
+    from rotor.cli.main import main
+
+    assert main(["run", "--renew-deadline", "20s"]) == 2
+    assert "retry-period < renew-deadline < lease-duration" in capsys.readouterr().err
