@@ -328,3 +328,35 @@ def test_the_retry_spread_of_failing_objects_is_the_same_in_every_process() -> N
         for seed in ("1", "2")
     }
     assert len(runs) == 1
+
+
+def test_namespaced_kinds_follow_the_patterns_and_cluster_kinds_are_watched_cluster_wide() -> None:
+    controller = Controller(
+        SimpleNamespace(),  # type: ignore[arg-type]
+        Clock(),
+        Settings(namespaces=["team-*,!team-legacy"]),
+    )
+    by_kind = {i.kind: i for i in controller.informers}
+    assert set(by_kind) == {
+        "Secret",
+        "ManagedSecret",
+        "SecretStore",
+        "ClusterSecretStore",
+        "RotationPolicy",
+        "ClusterRotationPolicy",
+    }
+    for kind in ("Secret", "ManagedSecret", "SecretStore", "RotationPolicy"):
+        informer = by_kind[kind]
+        assert informer.accepts("team-a") and not informer.accepts("team-legacy"), kind
+        assert not informer.accepts("other"), kind
+    for kind in ("ClusterSecretStore", "ClusterRotationPolicy"):
+        assert by_kind[kind].patterns == [] and by_kind[kind].accepts(""), kind
+
+
+def test_a_standby_reports_no_per_object_series() -> None:
+    elector = Elector()
+    controller = make(elector=elector)  # type: ignore[arg-type]
+    controller.observe(ms("a"), None)
+    assert list(controller.samples()) == []
+    controller.set_leading(True)
+    assert [(s.namespace, s.name) for s in controller.samples()] == [("ns", "a")]

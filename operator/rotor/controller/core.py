@@ -481,6 +481,9 @@ class Controller:
 
     # ------------------------------------------------------------------ views
     def samples(self) -> Iterable[ObjectSample]:
+        """Per-object series, from the leader only (a standby's would duplicate every series)."""
+        if not self.leading:
+            return
         for (namespace, name), body in list(self.index.items()):
             status = body.get("status") or {}
             ready = (get_condition(status.get("conditions"), "Ready") or {}).get("status") == "True"
