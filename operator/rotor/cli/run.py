@@ -103,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, f"removed_{flag}", None):
             print(f"rotor run: error: {REMOVED.format(flag='--' + flag.replace('_', '-'))}", file=sys.stderr)
             return 2
-    election: dict[str, object] | None = None
+    lease: LeaseConfig | None = None
     if args.leader_elect:
         try:
-            config = LeaseConfig(
+            lease = LeaseConfig(
                 name=args.lease_name,
-                namespace=args.lease_namespace or "",
+                namespace=args.lease_namespace or "",  # "": the kubeconfig's, found at startup
                 identity=identity(),
                 lease_duration=parse_duration(args.lease_duration).total_seconds(),
                 renew_deadline=parse_duration(args.renew_deadline).total_seconds(),
@@ -117,14 +117,6 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"rotor run: error: {err}", file=sys.stderr)
             return 2
-        election = {
-            "name": config.name,
-            "namespace": config.namespace,
-            "identity": config.identity,
-            "lease_duration": config.lease_duration,
-            "renew_deadline": config.renew_deadline,
-            "retry_period": config.retry_period,
-        }
 
     configure_logging(args.log_level, args.log_format)
     import rotor.handlers.settings  # noqa: F401
@@ -136,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         "restart_debounce": parse_duration(args.restart_debounce).total_seconds(),
         "metrics_addr": args.metrics_addr,
         "namespaces": namespace_patterns(args.namespace),
-        "leader_election": election,
+        "lease": lease,
     }
     # kopf only hosts the process: no handlers, no peering; Rotor's informers apply the patterns
     kopf.run(standalone=True, clusterwide=True, memo=kopf.Memo(options=options))

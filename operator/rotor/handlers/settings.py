@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -30,29 +31,19 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
     gateway = await KubeGateway.connect(os.environ.get("KUBECONFIG"))
     hash_key = await load_hash_key(gateway)
-    election: dict[str, Any] | None = options.get("leader_election")
+    lease: LeaseConfig | None = options.get("lease")  # None: --no-leader-elect
     elector = None
-    shard = "rotor"
-    if election is not None:
-        namespace = election.get("namespace") or KubeGateway.default_namespace(
-            os.environ.get("KUBECONFIG"), None
-        )
-        config = LeaseConfig(
-            name=election["name"],
-            namespace=namespace,
-            identity=election["identity"],
-            lease_duration=election["lease_duration"],
-            renew_deadline=election["renew_deadline"],
-            retry_period=election["retry_period"],
-        )
-        elector = LeaderElector(gateway, config)
-        shard = config.name
+    if lease is not None:
+        if not lease.namespace:
+            namespace = KubeGateway.default_namespace(os.environ.get("KUBECONFIG"), None)
+            lease = dataclasses.replace(lease, namespace=namespace)
+        elector = LeaderElector(gateway, lease)
         log.info(
             "leader election on Lease %s/%s as %s",
-            config.namespace,
-            config.name,
-            config.identity,
-            extra={"identity": config.identity},
+            lease.namespace,
+            lease.name,
+            lease.identity,
+            extra={"identity": lease.identity},
         )
     controller = Controller(
         gateway,
@@ -63,7 +54,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             restart_debounce=float(options.get("restart_debounce", 30.0)),
             hash_key=hash_key,
             namespaces=list(options.get("namespaces") or []),
-            shard=shard,
+            shard=lease.name if lease is not None else "rotor",
         ),
         elector=elector,
     )
