@@ -38,7 +38,7 @@ from rotor.observability.metrics import (
 )
 from rotor.providers.base import RemoteRef
 from rotor.rotation.backoff import retry_delay
-from rotor.services.ports import ObjKey, StoreKey
+from rotor.services.ports import ObjectIndex, ObjKey, StoreKey, WorkScheduler
 from rotor.services.stores import StoreService
 from rotor.services.sync import SyncService
 from rotor.sync.refresh import next_refresh
@@ -142,6 +142,17 @@ class Controller:
             Informer(gateway, "RotationPolicy", self._policy_events("RotationPolicy"), namespaces=patterns),
             Informer(gateway, "ClusterRotationPolicy", self._policy_events("ClusterRotationPolicy")),
         ]
+
+    # ------------------------------------------------------------------ the ports services use
+    @property
+    def objects(self) -> ObjectIndex:
+        """The one index, as services see it (read-only)."""
+        return self.index
+
+    @property
+    def scheduler(self) -> WorkScheduler:
+        """How services ask for an object to be reconciled again."""
+        return self
 
     # ------------------------------------------------------------------ WorkScheduler
     def requeue(self, key: ObjKey, *, urgent: bool) -> None:
