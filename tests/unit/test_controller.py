@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 from types import SimpleNamespace
 from typing import Any
@@ -360,3 +361,20 @@ def test_a_standby_reports_no_per_object_series() -> None:
     assert list(controller.samples()) == []
     controller.set_leading(True)
     assert [(s.namespace, s.name) for s in controller.samples()] == [("ns", "a")]
+
+
+def test_the_secrets_the_services_write_are_recognised_when_they_echo() -> None:
+    controller = make()
+    controller.observe(ms("a"), None)
+    controller.queue.clear()
+    secret = {"metadata": {"namespace": "ns", "name": "a", "resourceVersion": "7", "labels": {}}}
+    secret["metadata"]["labels"]["rotor.dev/managed-by"] = "a"
+    controller.index.wrote_secret(secret)
+    controller.observe_secret(copy.deepcopy(secret), "MODIFIED")  # our own write echoing back
+    assert controller.queue.depth == 0
+    changed = copy.deepcopy(secret)
+    changed["metadata"]["resourceVersion"] = "8"  # someone else changed it
+    controller.observe_secret(changed, "MODIFIED")
+    assert controller.queue.depth == 1
+    controller.index.released_secret("ns", "a")
+    assert controller.index.secret("ns", "a") is None

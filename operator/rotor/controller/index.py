@@ -4,7 +4,8 @@ and rotation policies, with the reverse maps store → users and policy → user
 The reverse maps are kept up to date on each event, from what the event changes (a ManagedSecret
 remembers which store and policy it named last), so no event scans every object. The index is a
 ``Mapping`` of the ManagedSecrets (``index[key]``, ``index.items()``) and implements
-``rotor.services.ports.ObjectIndex`` for the services.
+``rotor.services.ports.ObjectIndex`` for the services, and the ledger of the Secrets they write
+(``wrote_secret``, ``released_secret``).
 """
 
 from __future__ import annotations
@@ -138,3 +139,13 @@ class Index(Mapping[ObjKey, Body]):
 
     def store_users(self, key: StoreKey) -> set[ObjKey]:
         return set(self._store_users.get(key, ()))
+
+    # ------------------------------------------------------------------ what the services wrote
+    def wrote_secret(self, body: Mapping[str, Any]) -> None:
+        """A Secret the services have just written: its watch echo is then recognised as ours."""
+        meta = body["metadata"]
+        self.secrets[(meta["namespace"], meta["name"])] = dict(body)
+
+    def released_secret(self, namespace: str, name: str) -> None:
+        """A Secret the services no longer manage (deleted or released)."""
+        self.secrets.pop((namespace, name), None)

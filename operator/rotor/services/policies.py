@@ -137,8 +137,6 @@ class PolicyStatusService:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(INTERVAL)
-            if not getattr(self.rotation.controller, "leading", True):
-                continue  # a standby writes nothing (leader election)
             try:
                 await self.update()
             except asyncio.CancelledError:
