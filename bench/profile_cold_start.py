@@ -78,7 +78,7 @@ async def main(n: int, spy: bool = False) -> None:
             "-m",
             "rotor.cli.main",
             "run",
-            "--standalone",
+            "--no-leader-elect",
             "--log-level",
             "warning",
             "--metrics-addr",

@@ -96,7 +96,7 @@ class Operator:
                     "-m",
                     "rotor.cli.main",
                     "run",
-                    "--standalone",
+                    "--no-leader-elect",
                     "--log-level",
                     os.environ.get("BENCH_LOG_LEVEL", "warning"),
                     "--metrics-addr",

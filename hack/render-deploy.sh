@@ -51,9 +51,6 @@ FILES = {  # kind -> file in deploy/
     "Deployment": "deployment.yaml",
     "Service": "service.yaml",
     "PodDisruptionBudget": "pdb.yaml",
-    "ClusterKopfPeering": "peering.yaml",
-    "KopfPeering": "peering.yaml",
-    "CustomResourceDefinition": "crds/kopf-peering.yaml",
 }
 
 
@@ -76,7 +73,7 @@ docs = [d for d in yaml.safe_load_all(pathlib.Path(sys.argv[1]).read_text()) if 
 out: dict[str, list] = {}
 for doc in docs:
     kind = doc["kind"]
-    if kind == "CustomResourceDefinition" and doc["spec"]["group"] != "kopf.dev":
+    if kind == "CustomResourceDefinition":
         sys.exit(f"unexpected CRD {doc['metadata']['name']} in the render (crds.install=false)")
     name = FILES.get(kind)
     if name is None:
@@ -114,10 +111,10 @@ for name, objs in out.items():
 dump("crds/kustomization.yaml", [{
     "apiVersion": "kustomize.config.k8s.io/v1beta1",
     "kind": "Kustomization",
-    "resources": ["../../crds", "kopf-peering.yaml"],
+    "resources": ["../../crds"],
 }])
 order = ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "service.yaml", "deployment.yaml",
-         "pdb.yaml", "peering.yaml"]
+         "pdb.yaml"]
 top = [n for n in order if n in out] + sorted(n for n in out if n not in order and "/" not in n)
 dump("kustomization.yaml", [{
     "apiVersion": "kustomize.config.k8s.io/v1beta1",

@@ -4,10 +4,11 @@ the apiserver refuses.
 
 For each RBAC mode the chart is rendered with ``helm template`` (the rotor.dev CRDs are already
 installed by the harness, so ``--skip-crds`` and ``crds.install=false``), and its ServiceAccount,
-RBAC objects and KopfPeering are applied. A token for that ServiceAccount (TokenRequest, through
+RBAC objects are applied. A token for that ServiceAccount (TokenRequest, through
 ``kubectl create token``) goes into a kubeconfig with the harness's apiserver and CA, and a real
-``rotor run`` uses it, with the arguments the chart's Deployment gives it (--peering, --namespace)
-and the POD_NAMESPACE the Deployment sets.
+``rotor run`` uses it, with the arguments the chart's Deployment gives it (--leader-elect --lease-name,
+--namespace) and the POD_NAME and POD_NAMESPACE the Deployment sets: it elects itself leader
+on the shard's Lease in the release namespace.
 
 Cluster mode is run with watchNamespaces set to the test's namespace: a cluster-wide operator
 would also serve every other test's namespace beside the session operator. The grants a
@@ -38,7 +39,6 @@ from support.operator import OperatorProcess
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 CHART = ROOT / "charts" / "rotor"
-PEERING_CRDS = CHART / "crds" / "kopf-peering.yaml"
 API = "rotor.dev/v1alpha1"
 # What a chart install creates besides the operator's own workload (Deployment, Service, PDB).
 RBAC_KINDS = {
@@ -47,13 +47,11 @@ RBAC_KINDS = {
     "ClusterRoleBinding",
     "Role",
     "RoleBinding",
-    "KopfPeering",
-    "ClusterKopfPeering",
 }
 HASH_KEY_SECRET = "rotor-hash-key"
 
 
-# ``rotor run`` as the chart's Deployment runs it: with --peering instead of --standalone
+# ``rotor run`` as the chart's Deployment runs it: with leader election instead of --no-leader-elect
 ChartOperator = OperatorProcess
 
 
@@ -118,19 +116,6 @@ def sa_kubeconfig(env: TestEnvironment, token: str, path: Path) -> Path:
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
-
-
-def install_peering_crds(env: TestEnvironment) -> None:
-    result = kubectl(env, "apply", "--server-side", "-f", str(PEERING_CRDS))
-    assert result.returncode == 0, result.stderr
-    kubectl(
-        env,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/kopfpeerings.kopf.dev",
-        "crd/clusterkopfpeerings.kopf.dev",
-    )
 
 
 async def sync_and_rotate(cluster: Cluster, env: TestEnvironment, ns: str, leaks: LeakRegistry) -> None:
@@ -232,14 +217,13 @@ async def chart_install(
     served = f"iso-rbac-{mode[0]}-{suffix}"
     release_ns = f"iso-rbac-{mode[0]}-sys-{suffix}"
     release = f"rbac-{mode[0]}-{suffix}"
-    peering = "rotor"
     await cluster.create_namespace(served)
     await cluster.create_namespace(release_ns)
-    install_peering_crds(env)
-    values = {"rbac": {"mode": mode}, "watchNamespaces": [served], "peering": {"name": peering}}
+    values = {"rbac": {"mode": mode}, "watchNamespaces": [served]}
     docs = render_chart(release, release_ns, values)
     kinds = {d["kind"] for d in docs}
-    assert {"Deployment", "ServiceAccount", "KopfPeering"} <= kinds
+    assert {"Deployment", "ServiceAccount", "Role"} <= kinds
+    assert not kinds & {"KopfPeering", "ClusterKopfPeering"}
     installed = [d for d in docs if d["kind"] in RBAC_KINDS]
     manifest = yaml.safe_dump_all(installed)
     result = kubectl(env, "apply", "-f", "-", input_=manifest)
@@ -247,7 +231,8 @@ async def chart_install(
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-    assert f"--peering={peering}" in container["args"] and f"--namespace={served}" in container["args"]
+    assert "--leader-elect" in container["args"] and f"--namespace={served}" in container["args"]
+    (lease,) = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--lease-name=")]
 
     token = kubectl(env, "create", "token", sa, "-n", release_ns, "--duration=2h")
     assert token.returncode == 0, token.stderr
@@ -260,11 +245,12 @@ async def chart_install(
         str(kubeconfig),
         env.workdir / "logs",
         name=f"op-chart-rbac-{mode}-{suffix}",
-        peering=peering,
+        lease=lease,  # in POD_NAMESPACE, as in the chart's Deployment
+        identity=f"{release}-pod",
         namespaces=[served],
         # no ROTOR_HASH_KEY: the key Secret in the release namespace is part of what RBAC must allow
         hash_key="",
-        env={**env.aws_env(), "POD_NAMESPACE": release_ns, "POD_ID": f"{release}-pod"},
+        env={**env.aws_env(), "POD_NAMESPACE": release_ns},
     )
     await asyncio.to_thread(op.start)
     try:
@@ -275,6 +261,7 @@ async def chart_install(
             "sa": sa,
             "kubeconfig": kubeconfig,
             "operator": op,
+            "lease": lease,
         }
     finally:
         await asyncio.to_thread(op.stop)
@@ -293,6 +280,11 @@ async def test_operator_syncs_and_rotates_under_exactly_the_charts_rbac(
     who = f"system:serviceaccount:{release_ns}:{chart_install['sa']}"
 
     await sync_and_rotate(cluster, env, served, leaks)
+
+    # it led through the shard's Lease in the release namespace
+    lease = kubectl(env, "get", "lease", chart_install["lease"], "-n", release_ns, "-o", "json")
+    assert lease.returncode == 0, lease.stderr
+    assert json.loads(lease.stdout)["spec"]["holderIdentity"] == op.identity
 
     # the data-hash key was kept where the chart's Deployment points the operator (POD_NAMESPACE),
     # so every replica and every restart hashes alike
@@ -334,7 +326,6 @@ async def test_operator_syncs_and_rotates_under_exactly_the_charts_rbac(
         assert can_i(env, kubeconfig, "get", f"secrets/{HASH_KEY_SECRET}", "-n", release_ns) == "yes"
         assert can_i(env, kubeconfig, "list", "deployments.apps", "-n", "default") == "no"
         assert can_i(env, kubeconfig, "list", "managedsecrets.rotor.dev", "--all-namespaces") == "no"
-        assert can_i(env, kubeconfig, "patch", "clusterkopfpeerings.kopf.dev") == "no"
     else:
         # what a cluster-wide operator (watchNamespaces empty) needs beyond this run's namespace
         for verb, resource in [
@@ -345,7 +336,12 @@ async def test_operator_syncs_and_rotates_under_exactly_the_charts_rbac(
             ("patch", "deployments.apps"),
         ]:
             assert can_i(env, kubeconfig, verb, resource, "--all-namespaces") == "yes", (verb, resource)
-        assert can_i(env, kubeconfig, "patch", "clusterkopfpeerings.kopf.dev") == "yes"
+    # the shard's Lease, in the release namespace only
+    lease_ref = f"leases.coordination.k8s.io/{chart_install['lease']}"
+    assert can_i(env, kubeconfig, "update", lease_ref, "-n", release_ns) == "yes"
+    assert can_i(env, kubeconfig, "update", "leases.coordination.k8s.io/other", "-n", release_ns) == "no"
+    assert can_i(env, kubeconfig, "update", lease_ref, "-n", served) == "no"
+    assert can_i(env, kubeconfig, "create", "leases.coordination.k8s.io", "-n", served) == "no"
     # both modes read the cluster-scoped kinds and namespaces (store conditions), but never write them
     assert can_i(env, kubeconfig, "watch", "clustersecretstores.rotor.dev") == "yes"
     assert can_i(env, kubeconfig, "list", "namespaces") == "yes"

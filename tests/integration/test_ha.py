@@ -1,19 +1,18 @@
-"""Active/standby through kopf peering, and sharding by namespace (DESIGN §8): of two replicas on
-the same peering, only the one with the higher priority acts; the standby takes over when the
-active one dies (SIGKILL); a shard serves exactly the namespaces its patterns select.
+"""Leader election and sharding by namespace (DESIGN §8, §12): of two replicas of one shard,
+only the holder of the shard's Lease acts; the other takes over when the leader dies (SIGKILL)
+or leaves (SIGTERM releases the Lease); a shard serves exactly the namespaces its patterns
+select, whether they are plain names or globs.
 
-Each test runs two real ``rotor run`` processes with ``--peering rotor-ha-<random>`` and
-different ``--priority`` on its own ``iso-ha-*`` namespace (the session operator ignores
-``iso-*``). Serving namespaces by name, kopf meets its peers in a KopfPeering of that name in
-each served namespace, so the test creates one there (the kopf.dev CRDs come from the chart).
+Each test runs two real ``rotor run`` processes with ``--leader-elect --lease-name
+rotor-ha-<random>`` and distinct identities (``POD_NAME``) on its own ``iso-ha*`` namespaces
+(the session operator ignores ``iso-*``); the Lease lives in the served namespace, so it goes
+with it.
 
-Who acted is read from the audit lines each process logs for every backend read ("read") and
-every Secret write ("write-secret").
+Who acted is read from each process's own log: an audit line for every backend read ("read")
+and Secret write ("write-secret"), and an ``apiWrite`` line for every write the operator sends to
+the apiserver (Secrets, status, Events...). A standby must have none of either.
 
-Failover time: kopf's default peering lifetime is 60 s, and ``rotor run`` has no flag for it
-(settings.peering.lifetime is left at kopf's default), so the standby resumes up to ~60 s after
-the active replica's last keep-alive. The test prints the time it measured and asserts only a
-generous deadline.
+Failover time is measured by bench/failover.py; here it is only printed.
 """
 
 from __future__ import annotations
@@ -24,31 +23,28 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from kubernetes_asyncio import client
 
 from support.cluster import Cluster, wait_for
-from support.environment import ROOT, TestEnvironment
+from support.environment import TestEnvironment
 from support.leaks import LeakRegistry
 from support.operator import OperatorProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-PEERING_CRDS = ROOT / "charts" / "rotor" / "crds" / "kopf-peering.yaml"
 API = "rotor.dev/v1alpha1"
-HIGH, LOW = 200, 100
-PAUSED = "Pausing operations in favour of"
-RESUMED = "Resuming operations after the pause"
-FAILOVER_DEADLINE = 180.0  # kopf's lifetime (60 s) + its keep-alive slack + a first sync, with room
+#: a generous deadline for the standby to take over and sync (the Lease expires after 15 s)
+FAILOVER_DEADLINE = 90.0
 
 
-class PeeredOperator(OperatorProcess):
-    """``rotor run --peering NAME --priority N`` (OperatorProcess's peering option), plus readers
-    of what its log says."""
+class Replica(OperatorProcess):
+    """``rotor run --leader-elect`` with an identity, plus readers of what its log says."""
 
-    # ---------------------------------------------------------------- what its log says
     def entries(self) -> list[dict[str, Any]]:
         out = []
         for line in self.log_text().splitlines():
@@ -60,17 +56,33 @@ class PeeredOperator(OperatorProcess):
                 out.append(entry)
         return out
 
-    def audits(self, verb: str | None = None, *, after: str | None = None) -> list[dict[str, Any]]:
-        """Audit entries (of ``verb``), only those logged after the first message containing
-        ``after`` if given (none if that message never came)."""
-        entries = self.entries()
-        if after is not None:
-            starts = [i for i, e in enumerate(entries) if after in str(e.get("msg", ""))]
-            entries = entries[starts[0] + 1 :] if starts else []
-        return [e for e in entries if e.get("audit") and (verb is None or e.get("verb") == verb)]
+    def audits(self, verb: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.entries() if e.get("audit") and (verb is None or e.get("verb") == verb)]
 
-    def said(self, text: str) -> bool:
-        return text in self.log_text()
+    def api_writes(self) -> list[dict[str, Any]]:
+        """Every write this process sent to the apiserver (the Lease aside)."""
+        return [e for e in self.entries() if e.get("apiWrite")]
+
+    def acted(self) -> list[dict[str, Any]]:
+        return self.audits() + self.api_writes()
+
+    def role(self) -> str | None:
+        """What /readyz says: "leader", "standby", or None when not ready."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.metrics_url + "/readyz", timeout=2) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        return "leader" if "leader" in text else "standby" if "standby" in text else None
+
+
+@dataclass
+class Shard:
+    lease: str
+    lease_namespace: str
+    replicas: list[Replica]
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -82,46 +94,27 @@ async def iso_namespace(cluster: Cluster, env: TestEnvironment) -> AsyncIterator
     await cluster.delete_namespace(name)
 
 
-@pytest.fixture
-def peering(env: TestEnvironment, iso_namespace: str, kubectl_run: Any) -> str:
-    """The kopf.dev CRDs, and a KopfPeering of a fresh name in the namespace."""
-    applied = kubectl_run("apply", "--server-side", "-f", str(PEERING_CRDS))
-    assert applied.returncode == 0, applied.stderr
-    kubectl_run("wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev")
-    name = f"rotor-ha-{secrets.token_hex(3)}"
-    created = kubectl_run(
-        "apply",
-        "-n",
-        iso_namespace,
-        "-f",
-        "-",
-        input_=json.dumps({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}),
-    )
-    assert created.returncode == 0, created.stderr
-    return name
-
-
 @contextlib.asynccontextmanager
-async def replicas(
-    env: TestEnvironment, namespace: str, peering: str
-) -> AsyncIterator[dict[int, PeeredOperator]]:
-    """Two replicas on one peering (not started), stopped at the end whatever happened."""
-    ops = {
-        priority: PeeredOperator(
+async def shard(env: TestEnvironment, patterns: list[str], lease_namespace: str) -> AsyncIterator[Shard]:
+    """Two replicas of one shard (not started), stopped at the end whatever happened."""
+    lease = f"rotor-ha-{secrets.token_hex(3)}"
+    ops = [
+        Replica(
             str(env.kubeconfig),
             env.workdir / "logs",
-            name=f"op-ha-{priority}-{namespace}",
-            namespaces=[namespace],
+            name=f"op-{lease}-{letter}",
+            namespaces=patterns,
             env=env.aws_env(),
-            peering=peering,
-            priority=priority,
+            lease=lease,
+            lease_namespace=lease_namespace,
+            identity=f"{lease}-{letter}",
         )
-        for priority in (HIGH, LOW)
-    }
+        for letter in ("a", "b")
+    ]
     try:
-        yield ops
+        yield Shard(lease, lease_namespace, ops)
     finally:
-        for op in ops.values():
+        for op in ops:
             await asyncio.to_thread(op.stop)
 
 
@@ -144,92 +137,117 @@ async def setup_store(cluster: Cluster, env: TestEnvironment, ns: str) -> None:
         await cluster.apply(doc, ns)
 
 
-async def paused(op: PeeredOperator, *, timeout: float = 60) -> None:
-    """An active replica pausing logs it (a replica starting paused says nothing until it resumes)."""
-    await wait_for(probe_said(op, PAUSED), timeout=timeout, what=f"{op.name} to pause in favour of its peer")
+async def holder(cluster: Cluster, sh: Shard) -> str | None:
+    try:
+        lease = await client.CoordinationV1Api(cluster.api).read_namespaced_lease(
+            sh.lease, sh.lease_namespace
+        )
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return lease.spec.holder_identity or None
 
 
-def probe_said(op: PeeredOperator, text: str) -> Any:
-    async def probe() -> bool:
-        return op.said(text)
+async def leader_and_standby(cluster: Cluster, sh: Shard, *, timeout: float = 60) -> tuple[Replica, Replica]:
+    """Wait until one replica leads (by the Lease, and by its own word) and the other stands by."""
 
-    return probe
+    async def probe() -> tuple[Replica, Replica] | None:
+        held = await holder(cluster, sh)
+        leaders = [op for op in sh.replicas if op.identity == held]
+        if not leaders:
+            return None
+        leader = leaders[0]
+        (standby,) = [op for op in sh.replicas if op is not leader]
+        roles = await asyncio.gather(asyncio.to_thread(leader.role), asyncio.to_thread(standby.role))
+        return (leader, standby) if roles == ["leader", "standby"] else None
+
+    return await wait_for(probe, timeout=timeout, what=f"one leader and one standby on Lease {sh.lease}")
 
 
-async def both_peers(cluster: Cluster, ns: str, peering: str) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        obj = await cluster.custom.get_namespaced_custom_object("kopf.dev", "v1", ns, "kopfpeerings", peering)
-        status = obj.get("status") or {}
-        return status if sorted(p.get("priority") for p in status.values()) == [LOW, HIGH] else None
-
-    return await wait_for(probe, timeout=60, what=f"both replicas in KopfPeering {ns}/{peering}")
+async def read_at_least(op: Replica, count: int) -> bool:
+    return len(op.audits("read")) >= count
 
 
-def targets(audits: list[dict[str, Any]]) -> set[str]:
-    return {str(a.get("target")) for a in audits}
+def targets(entries: list[dict[str, Any]]) -> set[str]:
+    return {str(e.get("target")) for e in entries}
 
 
 # ---------------------------------------------------------------------------------------------- tests
-async def test_only_the_active_replica_writes_and_the_standby_takes_over_after_sigkill(
-    cluster: Cluster, env: TestEnvironment, iso_namespace: str, peering: str, leaks: LeakRegistry
+@pytest.mark.parametrize("by", ["name", "glob"])
+async def test_only_the_leader_writes_and_the_standby_takes_over_after_sigkill(
+    cluster: Cluster, env: TestEnvironment, leaks: LeakRegistry, by: str
 ) -> None:
-    ns = iso_namespace
-    await setup_store(cluster, env, ns)
-    async with replicas(env, ns, peering) as ops:
-        active, standby = ops[HIGH], ops[LOW]
-        await asyncio.to_thread(active.start)
-        await asyncio.to_thread(standby.start)
-        # both keep their record in the KopfPeering; with peering mandatory kopf starts each
-        # replica paused, and only the one that sees no higher priority resumes
-        await both_peers(cluster, ns, peering)
-        await wait_for(probe_said(active, RESUMED), timeout=30, what="the high-priority replica to resume")
-        assert not standby.said(RESUMED)
+    """Two replicas, never two writers, whether the shard names its namespace or globs it."""
+    prefix = f"iso-ha{by[0]}-{secrets.token_hex(3)}"
+    ns = f"{prefix}-a"
+    await cluster.create_namespace(ns)
+    try:
+        await setup_store(cluster, env, ns)
+        patterns = [ns] if by == "name" else [f"{prefix}-*"]
+        async with shard(env, patterns, ns) as sh:
+            for op in sh.replicas:
+                await asyncio.to_thread(op.start)  # both Ready: a standby is Ready once listed
+            leader, standby = await leader_and_standby(cluster, sh)
 
-        # a burst of ManagedSecrets: every write comes from the active replica
-        names = [f"burst-{i:02d}" for i in range(12)]
-        for name in names:
+            # a burst of ManagedSecrets: every write comes from the leader
+            names = [f"burst-{i:02d}" for i in range(12)]
+            for name in names:
+                value = secrets.token_urlsafe(20)
+                leaks.add(value)
+                put(env, f"{ns}/{name}", {"token": value})
+                await cluster.apply(ms(name, f"{ns}/{name}", refresh={"interval": "3s"}), ns)
+            for name in names:
+                await cluster.ready(name, ns, timeout=60)
+            assert targets(leader.audits("write-secret")) == {f"{ns}/{name}" for name in names}
+            assert f"ManagedSecret/{ns}/burst-00" in targets(leader.api_writes())
+            # refreshes come due every 3 s meanwhile: the standby still does nothing
+            reads = len(leader.audits("read"))
+            await wait_for(
+                lambda: read_at_least(leader, reads + 2 * len(names)),
+                timeout=60,
+                what="two more refresh rounds by the leader",
+            )
+            assert standby.acted() == [], f"the standby acted: {standby.acted()[:5]}"
+            assert await holder(cluster, sh) == leader.identity
+
+            # kill -9 the leader; the standby takes over once the Lease expires
+            await asyncio.to_thread(leader.kill)
+            killed_at = time.monotonic()
             value = secrets.token_urlsafe(20)
             leaks.add(value)
-            put(env, f"{ns}/{name}", {"token": value})
-            await cluster.apply(ms(name, f"{ns}/{name}"), ns)
-        for name in names:
-            await cluster.ready(name, ns, timeout=60)
-        written = targets(active.audits("write-secret"))
-        assert written == {f"{ns}/{name}" for name in names}
-        assert standby.audits() == [], f"the standby acted: {standby.audits()[:5]}"
-
-        # kill -9 the active replica; the standby takes over
-        await asyncio.to_thread(active.kill)
-        killed_at = time.monotonic()
-        value = secrets.token_urlsafe(20)
-        leaks.add(value)
-        put(env, f"{ns}/after-failover", {"token": value})
-        await cluster.apply(ms("after-failover", f"{ns}/after-failover"), ns)
-        await cluster.ready("after-failover", ns, timeout=FAILOVER_DEADLINE)
-        failover = time.monotonic() - killed_at
-        print(
-            f"\nfailover: the standby made a ManagedSecret created after SIGKILL Ready {failover:.1f}s later "
-            f"(kopf peering lifetime: 60s, not configurable through rotor run)"
-        )
-        assert (await cluster.secret_data(ns, "after-failover") or {}).get("token") == value.encode()
-        assert standby.said(RESUMED) and not standby.said(PAUSED)
-        assert f"{ns}/after-failover" in targets(standby.audits("write-secret"))
-        # the objects written before the kill are adopted as they are: no rewrite of unchanged data
-        assert not targets(standby.audits("write-secret")) & {f"{ns}/{name}" for name in names}
+            put(env, f"{ns}/after-failover", {"token": value})
+            await cluster.apply(ms("after-failover", f"{ns}/after-failover"), ns)
+            await cluster.ready("after-failover", ns, timeout=FAILOVER_DEADLINE)
+            print(
+                f"\nfailover ({by}): a ManagedSecret created at SIGKILL was Ready {time.monotonic() - killed_at:.1f}s later"
+            )
+            assert (await cluster.secret_data(ns, "after-failover") or {}).get("token") == value.encode()
+            assert await holder(cluster, sh) == standby.identity
+            assert f"{ns}/after-failover" in targets(standby.audits("write-secret"))
+            # the Secrets written before the kill are adopted as they are: no rewrite of unchanged data
+            assert not targets(standby.audits("write-secret")) & {f"{ns}/{name}" for name in names}
+    finally:
+        await cluster.delete_namespace(ns)
 
 
-async def test_a_replica_that_pauses_stops_acting(
-    cluster: Cluster, env: TestEnvironment, iso_namespace: str, peering: str, leaks: LeakRegistry
+async def test_a_standby_stays_idle_and_takes_over_at_once_when_the_leader_leaves(
+    cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
 ) -> None:
-    """A rolling update in miniature: the running replica (lower priority) is joined by one with a
-    higher priority. From its pause on it must neither read backends nor write Secrets, even for
-    objects it served before and whose refresh comes due."""
+    """A rolling update in miniature: the running leader is joined by a second replica, which must
+    neither read backends nor write while refreshes come due; the leader then stops (SIGTERM),
+    releasing the Lease, and the new replica picks the changed values up."""
     ns = iso_namespace
     await setup_store(cluster, env, ns)
     names = [f"refreshing-{i}" for i in range(3)]
-    async with replicas(env, ns, peering) as ops:
-        old, new = ops[LOW], ops[HIGH]
+    async with shard(env, [ns], ns) as sh:
+        old, new = sh.replicas
         await asyncio.to_thread(old.start)
+        await wait_for(
+            lambda: holder_is(cluster, sh, old),
+            timeout=60,
+            what="the first replica to lead",
+        )
         for name in names:
             value = secrets.token_urlsafe(20)
             leaks.add(value)
@@ -240,10 +258,18 @@ async def test_a_replica_that_pauses_stops_acting(
         assert targets(old.audits("write-secret")) == {f"{ns}/{name}" for name in names}
 
         await asyncio.to_thread(new.start)
-        await paused(old)
+        assert await asyncio.to_thread(new.role) == "standby"
+        reads = len(old.audits("read"))
+        await wait_for(
+            lambda: read_at_least(old, reads + 3 * len(names)),
+            timeout=60,
+            what="three refresh rounds by the leader while the new replica stands by",
+        )
+        assert new.acted() == [], f"the standby acted: {new.acted()[:3]}"
 
-        # the source changes; the new active replica picks it up on its next refreshes
-        reads_before = len(new.audits("read"))
+        await asyncio.to_thread(old.stop)  # SIGTERM: the Lease is released on the way out
+        assert "released Lease" in old.log_text()
+        await wait_for(lambda: holder_is(cluster, sh, new), timeout=30, what="the new replica to lead")
         changed = {}
         for name in names:
             changed[name] = secrets.token_urlsafe(20)
@@ -254,12 +280,14 @@ async def test_a_replica_that_pauses_stops_acting(
             for name in names:
                 if (await cluster.secret_data(ns, name) or {}).get("token") != changed[name].encode():
                     return False
-            # and a few refresh rounds went by (every 2 s), read by the active replica
-            return len(new.audits("read")) >= reads_before + 3 * len(names)
+            return True
 
-        await wait_for(propagated, timeout=60, interval=0.5, what="the new values and more refresh rounds")
-        acted = old.audits(after=PAUSED)
-        assert acted == [], f"the paused replica acted {len(acted)} times, e.g. {acted[:3]}"
+        await wait_for(propagated, timeout=60, interval=0.5, what="the new values, by the new leader")
+        assert targets(new.audits("write-secret")) == {f"{ns}/{name}" for name in names}
+
+
+async def holder_is(cluster: Cluster, sh: Shard, op: Replica) -> bool:
+    return await holder(cluster, sh) == op.identity
 
 
 async def test_a_shard_serves_its_pattern_minus_its_exclusions(

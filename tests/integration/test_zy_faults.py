@@ -634,6 +634,9 @@ async def test_apiserver_restart_watches_resume(
 
         await wait_for(b_forced, timeout=30, what="force-sync after the restart")
         _own_operator_alive(op)
+        # an apiserver outage is expected, not a bug: no traceback per object (issue 13 item 4)
+        bugs = [line for line in op.log_text().splitlines() if "unexpected error syncing" in line]
+        assert not bugs, bugs[:3]
     session = env.operator
     assert session is not None and session.proc is not None and session.proc.poll() is None, (
         "the session operator died with the apiserver restart"

@@ -26,11 +26,13 @@ class OperatorProcess:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         hash_key: str = "integration-test-hash-key",
-        peering: str | None = None,
-        priority: int | None = None,
+        lease: str | None = None,
+        lease_namespace: str | None = None,
+        identity: str | None = None,
     ) -> None:
-        """``peering`` runs it as the chart's Deployment does (``--peering NAME``, active/standby);
-        without it the operator is ``--standalone``."""
+        """``lease`` runs it as the chart's Deployment does (leader election on the Lease of that
+        name, in ``lease_namespace``); without it the operator runs ``--no-leader-elect``.
+        ``identity`` is its name in the Lease (``POD_NAME``)."""
         self.kubeconfig = kubeconfig
         self.name = name
         self.log_path = log_dir / f"{name}.log"
@@ -39,8 +41,9 @@ class OperatorProcess:
         self.extra_args = extra_args or []
         self.env = env or {}
         self.hash_key = hash_key
-        self.peering = peering
-        self.priority = priority
+        self.lease = lease
+        self.lease_namespace = lease_namespace
+        self.identity = identity
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -68,12 +71,14 @@ class OperatorProcess:
             "--metrics-addr",
             f"127.0.0.1:{self.metrics_port}",
         ]
-        if self.peering:
-            argv += ["--peering", self.peering]
-            if self.priority is not None:
-                argv += ["--priority", str(self.priority)]
+        if self.identity:
+            env["POD_NAME"] = self.identity
+        if self.lease:
+            argv += ["--leader-elect", "--lease-name", self.lease]
+            if self.lease_namespace:
+                argv += ["--lease-namespace", self.lease_namespace]
         else:
-            argv.append("--standalone")
+            argv.append("--no-leader-elect")
         for ns in self.namespaces:
             argv += ["--namespace", ns]
         argv += self.extra_args

@@ -232,7 +232,8 @@ def test_deploy_matches_the_default_chart_render(helm: str) -> None:
     assert one(d_objs, "ClusterRoleBinding")["subjects"] == [
         {"kind": "ServiceAccount", "name": "rotor", "namespace": NAMESPACE}
     ]
-    assert any(o["kind"] == "ClusterKopfPeering" for o in d_objs)
+    assert not any(o["kind"] in ("ClusterKopfPeering", "KopfPeering") for o in d_objs)
+    assert any(o["kind"] == "Role" and o["metadata"]["name"] == "rotor-leader-election" for o in d_objs)
 
 
 def test_deploy_is_a_namespace_with_restricted_pod_security() -> None:
@@ -269,7 +270,7 @@ def test_helm_lint_is_clean(helm: str) -> None:
 def test_a_typo_in_values_is_refused(helm: str) -> None:
     for bad in (
         "replicaz=2",
-        "peering.nmae=x",
+        "leaderElection.leasName=x",
         "rbac.mode=everything",
         "logLevel=verbose",
         "prometheusRule.thresholds.expiringSoon=3",
@@ -279,7 +280,7 @@ def test_a_typo_in_values_is_refused(helm: str) -> None:
         assert "schema" in proc.stderr.lower() or "values don't meet" in proc.stderr.lower(), proc.stderr
 
 
-def test_default_render_runs_two_hardened_replicas_with_peering(helm: str) -> None:
+def test_default_render_runs_two_hardened_replicas_with_leader_election(helm: str) -> None:
     objs = render(helm)
     dep = one(objs, "Deployment")
     assert dep["spec"]["replicas"] == 2
@@ -295,12 +296,16 @@ def test_default_render_runs_two_hardened_replicas_with_peering(helm: str) -> No
         "--concurrency=8",
         "--restart-limit=2",
         "--restart-debounce=30s",
-        "--peering=rotor",
+        "--leader-elect",
+        "--lease-name=rotor",
     ]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
-    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in c["env"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in c["env"]
+    assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in c[
+        "env"
+    ]
 
     sc = c["securityContext"]
     assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
@@ -315,12 +320,17 @@ def test_default_render_runs_two_hardened_replicas_with_peering(helm: str) -> No
     assert spread["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
 
     assert one(objs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
-    assert one(objs, "ClusterKopfPeering")["metadata"]["name"] == "rotor"
+    assert not by_kind(objs, "ClusterKopfPeering") and not by_kind(objs, "KopfPeering")
     svc = one(objs, "Service")
     assert svc["spec"]["ports"][0]["port"] == 8080
     assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
-    for kind in ("ServiceMonitor", "PrometheusRule", "ConfigMap", "NetworkPolicy", "Role", "RoleBinding"):
+    for kind in ("ServiceMonitor", "PrometheusRule", "ConfigMap", "NetworkPolicy"):
         assert not by_kind(objs, kind), f"{kind} is off by default"
+    # the one Role: the shard's Lease, in the release namespace
+    (role,) = by_kind(objs, "Role")
+    assert role["metadata"]["name"] == "rotor-leader-election" and role["metadata"]["namespace"] == NAMESPACE
+    (binding,) = by_kind(objs, "RoleBinding")
+    assert binding["roleRef"]["name"] == "rotor-leader-election"
 
 
 def test_cluster_mode_rbac_is_exactly_what_the_operator_needs(helm: str) -> None:
@@ -354,8 +364,19 @@ def test_cluster_mode_rbac_is_exactly_what_the_operator_needs(helm: str) -> None
     for res in ("deployments", "statefulsets", "daemonsets"):
         assert verbs("apps", res) == {"get", "list", "watch", "patch"}
     assert verbs("apiextensions.k8s.io", "customresourcedefinitions") == {"get", "list", "watch"}
-    for res in ("clusterkopfpeerings", "kopfpeerings"):
-        assert verbs("kopf.dev", res) == {"get", "list", "watch", "patch", "create"}
+    assert not [r for r in rules if "kopf.dev" in r["apiGroups"]], "kopf peering is gone"
+    assert verbs("coordination.k8s.io", "leases") == set(), "leases: only in the release namespace"
+    (lease_role,) = [r for r in by_kind(objs, "Role") if r["metadata"]["name"] == "rotor-leader-election"]
+    assert lease_role["metadata"]["namespace"] == NAMESPACE
+    assert lease_role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["rotor"],
+            "verbs": ["get", "update"],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
 
     binding = [b for b in by_kind(objs, "ClusterRoleBinding") if b["roleRef"]["name"] == "rotor"]
     assert binding and binding[0]["subjects"] == [
@@ -374,15 +395,20 @@ def test_namespaced_mode_grants_a_role_per_namespace_and_no_cluster_wide_secrets
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     # Its own namespace gets Events (kopf posts those of cluster-scoped objects there) and the
     # one Secret holding the data-hash key.
-    (own,) = [r for r in by_kind(objs, "Role") if r["metadata"]["namespace"] == NAMESPACE]
+    (own,) = [r for r in by_kind(objs, "Role") if r["metadata"]["name"] == "rotor-own-namespace"]
+    assert own["metadata"]["namespace"] == NAMESPACE
     assert {res for rule in own["rules"] for res in rule["resources"]} == {"events", "secrets"}
-    assert len(by_kind(objs, "Role")) == 3 and len(by_kind(objs, "RoleBinding")) == 3
+    (lease,) = [r for r in by_kind(objs, "Role") if r["metadata"]["name"] == "rotor-leader-election"]
+    assert lease["metadata"]["namespace"] == NAMESPACE
+    assert rules_grant(lease["rules"], "coordination.k8s.io", "leases", "update")
+    assert len(by_kind(objs, "Role")) == 4 and len(by_kind(objs, "RoleBinding")) == 4
     for b in bindings:
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": "rotor", "namespace": NAMESPACE}]
     for r in roles:
         assert rules_grant(r["rules"], "", "secrets", "create")
         assert rules_grant(r["rules"], "apps", "deployments", "patch")
-        assert rules_grant(r["rules"], "kopf.dev", "kopfpeerings", "patch")
+        assert not rules_grant(r["rules"], "kopf.dev", "kopfpeerings", "patch")
+        assert not rules_grant(r["rules"], "coordination.k8s.io", "leases", "update")
 
     for cr in by_kind(objs, "ClusterRole"):
         for res in ("secrets", "serviceaccounts/token"):
@@ -398,9 +424,7 @@ def test_namespaced_mode_grants_a_role_per_namespace_and_no_cluster_wide_secrets
 
     args = container(objs)["args"]
     assert args[-2:] == ["--namespace=team-a", "--namespace=team-b"]
-    peerings = by_kind(objs, "KopfPeering")
-    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
-    assert not by_kind(objs, "ClusterKopfPeering")
+    assert not by_kind(objs, "KopfPeering") and not by_kind(objs, "ClusterKopfPeering")
 
 
 def test_namespaced_mode_credential_namespaces_can_only_read(helm: str) -> None:
@@ -419,7 +443,7 @@ def test_namespaced_mode_credential_namespaces_can_only_read(helm: str) -> None:
     [
         (["rbac.mode=namespaced"], "needs watchNamespaces"),
         (["rbac.mode=namespaced", "watchNamespaces={team-*}"], "namespace names"),
-        (["peering.enabled=false"], "replicas > 1 needs peering"),
+        (["leaderElection.enabled=false"], "replicas > 1 needs leaderElection"),
     ],
 )
 def test_bad_combinations_fail_with_a_message(helm: str, sets: list[str], message: str) -> None:
@@ -430,12 +454,22 @@ def test_bad_combinations_fail_with_a_message(helm: str, sets: list[str], messag
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 
-def test_single_replica_runs_standalone_without_pdb(helm: str) -> None:
-    objs = render(helm, "replicas=1", "peering.enabled=false")
-    assert "--standalone" in container(objs)["args"]
-    assert not any(a.startswith("--peering") for a in container(objs)["args"])
+def test_single_replica_runs_without_leader_election_or_pdb(helm: str) -> None:
+    objs = render(helm, "replicas=1", "leaderElection.enabled=false")
+    assert "--no-leader-elect" in container(objs)["args"]
+    assert not any(a.startswith(("--lease", "--leader-elect")) for a in container(objs)["args"])
     assert not by_kind(objs, "PodDisruptionBudget")
-    assert not by_kind(objs, "ClusterKopfPeering")
+    assert not by_kind(objs, "Role")
+
+
+def test_each_shard_has_its_own_lease(helm: str) -> None:
+    """The Lease is named after the release unless leaderElection.leaseName says otherwise."""
+    objs = render(helm, "fullnameOverride=rotor-teams")
+    assert "--lease-name=rotor-teams" in container(objs)["args"]
+    objs = render(helm, "leaderElection.leaseName=teams-lease")
+    assert "--lease-name=teams-lease" in container(objs)["args"]
+    (role,) = by_kind(objs, "Role")
+    assert role["rules"][0]["resourceNames"] == ["teams-lease"]
 
 
 def test_sharding_by_pattern_passes_every_pattern(helm: str) -> None:
@@ -446,7 +480,7 @@ def test_sharding_by_pattern_passes_every_pattern(helm: str) -> None:
         "--namespace=!team-legacy",
         "--namespace=payments",
     ]
-    assert [p["metadata"]["namespace"] for p in by_kind(objs, "KopfPeering")] == ["payments"]
+    assert not by_kind(objs, "KopfPeering")
     assert one(objs, "ClusterRoleBinding")["roleRef"]["name"] == "rotor"
 
 
@@ -471,13 +505,13 @@ def test_crds_are_templates_kept_on_uninstall(helm: str) -> None:
         and "helm.sh/resource-policy" in (o["metadata"].get("annotations") or {})
     ]
     assert not by_kind(render(helm, "crds.install=false"), "CustomResourceDefinition")
-    # kopf's peering CRDs come from the chart's crds/ directory.
-    peering = {
-        o["metadata"]["name"]
+    # kopf's peering CRDs are gone with peering: the chart ships no crds/ directory.
+    assert not (CHART / "crds").exists()
+    assert not [
+        o
         for o in by_kind(render(helm, include_crds=True), "CustomResourceDefinition")
-        if o["spec"]["group"] == "kopf.dev"
-    }
-    assert peering == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+        if o["spec"]["group"] != "rotor.dev"
+    ]
 
 
 def test_monitoring_objects_render_from_the_shipped_files(helm: str) -> None:
@@ -589,7 +623,12 @@ def test_values_schema_refuses_unknown_keys_at_every_level() -> None:
     assert not loose, f"these schema levels accept unknown keys: {loose}"
 
     # Every default value is described, and a typo anywhere is refused.
-    for path in ("replicaz", "peering.nmae", "prometheusRule.thresholds.expiringSoon", "image.tags"):
+    for path in (
+        "replicaz",
+        "leaderElection.leasName",
+        "prometheusRule.thresholds.expiringSoon",
+        "image.tags",
+    ):
         bad = values()
         node = bad
         *parents, leaf = path.split(".")
@@ -623,22 +662,6 @@ def test_chart_crd_copies_equal_the_generated_crds() -> None:
     copies = {f.name: f.read_text() for f in sorted((CHART / "files" / "crds").glob("*.yaml"))}
     assert generated, "crds/ holds no CRD manifests"
     assert copies == generated, "charts/rotor/files/crds/ differs from crds/: run hack/sync-chart-crds.sh"
-
-
-def test_kopf_peering_crds_in_the_chart() -> None:
-    docs = [d for d in yaml.safe_load_all((CHART / "crds" / "kopf-peering.yaml").read_text()) if d]
-    got = {(d["spec"]["names"]["kind"], d["spec"]["names"]["plural"], d["spec"]["scope"]) for d in docs}
-    assert got == {
-        ("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"),
-        ("KopfPeering", "kopfpeerings", "Namespaced"),
-    }
-    for d in docs:
-        assert d["metadata"]["name"] == f"{d['spec']['names']['plural']}.kopf.dev"
-        (version,) = d["spec"]["versions"]
-        assert version["name"] == "v1" and version["served"] and version["storage"]
-        props = version["schema"]["openAPIV3Schema"]["properties"]
-        for part in ("spec", "status"):
-            assert props[part] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
 # PromQL words that are not metric names.

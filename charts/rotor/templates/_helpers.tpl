@@ -85,8 +85,8 @@ namespace name. Objects can only be created in namespaces known by name.
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- if and (gt (int .Values.replicas) 1) (not .Values.peering.enabled) -}}
-{{- fail "replicas > 1 needs peering.enabled=true: without peering every replica would reconcile at once" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicas > 1 needs leaderElection.enabled=true: without leader election every replica would reconcile at once" -}}
 {{- end -}}
 {{- end -}}
 
@@ -116,9 +116,6 @@ Role in each watched namespace in namespaced mode, so the two modes never differ
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets"]
   verbs: ["get", "list", "watch", "patch"]
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch", "create"]
 {{- end -}}
 
 {{/* The rules for cluster-scoped reads that both modes need. */}}
@@ -135,4 +132,10 @@ Role in each watched namespace in namespaced mode, so the two modes never differ
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
+{{- end -}}
+
+
+{{/* The shard's Lease (leader election): leaderElection.leaseName, else the release's full name. */}}
+{{- define "rotor.leaseName" -}}
+{{- .Values.leaderElection.leaseName | default (include "rotor.fullname" .) -}}
 {{- end -}}

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                     "-m",
                     "rotor.cli.main",
                     "run",
-                    "--standalone",
+                    "--no-leader-elect",
                     "--log-format",
                     "text",
                     "--metrics-addr",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
+import sys
 
 from rotor.observability.logging import configure_logging
 
@@ -46,65 +46,92 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="30s",
         help="wait this long after a change before restarting consumers (coalesces flapping)",
     )
-    peering = p.add_mutually_exclusive_group()
-    peering.add_argument(
-        "--peering",
-        default=None,
-        help="kopf peering name: active/standby replicas (needs the kopf peering CRDs)",
+    election = p.add_argument_group(
+        "leader election",
+        "Replicas of one shard elect a leader with a coordination.k8s.io Lease; only the leader "
+        "works and writes, the others keep their index warm and take over when it is gone.",
     )
-    peering.add_argument("--standalone", action="store_true", help="no peering (one replica)")
-    p.add_argument(
-        "--priority",
-        type=int,
-        default=0,
-        help="peering priority (higher wins; default: random, so replicas never tie)",
+    election.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("ROTOR_LEADER_ELECT", "true").lower() not in ("0", "false", "no"),
+        help="elect a leader among the replicas (default: on, since any Deployment may be scaled "
+        "up); --no-leader-elect runs a single replica without a Lease",
     )
-    p.add_argument(
-        "--peering-lifetime",
-        type=int,
-        default=60,
-        help="seconds a silent peer counts as alive: failover takes about this long",
+    election.add_argument(
+        "--lease-name",
+        default=os.environ.get("ROTOR_LEASE_NAME", "rotor"),
+        help="the shard's Lease (give every shard its own; the chart uses the release name)",
     )
+    election.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE") or None,
+        help="where the Lease lives (default: $POD_NAMESPACE, else the kubeconfig's namespace)",
+    )
+    election.add_argument(
+        "--lease-duration", default="15s", help="a standby takes over this long after the last renewal"
+    )
+    election.add_argument(
+        "--renew-deadline", default="10s", help="the leader steps down when it could not renew for this long"
+    )
+    election.add_argument("--retry-period", default="2s", help="how often to renew or try to acquire")
+    for removed in ("--peering", "--priority", "--peering-lifetime"):
+        p.add_argument(removed, dest=f"removed_{removed[2:].replace('-', '_')}", help=argparse.SUPPRESS)
+    p.add_argument("--standalone", dest="removed_standalone", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
+
+
+REMOVED = (
+    "{flag} was removed: kopf peering is replaced by leader election with a Lease "
+    "(on by default; --lease-name names the shard's Lease). "
+    "For one replica without a Lease, use --no-leader-elect."
+)
+
+
+def identity() -> str:
+    """This replica's name in the Lease: the pod's name, else host and process."""
+    return os.environ.get("POD_NAME") or os.environ.get("POD_ID") or f"{os.uname().nodename}-{os.getpid()}"
 
 
 def run(args: argparse.Namespace) -> int:
     import kopf
 
     from rotor.api.duration import parse_duration
+    from rotor.kube.lease import LeaseConfig
+
+    for flag in ("standalone", "peering", "priority", "peering_lifetime"):
+        if getattr(args, f"removed_{flag}", None):
+            print(f"rotor run: error: {REMOVED.format(flag='--' + flag.replace('_', '-'))}", file=sys.stderr)
+            return 2
+    lease: LeaseConfig | None = None
+    if args.leader_elect:
+        try:
+            lease = LeaseConfig(
+                name=args.lease_name,
+                namespace=args.lease_namespace or "",  # "": the kubeconfig's, found at startup
+                identity=identity(),
+                lease_duration=parse_duration(args.lease_duration).total_seconds(),
+                renew_deadline=parse_duration(args.renew_deadline).total_seconds(),
+                retry_period=parse_duration(args.retry_period).total_seconds(),
+            )
+        except ValueError as err:
+            print(f"rotor run: error: {err}", file=sys.stderr)
+            return 2
 
     configure_logging(args.log_level, args.log_format)
-    import rotor.handlers.rotationpolicy
-    import rotor.handlers.secretstore
     import rotor.handlers.settings  # noqa: F401
 
-    standalone = args.standalone or not args.peering
-    # kopf pauses every replica that sees a peer of the same priority: give each one its own
-    priority = args.priority or (0 if standalone else random.SystemRandom().randint(1, 1_000_000))
     options = {
         "concurrency": args.concurrency,
         "backend_threads": args.backend_threads,
         "restart_limit": args.restart_limit,
         "restart_debounce": parse_duration(args.restart_debounce).total_seconds(),
         "metrics_addr": args.metrics_addr,
-        "peering": args.peering,
-        "standalone": standalone,
-        "priority": priority,
+        "namespaces": namespace_patterns(args.namespace),
+        "lease": lease,
     }
-    namespaces = namespace_patterns(args.namespace)
-    identity = os.environ.get("POD_ID") or f"rotor-{os.uname().nodename}-{os.getpid()}"
-    options["identity"] = identity
-    options["namespaces"] = namespaces
-    options["peering_lifetime"] = args.peering_lifetime
-    kopf.run(
-        standalone=standalone,
-        peering_name=None if standalone else args.peering,
-        priority=priority,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        memo=kopf.Memo(options=options),
-        identity=identity,  # type: ignore[arg-type]  # kopf's Identity is a NewType of str
-    )
+    # kopf only hosts the process: no handlers, no peering; Rotor's informers apply the patterns
+    kopf.run(standalone=True, clusterwide=True, memo=kopf.Memo(options=options))
     return 0
 
 

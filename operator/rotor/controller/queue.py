@@ -1,6 +1,10 @@
 """One work queue for every ManagedSecret: urgent work (new objects, spec changes, force-sync,
 deletions) is always served before routine refreshes, each key is worked on by one worker at a
-time, and due times live in a single heap, so idle objects cost nothing."""
+time, and due times live in a single heap, so idle objects cost nothing.
+
+It also says how it is doing: ``depth`` (keys waiting), ``in_flight`` (keys being worked on),
+``oldest_age`` (how long the longest-waiting key has waited) and ``stalled`` (keys wait and
+nothing has finished for a while: the liveness rule of ``/healthz``)."""
 
 from __future__ import annotations
 
@@ -8,12 +12,17 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 
 
 class WorkQueue:
-    def __init__(self) -> None:
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._since: dict[Hashable, float] = {}  # queued key -> when it was queued
+        #: when a key was last done (or the queue created or cleared)
+        self.last_done = monotonic()
         self._urgent: deque[Hashable] = deque()
         self._routine: deque[Hashable] = deque()
         self._queued: dict[Hashable, bool] = {}  # key -> urgent?
@@ -39,6 +48,7 @@ class WorkQueue:
         queued = self._queued.get(key)
         if queued is None:
             self._queued[key] = urgent
+            self._since[key] = self._monotonic()
             (self._urgent if urgent else self._routine).append(key)
         elif urgent and not queued:
             self._queued[key] = True
@@ -55,6 +65,38 @@ class WorkQueue:
         self._due[key] = when
         heapq.heappush(self._heap, (when, next(self._seq), key))
         self._timer_wake.set()
+
+    @property
+    def depth(self) -> int:
+        """Keys waiting for a worker (not those scheduled for later)."""
+        return len(self._queued)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._active)
+
+    def oldest_age(self) -> float:
+        """Seconds the longest-waiting key has waited (0 when none waits)."""
+        if not self._since:
+            return 0.0
+        return max(0.0, self._monotonic() - min(self._since.values()))
+
+    def stalled(self, bound: float) -> bool:
+        """Keys have waited longer than ``bound`` and no key was done for as long: the workers
+        are stuck (an idle queue, or a busy one that finishes work, is not stalled)."""
+        return self.oldest_age() > bound and self._monotonic() - self.last_done > bound
+
+    def clear(self) -> None:
+        """Drop every waiting and scheduled key (keys being worked on finish; their ``done`` and
+        ``schedule`` calls still count)."""
+        self._urgent.clear()
+        self._routine.clear()
+        self._queued.clear()
+        self._since.clear()
+        self._again.clear()
+        self._heap.clear()
+        self._due.clear()
+        self.last_done = self._monotonic()
 
     def forget(self, key: Hashable) -> None:
         self._due.pop(key, None)
@@ -74,6 +116,7 @@ class WorkQueue:
                     if dq is self._routine and urgent_flag:
                         continue  # promoted; the urgent entry will serve it
                     del self._queued[key]
+                    self._since.pop(key, None)
                     self._active.add(key)
                     return key
             self._wake.clear()
@@ -81,6 +124,7 @@ class WorkQueue:
 
     def done(self, key: Hashable) -> None:
         self._active.discard(key)
+        self.last_done = self._monotonic()
         again = self._again.pop(key, None)
         if again is not None:
             self.add(key, urgent=again)

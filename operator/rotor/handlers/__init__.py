@@ -1,3 +1,3 @@
-"""kopf handlers: thin, one module per kind, for the low-volume kinds (stores and policies). They
-feed the controller and do no I/O of their own. ManagedSecrets and their Secrets are watched by
-Rotor's own informer (rotor.kube.informer), which costs far less per event at thousands of objects."""
+"""kopf hosts the process: startup, cleanup and settings (rotor.handlers.settings). It runs no
+per-object handlers; every kind Rotor reacts to comes through Rotor's own informers
+(rotor.kube.informer) into the controller's index (rotor.controller.index)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -11,6 +12,7 @@ import kopf
 from rotor.clock import Clock
 from rotor.controller.core import Controller, Settings
 from rotor.kube.gateway import KubeGateway
+from rotor.kube.lease import LeaderElector, LeaseConfig
 from rotor.observability.http import MetricsServer
 from rotor.services.backend import thread_pool
 from rotor.services.hashkey import load_hash_key
@@ -21,26 +23,28 @@ log = logging.getLogger("rotor")
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     options = memo.get("options") or {}
+    # kopf watches nothing (no handlers, no peering, no scanning): it runs startup and cleanup
     settings.posting.enabled = False  # Rotor posts its own Events, on transitions only
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
-    settings.networking.request_timeout = 60
-    # one kopf worker per object: no cap (a cap made new objects wait for idle workers to expire),
-    # and idle workers end quickly so 5,000 objects do not keep 5,000 tasks alive
-    settings.batching.worker_limit = None
-    settings.batching.idle_timeout = 5.0
-    settings.scanning.disabled = False
-    settings.execution.max_workers = 4  # kopf's own pool; backends use rotor.services.backend's pool
-    settings.peering.name = options.get("peering") or "rotor"
-    settings.peering.standalone = bool(options.get("standalone", True))
-    settings.peering.mandatory = not settings.peering.standalone
-    settings.peering.priority = int(options.get("priority", 0))
-    settings.peering.lifetime = int(options.get("peering_lifetime", 60))
+    settings.scanning.disabled = True
+    settings.peering.standalone = True
     thread_pool(int(options.get("backend_threads", 16)))
 
     gateway = await KubeGateway.connect(os.environ.get("KUBECONFIG"))
     hash_key = await load_hash_key(gateway)
+    lease: LeaseConfig | None = options.get("lease")  # None: --no-leader-elect
+    elector = None
+    if lease is not None:
+        if not lease.namespace:
+            namespace = KubeGateway.default_namespace(os.environ.get("KUBECONFIG"), None)
+            lease = dataclasses.replace(lease, namespace=namespace)
+        elector = LeaderElector(gateway, lease)
+        log.info(
+            "leader election on Lease %s/%s as %s",
+            lease.namespace,
+            lease.name,
+            lease.identity,
+            extra={"identity": lease.identity},
+        )
     controller = Controller(
         gateway,
         Clock.from_env(),
@@ -50,16 +54,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             restart_debounce=float(options.get("restart_debounce", 30.0)),
             hash_key=hash_key,
             namespaces=list(options.get("namespaces") or []),
+            shard=lease.name if lease is not None else "rotor",
         ),
+        elector=elector,
     )
     _attach_optional_services(controller, options)
-    if not settings.peering.standalone:
-        controller.watch_peering(
-            name=settings.peering.name,
-            identity=str(options.get("identity")),
-            priority=settings.peering.priority,
-            namespaces=list(options.get("namespaces") or []),
-        )
     await controller.start()
     memo["controller"] = controller
     memo["gateway"] = gateway

@@ -10,19 +10,22 @@ import asyncio
 import base64
 import datetime as dt
 import json
+import logging
 import os
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-GROUP = "rotor.dev"
-VERSION = "v1alpha1"
+from rotor.api.names import GROUP, VERSION
+
+log = logging.getLogger("rotor.kube")
+
 PLURALS = {
     "ManagedSecret": "managedsecrets",
     "SecretStore": "secretstores",
@@ -37,6 +40,13 @@ class KubeError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"Kubernetes API {status}: {message}")
         self.status = status
+
+
+class NotLeader(KubeError):
+    """A write refused in the operator itself: this replica does not hold the shard's Lease."""
+
+    def __init__(self) -> None:
+        super().__init__(0, "this replica is not the leader; the write was not sent")
 
 
 def _wrap(exc: ApiException) -> KubeError:
@@ -68,6 +78,10 @@ class KubeGateway:
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.events = client.EventsV1Api(api)
+        self.coordination = client.CoordinationV1Api(api)
+        #: when set (leader election), writes are refused with ``NotLeader`` while it says False;
+        #: the Lease itself is written regardless
+        self.write_fence: Callable[[], bool] | None = None
         self._ns_labels: dict[str, tuple[float, dict[str, str]]] = {}
         #: count of writes by verb, for tests and benchmarks
         self.writes: dict[str, int] = {}
@@ -91,8 +105,16 @@ class KubeGateway:
     async def close(self) -> None:
         await self.api.close()
 
-    def _count(self, verb: str) -> None:
+    def may_write(self) -> bool:
+        return self.write_fence is None or self.write_fence()
+
+    def _count(self, verb: str, target: str) -> None:
+        """Every write goes through here: the fence first, then the count and a debug line
+        naming what is written (never what it holds)."""
+        if not self.may_write():
+            raise NotLeader()
         self.writes[verb] = self.writes.get(verb, 0) + 1
+        log.debug("api write %s %s", verb, target, extra={"apiWrite": verb, "target": target})
 
     @staticmethod
     async def _json(call: Any) -> dict[str, Any]:
@@ -123,7 +145,7 @@ class KubeGateway:
             raise _wrap(exc) from None
 
     async def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        self._count("create-secret")
+        self._count("create-secret", f"{namespace}/{(body.get('metadata') or {}).get('name')}")
         try:
             return await self._json(
                 self.core.create_namespaced_secret(namespace, body, _preload_content=False)
@@ -133,7 +155,7 @@ class KubeGateway:
 
     async def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch (``data`` keys set to None are removed)."""
-        self._count("patch-secret")
+        self._count("patch-secret", f"{namespace}/{name}")
         try:
             return await self._json(
                 self.core.patch_namespaced_secret(
@@ -148,7 +170,7 @@ class KubeGateway:
             raise _wrap(exc) from None
 
     async def replace_secret(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        self._count("replace-secret")
+        self._count("replace-secret", f"{namespace}/{name}")
         try:
             obj = await self.core.replace_namespaced_secret(name, namespace, body)
         except ApiException as exc:
@@ -156,7 +178,7 @@ class KubeGateway:
         return dict(self.api.sanitize_for_serialization(obj))
 
     async def delete_secret(self, namespace: str, name: str) -> None:
-        self._count("delete-secret")
+        self._count("delete-secret", f"{namespace}/{name}")
         try:
             await self.core.delete_namespaced_secret(name, namespace)
         except ApiException as exc:
@@ -268,7 +290,7 @@ class KubeGateway:
         self, kind: str, name: str, namespace: str | None, status: dict[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch status; returns the object as stored (None if it is gone)."""
-        self._count("patch-status")
+        self._count("patch-status", f"{kind}/{namespace + '/' if namespace else ''}{name}")
         body = {"status": status}
         try:
             if namespace:
@@ -290,7 +312,7 @@ class KubeGateway:
             raise _wrap(exc) from None
 
     async def patch_object(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
-        self._count("patch-object")
+        self._count("patch-object", f"{kind}/{namespace + '/' if namespace else ''}{name}")
         try:
             if namespace:
                 await self.custom.patch_namespaced_custom_object(
@@ -311,21 +333,34 @@ class KubeGateway:
                 return
             raise _wrap(exc) from None
 
-    async def get_peering(self, name: str, namespace: str | None) -> dict[str, Any] | None:
-        """kopf's peering object (kopf.dev/v1): who is alive, with which priority."""
+    # ------------------------------------------------------------------ leases (leader election)
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            if namespace:
-                return dict(
-                    await self.custom.get_namespaced_custom_object(
-                        "kopf.dev", "v1", namespace, "kopfpeerings", name
-                    )
-                )
-            return dict(
-                await self.custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+            return await self._json(
+                self.coordination.read_namespaced_lease(name, namespace, _preload_content=False)
             )
         except ApiException as exc:
             if exc.status == 404:
                 return None
+            raise _wrap(exc) from None
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a Lease; ``KubeError`` 409 when another replica created it first."""
+        try:
+            return await self._json(
+                self.coordination.create_namespaced_lease(namespace, body, _preload_content=False)
+            )
+        except ApiException as exc:
+            raise _wrap(exc) from None
+
+    async def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Lease; ``body.metadata.resourceVersion`` makes it conditional (409 when the
+        Lease changed since it was read)."""
+        try:
+            return await self._json(
+                self.coordination.replace_namespaced_lease(name, namespace, body, _preload_content=False)
+            )
+        except ApiException as exc:
             raise _wrap(exc) from None
 
     # ------------------------------------------------------------------ namespaces, tokens
@@ -390,7 +425,7 @@ class KubeGateway:
         return out
 
     async def patch_workload(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> None:
-        self._count("patch-workload")
+        self._count("patch-workload", f"{kind}/{namespace}/{name}")
         patchers = {
             "Deployment": self.apps.patch_namespaced_deployment,
             "StatefulSet": self.apps.patch_namespaced_stateful_set,
@@ -436,7 +471,9 @@ class KubeGateway:
                 "resourceVersion": meta.get("resourceVersion"),
             },
         }
-        self._count("event")
+        if not self.may_write():
+            return  # events are best effort; a standby posts none
+        self._count("event", f"{namespace}/{meta.get('name')}")
         try:
             await self._json(self.events.create_namespaced_event(namespace, body, _preload_content=False))
         except ApiException:
@@ -473,7 +510,10 @@ class KubeGateway:
 
     async def create_object(self, kind: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
         """Create a Rotor object; ``KubeError`` 409 when it exists already."""
-        self._count("create-object")
+        self._count(
+            "create-object",
+            f"{kind}/{namespace + '/' if namespace else ''}{(body.get('metadata') or {}).get('name')}",
+        )
         try:
             plural = PLURALS[kind]
             if namespace:

@@ -25,7 +25,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from rotor.kube.gateway import GROUP, VERSION, KubeError, KubeGateway
+from rotor.api.names import API_VERSION
+from rotor.kube.gateway import KubeError, KubeGateway
 
 log = logging.getLogger("rotor.informer")
 
@@ -99,7 +100,7 @@ class Informer:
         self.delivered: dict[str, int] = {}
         self.relists = 0
         self.sleep = asyncio.sleep  # replaceable in tests
-        self.api_version = "v1" if kind == "Secret" else f"{GROUP}/{VERSION}"
+        self.api_version = "v1" if kind == "Secret" else API_VERSION
 
     def accepts(self, namespace: str) -> bool:
         return not self.patterns or any(match_namespace(namespace, p) for p in self.patterns)

@@ -42,9 +42,19 @@ class MetricsServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, _: web.Request) -> web.Response:
-        alive = all(not t.done() for t in self.controller.tasks)
-        return web.Response(text="ok" if alive else "controller stopped", status=200 if alive else 500)
+        """Alive unless a controller task ended, or the leader's work queue is stalled (keys
+        have waited and no sync has finished for five minutes)."""
+        if not all(not t.done() for t in self.controller.tasks):
+            return web.Response(text="controller stopped", status=500)
+        if self.controller.stalled():
+            return web.Response(text="work queue stalled: no sync finished for 5 minutes", status=500)
+        return web.Response(text="ok", status=200)
 
     async def readyz(self, _: web.Request) -> web.Response:
-        ready = bool(self.controller.tasks) and bool(getattr(self.controller, "listed", True))
-        return web.Response(text="ready" if ready else "starting", status=200 if ready else 503)
+        """Ready once every informer has listed (a standby too, so a rolling update proceeds);
+        the body says whether this replica leads."""
+        ready = bool(self.controller.tasks) and self.controller.listed
+        if not ready:
+            return web.Response(text="starting", status=503)
+        role = "leader" if self.controller.leading else "standby"
+        return web.Response(text=f"ready ({role})", status=200)

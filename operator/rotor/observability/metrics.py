@@ -56,6 +56,28 @@ ROLLOUT_RESTARTS = Counter(
     ["kind", "result"],
     registry=REGISTRY,
 )
+# the controller: its work queue (values read at scrape time), leadership, apiserver errors
+WORKQUEUE_DEPTH = Gauge("rotor_workqueue_depth", "ManagedSecrets waiting for a worker", registry=REGISTRY)
+WORKQUEUE_IN_FLIGHT = Gauge(
+    "rotor_workqueue_in_flight", "ManagedSecrets being synced right now", registry=REGISTRY
+)
+WORKQUEUE_OLDEST = Gauge(
+    "rotor_workqueue_oldest_seconds",
+    "How long the longest-waiting ManagedSecret in the work queue has waited",
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "rotor_leader",
+    "1 while this replica holds its shard's Lease (does the work)",
+    ["shard"],
+    registry=REGISTRY,
+)
+APISERVER_ERRORS = Counter(
+    "rotor_apiserver_errors_total",
+    "Syncs that failed on an unavailable apiserver, by kind (connection, timeout, throttled, server)",
+    ["kind"],
+    registry=REGISTRY,
+)
 BUILD_INFO = Gauge("rotor_build_info", "Rotor build", ["version"], registry=REGISTRY)
 BUILD_INFO.labels(version=__version__).set(1)
 
