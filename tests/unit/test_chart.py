@@ -802,3 +802,63 @@ def test_metrics_doc_describes_every_metric_and_alert() -> None:
     missing = [m for m in sorted(METRICS) if f"`{m}" not in doc]
     assert not missing, f"docs/metrics.md does not describe {missing}"
     assert all(a in doc for a in ALERTS)
+
+
+# --- promtool ------------------------------------------------------------------------------------------
+
+PROMTOOL_TESTS = ROOT / "tests" / "promtool" / "rules_test.yaml"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    from rotor.devenv import binaries
+
+    path = binaries.locate("promtool")
+    if path is None:
+        pytest.fail(
+            "no promtool binary ($ROTOR_PROMTOOL_BIN, PATH or ~/.cache/rotor/promtool-*/promtool): "
+            "run `hack/build-binaries.sh promtool` (CI builds it)",
+            pytrace=False,
+        )
+    return str(path)
+
+
+def rendered_rules(helm: str, directory: pathlib.Path) -> tuple[pathlib.Path, set[str]]:
+    """The chart's PrometheusRule (all alerts: serviceMonitor on) as a Prometheus rules file."""
+    rule = one(render(helm, "prometheusRule.enabled=true", "serviceMonitor.enabled=true"), "PrometheusRule")
+    path = directory / "rules.yaml"
+    path.write_text(yaml.safe_dump(rule["spec"], sort_keys=False))
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    return path, alerts
+
+
+def test_alert_rules_pass_promtool_lint_fatal(helm: str, promtool: str, tmp_path: pathlib.Path) -> None:
+    path, alerts = rendered_rules(helm, tmp_path)
+    assert alerts >= ALERTS
+    proc = subprocess.run(
+        [promtool, "check", "rules", "--lint-fatal", str(path)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"promtool check rules --lint-fatal:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_every_alert_fires_and_stays_quiet_in_promtool_tests(
+    helm: str, promtool: str, tmp_path: pathlib.Path
+) -> None:
+    _, alerts = rendered_rules(helm, tmp_path)
+    tests = yaml.safe_load(PROMTOOL_TESTS.read_text())
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for case in tests["tests"]:
+        for check in case.get("alert_rule_test", []):
+            (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
+    assert firing == alerts, f"alerts without a firing case: {sorted(alerts - firing)}"
+    assert quiet == alerts, f"alerts without a case where they stay quiet: {sorted(alerts - quiet)}"
+    shutil.copy(PROMTOOL_TESTS, tmp_path / "rules_test.yaml")
+    proc = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "rules_test.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, f"promtool test rules:\n{proc.stdout}\n{proc.stderr}"

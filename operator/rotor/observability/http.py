@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from rotor.observability.metrics import REGISTRY, StateCollector
 
@@ -37,9 +37,14 @@ class MetricsServer:
             await self.runner.cleanup()
         REGISTRY.unregister(self.collector)
 
-    async def metrics(self, _: web.Request) -> web.Response:
-        body = generate_latest(REGISTRY)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(self, request: web.Request) -> web.Response:
+        """prometheus_client's own exposition: OpenMetrics when the scraper's Accept header asks
+        for it, the text format otherwise; gzip when Accept-Encoding allows it."""
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        response = web.Response(body=encoder(REGISTRY), headers={"Content-Type": content_type})
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
 
     async def healthz(self, _: web.Request) -> web.Response:
         alive = all(not t.done() for t in self.controller.tasks)
