@@ -862,3 +862,86 @@ def test_every_alert_fires_and_stays_quiet_in_promtool_tests(
         cwd=tmp_path,
     )
     assert proc.returncode == 0, f"promtool test rules:\n{proc.stdout}\n{proc.stderr}"
+
+
+# --- durations -------------------------------------------------------------------------------------------
+
+# Rotor's own durations (rotor run's flags, the CRDs): api/duration.py's grammar.
+ROTOR_DURATIONS = ("restartDebounce",)
+# Durations handed to Prometheus (ServiceMonitor, rule `for:` and ranges): Prometheus' grammar.
+PROMETHEUS_DURATIONS = (
+    "serviceMonitor.interval",
+    "serviceMonitor.scrapeTimeout",
+    "prometheusRule.thresholds.expiringSoonFor",
+    "prometheusRule.thresholds.expiredFor",
+    "prometheusRule.thresholds.syncFailingFor",
+    "prometheusRule.thresholds.rotationFailedWindow",
+    "prometheusRule.thresholds.storeNotReadyFor",
+    "prometheusRule.thresholds.rotorDownFor",
+)
+ROTOR_GOOD = ("30s", "0", "500ms", "1.5s", "1h30m", "2d", "720h")
+ROTOR_BAD = ("500us", "10ns", "1µs", "30", "-1s", "1h 30m", "", "1.s", "s")
+PROMETHEUS_GOOD = ("30s", "1m30s", "0m", "1h", "1w", "500ms")
+PROMETHEUS_BAD = ("1.5m", "500us", "30", "-1s", "1h 30m", "")
+
+
+def with_value(path: str, value: Any) -> dict[str, Any]:
+    out = values()
+    node = out
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    return out
+
+
+def schema_node(path: str) -> dict[str, Any]:
+    node = schema()
+    for p in path.split("."):
+        node = node["properties"][p]
+    return node
+
+
+def test_every_duration_in_values_is_one_of_the_two_grammars() -> None:
+    def walk(node: dict[str, Any], path: str) -> Iterable[str]:
+        if "pattern" in node and "ms" in node["pattern"]:
+            yield path
+        for name, sub in (node.get("properties") or {}).items():
+            yield from walk(sub, f"{path}.{name}" if path else name)
+
+    assert set(walk(schema(), "")) == set(ROTOR_DURATIONS) | set(PROMETHEUS_DURATIONS)
+
+
+def test_rotor_durations_in_values_use_the_cli_and_crd_grammar() -> None:
+    import jsonschema
+
+    from rotor.api.duration import DURATION_PATTERN, parse_duration
+
+    validator = jsonschema.Draft7Validator(schema())
+    for path in ROTOR_DURATIONS:
+        assert schema_node(path)["pattern"] == DURATION_PATTERN, f"{path}: not api/duration.py's pattern"
+        for good in ROTOR_GOOD:
+            parse_duration(good)  # rotor run accepts it
+            assert validator.is_valid(with_value(path, good)), f"{path}={good!r} refused by the schema"
+        for bad in ROTOR_BAD:
+            with pytest.raises(ValueError):
+                parse_duration(bad)
+            assert not validator.is_valid(with_value(path, bad)), f"{path}={bad!r} accepted by the schema"
+
+
+def test_prometheus_durations_in_values_use_prometheus_grammar() -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(schema())
+    for path in PROMETHEUS_DURATIONS:
+        for good in PROMETHEUS_GOOD:
+            assert validator.is_valid(with_value(path, good)), f"{path}={good!r} refused"
+        for bad in PROMETHEUS_BAD:
+            assert not validator.is_valid(with_value(path, bad)), f"{path}={bad!r} accepted"
+
+
+def test_a_duration_rotor_run_refuses_is_refused_by_helm(helm: str) -> None:
+    proc = run_helm(
+        helm, "template", "rotor", str(CHART), "--kube-version", KUBE_VERSION, "--set", "restartDebounce=500us"
+    )
+    assert proc.returncode != 0 and "restartDebounce" in proc.stderr, proc.stderr
