@@ -74,6 +74,13 @@ PASSTHROUGH = {
     "tolerations[]",
     "affinity",
     "topologySpreadConstraints[]",
+    "strategy",
+    "dnsConfig",
+    "extraVolumes[]",
+    "extraVolumeMounts[]",
+    "extraContainers[]",
+    "serviceMonitor.relabelings[]",
+    "serviceMonitor.metricRelabelings[]",
 }
 
 
@@ -108,9 +115,18 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([helm, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
+# A cluster with the Prometheus Operator: the chart renders its monitoring objects only where
+# the cluster serves their kinds.
+PROMETHEUS_OPERATOR = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule")
+
+
 @functools.cache
-def _template_cached(helm: str, sets: tuple[str, ...], include_crds: bool) -> str:
+def _template_cached(
+    helm: str, sets: tuple[str, ...], include_crds: bool, api_versions: tuple[str, ...] = PROMETHEUS_OPERATOR
+) -> str:
     args = ["template", "rotor", str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    for api in api_versions:
+        args += ["--api-versions", api]
     if include_crds:
         args.append("--include-crds")
     for s in sets:
@@ -120,8 +136,10 @@ def _template_cached(helm: str, sets: tuple[str, ...], include_crds: bool) -> st
     return proc.stdout
 
 
-def render(helm: str, *sets: str, include_crds: bool = False) -> list[dict[str, Any]]:
-    text = _template_cached(helm, tuple(sets), include_crds)
+def render(
+    helm: str, *sets: str, include_crds: bool = False, api_versions: tuple[str, ...] = PROMETHEUS_OPERATOR
+) -> list[dict[str, Any]]:
+    text = _template_cached(helm, tuple(sets), include_crds, api_versions)
     return [d for d in yaml.safe_load_all(text) if d]
 
 
@@ -942,6 +960,143 @@ def test_prometheus_durations_in_values_use_prometheus_grammar() -> None:
 
 def test_a_duration_rotor_run_refuses_is_refused_by_helm(helm: str) -> None:
     proc = run_helm(
-        helm, "template", "rotor", str(CHART), "--kube-version", KUBE_VERSION, "--set", "restartDebounce=500us"
+        helm,
+        "template",
+        "rotor",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "restartDebounce=500us",
     )
     assert proc.returncode != 0 and "restartDebounce" in proc.stderr, proc.stderr
+
+
+# --- knobs -------------------------------------------------------------------------------------------------
+
+
+def test_monitoring_objects_need_their_kinds_on_the_cluster(helm: str) -> None:
+    sets = ("serviceMonitor.enabled=true", "prometheusRule.enabled=true")
+    without = render(helm, *sets, api_versions=())
+    assert not by_kind(without, "ServiceMonitor") and not by_kind(without, "PrometheusRule")
+    with_kinds = render(helm, *sets)
+    assert one(with_kinds, "ServiceMonitor") and one(with_kinds, "PrometheusRule")
+    only_rules = render(helm, *sets, api_versions=("monitoring.coreos.com/v1/PrometheusRule",))
+    rule = one(only_rules, "PrometheusRule")
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert "RotorDown" not in alerts, "RotorDown relies on the ServiceMonitor's namespace label"
+
+
+def test_platform_knobs(helm: str) -> None:
+    objs = render(
+        helm,
+        "commonLabels.team=platform",
+        "deploymentAnnotations.owner=sre",
+        "revisionHistoryLimit=2",
+        "strategy.type=Recreate",
+        "terminationGracePeriodSeconds=90",
+        "dnsConfig.searches[0]=svc.example",
+        "priorityClassName=system-cluster-critical",
+        "probes.liveness.periodSeconds=20",
+        "probes.readiness.failureThreshold=6",
+        "probes.startup.failureThreshold=120",
+        "extraVolumes[0].name=vault-ca",
+        "extraVolumes[0].configMap.name=vault-ca",
+        "extraVolumeMounts[0].name=vault-ca",
+        "extraVolumeMounts[0].mountPath=/etc/vault-ca",
+        "extraContainers[0].name=sidecar",
+        "extraContainers[0].image=busybox",
+        "serviceMonitor.enabled=true",
+        "serviceMonitor.namespace=monitoring",
+        "serviceMonitor.relabelings[0].targetLabel=cluster",
+        "serviceMonitor.relabelings[0].replacement=prod",
+        "serviceMonitor.metricRelabelings[0].action=drop",
+        "serviceMonitor.metricRelabelings[0].regex=process_.*",
+        "serviceMonitor.metricRelabelings[0].sourceLabels[0]=__name__",
+    )
+    for o in objs:
+        assert o["metadata"]["labels"]["team"] == "platform", o["kind"]
+    dep = one(objs, "Deployment")
+    assert dep["metadata"]["annotations"] == {"owner": "sre"}
+    assert dep["spec"]["revisionHistoryLimit"] == 2
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 90
+    assert pod["dnsConfig"] == {"searches": ["svc.example"]}
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert {"name": "vault-ca", "configMap": {"name": "vault-ca"}} in pod["volumes"]
+    assert [c["name"] for c in pod["containers"]] == ["rotor", "sidecar"]
+    c = container(objs)
+    assert {"name": "vault-ca", "mountPath": "/etc/vault-ca"} in c["volumeMounts"]
+    assert c["livenessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "metrics"},
+        "periodSeconds": 20,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
+    assert c["readinessProbe"]["failureThreshold"] == 6
+    assert c["startupProbe"]["failureThreshold"] == 120
+    sm = one(objs, "ServiceMonitor")
+    assert sm["metadata"]["namespace"] == "monitoring"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert endpoint["relabelings"] == [{"targetLabel": "cluster", "replacement": "prod"}]
+    assert endpoint["metricRelabelings"][0]["action"] == "drop"
+
+
+def test_extra_objects_are_rendered_and_templated(helm: str, tmp_path: pathlib.Path) -> None:
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "extraObjects": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "{{ .Release.Name }}-ca"}},
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: as-text\n  namespace: {{ .Release.Namespace }}\n",
+                ]
+            }
+        )
+    )
+    proc = run_helm(
+        helm,
+        "template",
+        "rotor",
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+        "-f",
+        str(extra),
+    )
+    assert proc.returncode == 0, proc.stderr
+    objs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    names = {o["metadata"]["name"]: o for o in by_kind(objs, "ConfigMap")}
+    assert "rotor-ca" in names and names["as-text"]["metadata"]["namespace"] == NAMESPACE
+
+
+def test_knob_values_are_checked_by_the_schema(helm: str) -> None:
+    for bad in (
+        "revisionHistoryLimit=-1",
+        "terminationGracePeriodSeconds=soon",
+        "probes.liveness.periodSecond=3",
+        "probes.readiness.failureThreshold=0",
+        "commonLabels.team=null",
+        "serviceMonitor.namespace=Not_A_Namespace",
+    ):
+        proc = run_helm(helm, "template", "rotor", str(CHART), "--kube-version", KUBE_VERSION, "--set", bad)
+        assert proc.returncode != 0, f"--set {bad} rendered; values.schema.json must refuse it"
+
+
+def test_chart_readme_is_generated_from_values() -> None:
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "chart-readme.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    readme = (CHART / "README.md").read_text()
+    for key in ("commonLabels", "extraObjects", "probes", "serviceMonitor.metricRelabelings"):
+        assert f"`{key}" in readme, key
