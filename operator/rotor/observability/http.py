@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -11,6 +12,8 @@ from rotor.observability.metrics import REGISTRY, StateCollector
 
 if TYPE_CHECKING:
     from rotor.controller.core import Controller
+
+log = logging.getLogger("rotor.metrics")
 
 
 class MetricsServer:
@@ -41,7 +44,9 @@ class MetricsServer:
         """prometheus_client's own exposition: OpenMetrics when the scraper's Accept header asks
         for it, the text format otherwise; gzip when Accept-Encoding allows it."""
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        response = web.Response(body=encoder(REGISTRY), headers={"Content-Type": content_type})
+        body = encoder(REGISTRY)
+        log.debug("serving /metrics: %d bytes of %s", len(body), content_type.split(";")[0])
+        response = web.Response(body=body, headers={"Content-Type": content_type})
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             response.enable_compression(web.ContentCoding.gzip)
         return response
