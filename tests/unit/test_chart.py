@@ -276,6 +276,20 @@ def test_helm_lint_is_clean(helm: str) -> None:
             "dashboards.enabled=true",
             "networkPolicy.enabled=true",
         ],
+        [
+            "commonLabels.team=platform",
+            "deploymentAnnotations.owner=sre",
+            "strategy.type=Recreate",
+            "extraVolumes[0].name=ca",
+            "extraVolumes[0].configMap.name=ca",
+            "extraVolumeMounts[0].name=ca",
+            "extraVolumeMounts[0].mountPath=/etc/ca",
+            "extraObjects[0].apiVersion=v1",
+            "extraObjects[0].kind=ConfigMap",
+            "extraObjects[0].metadata.name=extra",
+            "serviceMonitor.enabled=true",
+            "serviceMonitor.relabelings[0].targetLabel=cluster",
+        ],
     ):
         args = ["lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART)]
         for s in sets:
