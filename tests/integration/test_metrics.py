@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gzip
+import json
+import pathlib
+import re
 import secrets
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -22,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.parser import text_string_to_metric_families
 
 from rotor import __version__
+from rotor.devenv import binaries
 from support.cluster import Cluster, wait_for
 from support.environment import TestEnvironment
 from support.leaks import LeakRegistry
@@ -82,6 +88,152 @@ def ms(name: str, key: str, prop: str, secret_key: str) -> dict[str, Any]:
     return ms_manifest(name, data=[data_item(secret_key, key, prop)])
 
 
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "charts" / "rotor" / "files" / "dashboards" / "rotor.json"
+# Grafana's variables, as "All" selects them
+GRAFANA_VARIABLES = {"$namespace": ".*", "$store": ".*", "$__rate_interval": "5m"}
+
+
+def promtool_binary() -> str:
+    path = binaries.locate("promtool")
+    if path is None:
+        pytest.fail("no promtool binary: run `hack/build-binaries.sh promtool` (CI builds it)", pytrace=False)
+    return str(path)
+
+
+def fetch(url: str, headers: dict[str, str]) -> tuple[dict[str, str], bytes]:
+    req = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+
+
+def check_exposition(url: str) -> None:
+    headers, body = fetch(url, {})
+    assert headers["content-type"].startswith("text/plain"), headers
+    headers, body = fetch(url, {"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert headers["content-type"].startswith("application/openmetrics-text"), headers
+    assert body.rstrip().endswith(b"# EOF")
+    headers, body = fetch(url, {"Accept-Encoding": "gzip"})
+    assert headers.get("content-encoding") == "gzip", headers
+    assert b"rotor_build_info" in gzip.decompress(body)
+
+
+def check_metrics_with_promtool(promtool: str, text: str) -> None:
+    proc = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, f"promtool check metrics:\n{proc.stdout}\n{proc.stderr}"
+
+
+def dashboard_queries() -> list[str]:
+    def panels(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for p in items:
+            out.append(p)
+            out += panels(p.get("panels", []))
+        return out
+
+    exprs = [
+        t["expr"] for p in panels(json.loads(DASHBOARD.read_text())["panels"]) for t in p.get("targets", [])
+    ]
+    out = []
+    for e in exprs:
+        for var, value in GRAFANA_VARIABLES.items():
+            e = e.replace(var, value)
+        assert "$" not in e, f"a Grafana variable the test does not know in {e!r}"
+        out.append(e)
+    return out
+
+
+def selectors(expr: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """The metric selectors of a PromQL expression: (name, [(label, op, value)])."""
+    found = []
+    for m in re.finditer(r"\b((?:rotor|process)_[a-zA-Z0-9_:]*)(\{[^}]*\})?", expr):
+        matchers = re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', m.group(2) or "")
+        found.append((m.group(1), matchers))
+    return found
+
+
+def selected(samples: Samples, name: str, matchers: list[tuple[str, str, str]]) -> bool:
+    def ok(labels: dict[str, str]) -> bool:
+        for label, op, value in matchers:
+            have = labels.get(label, "")
+            if (op == "=" and have != value) or (op == "!=" and have == value):
+                return False
+            if (op == "=~" and not re.fullmatch(value, have)) or (op == "!~" and re.fullmatch(value, have)):
+                return False
+        return True
+
+    return any(ok(dict(k)) for k in samples.get(name, {}))
+
+
+def series_line(name: str, labels: Labels) -> str:
+    inner = ", ".join(f'{k}="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for k, v in labels)
+    return f"{name}{{{inner}}}"
+
+
+def check_dashboard_queries(promtool: str, samples: Samples, tmp: pathlib.Path) -> None:
+    """Every dashboard query, evaluated by promtool over the live scrape held for 20 minutes, has
+    a result wherever the scrape has the series it selects."""
+    queries = dashboard_queries()
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"alert": f"Q{i}", "expr": f"absent(({q}))"} for i, q in enumerate(queries)],
+            }
+        ]
+    }
+    inputs = [
+        {"series": series_line(name, labels), "values": f"{value!r}x20"}
+        for name, family in samples.items()
+        if name.startswith(("rotor_", "process_"))
+        for labels, value in family.items()
+    ]
+    checked, unchecked = [], []
+    for q in queries:
+        # a panel that groups by a label none of its series has shows one nameless line
+        have = {label for name, m in selectors(q) for k in samples.get(name, {}) for label, _ in k}
+        for group in re.findall(r"\bby\s*\(([^)]*)\)", q):
+            for label in (x.strip() for x in group.split(",")):
+                if have:
+                    assert label in have, f"{q} groups by {label}, a label its series do not have"
+    for i, q in enumerate(queries):
+        if all(selected(samples, name, m) for name, m in selectors(q)):
+            checked.append({"eval_time": "10m", "alertname": f"Q{i}", "exp_alerts": []})
+        else:
+            unchecked.append(q)
+    # what this test does not create: rotations (and their timestamps) and workload restarts
+    for q in unchecked:
+        assert re.search(r"rotor_(rotation_|rollout_|managedsecret_(last|next)_rotation_)", q), (
+            f"a dashboard query over no series: {q}"
+        )
+    assert len(checked) > len(unchecked)
+    (tmp / "dashboard-rules.yaml").write_text(json.dumps(rules))
+    test = {
+        "rule_files": ["dashboard-rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": inputs, "alert_rule_test": checked}],
+    }
+    (tmp / "dashboard-test.yaml").write_text(json.dumps(test))
+    proc = subprocess.run(
+        [promtool, "test", "rules", "dashboard-test.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp,
+        check=False,
+    )
+    names = {f"Q{i}": q for i, q in enumerate(queries)}
+    assert proc.returncode == 0, (
+        "dashboard queries with no result on a live scrape (absent() fired):\n"
+        + proc.stdout[-4000:]
+        + proc.stderr[-2000:]
+        + "\n"
+        + "\n".join(f"{k}: {v}" for k, v in names.items())
+    )
+
+
 # ---------------------------------------------------------------------------------------------- the test
 async def test_metrics_reflect_current_state_and_forget_deleted_objects(
     cluster: Cluster,
@@ -89,6 +241,7 @@ async def test_metrics_reflect_current_state_and_forget_deleted_objects(
     iso_namespace: str,
     metrics_operator: OperatorProcess,
     leaks: LeakRegistry,
+    tmp_path: pathlib.Path,
 ) -> None:
     ns = iso_namespace
     op = metrics_operator
@@ -161,7 +314,21 @@ async def test_metrics_reflect_current_state_and_forget_deleted_objects(
     )
     assert reads is not None and reads > 0, series(samples, "rotor_provider_requests_total")
     assert one(samples, "rotor_secretstore_ready", namespace=ns, name="vault", kind="SecretStore") == 1.0
+    # the store label is the same on both, so they join on (store)
+    assert one(samples, "rotor_secretstore_ready", store=f"SecretStore/{ns}/vault", kind="SecretStore") == 1.0
     assert series(samples, "rotor_build_info") == {(("version", __version__),): 1.0}
+
+    # prometheus_client's exposition: process_* series, no _created series, OpenMetrics on request
+    assert one(samples, "process_start_time_seconds") is not None
+    assert one(samples, "process_resident_memory_bytes") is not None
+    assert not [name for name in samples if name.endswith("_created")]
+    await asyncio.to_thread(check_exposition, op.metrics_url + "/metrics")
+
+    # promtool: the scrape passes `check metrics`, and every dashboard query has a result on it
+    text_now = await asyncio.to_thread(op.metrics)
+    promtool = promtool_binary()
+    await asyncio.to_thread(check_metrics_with_promtool, promtool, text_now)
+    await asyncio.to_thread(check_dashboard_queries, promtool, parse(text_now), tmp_path)
 
     # a deleted ManagedSecret leaves no series behind; the others stay
     await cluster.delete("ManagedSecret", "missing", ns)

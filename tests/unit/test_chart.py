@@ -74,6 +74,13 @@ PASSTHROUGH = {
     "tolerations[]",
     "affinity",
     "topologySpreadConstraints[]",
+    "strategy",
+    "dnsConfig",
+    "extraVolumes[]",
+    "extraVolumeMounts[]",
+    "extraContainers[]",
+    "serviceMonitor.relabelings[]",
+    "serviceMonitor.metricRelabelings[]",
 }
 
 
@@ -108,9 +115,18 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([helm, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
+# A cluster with the Prometheus Operator: the chart renders its monitoring objects only where
+# the cluster serves their kinds.
+PROMETHEUS_OPERATOR = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule")
+
+
 @functools.cache
-def _template_cached(helm: str, sets: tuple[str, ...], include_crds: bool) -> str:
+def _template_cached(
+    helm: str, sets: tuple[str, ...], include_crds: bool, api_versions: tuple[str, ...] = PROMETHEUS_OPERATOR
+) -> str:
     args = ["template", "rotor", str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    for api in api_versions:
+        args += ["--api-versions", api]
     if include_crds:
         args.append("--include-crds")
     for s in sets:
@@ -120,8 +136,10 @@ def _template_cached(helm: str, sets: tuple[str, ...], include_crds: bool) -> st
     return proc.stdout
 
 
-def render(helm: str, *sets: str, include_crds: bool = False) -> list[dict[str, Any]]:
-    text = _template_cached(helm, tuple(sets), include_crds)
+def render(
+    helm: str, *sets: str, include_crds: bool = False, api_versions: tuple[str, ...] = PROMETHEUS_OPERATOR
+) -> list[dict[str, Any]]:
+    text = _template_cached(helm, tuple(sets), include_crds, api_versions)
     return [d for d in yaml.safe_load_all(text) if d]
 
 
@@ -258,6 +276,20 @@ def test_helm_lint_is_clean(helm: str) -> None:
             "prometheusRule.enabled=true",
             "dashboards.enabled=true",
             "networkPolicy.enabled=true",
+        ],
+        [
+            "commonLabels.team=platform",
+            "deploymentAnnotations.owner=sre",
+            "strategy.type=Recreate",
+            "extraVolumes[0].name=ca",
+            "extraVolumes[0].configMap.name=ca",
+            "extraVolumeMounts[0].name=ca",
+            "extraVolumeMounts[0].mountPath=/etc/ca",
+            "extraObjects[0].apiVersion=v1",
+            "extraObjects[0].kind=ConfigMap",
+            "extraObjects[0].metadata.name=extra",
+            "serviceMonitor.enabled=true",
+            "serviceMonitor.relabelings[0].targetLabel=cluster",
         ],
     ):
         args = ["lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART)]
@@ -825,3 +857,283 @@ def test_metrics_doc_describes_every_metric_and_alert() -> None:
     missing = [m for m in sorted(METRICS) if f"`{m}" not in doc]
     assert not missing, f"docs/metrics.md does not describe {missing}"
     assert all(a in doc for a in ALERTS)
+
+
+# --- promtool ------------------------------------------------------------------------------------------
+
+PROMTOOL_TESTS = ROOT / "tests" / "promtool" / "rules_test.yaml"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    from rotor.devenv import binaries
+
+    path = binaries.locate("promtool")
+    if path is None:
+        pytest.fail(
+            "no promtool binary ($ROTOR_PROMTOOL_BIN, PATH or ~/.cache/rotor/promtool-*/promtool): "
+            "run `hack/build-binaries.sh promtool` (CI builds it)",
+            pytrace=False,
+        )
+    return str(path)
+
+
+def rendered_rules(helm: str, directory: pathlib.Path) -> tuple[pathlib.Path, set[str]]:
+    """The chart's PrometheusRule (all alerts: serviceMonitor on) as a Prometheus rules file."""
+    rule = one(render(helm, "prometheusRule.enabled=true", "serviceMonitor.enabled=true"), "PrometheusRule")
+    path = directory / "rules.yaml"
+    path.write_text(yaml.safe_dump(rule["spec"], sort_keys=False))
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    return path, alerts
+
+
+def test_alert_rules_pass_promtool_lint_fatal(helm: str, promtool: str, tmp_path: pathlib.Path) -> None:
+    path, alerts = rendered_rules(helm, tmp_path)
+    assert alerts >= ALERTS
+    proc = subprocess.run(
+        [promtool, "check", "rules", "--lint-fatal", str(path)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"promtool check rules --lint-fatal:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_every_alert_fires_and_stays_quiet_in_promtool_tests(
+    helm: str, promtool: str, tmp_path: pathlib.Path
+) -> None:
+    _, alerts = rendered_rules(helm, tmp_path)
+    tests = yaml.safe_load(PROMTOOL_TESTS.read_text())
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for case in tests["tests"]:
+        for check in case.get("alert_rule_test", []):
+            (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
+    assert firing == alerts, f"alerts without a firing case: {sorted(alerts - firing)}"
+    assert quiet == alerts, f"alerts without a case where they stay quiet: {sorted(alerts - quiet)}"
+    shutil.copy(PROMTOOL_TESTS, tmp_path / "rules_test.yaml")
+    proc = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "rules_test.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, f"promtool test rules:\n{proc.stdout}\n{proc.stderr}"
+
+
+# --- durations -------------------------------------------------------------------------------------------
+
+# Rotor's own durations (rotor run's flags, the CRDs): api/duration.py's grammar.
+ROTOR_DURATIONS = ("restartDebounce",)
+# Durations handed to Prometheus (ServiceMonitor, rule `for:` and ranges): Prometheus' grammar.
+PROMETHEUS_DURATIONS = (
+    "serviceMonitor.interval",
+    "serviceMonitor.scrapeTimeout",
+    "prometheusRule.thresholds.expiringSoonFor",
+    "prometheusRule.thresholds.expiredFor",
+    "prometheusRule.thresholds.syncFailingFor",
+    "prometheusRule.thresholds.rotationFailedWindow",
+    "prometheusRule.thresholds.storeNotReadyFor",
+    "prometheusRule.thresholds.rotorDownFor",
+)
+ROTOR_GOOD = ("30s", "0", "500ms", "1.5s", "1h30m", "2d", "720h")
+ROTOR_BAD = ("500us", "10ns", "1µs", "30", "-1s", "1h 30m", "", "1.s", "s")
+PROMETHEUS_GOOD = ("30s", "1m30s", "0m", "1h", "1w", "500ms")
+PROMETHEUS_BAD = ("1.5m", "500us", "30", "-1s", "1h 30m", "")
+
+
+def with_value(path: str, value: Any) -> dict[str, Any]:
+    out = values()
+    node = out
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    return out
+
+
+def schema_node(path: str) -> dict[str, Any]:
+    node = schema()
+    for p in path.split("."):
+        node = node["properties"][p]
+    return node
+
+
+def test_every_duration_in_values_is_one_of_the_two_grammars() -> None:
+    def walk(node: dict[str, Any], path: str) -> Iterable[str]:
+        if "pattern" in node and "ms" in node["pattern"]:
+            yield path
+        for name, sub in (node.get("properties") or {}).items():
+            yield from walk(sub, f"{path}.{name}" if path else name)
+
+    assert set(walk(schema(), "")) == set(ROTOR_DURATIONS) | set(PROMETHEUS_DURATIONS)
+
+
+def test_rotor_durations_in_values_use_the_cli_and_crd_grammar() -> None:
+    import jsonschema
+
+    from rotor.api.duration import DURATION_PATTERN, parse_duration
+
+    validator = jsonschema.Draft7Validator(schema())
+    for path in ROTOR_DURATIONS:
+        assert schema_node(path)["pattern"] == DURATION_PATTERN, f"{path}: not api/duration.py's pattern"
+        for good in ROTOR_GOOD:
+            parse_duration(good)  # rotor run accepts it
+            assert validator.is_valid(with_value(path, good)), f"{path}={good!r} refused by the schema"
+        for bad in ROTOR_BAD:
+            with pytest.raises(ValueError):
+                parse_duration(bad)
+            assert not validator.is_valid(with_value(path, bad)), f"{path}={bad!r} accepted by the schema"
+
+
+def test_prometheus_durations_in_values_use_prometheus_grammar() -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(schema())
+    for path in PROMETHEUS_DURATIONS:
+        for good in PROMETHEUS_GOOD:
+            assert validator.is_valid(with_value(path, good)), f"{path}={good!r} refused"
+        for bad in PROMETHEUS_BAD:
+            assert not validator.is_valid(with_value(path, bad)), f"{path}={bad!r} accepted"
+
+
+def test_a_duration_rotor_run_refuses_is_refused_by_helm(helm: str) -> None:
+    proc = run_helm(
+        helm,
+        "template",
+        "rotor",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "restartDebounce=500us",
+    )
+    assert proc.returncode != 0 and "restartDebounce" in proc.stderr, proc.stderr
+
+
+# --- knobs -------------------------------------------------------------------------------------------------
+
+
+def test_monitoring_objects_need_their_kinds_on_the_cluster(helm: str) -> None:
+    sets = ("serviceMonitor.enabled=true", "prometheusRule.enabled=true")
+    without = render(helm, *sets, api_versions=())
+    assert not by_kind(without, "ServiceMonitor") and not by_kind(without, "PrometheusRule")
+    with_kinds = render(helm, *sets)
+    assert one(with_kinds, "ServiceMonitor") and one(with_kinds, "PrometheusRule")
+    only_rules = render(helm, *sets, api_versions=("monitoring.coreos.com/v1/PrometheusRule",))
+    rule = one(only_rules, "PrometheusRule")
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert "RotorDown" not in alerts, "RotorDown relies on the ServiceMonitor's namespace label"
+
+
+def test_platform_knobs(helm: str) -> None:
+    objs = render(
+        helm,
+        "commonLabels.team=platform",
+        "deploymentAnnotations.owner=sre",
+        "revisionHistoryLimit=2",
+        "strategy.type=Recreate",
+        "terminationGracePeriodSeconds=90",
+        "dnsConfig.searches[0]=svc.example",
+        "priorityClassName=system-cluster-critical",
+        "probes.liveness.periodSeconds=20",
+        "probes.readiness.failureThreshold=6",
+        "probes.startup.failureThreshold=120",
+        "extraVolumes[0].name=vault-ca",
+        "extraVolumes[0].configMap.name=vault-ca",
+        "extraVolumeMounts[0].name=vault-ca",
+        "extraVolumeMounts[0].mountPath=/etc/vault-ca",
+        "extraContainers[0].name=sidecar",
+        "extraContainers[0].image=busybox",
+        "serviceMonitor.enabled=true",
+        "serviceMonitor.namespace=monitoring",
+        "serviceMonitor.relabelings[0].targetLabel=cluster",
+        "serviceMonitor.relabelings[0].replacement=prod",
+        "serviceMonitor.metricRelabelings[0].action=drop",
+        "serviceMonitor.metricRelabelings[0].regex=process_.*",
+        "serviceMonitor.metricRelabelings[0].sourceLabels[0]=__name__",
+    )
+    for o in objs:
+        assert o["metadata"]["labels"]["team"] == "platform", o["kind"]
+    dep = one(objs, "Deployment")
+    assert dep["metadata"]["annotations"] == {"owner": "sre"}
+    assert dep["spec"]["revisionHistoryLimit"] == 2
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 90
+    assert pod["dnsConfig"] == {"searches": ["svc.example"]}
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert {"name": "vault-ca", "configMap": {"name": "vault-ca"}} in pod["volumes"]
+    assert [c["name"] for c in pod["containers"]] == ["rotor", "sidecar"]
+    c = container(objs)
+    assert {"name": "vault-ca", "mountPath": "/etc/vault-ca"} in c["volumeMounts"]
+    assert c["livenessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "metrics"},
+        "periodSeconds": 20,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
+    assert c["readinessProbe"]["failureThreshold"] == 6
+    assert c["startupProbe"]["failureThreshold"] == 120
+    sm = one(objs, "ServiceMonitor")
+    assert sm["metadata"]["namespace"] == "monitoring"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert endpoint["relabelings"] == [{"targetLabel": "cluster", "replacement": "prod"}]
+    assert endpoint["metricRelabelings"][0]["action"] == "drop"
+
+
+def test_extra_objects_are_rendered_and_templated(helm: str, tmp_path: pathlib.Path) -> None:
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "extraObjects": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "{{ .Release.Name }}-ca"}},
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: as-text\n  namespace: {{ .Release.Namespace }}\n",
+                ]
+            }
+        )
+    )
+    proc = run_helm(
+        helm,
+        "template",
+        "rotor",
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+        "-f",
+        str(extra),
+    )
+    assert proc.returncode == 0, proc.stderr
+    objs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    names = {o["metadata"]["name"]: o for o in by_kind(objs, "ConfigMap")}
+    assert "rotor-ca" in names and names["as-text"]["metadata"]["namespace"] == NAMESPACE
+
+
+def test_knob_values_are_checked_by_the_schema(helm: str) -> None:
+    for bad in (
+        "revisionHistoryLimit=-1",
+        "terminationGracePeriodSeconds=soon",
+        "probes.liveness.periodSecond=3",
+        "probes.readiness.failureThreshold=0",
+        "commonLabels.team=null",
+        "serviceMonitor.namespace=Not_A_Namespace",
+    ):
+        proc = run_helm(helm, "template", "rotor", str(CHART), "--kube-version", KUBE_VERSION, "--set", bad)
+        assert proc.returncode != 0, f"--set {bad} rendered; values.schema.json must refuse it"
+
+
+def test_chart_readme_is_generated_from_values() -> None:
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "chart-readme.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    readme = (CHART / "README.md").read_text()
+    for key in ("commonLabels", "extraObjects", "probes", "serviceMonitor.metricRelabelings"):
+        assert f"`{key}" in readme, key

@@ -154,7 +154,7 @@ build_promtool() {
   local out="$CACHE/promtool-$PROMETHEUS_VERSION"
   if [ -x "$out/promtool" ]; then say "promtool $PROMETHEUS_VERSION already built in $out"; return 0; fi
   mkdir -p "$out"
-  say "building promtool (github.com/prometheus/prometheus $PROMETHEUS_VERSION) from the Go module proxy (first time only: about BUILD_MINUTES minutes on 2 cores)"
+  say "building promtool (github.com/prometheus/prometheus $PROMETHEUS_VERSION) from the Go module proxy (first time only: about 12 minutes on 2 cores)"
   GOBIN="$out" go install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" || die "building promtool $PROMETHEUS_VERSION failed (see above)"
   say "promtool $PROMETHEUS_VERSION built in $out"
 }

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from rotor.observability.metrics import REGISTRY, StateCollector
 
 if TYPE_CHECKING:
     from rotor.controller.core import Controller
+
+log = logging.getLogger("rotor.metrics")
 
 
 class MetricsServer:
@@ -37,9 +40,16 @@ class MetricsServer:
             await self.runner.cleanup()
         REGISTRY.unregister(self.collector)
 
-    async def metrics(self, _: web.Request) -> web.Response:
-        body = generate_latest(REGISTRY)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(self, request: web.Request) -> web.Response:
+        """prometheus_client's own exposition: OpenMetrics when the scraper's Accept header asks
+        for it, the text format otherwise; gzip when Accept-Encoding allows it."""
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encoder(REGISTRY)
+        log.debug("serving /metrics: %d bytes of %s", len(body), content_type.split(";")[0])
+        response = web.Response(body=body, headers={"Content-Type": content_type})
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
 
     async def healthz(self, _: web.Request) -> web.Response:
         """Alive unless a controller task ended, or the leader's work queue is stalled (keys

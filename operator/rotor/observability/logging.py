@@ -31,6 +31,12 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
         if record.exc_info and record.exc_info[0] is not None:
             out["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+            # The traceback: code lines and exception messages only (no local variables). Rotor's
+            # exception messages are value-free, and provider errors drop the library exception
+            # they come from (``raise ... from None``), so the chain cannot carry a value either.
+            out["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack_info"] = self.formatStack(record.stack_info)
         return json.dumps(out, separators=(",", ":"))
 
 

@@ -10,13 +10,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    PLATFORM_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from rotor import __version__
 
+# No `_created` series: they double every counter's series and Rotor's dashboards and alerts use
+# rate()/increase(), which do not need them.
+disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
+# process_* (CPU, memory, open files, start time) and python_info, as every Python exporter has
+ProcessCollector(registry=REGISTRY)
+REGISTRY.register(PLATFORM_COLLECTOR)
 
 SYNC_TOTAL = Counter("rotor_sync_total", "ManagedSecret syncs by result", ["result"], registry=REGISTRY)
 SYNC_DURATION = Histogram(

@@ -71,7 +71,7 @@ class Backend:
     ) -> None:
         self.provider = provider
         self.store = store
-        self.bucket = AdaptiveLimiter(qps, burst)
+        self.bucket = AdaptiveLimiter(qps, burst, name=store)
         self.share_window = share_window
         self.batch_delay = batch_delay
         self._reads: dict[RemoteRef, _Entry] = {}

@@ -19,11 +19,14 @@ Nothing blocks the event loop; waits are ``asyncio.sleep``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
 
 from rotor.providers.base import ProviderError
+
+log = logging.getLogger("rotor.ratelimit")
 
 #: the default cap (a store without ``rateLimit``): a cold start of thousands of objects is not
 #: throttled by Rotor; the backend's own throttling answers bring the rate down where needed
@@ -53,9 +56,11 @@ class AdaptiveLimiter:
         qps: float = DEFAULT_QPS,
         burst: int = DEFAULT_BURST,
         *,
+        name: str = "",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
+        self.name = name  # the store, for logs
         self.max_qps = max(float(qps), 0.001)
         self.max_burst = max(int(burst), 1)
         self.min_qps = min(MIN_QPS, self.max_qps)
@@ -81,6 +86,8 @@ class AdaptiveLimiter:
             if self.qps < self.max_qps:
                 step = RECOVERY_FRACTION * self.max_qps * (now - self._recovered_at)
                 self.qps = min(self.max_qps, self.qps + step)
+                if self.qps == self.max_qps:
+                    log.info("store %s: back to its full rate, %g requests/s", self.name, self.qps)
             self._recovered_at = now
         elapsed = max(0.0, now - self._updated)
         self._tokens = min(self.capacity, self._tokens + elapsed * self.qps)
@@ -90,6 +97,7 @@ class AdaptiveLimiter:
         """Wait until ``tokens`` requests may be sent (any number: large ones go in slices)."""
         remaining = max(1, int(tokens))
         async with self._lock:
+            waited = False
             while remaining > 0:
                 self._advance()
                 chunk = min(float(remaining), math.floor(self.capacity))
@@ -97,6 +105,15 @@ class AdaptiveLimiter:
                     self._tokens = max(0.0, self._tokens - chunk)
                     remaining -= int(chunk)
                     continue
+                if not waited and log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "store %s: %d request(s) wait for the rate limit (%.3g/s, bucket %.3g)",
+                        self.name,
+                        remaining,
+                        self.qps,
+                        self.capacity,
+                    )
+                waited = True
                 await self._sleep((chunk - self._tokens) / self.qps)
 
     def feedback(self, error: BaseException) -> None:
@@ -109,6 +126,13 @@ class AdaptiveLimiter:
         if now - self._decreased_at < DECREASE_EVERY:
             return
         self._decreased_at = now
-        self.qps = max(self.min_qps, self.qps / 2)
+        before, self.qps = self.qps, max(self.min_qps, self.qps / 2)
+        log.info(
+            "store %s: the backend throttled Rotor (%s); rate %.3g -> %.3g requests/s",
+            self.name,
+            type(error).__name__,
+            before,
+            self.qps,
+        )
         self._tokens = min(self._tokens, 0.0)  # what was saved up was sent too fast
         self._recovered_at = now + DECREASE_EVERY  # recovery starts a second after the last halving
