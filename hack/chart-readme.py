@@ -25,7 +25,9 @@ Kubernetes operator that syncs and rotates secrets from Vault and AWS into Kuber
 Installing, upgrading and the choices behind these values: [docs/installation.md](../../docs/installation.md).
 
 ```sh
-helm install rotor charts/rotor --namespace rotor-system --create-namespace
+kubectl create namespace rotor-system
+kubectl label namespace rotor-system pod-security.kubernetes.io/enforce=restricted
+helm install rotor charts/rotor --namespace rotor-system
 ```
 
 `values.schema.json` refuses unknown keys and malformed values, so a typo fails at install time.
