@@ -55,10 +55,6 @@ def set_condition(
     return sorted(out, key=lambda c: order.get(str(c.get("type")), 9))
 
 
-def remove_condition(conditions: Iterable[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
-    return [c for c in conditions if c.get("type") != type_]
-
-
 def get_condition(conditions: Iterable[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
     for cond in conditions or []:
         if cond.get("type") == type_:

@@ -15,8 +15,6 @@ import pytest
 
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.secretstore import SecretStoreSpec
-from rotor.controller.core import Settings
-from rotor.controller.queue import WorkQueue
 from rotor.providers.base import (
     Capabilities,
     RemoteRef,
@@ -27,9 +25,10 @@ from rotor.providers.base import (
 )
 from rotor.services import rotation as rotation_module
 from rotor.services.backend import Backend
+from rotor.services.memindex import MemoryIndex
 from rotor.services.rotation import FAULT_EXIT, RotationService
+from rotor.services.state import Fetched
 from rotor.services.stores import StoreHandle
-from rotor.services.sync import Fetched
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -135,15 +134,13 @@ async def world(monkeypatch: pytest.MonkeyPatch) -> Any:
         },
         "spec": spec,
     }
-    controller = SimpleNamespace(
-        gateway=gateway,
-        clock=SimpleNamespace(now=lambda: NOW),
-        settings=Settings(hash_key=b"unit-hash-key"),
-        index={},
-        queue=WorkQueue(),
-        secret_cache={},
+    index = MemoryIndex()
+    service = RotationService(
+        gateway,  # type: ignore[arg-type]
+        SimpleNamespace(now=lambda: NOW),  # type: ignore[arg-type]
+        index,
+        hash_key=b"unit-hash-key",
     )
-    service = RotationService(controller)  # type: ignore[arg-type]
     store = SecretStoreSpec.model_validate(
         {
             "provider": {
@@ -179,7 +176,6 @@ async def world(monkeypatch: pytest.MonkeyPatch) -> Any:
         spec=ManagedSecretSpec.model_validate(spec),
         crashes=crashes,
     )
-    await service.policy_status.stop()
 
 
 async def _pass(w: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from rotor.api.duration import parse_duration
-from rotor.api.names import MANAGED_BY_LABEL
+from rotor.api.names import FORCE_SYNC_ANNOTATION, MANAGED_BY_LABEL, ROTATE_ANNOTATION
 from rotor.clock import Clock, parse_time
 from rotor.conditions import get_condition
 from rotor.controller.queue import WorkQueue
@@ -20,13 +20,14 @@ from rotor.kube.gateway import KubeGateway
 from rotor.kube.informer import Informer
 from rotor.observability.metrics import ObjectSample
 from rotor.providers.base import RemoteRef
+from rotor.services.memindex import MemoryIndex
+from rotor.services.ports import PolicyKey
 from rotor.services.stores import StoreKey, StoreService
-from rotor.services.sync import FORCE_SYNC, SyncService
+from rotor.services.wiring import ServiceOptions, build_services
 from rotor.sync.refresh import next_refresh
 
 log = logging.getLogger("rotor.controller")
 
-ROTATE = "rotor.dev/rotate"
 ObjKey = tuple[str, str]
 
 
@@ -60,11 +61,26 @@ class Controller:
         self.secret_cache: dict[tuple[str, str], dict[str, Any]] = {}
         self.store_users: dict[StoreKey, set[ObjKey]] = {}
         self.queue = WorkQueue()
+        self.policies: dict[PolicyKey, dict[str, Any]] = {}
+        # the ports the services read; until the informer-fed index implements them, a view over
+        # the dicts above
+        self.objects = MemoryIndex(self.index, self.secret_cache, self.policies)
         self.stores = StoreService(gateway, clock)
         self.stores.on_ready_change.append(self._store_ready_changed)
-        self.sync = SyncService(
-            gateway, self.stores, clock, hash_key=settings.hash_key, secret_cache=self.secret_cache
+        self.services = build_services(
+            gateway,
+            clock,
+            self.objects,
+            self,
+            ServiceOptions(
+                hash_key=settings.hash_key,
+                restart_limit=settings.restart_limit,
+                restart_debounce=settings.restart_debounce,
+            ),
+            ledger=self.objects,
+            stores=self.stores,
         )
+        self.sync = self.services.sync
         self.tasks: list[asyncio.Task[None]] = []
         self.synced_once = asyncio.Event()
         self.busy = 0
@@ -114,10 +130,14 @@ class Controller:
             return True, None
         if status.get("observedGeneration") != meta.get("generation"):
             return True, None
-        if annotations.get(FORCE_SYNC) and annotations.get(FORCE_SYNC) != status.get("lastForceSync"):
+        if annotations.get(FORCE_SYNC_ANNOTATION) and annotations.get(FORCE_SYNC_ANNOTATION) != status.get(
+            "lastForceSync"
+        ):
             return True, None
         rotation = status.get("rotation") or {}
-        if annotations.get(ROTATE) and annotations.get(ROTATE) != rotation.get("lastRotateRequest"):
+        if annotations.get(ROTATE_ANNOTATION) and annotations.get(ROTATE_ANNOTATION) != rotation.get(
+            "lastRotateRequest"
+        ):
             return True, None
         if previous is not None:
             return False, None  # our own status write echoing back, or metadata noise
@@ -144,6 +164,24 @@ class Controller:
                 f"{meta['namespace']}/{meta['name']}", interval, self.clock.now()
             ).timestamp()
         return False, wanted
+
+    def requeue(self, key: ObjKey, *, urgent: bool) -> None:
+        """WorkScheduler port."""
+        self.queue.add(key, urgent=urgent)
+
+    def observe_policy(self, kind: str, body: dict[str, Any], event_type: str | None) -> None:
+        meta = body["metadata"]
+        key: PolicyKey = (kind, meta.get("namespace") or "", meta["name"])
+        known = self.policies.get(key)
+        if event_type == "DELETED":
+            self.policies.pop(key, None)
+        else:
+            if known is not None and _older(body, known):
+                return  # an echo of a status write already absorbed
+            self.policies[key] = body
+            if known is not None and known["metadata"].get("generation") == meta.get("generation"):
+                return  # a status change: nothing for the ManagedSecrets to re-evaluate
+        self.services.policy_changed(key)
 
     def observe_secret(self, body: dict[str, Any], event_type: str | None) -> None:
         meta = body["metadata"]
@@ -214,6 +252,7 @@ class Controller:
         for i in range(self.settings.concurrency):
             self.tasks.append(asyncio.create_task(self._worker(i)))
         self.tasks.append(asyncio.create_task(self._revalidate_stores()))
+        self.services.start()
         if self._peering is not None:
             self.tasks.append(asyncio.create_task(self._watch_peering()))
 

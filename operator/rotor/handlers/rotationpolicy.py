@@ -10,14 +10,12 @@ import kopf
 @kopf.on.event("rotor.dev", "v1alpha1", "rotationpolicies")
 async def rotation_policy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     controller = memo.get("controller")
-    rotation = getattr(getattr(controller, "sync", None), "rotation", None)
-    if rotation is not None and event.get("object"):
-        rotation.observe_policy("RotationPolicy", event["object"], event.get("type"))
+    if controller is not None and event.get("object"):
+        controller.observe_policy("RotationPolicy", event["object"], event.get("type"))
 
 
 @kopf.on.event("rotor.dev", "v1alpha1", "clusterrotationpolicies")
 async def cluster_rotation_policy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     controller = memo.get("controller")
-    rotation = getattr(getattr(controller, "sync", None), "rotation", None)
-    if rotation is not None and event.get("object"):
-        rotation.observe_policy("ClusterRotationPolicy", event["object"], event.get("type"))
+    if controller is not None and event.get("object"):
+        controller.observe_policy("ClusterRotationPolicy", event["object"], event.get("type"))

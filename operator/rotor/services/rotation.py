@@ -39,14 +39,16 @@ import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.api.names import ROTATE_ANNOTATION
 from rotor.api.rotationpolicy import RotationPolicySpec
-from rotor.clock import format_time, parse_time
+from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import get_condition, set_condition
+from rotor.kube.gateway import KubeGateway, decode_data
 from rotor.observability.logging import audit
 from rotor.observability.metrics import ROTATION_DURATION, ROTATION_TOTAL
 from rotor.providers.base import (
@@ -68,7 +70,7 @@ from rotor.rotation.checks import (
 )
 from rotor.rotation.errors import RotationError
 from rotor.rotation.expiry import Expiry, compute_expiry
-from rotor.rotation.generators import certificate_key_name, generate
+from rotor.rotation.generators import certificate_key_name
 from rotor.rotation.phases import COMPLETED, retained_until
 from rotor.rotation.presets import EffectivePolicy, effective_policy
 from rotor.rotation.schedule import next_rotation, runnable_at
@@ -86,15 +88,13 @@ from rotor.rotation.writeback import (
     value_view,
     written_properties,
 )
+from rotor.services.cpu import INLINE, CpuPool
+from rotor.services.ports import ObjectIndex, policy_key_of
+from rotor.services.state import Fetched, absorb
 from rotor.services.stores import StoreHandle
-
-if TYPE_CHECKING:
-    from rotor.controller.core import Controller
-    from rotor.services.sync import Fetched
 
 log = logging.getLogger("rotor.rotation")
 
-ROTATE = "rotor.dev/rotate"
 FAILED = "Failed"
 CURRENT, PENDING_STAGE = "AWSCURRENT", "AWSPENDING"
 #: how often a rotation the backend runs itself (AWS RotateSecret) is looked at while it runs
@@ -150,45 +150,30 @@ async def _fault_hooks(phase: str | None) -> None:
 
 
 class RotationService:
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
-        self.gateway = controller.gateway
-        self.clock = controller.clock
-        self.policies: dict[tuple[str, str, str], dict[str, Any]] = {}
-        from rotor.services.policies import PolicyStatusService
+    """Starts and drives rotations. Holds only what it uses: the gateway (status and Events), the
+    clock, the index (policies and the current Secret), the hash key and the CPU pool."""
 
-        self.policy_status = PolicyStatusService(self)
-
-    @property
-    def hash_key(self) -> bytes:
-        return self.controller.settings.hash_key
-
-    # ------------------------------------------------------------------ policies
-    def observe_policy(self, kind: str, body: dict[str, Any], event_type: str | None) -> None:
-        meta = body["metadata"]
-        key = (kind, meta.get("namespace") or "", meta["name"])
-        known = self.policies.get(key)
-        if event_type == "DELETED":
-            self.policies.pop(key, None)
-        else:
-            if known is not None and _older(body, known):
-                return  # an echo of a status write already absorbed
-            self.policies[key] = body
-            if known is not None and known["metadata"].get("generation") == meta.get("generation"):
-                return  # a status change: nothing for the ManagedSecrets to re-evaluate
-        # ManagedSecrets bound to this policy re-evaluate
-        for ms_key, ms in list(self.controller.index.items()):
-            ref = ((ms.get("spec") or {}).get("rotation") or {}).get("policyRef") or {}
-            same = ref.get("name") == meta["name"] and (ref.get("kind") or "RotationPolicy") == kind
-            if same and (kind == "ClusterRotationPolicy" or ms_key[0] == meta.get("namespace")):
-                self.controller.queue.add(ms_key, urgent=False)
+    def __init__(
+        self,
+        gateway: KubeGateway,
+        clock: Clock,
+        index: ObjectIndex,
+        *,
+        hash_key: bytes,
+        cpu: CpuPool = INLINE,
+    ) -> None:
+        self.gateway = gateway
+        self.clock = clock
+        self.index = index
+        self.hash_key = hash_key
+        self.cpu = cpu
 
     async def _policy(self, spec: ManagedSecretSpec, namespace: str) -> tuple[EffectivePolicy, str]:
         assert spec.rotation is not None
         ref = spec.rotation.policy_ref
         cluster = ref.kind == "ClusterRotationPolicy"
-        key = (ref.kind, "" if cluster else namespace, ref.name)
-        body = self.policies.get(key) or await self.gateway.get_object(
+        key = policy_key_of(namespace, ref.kind, ref.name)
+        body = self.index.policy(key) or await self.gateway.get_object(
             ref.kind, ref.name, None if cluster else namespace
         )
         if body is None:
@@ -220,7 +205,7 @@ class RotationService:
         meta = body["metadata"]
         status = body.get("status") or {}
         rot = dict(status.get("rotation") or {})
-        annotation = (meta.get("annotations") or {}).get(ROTATE)
+        annotation = (meta.get("annotations") or {}).get(ROTATE_ANNOTATION)
         new_request = bool(annotation) and annotation != rot.get("lastRotateRequest")
         ctx: dict[str, Any] = {"rotation": rot, "error": None, "policy": None, "advanced": False}
 
@@ -410,8 +395,6 @@ class RotationService:
                 int(meta.get("generation") or 0),
                 now,
             )
-        from rotor.services.sync import absorb
-
         absorb(
             body,
             await self.gateway.patch_status("ManagedSecret", meta["name"], meta["namespace"], patch),
@@ -475,7 +458,7 @@ class RotationService:
         assert policy.generator_kind is not None
         if policy.generator_kind == "vaultPKI":
             return await self._issue_pki(handle, policy, key)
-        return dict(generate(policy.generator_kind, policy.generator_params, key=key, now=now))
+        return await self.cpu.generate(policy.generator_kind, policy.generator_params, key=key, now=now)
 
     async def _write_pending(
         self,
@@ -728,11 +711,9 @@ class RotationService:
         rot = ctx["rotation"]
         suffix = policy.previous_key_suffix
         target = spec.target.name or body["metadata"]["name"]
-        actual = self.controller.secret_cache.get((body["metadata"]["namespace"], target))
+        actual = self.index.secret(body["metadata"]["namespace"], target)
         if actual is None:
             actual = await self.gateway.get_secret(body["metadata"]["namespace"], target)
-        from rotor.kube.gateway import decode_data
-
         current = decode_data((actual or {}).get("data"))
         rotated = self._rotated_keys(spec, policy, data)
         out = dict(data)
@@ -1015,13 +996,6 @@ def _value_created(meta: Mapping[str, Any], fetched: Fetched | None, now: dt.dat
         times += [s.created for s in fetched.refs.values() if s.created is not None]
         times += [s.created for s in fetched.databases.values() if s.created is not None]
     return max(times) if times else parse_time(meta.get("creationTimestamp")) or now
-
-
-def _older(incoming: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
-    try:
-        return int(incoming["metadata"]["resourceVersion"]) < int(known["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return False
 
 
 def _who(body: Mapping[str, Any]) -> str:

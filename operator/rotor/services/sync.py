@@ -9,25 +9,39 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from rotor.api.duration import parse_duration
 from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.api.names import (
+    API_VERSION,
+    DATA_HASH_ANNOTATION,
+    FINALIZER,
+    FORCE_SYNC_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_KEYS_ANNOTATION,
+)
 from rotor.api.registry import describe_errors
 from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import get_condition, readiness_conditions, set_condition
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.logging import audit
 from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
-from rotor.providers.base import ProviderError, RemoteRef, RemoteSecret
+from rotor.providers.base import ProviderError, RemoteRef
+from rotor.rotation.backoff import retry_delay
 from rotor.rotation.checks import expiring_condition
 from rotor.rotation.expiry import compute_expiry
+from rotor.services.cpu import INLINE, CpuPool
+from rotor.services.ports import ObjectIndex, SecretLedger
+from rotor.services.rollout import RolloutService
+from rotor.services.rotation import RotationService
+from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
-from rotor.sync.assemble import assemble
-from rotor.sync.plan import DATA_HASH, MANAGED_BY, MANAGED_KEYS, Desired, plan
+from rotor.sync.assemble import assemble_values, finish, template_sources
+from rotor.sync.plan import Desired, plan
 from rotor.sync.refresh import next_refresh
 from rotor.sync.sources import Sources, sources_of
 from rotor.values.errors import ValueFailure
@@ -35,9 +49,9 @@ from rotor.values.hashing import data_hash
 
 log = logging.getLogger("rotor.sync")
 
-FINALIZER = "rotor.dev/finalizer"
-FORCE_SYNC = "rotor.dev/force-sync"
-API_VERSION = "rotor.dev/v1alpha1"
+#: back-off of a failed sync: from about 2 s, doubling, at most 2 minutes
+SYNC_RETRY_BASE = dt.timedelta(seconds=2)
+SYNC_RETRY_CAP = dt.timedelta(seconds=120)
 
 
 class SyncFailure(Exception):
@@ -49,13 +63,6 @@ class SyncFailure(Exception):
 
 
 @dataclass
-class Fetched:
-    refs: dict[RemoteRef, RemoteSecret] = field(default_factory=dict)
-    found: dict[str, RemoteSecret] = field(default_factory=dict)
-    databases: dict[tuple[str, str], RemoteSecret] = field(default_factory=dict)
-
-
-@dataclass
 class SyncOutcome:
     """What the controller needs after a sync: when to come back."""
 
@@ -64,32 +71,40 @@ class SyncOutcome:
     reason: str
 
 
-def ms_id(body: Mapping[str, Any]) -> str:
-    meta = body["metadata"]
-    return f"{meta.get('namespace')}/{meta['name']}"
+ms_id = object_id
 
 
 class SyncService:
+    """The reconcile of one ManagedSecret. Holds the gateway, the store service, the clock, the
+    index (and its ledger of Rotor's own Secret writes), the hash key, the CPU pool, and the
+    rotation and rollout services when enabled."""
+
     def __init__(
         self,
         gateway: KubeGateway,
         stores: StoreService,
         clock: Clock,
+        index: ObjectIndex,
+        ledger: SecretLedger,
         *,
         hash_key: bytes,
-        secret_cache: dict[tuple[str, str], dict[str, Any]] | None = None,
+        rotation: RotationService | None = None,
+        rollout: RolloutService | None = None,
+        cpu: CpuPool = INLINE,
     ) -> None:
         self.gateway = gateway
         self.stores = stores
         self.clock = clock
+        self.index = index
+        self.ledger = ledger
         self.hash_key = hash_key
-        self.secret_cache = secret_cache if secret_cache is not None else {}
+        self.rotation = rotation
+        self.rollout = rollout
+        self.cpu = cpu
         self.failures: dict[str, int] = {}
         #: what each ManagedSecret read at its last sync: (store, refs); a refresh wave prefetches
         #: these in batches before the workers sync
         self.reads: dict[tuple[str, str], tuple[StoreKey, tuple[RemoteRef, ...]]] = {}
-        self.rotation: Any = None  # set by the controller when rotation is enabled
-        self.rollout: Any = None
 
     # ------------------------------------------------------------------ entry point
     async def sync(self, body: dict[str, Any]) -> SyncOutcome:
@@ -103,7 +118,7 @@ class SyncService:
         status = dict(body.get("status") or {})
         generation = int(meta.get("generation") or 0)
         annotations = meta.get("annotations") or {}
-        force = annotations.get(FORCE_SYNC)
+        force = annotations.get(FORCE_SYNC_ANNOTATION)
         try:
             spec = ManagedSecretSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
@@ -134,9 +149,12 @@ class SyncService:
                     body, spec, handle, fetched, now
                 )
             try:
-                data = assemble(
+                data = assemble_values(
                     spec, fetched.refs, fetched.found, fetched.databases, now=now, generated=generated
                 )
+                templates = template_sources(spec)
+                # rendering is CPU-bound (up to its time budget): off the event loop
+                data = finish(data, await self.cpu.render(templates, data) if templates else {})
             except ValueFailure as err:
                 raise SyncFailure(err.reason, err.message, retry=True) from None
             except KeyError as err:
@@ -305,8 +323,8 @@ class SyncService:
             fetched.databases[(mount, role)] = creds
         return fetched
 
-    def _actual(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.secret_cache.get((namespace, name))
+    def _actual(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.index.secret(namespace, name)
 
     async def _apply(
         self, body: dict[str, Any], desired: Desired, spec: ManagedSecretSpec
@@ -337,7 +355,7 @@ class SyncService:
             result = await self._recreate(desired, decision.body, actual)
         else:
             result = await self.gateway.patch_secret(desired.namespace, desired.name, decision.body)
-        self.secret_cache[(desired.namespace, desired.name)] = result
+        self.ledger.wrote_secret(result)
         audit(
             "write-secret",
             managed_secret=who,
@@ -486,7 +504,7 @@ class SyncService:
             now=now,
         )
         new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
-        force = (meta.get("annotations") or {}).get(FORCE_SYNC)
+        force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
         if force:
             new_status["lastForceSync"] = force
         old_ready = get_condition(status.get("conditions"), "Ready") or {}
@@ -512,9 +530,8 @@ class SyncService:
         SYNC_DURATION.observe(time.perf_counter() - started)
         if not err.retry:
             return SyncOutcome(None, False, err.reason)
-        delay = min(120.0, 2.0 * 2 ** min(attempts - 1, 8))
-        delay *= 0.8 + 0.4 * ((hash(key) % 1000) / 1000)
-        return SyncOutcome(now + dt.timedelta(seconds=delay), False, err.reason)
+        delay = retry_delay(attempts, base=SYNC_RETRY_BASE, cap=SYNC_RETRY_CAP, seed=key)
+        return SyncOutcome(now + delay, False, err.reason)
 
     # ------------------------------------------------------------------ deletion
     async def finalize(self, body: dict[str, Any]) -> None:
@@ -532,11 +549,13 @@ class SyncService:
         actual = await self.gateway.get_secret(namespace, target)
         if actual is not None:
             a_meta = actual.get("metadata") or {}
-            ours = (a_meta.get("labels") or {}).get(MANAGED_BY) == name
+            ours = (a_meta.get("labels") or {}).get(MANAGED_BY_LABEL) == name
             if creation == "Merge":
                 annotations = a_meta.get("annotations") or {}
-                keys = [k for k in (annotations.get(MANAGED_KEYS) or "").split(",") if k]
-                patch: dict[str, Any] = {"metadata": {"annotations": {MANAGED_KEYS: None, DATA_HASH: None}}}
+                keys = [k for k in (annotations.get(MANAGED_KEYS_ANNOTATION) or "").split(",") if k]
+                patch: dict[str, Any] = {
+                    "metadata": {"annotations": {MANAGED_KEYS_ANNOTATION: None, DATA_HASH_ANNOTATION: None}}
+                }
                 if policy == "Delete" and keys:
                     patch["data"] = dict.fromkeys(keys)
                 await self.gateway.patch_secret(namespace, target, patch)
@@ -554,23 +573,13 @@ class SyncService:
                 await self.gateway.patch_secret(
                     namespace,
                     target,
-                    {"metadata": {"labels": {MANAGED_BY: None}, "ownerReferences": refs or None}},
+                    {"metadata": {"labels": {MANAGED_BY_LABEL: None}, "ownerReferences": refs or None}},
                 )
-        self.secret_cache.pop((namespace, target), None)
+        self.ledger.released_secret(namespace, target)
         finalizers.remove(FINALIZER)
         await self.gateway.patch_object(
             "ManagedSecret", name, namespace, {"metadata": {"finalizers": finalizers}}
         )
-
-
-def absorb(body: dict[str, Any], stored: dict[str, Any] | None, patch: Mapping[str, Any]) -> None:
-    """Keep the in-memory object in step with what was just written, so that older watch events
-    arriving afterwards are recognised as older and never acted on."""
-    if stored is not None:
-        body["status"] = stored.get("status") or {}
-        body["metadata"]["resourceVersion"] = stored["metadata"].get("resourceVersion")
-    else:
-        body["status"] = {**(body.get("status") or {}), **patch}
 
 
 def _same(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> bool:
@@ -589,4 +598,4 @@ def _strip_times(conditions: Any) -> list[dict[str, Any]]:
     return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions or []]
 
 
-__all__ = ["FINALIZER", "SyncFailure", "SyncOutcome", "SyncService", "parse_time"]
+__all__ = ["Fetched", "SyncFailure", "SyncOutcome", "SyncService", "absorb"]
