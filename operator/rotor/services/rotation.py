@@ -92,6 +92,7 @@ from rotor.services.cpu import INLINE, CpuPool
 from rotor.services.ports import ObjectIndex, policy_key_of
 from rotor.services.state import Fetched, absorb
 from rotor.services.stores import StoreHandle
+from rotor.sync.sources import source_of_key
 
 log = logging.getLogger("rotor.rotation")
 
@@ -336,23 +337,18 @@ class RotationService:
         keys = list(spec.rotation.keys)
         out: list[Target] = []
         for key in keys:
-            item = next((d for d in spec.data if d.secret_key == key), None)
-            if item is not None:
-                if item.remote_ref.version:
-                    raise RotationFailure(
-                        f"rotation key '{key}' reads a pinned version ({item.remote_ref.version}) of "
-                        f"'{item.remote_ref.key}': a rotated key must follow the current version",
-                        final=True,
-                    )
-                out.append(Target(key, item.remote_ref.key, item.remote_ref.property))
-                continue
-            extract = next((s.extract for s in spec.data_from if s.extract is not None), None)
-            if extract is not None:
-                out.append(Target(key, extract.key, key))
-                continue
-            raise RotationFailure(
-                f"rotation key '{key}' is not produced by spec.data or a dataFrom.extract", final=True
-            )
+            source = source_of_key(spec, key)
+            if source is None:
+                raise RotationFailure(
+                    f"rotation key '{key}' is not produced by spec.data or a dataFrom.extract", final=True
+                )
+            if source.via == "data" and source.version:
+                raise RotationFailure(
+                    f"rotation key '{key}' reads a pinned version ({source.version}) of "
+                    f"'{source.remote_key}': a rotated key must follow the current version",
+                    final=True,
+                )
+            out.append(Target(key, source.remote_key, source.property))
         if len({t.remote_key for t in out}) > MAX_PATHS:
             raise RotationFailure(
                 f"one rotation writes to at most {MAX_PATHS} remote keys; split the ManagedSecret", final=True
