@@ -8,6 +8,7 @@ delay of a 10 ms ticker on the loop during the render.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -36,10 +37,8 @@ async def measure(name: str, render: Callable[[], Awaitable[object]]) -> None:
     task = asyncio.create_task(ticker())
     await asyncio.sleep(0.05)
     started = time.perf_counter()
-    try:
+    with contextlib.suppress(TemplateError):
         await render()
-    except TemplateError:
-        pass
     took = time.perf_counter() - started
     done = True
     await task

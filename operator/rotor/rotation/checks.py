@@ -22,9 +22,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from rotor.api.status import RotationPhase
 from rotor.rotation.backoff import retry_delay
 from rotor.rotation.expiry import Expiry
-from rotor.rotation.phases import COMPLETED, in_progress
+from rotor.rotation.phases import in_progress
 from rotor.rotation.presets import EffectivePolicy
 from rotor.rotation.schedule import in_window, scheduled_due
 
@@ -121,7 +122,7 @@ def _already_served(inputs: RotationInputs, trigger: Trigger) -> bool:
     served = inputs.due_at_in_progress
     return (
         trigger.reason != MANUAL
-        and inputs.phase == COMPLETED
+        and inputs.phase == RotationPhase.COMPLETED
         and served is not None
         and trigger.due_at <= served
     )

@@ -25,6 +25,7 @@ from rotor.api.names import (
     MANAGED_KEYS_ANNOTATION,
 )
 from rotor.api.registry import describe_errors
+from rotor.api.status import Reason
 from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import get_condition, readiness_conditions, set_condition
 from rotor.kube.gateway import KubeError, KubeGateway
@@ -37,7 +38,7 @@ from rotor.rotation.expiry import compute_expiry
 from rotor.services.cpu import INLINE, CpuPool
 from rotor.services.ports import ObjectIndex, SecretLedger
 from rotor.services.rollout import RolloutService
-from rotor.services.rotation import RotationService
+from rotor.services.rotation import RotationContext, RotationService
 from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
 from rotor.sync.assemble import assemble_values, finish, template_sources
@@ -125,6 +126,7 @@ class SyncService:
             return await self._fail(
                 body, SyncFailure("InvalidSpec", describe_errors(exc), retry=False), started
             )
+        rotating: RotationContext | None = None
         try:
             if FINALIZER not in (meta.get("finalizers") or []):
                 await self.gateway.patch_object(
@@ -142,16 +144,16 @@ class SyncService:
                 assert handle.backend is not None
                 handle.backend.forget(list(sources.refs))
             fetched = await self._fetch(body, spec, handle, sources, namespace)
-            rotation_update: dict[str, Any] = {}
-            generated: dict[str, bytes] = {}
             if self.rotation is not None and spec.rotation is not None:
-                generated, rotation_update, fetched = await self.rotation.before_sync(
-                    body, spec, handle, fetched, now
+
+                async def secret_blocked() -> str | None:
+                    return await self._blocked(body, spec)
+
+                rotating, fetched = await self.rotation.before_sync(
+                    body, spec, handle, fetched, now, secret_blocked=secret_blocked
                 )
             try:
-                data = assemble_values(
-                    spec, fetched.refs, fetched.found, fetched.databases, now=now, generated=generated
-                )
+                data = assemble_values(spec, fetched.refs, fetched.found, fetched.databases, now=now)
                 templates = template_sources(spec)
                 # rendering is CPU-bound (up to its time budget): off the event loop
                 data = finish(data, await self.cpu.render(templates, data) if templates else {})
@@ -159,38 +161,23 @@ class SyncService:
                 raise SyncFailure(err.reason, err.message, retry=True) from None
             except KeyError as err:
                 raise SyncFailure("KeyNotFound", f"remote secret {err} was not read") from None
-            if self.rotation is not None and spec.rotation is not None:
-                data = await self.rotation.with_grace_keys(body, spec, data, rotation_update, now)
-            target = spec.target.name or name
-            desired = Desired(
-                namespace=namespace,
-                name=target,
-                type=spec.target.type,
-                data=data,
-                data_hash=data_hash(data, key=self.hash_key, secret_type=spec.target.type),
-                labels=spec.target.labels,
-                annotations=spec.target.annotations,
-                creation_policy=spec.target.creation_policy,
-                owner={
-                    "apiVersion": API_VERSION,
-                    "kind": "ManagedSecret",
-                    "name": name,
-                    "uid": meta.get("uid"),
-                },
-                managed_by=name,
-            )
+            if self.rotation is not None and rotating is not None:
+                data = await self.rotation.with_grace_keys(body, spec, data, rotating, now, handle, fetched)
+            desired = self._desired(body, spec, data)
             written, restored = await self._apply(body, desired, spec)
+            if self.rotation is not None and rotating is not None:
+                await self.rotation.record_synced(body, rotating, now)
         except StoreProblem as err:
             # retried with back-off: a store, its credentials or a namespace label can be fixed later
-            return await self._fail(body, SyncFailure(err.reason, err.message), started)
+            return await self._fail(body, SyncFailure(err.reason, err.message), started, rotating)
         except SyncFailure as err:
-            return await self._fail(body, err, started)
+            return await self._fail(body, err, started, rotating)
         except ProviderError as err:
             reason = {"KeyNotFound": "KeyNotFound", "Forbidden": "Forbidden"}.get(err.reason, "ProviderError")
-            return await self._fail(body, SyncFailure(reason, err.message), started)
+            return await self._fail(body, SyncFailure(reason, err.message), started, rotating)
         except KubeError as err:
             return await self._fail(
-                body, SyncFailure("ProviderError", f"writing the Secret failed: {err}"), started
+                body, SyncFailure("ProviderError", f"writing the Secret failed: {err}"), started, rotating
             )
 
         # ---- success
@@ -218,9 +205,9 @@ class SyncService:
             generation=generation,
             now=now,
         )
-        if self.rotation is not None and spec.rotation is not None:
+        if self.rotation is not None and rotating is not None:
             extra, rotation_next = await self.rotation.after_sync(
-                body, spec, data, rotation_update, now, written, conditions, fetched, handle
+                body, spec, data, rotating, now, written, conditions, fetched, handle
             )
             conditions = extra.pop("conditions")
             new_status.update(extra)
@@ -269,6 +256,39 @@ class SyncService:
         return SyncOutcome(next_at, True, "Synced")
 
     # ------------------------------------------------------------------ steps
+    def _desired(
+        self, body: Mapping[str, Any], spec: ManagedSecretSpec, data: Mapping[str, bytes]
+    ) -> Desired:
+        meta = body["metadata"]
+        return Desired(
+            namespace=meta["namespace"],
+            name=spec.target.name or meta["name"],
+            type=spec.target.type,
+            data=data,
+            data_hash=data_hash(data, key=self.hash_key, secret_type=spec.target.type),
+            labels=spec.target.labels,
+            annotations=spec.target.annotations,
+            creation_policy=spec.target.creation_policy,
+            owner={
+                "apiVersion": API_VERSION,
+                "kind": "ManagedSecret",
+                "name": meta["name"],
+                "uid": meta.get("uid"),
+            },
+            managed_by=meta["name"],
+        )
+
+    async def _blocked(self, body: Mapping[str, Any], spec: ManagedSecretSpec) -> str | None:
+        """Why the Secret cannot be written (someone else's Secret, Rotor's label removed, a Merge
+        target missing, a forbidden type), from the same plan the write uses; None when it can.
+        Asked before a rotation acts on the source, so it reads the Secret when not indexed."""
+        desired = self._desired(body, spec, {})
+        actual = self._actual(desired.namespace, desired.name)
+        if actual is None:
+            actual = await self.gateway.get_secret(desired.namespace, desired.name)
+        decision = plan(desired, actual)
+        return decision.message if decision.action == "conflict" else None
+
     async def _store(self, spec: ManagedSecretSpec, namespace: str) -> StoreHandle:
         return await self.stores.resolve(namespace, spec.store_ref.kind, spec.store_ref.name)
 
@@ -486,7 +506,13 @@ class SyncService:
         return conditions
 
     # ------------------------------------------------------------------ failure
-    async def _fail(self, body: dict[str, Any], err: SyncFailure, started: float) -> SyncOutcome:
+    async def _fail(
+        self,
+        body: dict[str, Any],
+        err: SyncFailure,
+        started: float,
+        rotating: RotationContext | None = None,
+    ) -> SyncOutcome:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         status = dict(body.get("status") or {})
@@ -503,6 +529,13 @@ class SyncService:
             generation=generation,
             now=now,
         )
+        refused = rotating is not None and rotating.blocked is not None and rotating.error is not None
+        old_rotating = get_condition(status.get("conditions"), "Rotating") or {}
+        if rotating is not None and rotating.blocked is not None and rotating.error is not None:
+            # a rotation that would have written the source waits for the Secret to be writable
+            conditions = set_condition(
+                conditions, "Rotating", False, Reason.SECRET_CONFLICT, rotating.error, generation, now
+            )
         new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
         force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
         if force:
@@ -514,6 +547,10 @@ class SyncService:
                 body,
                 await self.gateway.patch_status("ManagedSecret", name, namespace, new_status),
                 new_status,
+            )
+        if refused and old_rotating.get("reason") != Reason.SECRET_CONFLICT and rotating is not None:
+            await self.gateway.post_event(
+                body, type_="Warning", reason="RotationFailed", note=str(rotating.error), action="Rotate"
             )
         if transition:
             await self.gateway.post_event(
