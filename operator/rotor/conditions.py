@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from rotor.api.status import Reason
 from rotor.clock import format_time
 
 # kstatus: Ready=False with these reasons needs a person; Rotor reports Stalled=True for them.
@@ -79,7 +80,7 @@ def readiness_conditions(
         out,
         "Stalled",
         stalled,
-        reason if stalled else "Progressing" if reconciling else "Synced",
+        reason if stalled else Reason.PROGRESSING if reconciling else Reason.SYNCED,
         message if stalled else "",
         generation,
         now,
@@ -88,7 +89,7 @@ def readiness_conditions(
         out,
         "Reconciling",
         reconciling,
-        reason if reconciling else "Synced" if ready else reason,
+        reason if reconciling else Reason.SYNCED if ready else reason,
         message if reconciling else "",
         generation,
         now,

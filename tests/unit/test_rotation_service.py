@@ -16,6 +16,7 @@ import pytest
 
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.secretstore import SecretStoreSpec
+from rotor.api.status import ManagedSecretStatus, Reason
 from rotor.providers.base import (
     Capabilities,
     RemoteRef,
@@ -266,7 +267,10 @@ async def _reconcile(w: Any, *, blocked: str | None = None) -> tuple[dict[str, A
     data = await w.service.with_grace_keys(body, w.spec, data, ctx, NOW, w.handle, fetched)
     extra, _ = await w.service.after_sync(body, w.spec, data, ctx, NOW, True, [], fetched, w.handle)
     await w.gateway.patch_status("ManagedSecret", NAME, NS, extra)
-    return dict(w.gateway.objects[("ManagedSecret", NAME)]["status"]), data
+    status = dict(w.gateway.objects[("ManagedSecret", NAME)]["status"])
+    assert {c["reason"] for c in status.get("conditions") or []} <= {r.value for r in Reason}
+    ManagedSecretStatus.model_validate(status)  # what is written validates against the models
+    return status, data
 
 
 def _live(w: Any, data: dict[str, bytes] | None) -> None:

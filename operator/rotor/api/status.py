@@ -75,12 +75,15 @@ class Reason(enum.StrEnum):
     TEMPLATE_ERROR = "TemplateError"
     SECRET_CONFLICT = "SecretConflict"
     EXPIRED = "Expired"
+    # Stalled=False while Reconciling=True
+    PROGRESSING = "Progressing"
     # Rotating
     SCHEDULED = "Scheduled"
     MANUAL = "Manual"
     EXPIRING = "Expiring"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    # (and SecretConflict: a due rotation waits because its Secret cannot be written)
     # Expiring
     EXPIRES_SOON = "ExpiresSoon"
     ROTATION_OVERDUE = "RotationOverdue"
