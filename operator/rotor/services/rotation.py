@@ -2,12 +2,18 @@
 recorded in status before the next step runs. The new value is written to the source first;
 Kubernetes gets it by the normal sync. Observe never writes.
 
-Phases (status.rotation.phase):
-- Vault KV / Parameter Store / Vault database / AWS RotateSecret:  Pending -> Written -> Completed
-- AWS Secrets Manager (Generate):  Pending -> Staged -> Verified -> Promoted -> Completed
+Phases (status.rotation.phase, the one state machine of ``rotor.rotation.phases``):
+- written in place (Vault KV, Parameter Store, Vault database, AWS RotateSecret):
+  Pending -> Written -> Synced -> Completed
+- AWS Secrets Manager (Generate):  Pending -> Staged -> Verified -> Promoted -> Synced -> Completed
 
-(The sync of the Secret happens between the last source phase and Completed, in the same
-reconcile; ``Completed`` is recorded together with the sync's status.)
+The sync of the Secret happens after the last source phase, in the same reconcile; ``Synced`` is
+recorded right after the Secret write, ``Completed`` together with the sync's status.
+
+Before any source action, the Secret plan is asked whether the Secret write that follows can
+happen (``secret_blocked``). If it cannot (someone else's Secret, Rotor's label removed, a Merge
+target missing), nothing is written to the source: Rotating=False with reason SecretConflict and
+an Event, and the rotation (started or not) waits, resumable, until the Secret can be written.
 
 Crash safety. Before anything is written to the source, status records the source versions the
 rotation starts from (``baseVersions``) and a keyed digest of the new rotated properties
@@ -17,9 +23,13 @@ v2 writes use check-and-set on the version read, so a concurrent writer makes th
 (and the rotation retry from the new version) instead of being overwritten. AWS stages are keyed
 by the rotation's ClientRequestToken, so a resumed stage never creates a second version.
 
-The previous value for the grace period is never stored anywhere new: it is the value the
-Kubernetes Secret held when the new one arrived, and it stays in that Secret as
-``<key><previousKeySuffix>`` until ``previousRetainedUntil``.
+The previous value for the grace period (``<key><previousKeySuffix>`` until
+``previousRetainedUntil``) is the value the rotation replaced, never what the Secret happens to
+hold (someone may have edited it): what the source held before this reconcile's write, or, after a
+restart or if the Secret was deleted, the source version the rotation recorded as replaced
+(``baseVersions``, kept through the grace period: Vault KV v2 version n-1, the AWS version that was
+AWSCURRENT). Only a source without versions (KV v1, database roles) falls back to the Secret: its
+value when the new one arrived, then the grace key already written.
 
 Test-only fault hooks, inert unless their variable is set (the crash-safety tests use them):
 - ``ROTOR_FAULT_EXIT_AFTER_PHASE=<point>``: the process exits (``os._exit(137)``, as if killed)
