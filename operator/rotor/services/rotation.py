@@ -48,7 +48,7 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +73,12 @@ from rotor.providers.base import (
     SelfRotating,
 )
 from rotor.rotation.backoff import retry_delay
-from rotor.rotation.checks import (
-    PENDING_STALLED_AFTER,
-    ObservedState,
-    RotationInputs,
-    expiring_condition,
-    rotation_due,
-)
+from rotor.rotation.checks import PENDING_STALLED_AFTER, ObservedState, expiring_condition
+from rotor.rotation.decide import Action, RotationObserved, decide
 from rotor.rotation.errors import RotationError
 from rotor.rotation.expiry import Expiry, compute_expiry
 from rotor.rotation.generators import certificate_key_name
-from rotor.rotation.phases import grace_keys, in_progress, parse_phase, retained_until
+from rotor.rotation.phases import grace_keys, in_progress, retained_until
 from rotor.rotation.presets import EffectivePolicy, effective_policy
 from rotor.rotation.schedule import next_rotation, runnable_at
 from rotor.rotation.writeback import (
@@ -253,119 +248,99 @@ class RotationService:
         status = body.get("status") or {}
         rot = dict(status.get("rotation") or {})
         annotation = (meta.get("annotations") or {}).get(ROTATE_ANNOTATION)
-        new_request = bool(annotation) and annotation != rot.get("lastRotateRequest")
         ctx = RotationContext(rotation=rot)
         seed = f"{meta['namespace']}/{meta['name']}"
 
-        def refuse(
-            message: str, cause: FailureCause, *, due: bool = False
-        ) -> tuple[RotationContext, Fetched]:
-            """Nothing can start: say why. A pending manual request is answered as Failed; a due
-            rotation that cannot start counts as a failed attempt and backs off."""
-            ctx.error, ctx.cause = message, cause
-            rot["failureCause"] = cause.value
-            if new_request:
-                rot["lastRotateRequest"] = annotation
-                rot["phase"] = FAILED
-            if due or new_request:
-                failed = int(rot.get("failedAttempts") or 0) + 1
-                rot.update(
-                    {
-                        "phase": FAILED,
-                        "failedAttempts": failed,
-                        "lastFailureTime": format_time(now),
-                    }
-                )
-                ctx.defer_until = now + retry_delay(failed, seed=seed)
-            return ctx, fetched
-
         try:
             policy, policy_id = await self._policy(spec, meta["namespace"])
+            problem = None
         except RotationFailure as err:
-            return refuse(err.message, FailureCause.POLICY)
+            policy, problem = None, err.message
+            ref = spec.rotation.policy_ref if spec.rotation is not None else None
+            policy_id = f"{ref.kind}/{ref.name}" if ref is not None else "the policy"
         ctx.policy, ctx.policy_id = policy, policy_id
-        created = _value_created(meta, fetched, now)
-        phase = parse_phase(rot.get("phase"))
-        inputs = RotationInputs(
-            policy=policy,
+        targets_problem = None
+        if policy is not None and policy.strategy == "Generate":
+            try:
+                self._targets(spec, policy)
+            except RotationFailure as err:
+                targets_problem = err.message
+        observed = RotationObserved(
             now=now,
+            policy=policy,
+            policy_problem=problem,
+            policy_id=policy_id,
+            phase=rot.get("phase"),
             last_rotation=parse_time(rot.get("lastRotationTime")),
-            created=created,
-            expiry=_expiry_from_status(status),
-            rotate_annotation=annotation,
             last_rotate_request=rot.get("lastRotateRequest"),
-            phase=phase if phase != RotationPhase.FAILED else None,
+            rotate_annotation=annotation,
             due_at_in_progress=parse_time(rot.get("dueAt")),
             failed_attempts=int(rot.get("failedAttempts") or 0),
             last_failure_time=parse_time(rot.get("lastFailureTime")),
-            backoff_seed=seed,
+            created=_value_created(meta, fetched, now),
+            expiry=_expiry_from_status(status),
+            seed=seed,
+            store_id=handle.id,
+            read_only_store=handle.capabilities == Capabilities.READ_ONLY,
+            targets_problem=targets_problem,
+            secret_blocked=None,
         )
-        try:
-            decision = rotation_due(inputs)
-        except RotationError as err:
-            return refuse(f"{policy_id}: {err.message}", FailureCause.POLICY, due=new_request)
-        ctx.defer_until = decision.defer_until
-        if policy.strategy == "Observe":
-            if new_request:
-                return refuse(
-                    f"{policy_id} uses strategy Observe: Rotor never writes to the source", FailureCause.SPEC
-                )
+        plan = decide(observed)
+        if plan.action in (Action.START, Action.RESUME) and secret_blocked is not None:
+            # about to act on the source: the Secret write that follows must be possible
+            blocked = await secret_blocked()
+            if blocked is not None:
+                plan = decide(replace(observed, secret_blocked=blocked))
+                ctx.blocked = blocked
+        ctx.defer_until = plan.defer_until
+        if plan.action == Action.NOTHING:
             return ctx, fetched
-        if not decision.act_now:
+        if plan.action in (Action.REFUSE, Action.WAIT_FOR_SECRET):
+            # nothing can start, or it waits for its Secret: say why
+            ctx.error, ctx.cause = plan.message, plan.cause
+            if plan.action == Action.WAIT_FOR_SECRET:
+                return ctx, fetched
+            assert plan.cause is not None
+            rot["failureCause"] = plan.cause.value
+            if plan.answers_request:
+                rot["lastRotateRequest"] = annotation
+            if plan.counts_as_failure:
+                # a pending manual request is answered as Failed; a due rotation that cannot start
+                # counts as a failed attempt and backs off
+                failed = int(rot.get("failedAttempts") or 0) + 1
+                rot.update({"phase": FAILED, "failedAttempts": failed, "lastFailureTime": format_time(now)})
+                ctx.defer_until = now + retry_delay(failed, seed=seed)
             return ctx, fetched
-        blocked = await secret_blocked() if secret_blocked is not None else None
-        if blocked is not None:
-            # the Secret write that would follow is known to fail: the source is not touched, and
-            # the rotation (started or not) waits until the Secret can be written
-            ctx.blocked = blocked
-            ctx.error = (
-                f"the rotation waits: {blocked}. Nothing was written to the source; the rotation "
-                "runs once the Secret can be written"
-            )
-            ctx.cause = FailureCause.SECRET_CONFLICT
-            return ctx, fetched
-        if not decision.resume:
-            if handle.capabilities == Capabilities.READ_ONLY:
-                return refuse(
-                    f"the store {handle.id} has read-only credentials: rotation needs write access to the "
-                    "source (grant create and update on the path)",
-                    FailureCause.READ_ONLY_STORE,
-                    due=True,
-                )
-            if policy.strategy == "Generate":
-                try:
-                    self._targets(spec, policy)
-                except RotationFailure as err:
-                    return refuse(err.message, FailureCause.SPEC, due=True)
+        if plan.action == Action.START:
             rot.update(
                 {
                     "phase": RotationPhase.PENDING.value,
-                    "trigger": decision.trigger,
-                    "dueAt": format_time(decision.due_at or now),
+                    "trigger": plan.trigger,
+                    "dueAt": format_time(plan.due_at or now),
                     "startedAt": format_time(now),
                     "token": str(uuid.uuid4()),
                     "baseVersions": self._base_versions(fetched),
                     "pendingVersion": None,
                 }
             )
-            if new_request:
+            if plan.answers_request:
                 rot["lastRotateRequest"] = annotation
             log.info(
                 "rotation of %s/%s starts (%s, due %s)",
                 meta["namespace"],
                 meta["name"],
-                decision.trigger,
+                plan.trigger,
                 rot["dueAt"],
                 extra={
                     "managedSecret": f"{meta['namespace']}/{meta['name']}",
-                    "trigger": decision.trigger,
-                    "strategy": policy.strategy,
+                    "trigger": plan.trigger,
+                    "strategy": policy.strategy if policy else None,
                 },
             )
-            await self._record(body, rot, now, rotating=(True, decision.trigger or "Scheduled"))
-        elif new_request and in_progress(rot.get("phase")):
-            # a manual request during a rotation is answered by that rotation
+            await self._record(body, rot, now, rotating=(True, plan.trigger or "Scheduled"))
+        elif plan.answers_request:
             rot["lastRotateRequest"] = annotation
+        assert policy is not None
         # what the source held before this reconcile's source actions: the values being replaced
         ctx.before = Fetched(dict(fetched.refs), dict(fetched.found), dict(fetched.databases))
         try:
