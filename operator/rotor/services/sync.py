@@ -200,7 +200,7 @@ class SyncService:
         conditions = readiness_conditions(
             status.get("conditions") or [],
             ready=True,
-            reason="Synced",
+            reason=Reason.SYNCED,
             message=f"Secret {desired.name} matches the source",
             generation=generation,
             now=now,
@@ -497,7 +497,7 @@ class SyncService:
             return readiness_conditions(
                 conditions,
                 ready=False,
-                reason="Expired",
+                reason=Reason.EXPIRED,
                 message=f"the certificate in Secret {target} expired at {format_time(not_after)}; "
                 "renew it at the source",
                 generation=generation,
