@@ -12,7 +12,7 @@ help:
 	@echo "make test        run the whole test suite (unit + integration against real servers)"
 	@echo "make test-unit   unit tests only (seconds, no servers; the chart tests need helm, else left out)"
 	@echo "make test-e2e    the suite against an existing cluster: ROTOR_TEST_KUBECONFIG=~/.kube/config"
-	@echo "make lint        ruff and mypy"
+	@echo "make lint        ruff, mypy and the import-linter layer contract"
 	@echo "make crds        regenerate crds/ and docs/reference/ from the pydantic models"
 	@echo "make bench       the benchmark suite (bench/)"
 
@@ -62,6 +62,7 @@ lint: install
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 crds: install
 	$(PY) -m rotor.api.crdgen

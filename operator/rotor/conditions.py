@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from rotor.api.status import Reason
 from rotor.clock import format_time, parse_time
 
 # One rule for every kind (docs/gitops.md, "Health of Rotor's resources"). Ready=False with one
@@ -93,10 +94,6 @@ def set_condition(
     return sorted(out, key=lambda c: order.get(str(c.get("type")), 9))
 
 
-def remove_condition(conditions: Iterable[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
-    return [c for c in conditions if c.get("type") != type_]
-
-
 def get_condition(conditions: Iterable[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
     for cond in conditions or []:
         if cond.get("type") == type_:
@@ -124,7 +121,7 @@ def readiness_conditions(
         out,
         "Stalled",
         stalled,
-        reason if stalled else "Progressing" if reconciling else "Synced",
+        reason if stalled else Reason.PROGRESSING if reconciling else Reason.SYNCED,
         message if stalled else "",
         generation,
         now,
@@ -133,7 +130,7 @@ def readiness_conditions(
         out,
         "Reconciling",
         reconciling,
-        reason if reconciling else "Synced" if ready else reason,
+        reason if reconciling else Reason.SYNCED if ready else reason,
         message if reconciling else "",
         generation,
         now,

@@ -19,6 +19,8 @@ import os
 import random
 import secrets
 import string
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -614,4 +616,68 @@ async def test_catastrophic_find_regexp_does_not_stall_others(
         for i in range(3):
             cond = await _settled(cluster, ns, f"redos-{i}", timeout=30)
             assert _documented(cond), cond
+        assert op.proc is not None and op.proc.poll() is None
+
+
+# ---------------------------------------------------------------------------------------------- CPU off the loop
+#: regex work that holds the GIL and stays under the step budget, so it runs to the time limit (5 s)
+BUDGET_BURNER = (
+    "{% set s = 'ab ' * 300000 %}{% for i in range(10000) %}{% if s | wordcount > 5 %}{% endif %}{% endfor %}"
+)
+
+
+def _healthz(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def test_a_template_burning_its_budget_does_not_stall_the_loop(
+    cluster: Cluster, env: TestEnvironment, iso_namespace: str, leaks: LeakRegistry
+) -> None:
+    """While one object's template renders for its whole time budget, /healthz answers and another
+    object syncs: the second Secret exists before the first object's TemplateError is written."""
+    ns = iso_namespace
+    value = secrets.token_urlsafe(24)
+    leaks.add(value)
+    kv2_write(env, f"{ns}/app", {"password": value})
+    kv2_write(env, f"{ns}/good", {"value": value})
+    async with disposable_operator(env, cluster, ns) as op:
+        await _stores(cluster, env, ns, aws=False)
+        await cluster.apply(
+            ms_manifest(
+                "burner",
+                data=[data_item("password", f"{ns}/app", "password")],
+                template={"data": {"out": BUDGET_BURNER}},
+            ),
+            ns,
+        )
+
+        async def sync_started() -> bool:
+            obj = await cluster.get("ManagedSecret", "burner", ns)
+            return "rotor.dev/finalizer" in ((obj or {}).get("metadata") or {}).get("finalizers", [])
+
+        await wait_for(sync_started, timeout=30, interval=0.05, what="the burner's sync to start")
+        await cluster.apply(ms_manifest("good", data=[data_item("value", f"{ns}/good", "value")]), ns)
+        health: list[int] = []
+
+        async def good_written() -> bool:
+            health.append(await asyncio.to_thread(_healthz, op.metrics_url + "/healthz"))
+            return await cluster.secret(ns, "good") is not None
+
+        await wait_for(good_written, timeout=30, interval=0.05, what="the good Secret")
+        burner = await cluster.get("ManagedSecret", "burner", ns)
+        ready = next(
+            (c for c in ((burner or {}).get("status") or {}).get("conditions") or [] if c["type"] == "Ready"),
+            None,
+        )
+        assert ready is None or ready["reason"] != "TemplateError", (
+            "the good Secret was written only after the burner's render had ended"
+        )
+        assert health and all(code == 200 for code in health), health
+        cond = await _settled(cluster, ns, "burner", timeout=30)
+        assert cond["reason"] == "TemplateError" and "time limit" in cond["message"], cond
+        assert await cluster.secret_data(ns, "good") == {"value": value.encode()}
         assert op.proc is not None and op.proc.poll() is None

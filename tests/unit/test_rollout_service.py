@@ -13,12 +13,12 @@ import pytest
 
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.clock import Clock
-from rotor.controller.core import Settings
 from rotor.kube.gateway import KubeError
 from rotor.observability.metrics import ROLLOUT_RESTARTS
 from rotor.rollout.decisions import RESTARTED_AT, digest_annotation
 from rotor.services.rollout import RolloutService
 from rotor.sync.plan import Desired
+from support.memindex import MemoryIndex
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -114,14 +114,6 @@ class FakeGateway:
         return sum(1 for _, n, p in self.patches if n == name and "spec" in p)
 
 
-@dataclass
-class FakeController:
-    gateway: FakeGateway
-    settings: Settings
-    clock: Clock = field(default_factory=Clock)
-    secret_cache: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-
-
 def env(key: str) -> dict[str, Any]:
     return {
         "containers": [
@@ -177,11 +169,19 @@ def desired(data: dict[str, bytes]) -> Desired:
 
 
 def service(gateway: FakeGateway, *, limit: int = 2, debounce: float = 0.0) -> RolloutService:
-    controller = FakeController(
-        gateway, Settings(restart_limit=limit, restart_debounce=debounce, hash_key=KEY)
+    index = MemoryIndex()
+    index.secrets[(NS, SECRET)] = UPDATED
+    return RolloutService(
+        gateway,  # type: ignore[arg-type]
+        Clock(),
+        index,
+        hash_key=KEY,
+        restart_limit=limit,
+        restart_debounce=debounce,
+        restart_timeout=30.0,
+        poll_interval=0.01,
+        poll_max=0.02,
     )
-    controller.secret_cache[(NS, SECRET)] = UPDATED
-    return RolloutService(controller, restart_timeout=30.0, poll_interval=0.01, poll_max=0.02)  # type: ignore[arg-type]
 
 
 async def eventually(probe: Callable[[], Any], what: str, timeout: float = 5.0) -> None:
@@ -258,7 +258,7 @@ async def test_a_secret_just_created_is_recorded_without_restarts() -> None:
     gateway = FakeGateway()
     gateway.add("Deployment", "api", ENV_FROM)
     svc = service(gateway)
-    svc.controller.secret_cache[(NS, SECRET)] = {
+    svc.index.secrets[(NS, SECRET)] = {
         "metadata": {
             "creationTimestamp": "2024-02-01T00:00:00Z",
             "managedFields": [{"time": "2024-02-01T00:00:00Z"}],
@@ -356,7 +356,7 @@ async def test_a_queued_restart_merges_later_writes_of_other_secrets() -> None:
     gateway.add("Deployment", "first", ENV_FROM)
     gateway.add("Deployment", "later", both)
     svc = service(gateway, limit=1)
-    svc.controller.secret_cache[(NS, "tls")] = UPDATED
+    svc.index.secrets[(NS, "tls")] = UPDATED
     await svc.after_write(BODY, spec(), desired({"password": b"p"}))
     await eventually(lambda: gateway.in_progress() == ["first"], "first restarting")
     tls = Desired(**{**desired({"tls.crt": b"c"}).__dict__, "name": "tls"})

@@ -1,13 +1,12 @@
-"""Retry back-off and refresh jitter: growing, capped, deterministic, spread."""
+"""Retry back-off: growing, capped, deterministic, spread."""
 
 from __future__ import annotations
 
-import statistics
 from datetime import timedelta
 
 import pytest
 
-from rotor.rotation.backoff import refresh_jitter, retry_delay
+from rotor.rotation.backoff import retry_delay
 
 BASE = timedelta(seconds=30)
 CAP = timedelta(hours=1)
@@ -38,21 +37,3 @@ def test_retry_delay_respects_custom_base_and_cap():
 def test_retry_delay_is_deterministic_and_differs_between_objects():
     assert retry_delay(4, seed="ns/a") == retry_delay(4, seed="ns/a")
     assert len({retry_delay(4, seed=f"ns/{i}") for i in range(100)}) > 90
-
-
-def test_refresh_jitter_is_deterministic_bounded_and_spread():
-    interval = timedelta(hours=1)
-    offsets = [refresh_jitter(f"ns/secret-{i}", interval) for i in range(1000)]
-    assert offsets == [refresh_jitter(f"ns/secret-{i}", interval) for i in range(1000)]
-    assert all(timedelta(0) <= o < interval * 0.1 for o in offsets)
-    seconds = [o.total_seconds() for o in offsets]
-    assert statistics.pstdev(seconds) > 0
-    # spread over the whole range: every tenth of it gets some objects
-    buckets = {int(s // 36) for s in seconds}
-    assert buckets == set(range(10))
-
-
-def test_refresh_jitter_fraction():
-    assert refresh_jitter("a", timedelta(hours=1), fraction=0) == timedelta(0)
-    with pytest.raises(ValueError, match="fraction"):
-        refresh_jitter("a", timedelta(hours=1), fraction=2)

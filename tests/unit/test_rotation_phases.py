@@ -1,4 +1,4 @@
-"""Crash-safe phase machines and grace-period keys."""
+"""The rotation state machine and grace-period keys."""
 
 from __future__ import annotations
 
@@ -6,44 +6,61 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rotor.api.status import RotationPhase
 from rotor.rotation.phases import (
-    AWS_PHASES,
-    VAULT_PHASES,
+    STAGED,
+    WRITTEN_IN_PLACE,
     grace_keys,
     in_progress,
     next_phase,
+    parse_phase,
     retained_until,
 )
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("backend", "phases"), [("vault", VAULT_PHASES), ("aws", AWS_PHASES)])
-def test_phases_walk_in_order_to_completed(backend, phases):
+@pytest.mark.parametrize(("staged", "phases"), [(False, WRITTEN_IN_PLACE), (True, STAGED)])
+def test_phases_walk_in_order_to_completed(staged, phases):
     walked = []
-    phase = next_phase(backend, None)
+    phase = next_phase(staged, None)
     while phase is not None:
         walked.append(phase)
-        phase = next_phase(backend, phase)
+        phase = next_phase(staged, phase)
     assert tuple(walked) == phases
     assert walked[0] == "Pending" and walked[-1] == "Completed"
+    assert next_phase(staged, RotationPhase.FAILED) == RotationPhase.PENDING  # a new rotation starts afresh
 
 
 def test_documented_phases():
-    assert VAULT_PHASES == ("Pending", "Written", "Synced", "Completed")
-    assert AWS_PHASES == ("Pending", "Staged", "Verified", "Promoted", "Synced", "Completed")
+    assert WRITTEN_IN_PLACE == ("Pending", "Written", "Synced", "Completed")
+    assert STAGED == ("Pending", "Staged", "Verified", "Promoted", "Synced", "Completed")
+    assert set(WRITTEN_IN_PLACE) | set(STAGED) | {"Failed"} == {p.value for p in RotationPhase}
 
 
-def test_a_phase_of_the_other_backend_is_refused():
+def test_a_phase_of_the_other_flow_is_refused():
     with pytest.raises(ValueError, match="Staged"):
-        next_phase("vault", "Staged")
-    with pytest.raises(ValueError, match="backend"):
-        next_phase("gcp", "Pending")
+        next_phase(False, RotationPhase.STAGED)
+    with pytest.raises(ValueError, match="Written"):
+        next_phase(True, RotationPhase.WRITTEN)
+
+
+def test_unknown_phases_parse_to_none():
+    assert parse_phase("Promoted") is RotationPhase.PROMOTED
+    assert parse_phase("Exploded") is None and parse_phase("") is None and parse_phase(None) is None
 
 
 @pytest.mark.parametrize(
     ("phase", "running"),
-    [(None, False), ("", False), ("Completed", False), ("Pending", True), ("Promoted", True)],
+    [
+        (None, False),
+        ("", False),
+        ("Completed", False),
+        ("Failed", False),
+        ("Pending", True),
+        ("Promoted", True),
+        ("Synced", True),
+    ],
 )
 def test_in_progress(phase, running):
     assert in_progress(phase) is running

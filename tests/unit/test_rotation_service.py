@@ -4,6 +4,7 @@ losing the other writer's data, and read-only stores are refused."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import threading
@@ -15,8 +16,7 @@ import pytest
 
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.secretstore import SecretStoreSpec
-from rotor.controller.core import Settings
-from rotor.controller.queue import WorkQueue
+from rotor.api.status import ManagedSecretStatus, Reason
 from rotor.providers.base import (
     Capabilities,
     RemoteRef,
@@ -28,8 +28,9 @@ from rotor.providers.base import (
 from rotor.services import rotation as rotation_module
 from rotor.services.backend import Backend
 from rotor.services.rotation import FAULT_EXIT, RotationService
+from rotor.services.state import Fetched
 from rotor.services.stores import StoreHandle
-from rotor.services.sync import Fetched
+from support.memindex import MemoryIndex
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -135,15 +136,13 @@ async def world(monkeypatch: pytest.MonkeyPatch) -> Any:
         },
         "spec": spec,
     }
-    controller = SimpleNamespace(
-        gateway=gateway,
-        clock=SimpleNamespace(now=lambda: NOW),
-        settings=Settings(hash_key=b"unit-hash-key"),
-        index={},
-        queue=WorkQueue(),
-        secret_cache={},
+    index = MemoryIndex()
+    service = RotationService(
+        gateway,  # type: ignore[arg-type]
+        SimpleNamespace(now=lambda: NOW),  # type: ignore[arg-type]
+        index,
+        hash_key=b"unit-hash-key",
     )
-    service = RotationService(controller)  # type: ignore[arg-type]
     store = SecretStoreSpec.model_validate(
         {
             "provider": {
@@ -179,14 +178,13 @@ async def world(monkeypatch: pytest.MonkeyPatch) -> Any:
         spec=ManagedSecretSpec.model_validate(spec),
         crashes=crashes,
     )
-    await service.policy_status.stop()
 
 
 async def _pass(w: Any) -> dict[str, Any]:
     """One reconcile: read, rotate when due, 'sync', record the outcome. Returns the status."""
     body = copy.deepcopy(w.gateway.objects[("ManagedSecret", NAME)])
     fetched = Fetched(refs={RemoteRef(PATH): w.kv.read(RemoteRef(PATH))})
-    _, ctx, fetched = await w.service.before_sync(body, w.spec, w.handle, fetched, NOW)
+    ctx, fetched = await w.service.before_sync(body, w.spec, w.handle, fetched, NOW)
     data = {k: str(v).encode() for k, v in fetched.refs[RemoteRef(PATH)].data.items()}
     extra, _ = await w.service.after_sync(body, w.spec, data, ctx, NOW, True, [], fetched, w.handle)
     await w.gateway.patch_status("ManagedSecret", NAME, NS, extra)
@@ -200,7 +198,9 @@ async def test_a_rotation_writes_once_and_completes(world: Any) -> None:
     assert new["user"] == "app" and new["password"] != "old-value-1" and len(new["password"]) == 32
     rot = status["rotation"]
     assert rot["phase"] == "Completed" and rot["lastRotateRequest"] == "now"
-    assert "baseVersions" not in rot and "token" not in rot
+    assert "token" not in rot
+    # the replaced version stays recorded through the grace period: the previous value's source
+    assert rot["baseVersions"] == {PATH: "1"} and rot["previousRetainedUntil"]
     assert "Rotated" in world.gateway.events
     assert all("old-value" not in str(v) and new["password"] not in str(v) for v in status.values())
     await _pass(world)
@@ -250,3 +250,88 @@ async def test_a_read_only_store_is_refused(world: Any) -> None:
     assert status["rotation"]["phase"] == "Failed" and world.kv.writes == 0
     rotating = next(c for c in status["conditions"] if c["type"] == "Rotating")
     assert rotating["reason"] == "Failed" and "write access" in rotating["message"]
+
+
+async def _reconcile(w: Any, *, blocked: str | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """One reconcile including the grace keys and the Secret-plan check. Returns (status, data)."""
+    body = copy.deepcopy(w.gateway.objects[("ManagedSecret", NAME)])
+    fetched = Fetched(refs={RemoteRef(PATH): w.kv.read(RemoteRef(PATH))})
+
+    async def secret_blocked() -> str | None:
+        return blocked
+
+    ctx, fetched = await w.service.before_sync(
+        body, w.spec, w.handle, fetched, NOW, secret_blocked=secret_blocked
+    )
+    data = {k: str(v).encode() for k, v in fetched.refs[RemoteRef(PATH)].data.items()}
+    data = await w.service.with_grace_keys(body, w.spec, data, ctx, NOW, w.handle, fetched)
+    extra, _ = await w.service.after_sync(body, w.spec, data, ctx, NOW, True, [], fetched, w.handle)
+    await w.gateway.patch_status("ManagedSecret", NAME, NS, extra)
+    status = dict(w.gateway.objects[("ManagedSecret", NAME)]["status"])
+    assert {c["reason"] for c in status.get("conditions") or []} <= {r.value for r in Reason}
+    ManagedSecretStatus.model_validate(status)  # what is written validates against the models
+    return status, data
+
+
+def _live(w: Any, data: dict[str, bytes] | None) -> None:
+    """What the Secret in the cluster holds (None: deleted)."""
+    if data is None:
+        w.service.index.secrets.pop((NS, NAME), None)
+    else:
+        w.service.index.secrets[(NS, NAME)] = {
+            "metadata": {"name": NAME, "namespace": NS},
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+
+
+async def test_the_previous_value_is_the_replaced_one_not_a_hand_edit(world: Any) -> None:
+    _live(world, {"password": b"old-value-1", "user": b"app"})
+    status, data = await _reconcile(world)
+    new = world.kv.versions[PATH][-1]["password"].encode()
+    assert status["rotation"]["phase"] == "Completed"
+    assert data["password"] == new and data["password_previous"] == b"old-value-1"
+    # someone edits the Secret during the grace period: Rotor restores it, and the edit never
+    # becomes the previous value
+    _live(world, {"password": b"hand-edited", "password_previous": b"hand-edited-too", "user": b"app"})
+    _, data = await _reconcile(world)
+    assert data["password"] == new and data["password_previous"] == b"old-value-1"
+    # the Secret deleted during the grace period: the previous value is read from the source's
+    # replaced version again
+    _live(world, None)
+    _, data = await _reconcile(world)
+    assert data["password"] == new and data["password_previous"] == b"old-value-1"
+    assert world.kv.writes == 1
+
+
+async def test_a_rotation_does_not_write_the_source_while_the_secret_cannot_be_written(world: Any) -> None:
+    conflict = f"Secret '{NAME}' already exists and is not managed by this ManagedSecret"
+    status, _ = await _reconcile(world, blocked=conflict)
+    assert world.kv.writes == 0, "the source was written although the Secret could not be"
+    rotating = next(c for c in status["conditions"] if c["type"] == "Rotating")
+    assert rotating["status"] == "False" and rotating["reason"] == "SecretConflict"
+    assert conflict in rotating["message"]
+    assert "RotationFailed" in world.gateway.events
+    rot = status.get("rotation") or {}
+    assert rot.get("lastRotateRequest") != "now" and rot.get("phase") != "Failed", "the request still waits"
+    # the conflict cleared: the same request rotates, once
+    status, _ = await _reconcile(world)
+    assert status["rotation"]["phase"] == "Completed" and status["rotation"]["lastRotateRequest"] == "now"
+    assert world.kv.writes == 1
+    rotating = next(c for c in status["conditions"] if c["type"] == "Rotating")
+    assert rotating["reason"] == "Succeeded"
+
+
+async def test_a_resumed_rotation_waits_at_its_phase_while_the_secret_cannot_be_written(world: Any) -> None:
+    body = world.gateway.objects[("ManagedSecret", NAME)]
+    status, _ = await _reconcile(world)  # completes; now a second request, interrupted after Written
+    world.kv.versions[PATH].append({"password": "from-an-interrupted-rotation", "user": "app"})
+    body["metadata"]["annotations"]["rotor.dev/rotate"] = "again"
+    body["status"]["rotation"].update(
+        {"phase": "Written", "lastRotateRequest": "again", "baseVersions": {PATH: "2"}, "token": "t"}
+    )
+    writes = world.kv.writes
+    status, _ = await _reconcile(world, blocked="Rotor's label was removed from the Secret")
+    assert status["rotation"]["phase"] == "Written", "left resumable, not completed"
+    assert world.kv.writes == writes
+    status, _ = await _reconcile(world)
+    assert status["rotation"]["phase"] == "Completed" and world.kv.writes == writes

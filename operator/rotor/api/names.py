@@ -1,4 +1,5 @@
-"""Names users see on the wire: the API group, and Rotor's labels and annotations."""
+"""Names users see on the wire: the API group, and Rotor's labels, annotations and finalizer.
+Every other module imports them from here."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 #: ``kubectl get rotor`` lists every Rotor object.
 CATEGORY = "rotor"
 
+#: On a ManagedSecret: Rotor removes its Secret (per deletionPolicy) before the object goes.
+FINALIZER = "rotor.dev/finalizer"
 #: On a ManagedSecret: a new value refreshes now.
 FORCE_SYNC_ANNOTATION = "rotor.dev/force-sync"
 #: On a ManagedSecret: a new value rotates now.
@@ -18,5 +21,7 @@ REVALIDATE_ANNOTATION = "rotor.dev/revalidate"
 MANAGED_BY_LABEL = "rotor.dev/managed-by"
 #: On a written Secret: the keyed digest of its data.
 DATA_HASH_ANNOTATION = "rotor.dev/data-hash"
+#: On a Secret written under creationPolicy Merge: the keys Rotor owns, comma-separated.
+MANAGED_KEYS_ANNOTATION = "rotor.dev/managed-keys"
 #: On a restarted workload's pod template.
 RESTARTED_AT_ANNOTATION = "rotor.dev/restarted-at"

@@ -19,6 +19,7 @@ __all__ = [
     "ConditionStatus",
     "ConditionType",
     "Expiry",
+    "FailureCause",
     "ManagedSecretStatus",
     "Reason",
     "RolloutStatus",
@@ -74,12 +75,15 @@ class Reason(enum.StrEnum):
     TEMPLATE_ERROR = "TemplateError"
     SECRET_CONFLICT = "SecretConflict"
     EXPIRED = "Expired"
+    # Stalled=False while Reconciling=True
+    PROGRESSING = "Progressing"
     # Rotating
     SCHEDULED = "Scheduled"
     MANUAL = "Manual"
     EXPIRING = "Expiring"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    # (and SecretConflict: a due rotation waits because its Secret cannot be written)
     # Expiring
     EXPIRES_SOON = "ExpiresSoon"
     ROTATION_OVERDUE = "RotationOverdue"
@@ -129,14 +133,27 @@ class Expiry(StatusModel):
 
 
 class RotationPhase(enum.StrEnum):
+    """The phases of rotor.rotation.phases' state machine."""
+
     PENDING = "Pending"
-    WRITTEN = "Written"  # Vault
-    STAGED = "Staged"  # AWS
-    VERIFIED = "Verified"  # AWS
-    PROMOTED = "Promoted"  # AWS
-    SYNCED = "Synced"
+    WRITTEN = "Written"  # written in place (Vault, Parameter Store, database roles, RotateSecret)
+    STAGED = "Staged"  # AWS Secrets Manager
+    VERIFIED = "Verified"  # AWS Secrets Manager
+    PROMOTED = "Promoted"  # AWS Secrets Manager
+    SYNCED = "Synced"  # the Secret holds the new value; completion not yet recorded
     COMPLETED = "Completed"
     FAILED = "Failed"  # a rotation that could not start (read-only store, Observe, bad policy)
+
+
+class FailureCause(enum.StrEnum):
+    """Where the last failed rotation attempt's cause lies, so that a later reconcile can tell,
+    without reading messages, whether it has been fixed."""
+
+    POLICY = "Policy"  # the policy is missing or invalid
+    READ_ONLY_STORE = "ReadOnlyStore"  # the store's credentials cannot write
+    SPEC = "Spec"  # the ManagedSecret's rotation settings (keys, pinned versions, Observe)
+    SECRET_CONFLICT = "SecretConflict"  # the Secret cannot be written, so the source is not either
+    SOURCE = "Source"  # the backend refused or failed a step
 
 
 class RotationStatus(StatusModel):
@@ -146,11 +163,16 @@ class RotationStatus(StatusModel):
     next_rotation_time: Timestamp | None = Field(default=None, description="When the next rotation is due.")
     phase: RotationPhase | None = Field(
         default=None,
-        description="Step of the current or last rotation. Vault: Pending, Written, Synced, Completed. "
-        "AWS: Pending, Staged, Verified, Promoted, Synced, Completed.",
+        description="Step of the current or last rotation. Written in place (Vault, Parameter Store, "
+        "database roles, RotateSecret): Pending, Written, Synced, Completed. AWS Secrets Manager: Pending, "
+        "Staged, Verified, Promoted, Synced, Completed. Failed: it could not start.",
     )
     failed_attempts: int = Field(default=0, ge=0, description="Failed attempts at the current rotation.")
     last_failure_time: Timestamp | None = Field(default=None, description="When the last attempt failed.")
+    failure_cause: FailureCause | None = Field(
+        default=None,
+        description="What the last failure came from: Policy, ReadOnlyStore, Spec, SecretConflict or Source.",
+    )
     previous_retained_until: Timestamp | None = Field(
         default=None, description="When the previous value's key leaves the Secret (end of gracePeriod)."
     )
@@ -175,8 +197,9 @@ class RotationStatus(StatusModel):
     )
     base_versions: dict[str, str] = Field(
         default_factory=dict,
-        description="Source versions the current rotation started from; a source that moved past them "
-        "was written by this rotation before a restart.",
+        description="Source versions the current rotation replaced; a source that moved past them was "
+        "written by this rotation before a restart. Kept through the grace period: the previous value is "
+        "read from them.",
     )
 
 

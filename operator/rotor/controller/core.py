@@ -40,7 +40,7 @@ from rotor.providers.base import RemoteRef
 from rotor.rotation.backoff import retry_delay
 from rotor.services.ports import ObjectIndex, ObjKey, StoreKey, WorkScheduler
 from rotor.services.stores import StoreService
-from rotor.services.sync import SyncService
+from rotor.services.wiring import ServiceOptions, build_services
 from rotor.sync.refresh import next_refresh
 
 log = logging.getLogger("rotor.controller")
@@ -110,9 +110,20 @@ class Controller:
         self.queue = WorkQueue()
         self.stores = StoreService(gateway, clock)
         self.stores.on_ready_change.append(self._store_ready_changed)
-        self.sync = SyncService(
-            gateway, self.stores, clock, hash_key=settings.hash_key, secret_cache=self.secret_cache
+        self.services = build_services(
+            gateway,
+            clock,
+            self.index,
+            self,
+            ServiceOptions(
+                hash_key=settings.hash_key,
+                restart_limit=settings.restart_limit,
+                restart_debounce=settings.restart_debounce,
+            ),
+            ledger=self.index,
+            stores=self.stores,
         )
+        self.sync = self.services.sync
         self.tasks: list[asyncio.Task[None]] = []
         self.synced_once = asyncio.Event()
         self.busy = 0
@@ -301,9 +312,6 @@ class Controller:
 
     def observe_policy(self, kind: str, body: dict[str, Any], event_type: str | None) -> None:
         key = key_of(kind, body)
-        rotation = self.sync.rotation
-        if rotation is not None:  # the rotation service still keeps its own copy for now
-            rotation.observe_policy(kind, body, event_type)
         known = self.index.policy(key)
         if event_type == "DELETED":
             self.index.drop_policy(key)
@@ -315,8 +323,7 @@ class Controller:
                 "generation"
             ):
                 return  # a status change: nothing for the ManagedSecrets to re-evaluate
-        for user in self.index.policy_users(key):
-            self.requeue(user, urgent=False)
+        self.services.policy_changed(key)
 
     # ------------------------------------------------------------------ leadership
     def set_leading(self, leading: bool) -> None:
@@ -377,6 +384,7 @@ class Controller:
         self.tasks.append(asyncio.create_task(self._revalidate_stores()))
         if self.elector is not None:
             self.tasks.append(asyncio.create_task(self.elector.run()))
+        self.services.start()
 
     async def _run_informers(self) -> None:
         """Secrets, stores and policies first: with them listed, a sync compares against memory

@@ -58,7 +58,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ),
         elector=elector,
     )
-    _attach_optional_services(controller, options)
     await controller.start()
     memo["controller"] = controller
     memo["gateway"] = gateway
@@ -68,20 +67,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     log.info("rotor started", extra={"concurrency": controller.settings.concurrency})
 
 
-def _attach_optional_services(controller: Controller, options: dict[str, Any]) -> None:
-    from rotor.services.rollout import RolloutService
-    from rotor.services.rotation import RotationService
-
-    controller.sync.rotation = RotationService(controller)
-    controller.sync.rollout = RolloutService(controller)
-
-
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
-        if controller.sync.rollout is not None:
-            await controller.sync.rollout.stop()
+        await controller.services.aclose()
         await controller.stop()
     server = memo.get("metrics_server")
     if server is not None:

@@ -55,10 +55,6 @@ def _wrap(exc: ApiException) -> KubeError:
     return KubeError(int(exc.status or 0), str(reason))
 
 
-def encode_data(data: Mapping[str, bytes]) -> dict[str, str]:
-    return {k: base64.b64encode(v).decode() for k, v in data.items()}
-
-
 def decode_data(data: Mapping[str, str] | None) -> dict[str, bytes]:
     return {k: base64.b64decode(v) for k, v in (data or {}).items()}
 

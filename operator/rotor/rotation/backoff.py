@@ -1,6 +1,6 @@
-"""Deterministic spreading in time: retry back-off after failed rotations, and refresh jitter.
+"""The one back-off formula: retry delays after failures (of a sync or of a rotation).
 
-Both derive their randomness from a hash of a seed (typically ``namespace/name``), so a restarted
+The spread derives from a hash of a seed (typically ``namespace/name``), so a restarted
 operator computes the same times, and many objects never act in lockstep.
 """
 
@@ -35,10 +35,3 @@ def retry_delay(
     ceiling = base.total_seconds() * 2.0 ** min(failed_attempts - 1, 64)
     drawn = ceiling * (0.5 + 0.5 * unit_fraction(seed, f"retry-{failed_attempts}"))
     return timedelta(seconds=min(cap.total_seconds(), drawn))
-
-
-def refresh_jitter(seed: str, interval: timedelta, fraction: float = 0.1) -> timedelta:
-    """A stable offset in ``[0, interval * fraction)`` to add to a refresh time."""
-    if not 0 <= fraction <= 1:
-        raise ValueError("fraction must be between 0 and 1")
-    return interval * fraction * unit_fraction(seed, "refresh")

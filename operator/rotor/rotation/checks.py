@@ -22,21 +22,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from rotor.api.status import Reason, RotationPhase
 from rotor.rotation.backoff import retry_delay
 from rotor.rotation.expiry import Expiry
-from rotor.rotation.phases import COMPLETED, in_progress
+from rotor.rotation.phases import in_progress
 from rotor.rotation.presets import EffectivePolicy
 from rotor.rotation.schedule import in_window, scheduled_due
 
-MANUAL = "Manual"
-EXPIRING = "Expiring"
-SCHEDULED = "Scheduled"
+# triggers (the Rotating reason while a rotation runs) and Expiring reasons, from the one enum
+MANUAL = Reason.MANUAL.value
+EXPIRING = Reason.EXPIRING.value
+SCHEDULED = Reason.SCHEDULED.value
 
-EXPIRES_SOON = "ExpiresSoon"
-EXPIRED = "Expired"
-ROTATION_OVERDUE = "RotationOverdue"
-ROTATION_STALLED = "RotationStalled"
-VALID = "Valid"
+EXPIRES_SOON = Reason.EXPIRES_SOON.value
+EXPIRED = Reason.EXPIRED.value
+ROTATION_OVERDUE = Reason.ROTATION_OVERDUE.value
+ROTATION_STALLED = Reason.ROTATION_STALLED.value
+VALID = Reason.VALID.value
 
 #: An AWSPENDING version older than this is a stalled rotation, not one in progress.
 PENDING_STALLED_AFTER = timedelta(hours=1)
@@ -121,7 +123,7 @@ def _already_served(inputs: RotationInputs, trigger: Trigger) -> bool:
     served = inputs.due_at_in_progress
     return (
         trigger.reason != MANUAL
-        and inputs.phase == COMPLETED
+        and inputs.phase == RotationPhase.COMPLETED
         and served is not None
         and trigger.due_at <= served
     )

@@ -1,10 +1,17 @@
-"""The crash-safe rotation phase machines, and the grace-period keys.
+"""The one rotation state machine (pure): the phases of ``status.rotation.phase``, in order.
 
-Each phase is recorded in ``status.rotation.phase`` before the next step starts, and every step is
+Each phase is recorded in status before the step that follows it runs, and every step is
 idempotent, so an operator killed at any point resumes where it stopped:
 
-- Vault: Pending -> Written -> Synced -> Completed
-- AWS:   Pending -> Staged -> Verified -> Promoted -> Synced -> Completed
+- written in place (Vault KV, Parameter Store, Vault database static roles, AWS RotateSecret):
+  ``Pending -> Written -> Synced -> Completed``
+- staged (AWS Secrets Manager, Generate): ``Pending -> Staged -> Verified -> Promoted -> Synced -> Completed``
+
+``Pending``: the rotation started; what is about to be written is recorded (its digest), nothing
+is at the source yet, or the write is being retried. ``Written``/``Promoted``: the source holds
+the new value as its current one. ``Synced``: the Kubernetes Secret holds it too (recorded right
+after the Secret write). ``Completed``: finished, with ``lastRotationTime`` and the grace period.
+``Failed``: a rotation that could not start or was given up before anything was written.
 """
 
 from __future__ import annotations
@@ -12,33 +19,45 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-VAULT_PHASES = ("Pending", "Written", "Synced", "Completed")
-AWS_PHASES = ("Pending", "Staged", "Verified", "Promoted", "Synced", "Completed")
-PHASES: Mapping[str, tuple[str, ...]] = {"vault": VAULT_PHASES, "aws": AWS_PHASES}
-COMPLETED = "Completed"
+from rotor.api.status import RotationPhase
+
+P = RotationPhase
+WRITTEN_IN_PLACE: tuple[RotationPhase, ...] = (P.PENDING, P.WRITTEN, P.SYNCED, P.COMPLETED)
+STAGED: tuple[RotationPhase, ...] = (P.PENDING, P.STAGED, P.VERIFIED, P.PROMOTED, P.SYNCED, P.COMPLETED)
+#: phases after which the source holds the new value as its current one
+SOURCE_DONE = frozenset({P.WRITTEN, P.PROMOTED, P.SYNCED})
 
 
-def _phases(backend: str) -> tuple[str, ...]:
+def flow(staged: bool) -> tuple[RotationPhase, ...]:
+    return STAGED if staged else WRITTEN_IN_PLACE
+
+
+def parse_phase(value: str | None) -> RotationPhase | None:
+    """A phase from status; None for none or for a value this version does not know."""
     try:
-        return PHASES[backend.lower()]
-    except KeyError:
-        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(PHASES)}") from None
+        return RotationPhase(value) if value else None
+    except ValueError:
+        return None
 
 
-def next_phase(backend: str, phase: str | None) -> str | None:
-    """The phase after ``phase`` for ``backend`` (``vault`` or ``aws``): ``Pending`` when none has
-    started, ``None`` after ``Completed``. ``ValueError`` for a phase the backend does not have."""
-    phases = _phases(backend)
-    if phase is None or phase == COMPLETED:
-        return phases[0] if phase is None else None
+def next_phase(staged: bool, phase: RotationPhase | None) -> RotationPhase | None:
+    """The phase after ``phase``: ``Pending`` when none has started (or the last one ended),
+    None after ``Completed``. ValueError for a phase the flow does not have."""
+    phases = flow(staged)
+    if phase is None or phase == P.FAILED:
+        return P.PENDING
+    if phase == P.COMPLETED:
+        return None
     if phase not in phases:
-        raise ValueError(f"phase {phase!r} is not a {backend} rotation phase: {', '.join(phases)}")
+        names = ", ".join(phases)
+        raise ValueError(f"phase {phase.value!r} is not a {'staged' if staged else 'written'} phase: {names}")
     return phases[phases.index(phase) + 1]
 
 
-def in_progress(phase: str | None) -> bool:
-    """Whether a rotation has started and not completed."""
-    return bool(phase) and phase != COMPLETED
+def in_progress(phase: RotationPhase | str | None) -> bool:
+    """Whether a rotation has started and not ended (Completed or Failed)."""
+    parsed = parse_phase(phase) if isinstance(phase, str) else phase
+    return parsed is not None and parsed not in (P.COMPLETED, P.FAILED)
 
 
 def retained_until(rotated_at: datetime, grace_period: timedelta) -> datetime | None:
@@ -57,8 +76,9 @@ def grace_keys(
     """``data`` plus ``<key><suffix>`` = the previous value of each rotated key while
     ``now < retained_until``; once the grace period is over, those keys are dropped.
 
-    A key with no previous value, or whose previous value equals the current one, gets no
-    ``<key><suffix>`` entry.
+    ``previous`` is the value each key had before the rotation replaced it (never what the
+    Secret happens to hold). A key with no previous value, or whose previous value equals the
+    current one, gets no ``<key><suffix>`` entry.
     """
     rotated = list(rotated_keys)
     result = {k: v for k, v in data.items() if k not in {f"{r}{suffix}" for r in rotated}}

@@ -2,8 +2,8 @@
 ManagedSecrets use it (``boundManagedSecrets``) and the soonest ``nextRotationTime`` among them
 (``earliestNextRotation``).
 
-The summary is computed from what the controller already holds in memory (the ManagedSecret
-index and the policies seen by the watch), every few seconds, and written only when it changed.
+The summary is computed from the index (ManagedSecrets and policies, as the watches delivered
+them), every few seconds, and written only when it changed.
 
 A ClusterRotationPolicy is seen by every operator instance, and each instance knows only the
 ManagedSecrets of the namespaces it serves. So an instance writes a cluster policy's status only
@@ -19,23 +19,20 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from rotor.api.rotationpolicy import RotationPolicySpec
-from rotor.clock import format_time, parse_time
+from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import readiness_conditions
-from rotor.kube.gateway import KubeError
+from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.rotation.errors import RotationError
 from rotor.rotation.presets import effective_policy
-
-if TYPE_CHECKING:
-    from rotor.services.rotation import RotationService
+from rotor.services.ports import ObjectIndex, PolicyKey, policy_key_of
 
 log = logging.getLogger("rotor.policies")
 
-PolicyKey = tuple[str, str, str]  # (kind, namespace or "", name)
 INTERVAL = 3.0
 
 
@@ -70,9 +67,7 @@ def bound_to(ms: Mapping[str, Any]) -> PolicyKey | None:
     ref = ((ms.get("spec") or {}).get("rotation") or {}).get("policyRef") or {}
     if not ref.get("name"):
         return None
-    kind = ref.get("kind") or "RotationPolicy"
-    namespace = "" if kind == "ClusterRotationPolicy" else (ms.get("metadata") or {}).get("namespace") or ""
-    return (kind, namespace, ref["name"])
+    return policy_key_of((ms.get("metadata") or {}).get("namespace") or "", ref.get("kind"), ref["name"])
 
 
 def summarize(
@@ -125,15 +120,21 @@ def status_patch(body: Mapping[str, Any], summary: PolicySummary, now: dt.dateti
 
 
 class PolicyStatusService:
-    def __init__(self, rotation: RotationService) -> None:
-        self.rotation = rotation
+    """Writes policy status from the index every ``INTERVAL`` seconds. Holds the gateway, the
+    clock and the index; ``start()`` runs it, ``stop()`` ends it."""
+
+    def __init__(self, gateway: KubeGateway, clock: Clock, index: ObjectIndex) -> None:
+        self.gateway = gateway
+        self.clock = clock
+        self.index = index
         self._written_bound: dict[PolicyKey, int] = {}
+        #: the body each status write returned, until the index holds that version or a newer one
+        self._stored: dict[PolicyKey, dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
-        with contextlib.suppress(RuntimeError):  # no loop: unit tests drive update() themselves
+
+    def start(self) -> None:
+        if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
-            tasks = getattr(rotation.controller, "tasks", None)
-            if isinstance(tasks, list):
-                tasks.append(self._task)  # stopped with the controller
 
     async def _run(self) -> None:
         while True:
@@ -145,30 +146,41 @@ class PolicyStatusService:
             except Exception:  # a bug here must not stop rotations
                 log.exception("updating RotationPolicy status failed")
 
+    def _current(self) -> dict[PolicyKey, Mapping[str, Any]]:
+        """Every policy in the index, or the body our last status write returned when the index
+        has not seen that write yet (so an unchanged status is never written twice)."""
+        out: dict[PolicyKey, Mapping[str, Any]] = {}
+        for key, body in self.index.policies():
+            stored = self._stored.get(key)
+            if stored is not None and _newer(stored, body):
+                out[key] = stored
+            else:
+                self._stored.pop(key, None)
+                out[key] = body
+        return out
+
     async def update(self) -> int:
         """Write every policy status that changed; returns how many were written."""
-        policies = dict(self.rotation.policies)
-        index = self.rotation.controller.index
-        summaries = summarize(policies, list(index.values()))
-        now = self.rotation.clock.now()
+        policies = self._current()
+        summaries = summarize(policies, [body for _, body in self.index.managed_secrets()])
+        now = self.clock.now()
         written = 0
         for key, summary in summaries.items():
             kind, namespace, name = key
             if kind == "ClusterRotationPolicy" and summary.bound == 0 and not self._written_bound.get(key):
                 continue  # another instance may serve the namespaces that use it
-            body = policies[key]
-            patch = status_patch(body, summary, now)
+            patch = status_patch(policies[key], summary, now)
             if patch is None:
                 continue
             try:
-                stored = await self.rotation.gateway.patch_status(kind, name, namespace or None, patch)
+                stored = await self.gateway.patch_status(kind, name, namespace or None, patch)
             except KubeError as err:
                 log.warning("writing the status of %s %s failed: %s", kind, name, err)
                 continue
             written += 1
             self._written_bound[key] = summary.bound
-            if stored is not None and self.rotation.policies.get(key) is body:
-                self.rotation.policies[key] = stored
+            if stored is not None:
+                self._stored[key] = stored
         return written
 
     async def stop(self) -> None:
@@ -176,3 +188,11 @@ class PolicyStatusService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
+
+
+def _newer(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    try:
+        return int(a["metadata"]["resourceVersion"]) > int(b["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False

@@ -57,3 +57,12 @@ class WorkScheduler(Protocol):
     """Asks the controller to reconcile an object again."""
 
     def requeue(self, key: ObjKey, *, urgent: bool) -> None: ...
+
+
+class SecretLedger(Protocol):
+    """The services tell the index about the Secrets they have just written or released, so that
+    the watch echo of Rotor's own write is recognised as such (and triggers no second sync)."""
+
+    def wrote_secret(self, body: Mapping[str, Any]) -> None: ...
+
+    def released_secret(self, namespace: str, name: str) -> None: ...

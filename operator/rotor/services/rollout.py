@@ -23,21 +23,20 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from rotor.api.managedsecret import ManagedSecretSpec
-from rotor.clock import format_time
-from rotor.kube.gateway import KubeError
+from rotor.api.names import API_VERSION
+from rotor.clock import Clock, format_time
+from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.metrics import ROLLOUT_RESTARTS
 from rotor.rollout.debounce import Pending, Write, coalesce
 from rotor.rollout.decisions import decide, is_fresh, record_patch, recorded_digest, restart_patch, write_info
 from rotor.rollout.discovery import Consumer, Ref, consumers, explicit, missing
 from rotor.rollout.progress import finished
+from rotor.services.ports import ObjectIndex
 from rotor.sync.plan import Desired
 from rotor.values.hashing import consumer_digest
-
-if TYPE_CHECKING:
-    from rotor.controller.core import Controller
 
 log = logging.getLogger("rotor.rollout")
 
@@ -65,23 +64,29 @@ class _Job:
 
 
 class RolloutService:
+    """Holds the gateway, the clock, the index (the Secret just written), the hash key and the
+    restart settings."""
+
     def __init__(
         self,
-        controller: Controller,
+        gateway: KubeGateway,
+        clock: Clock,
+        index: ObjectIndex,
         *,
-        restart_timeout: float | None = None,
+        hash_key: bytes,
+        restart_limit: int = 2,
+        restart_debounce: float = 30.0,
+        restart_timeout: float = DEFAULT_RESTART_TIMEOUT,
         poll_interval: float = 1.0,
         poll_max: float = 5.0,
     ) -> None:
-        self.controller = controller
-        self.gateway = controller.gateway
-        self.clock = controller.clock
-        self.settings = controller.settings
-        self.restart_timeout = (
-            restart_timeout
-            if restart_timeout is not None
-            else float(getattr(controller.settings, "restart_timeout", DEFAULT_RESTART_TIMEOUT))
-        )
+        self.gateway = gateway
+        self.clock = clock
+        self.index = index
+        self.hash_key = hash_key
+        self.restart_limit = restart_limit
+        self.restart_debounce = restart_debounce
+        self.restart_timeout = restart_timeout
         self.poll_interval = poll_interval
         self.poll_max = poll_max
         self._pending: dict[tuple[str, str], Pending] = {}
@@ -110,16 +115,16 @@ class RolloutService:
             strategy=rollout.strategy,
             targets=tuple((t.kind, t.name) for t in rollout.targets),
             data=dict(desired.data),
-            info=write_info(self.controller.secret_cache.get((desired.namespace, desired.name))),
+            info=write_info(self.index.secret(desired.namespace, desired.name)),
             owner={
-                "apiVersion": body.get("apiVersion") or "rotor.dev/v1alpha1",
+                "apiVersion": body.get("apiVersion") or API_VERSION,
                 "kind": body.get("kind") or "ManagedSecret",
                 "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid")},
             },
         )
         key = (write.namespace, write.secret)
         loop = asyncio.get_running_loop()
-        debounce = max(0.0, float(self.settings.restart_debounce))
+        debounce = max(0.0, float(self.restart_debounce))
         self._pending[key] = coalesce(
             self._pending.get(key),
             write,
@@ -195,7 +200,7 @@ class RolloutService:
 
     def _digest(self, data: Mapping[str, bytes], consumer: Consumer) -> str:
         keys: Iterable[str] = data.keys() if consumer.keys is None else consumer.keys
-        return consumer_digest(data, keys, key=self.settings.hash_key)
+        return consumer_digest(data, keys, key=self.hash_key)
 
     async def _record(self, namespace: str, consumer: Consumer, digests: Mapping[str, str]) -> None:
         try:
@@ -207,7 +212,7 @@ class RolloutService:
     def _limit(self, namespace: str) -> asyncio.Semaphore:
         sem = self._limits.get(namespace)
         if sem is None:
-            sem = self._limits[namespace] = asyncio.Semaphore(max(1, int(self.settings.restart_limit)))
+            sem = self._limits[namespace] = asyncio.Semaphore(max(1, int(self.restart_limit)))
         return sem
 
     def _enqueue(

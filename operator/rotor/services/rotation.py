@@ -2,12 +2,18 @@
 recorded in status before the next step runs. The new value is written to the source first;
 Kubernetes gets it by the normal sync. Observe never writes.
 
-Phases (status.rotation.phase):
-- Vault KV / Parameter Store / Vault database / AWS RotateSecret:  Pending -> Written -> Completed
-- AWS Secrets Manager (Generate):  Pending -> Staged -> Verified -> Promoted -> Completed
+Phases (status.rotation.phase, the one state machine of ``rotor.rotation.phases``):
+- written in place (Vault KV, Parameter Store, Vault database, AWS RotateSecret):
+  Pending -> Written -> Synced -> Completed
+- AWS Secrets Manager (Generate):  Pending -> Staged -> Verified -> Promoted -> Synced -> Completed
 
-(The sync of the Secret happens between the last source phase and Completed, in the same
-reconcile; ``Completed`` is recorded together with the sync's status.)
+The sync of the Secret happens after the last source phase, in the same reconcile; ``Synced`` is
+recorded right after the Secret write, ``Completed`` together with the sync's status.
+
+Before any source action, the Secret plan is asked whether the Secret write that follows can
+happen (``secret_blocked``). If it cannot (someone else's Secret, Rotor's label removed, a Merge
+target missing), nothing is written to the source: Rotating=False with reason SecretConflict and
+an Event, and the rotation (started or not) waits, resumable, until the Secret can be written.
 
 Crash safety. Before anything is written to the source, status records the source versions the
 rotation starts from (``baseVersions``) and a keyed digest of the new rotated properties
@@ -17,9 +23,13 @@ v2 writes use check-and-set on the version read, so a concurrent writer makes th
 (and the rotation retry from the new version) instead of being overwritten. AWS stages are keyed
 by the rotation's ClientRequestToken, so a resumed stage never creates a second version.
 
-The previous value for the grace period is never stored anywhere new: it is the value the
-Kubernetes Secret held when the new one arrived, and it stays in that Secret as
-``<key><previousKeySuffix>`` until ``previousRetainedUntil``.
+The previous value for the grace period (``<key><previousKeySuffix>`` until
+``previousRetainedUntil``) is the value the rotation replaced, never what the Secret happens to
+hold (someone may have edited it): what the source held before this reconcile's write, or, after a
+restart or if the Secret was deleted, the source version the rotation recorded as replaced
+(``baseVersions``, kept through the grace period: Vault KV v2 version n-1, the AWS version that was
+AWSCURRENT). Only a source without versions (KV v1, database roles) falls back to the Secret: its
+value when the new one arrived, then the grace key already written.
 
 Test-only fault hooks, inert unless their variable is set (the crash-safety tests use them):
 - ``ROTOR_FAULT_EXIT_AFTER_PHASE=<point>``: the process exits (``os._exit(137)``, as if killed)
@@ -37,16 +47,20 @@ import datetime as dt
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.api.names import ROTATE_ANNOTATION
 from rotor.api.rotationpolicy import RotationPolicySpec
-from rotor.clock import format_time, parse_time
+from rotor.api.status import FailureCause, Reason, RotationPhase
+from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import get_condition, set_condition
+from rotor.kube.gateway import KubeGateway, decode_data
 from rotor.observability.logging import audit
 from rotor.observability.metrics import ROTATION_DURATION, ROTATION_TOTAL
 from rotor.providers.base import (
@@ -59,17 +73,12 @@ from rotor.providers.base import (
     SelfRotating,
 )
 from rotor.rotation.backoff import retry_delay
-from rotor.rotation.checks import (
-    PENDING_STALLED_AFTER,
-    ObservedState,
-    RotationInputs,
-    expiring_condition,
-    rotation_due,
-)
+from rotor.rotation.checks import PENDING_STALLED_AFTER, ObservedState, expiring_condition
+from rotor.rotation.decide import Action, RotationObserved, decide
 from rotor.rotation.errors import RotationError
 from rotor.rotation.expiry import Expiry, compute_expiry
-from rotor.rotation.generators import certificate_key_name, generate
-from rotor.rotation.phases import COMPLETED, retained_until
+from rotor.rotation.generators import certificate_key_name
+from rotor.rotation.phases import grace_keys, in_progress, retained_until
 from rotor.rotation.presets import EffectivePolicy, effective_policy
 from rotor.rotation.schedule import next_rotation, runnable_at
 from rotor.rotation.writeback import (
@@ -86,16 +95,22 @@ from rotor.rotation.writeback import (
     value_view,
     written_properties,
 )
+from rotor.services.cpu import INLINE, CpuPool
+from rotor.services.ports import ObjectIndex, policy_key_of
+from rotor.services.state import Fetched, absorb
 from rotor.services.stores import StoreHandle
-
-if TYPE_CHECKING:
-    from rotor.controller.core import Controller
-    from rotor.services.sync import Fetched
+from rotor.sync.assemble import assemble_values
+from rotor.sync.sources import source_of_key
+from rotor.values.errors import ValueFailure
 
 log = logging.getLogger("rotor.rotation")
 
-ROTATE = "rotor.dev/rotate"
-FAILED = "Failed"
+FAILED = RotationPhase.FAILED.value
+#: a rotation that waited for its Secret to become writable looks again this soon
+BLOCKED_RECHECK = dt.timedelta(seconds=5)
+#: retrying a rotation step that failed mid-way: from about 10 s, doubling, at most 5 minutes
+RESUME_RETRY_BASE = dt.timedelta(seconds=10)
+RESUME_RETRY_CAP = dt.timedelta(seconds=300)
 CURRENT, PENDING_STAGE = "AWSCURRENT", "AWSPENDING"
 #: how often a rotation the backend runs itself (AWS RotateSecret) is looked at while it runs
 PROVIDER_POLL = dt.timedelta(seconds=10)
@@ -105,6 +120,28 @@ DUE_RECHECK = dt.timedelta(seconds=30)
 FAULT_EXIT = "ROTOR_FAULT_EXIT_AFTER_PHASE"
 FAULT_HOLD = "ROTOR_FAULT_HOLD_AFTER_PHASE"
 FAULT_HOLD_FILE = "ROTOR_FAULT_HOLD_FILE"
+
+
+@dataclass
+class RotationContext:
+    """What one reconcile's rotation step decided and did, handed from before the Secret write
+    to after it."""
+
+    #: status.rotation as it will be written (camelCase keys; None removes a key)
+    rotation: dict[str, Any]
+    policy: EffectivePolicy | None = None
+    policy_id: str = ""
+    #: why the rotation failed or waits, for the Rotating condition (never a value)
+    error: str | None = None
+    cause: FailureCause | None = None
+    #: the source actions of this reconcile ran (the source holds the new value)
+    advanced: bool = False
+    defer_until: dt.datetime | None = None
+    retain_until: dt.datetime | None = None
+    #: the Secret cannot be written (its plan is a conflict): the source was not touched
+    blocked: str | None = None
+    #: what the source held before this reconcile's source actions
+    before: Fetched | None = None
 
 
 class RotationFailure(Exception):
@@ -150,45 +187,30 @@ async def _fault_hooks(phase: str | None) -> None:
 
 
 class RotationService:
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
-        self.gateway = controller.gateway
-        self.clock = controller.clock
-        self.policies: dict[tuple[str, str, str], dict[str, Any]] = {}
-        from rotor.services.policies import PolicyStatusService
+    """Starts and drives rotations. Holds only what it uses: the gateway (status and Events), the
+    clock, the index (policies and the current Secret), the hash key and the CPU pool."""
 
-        self.policy_status = PolicyStatusService(self)
-
-    @property
-    def hash_key(self) -> bytes:
-        return self.controller.settings.hash_key
-
-    # ------------------------------------------------------------------ policies
-    def observe_policy(self, kind: str, body: dict[str, Any], event_type: str | None) -> None:
-        meta = body["metadata"]
-        key = (kind, meta.get("namespace") or "", meta["name"])
-        known = self.policies.get(key)
-        if event_type == "DELETED":
-            self.policies.pop(key, None)
-        else:
-            if known is not None and _older(body, known):
-                return  # an echo of a status write already absorbed
-            self.policies[key] = body
-            if known is not None and known["metadata"].get("generation") == meta.get("generation"):
-                return  # a status change: nothing for the ManagedSecrets to re-evaluate
-        # ManagedSecrets bound to this policy re-evaluate
-        for ms_key, ms in list(self.controller.index.items()):
-            ref = ((ms.get("spec") or {}).get("rotation") or {}).get("policyRef") or {}
-            same = ref.get("name") == meta["name"] and (ref.get("kind") or "RotationPolicy") == kind
-            if same and (kind == "ClusterRotationPolicy" or ms_key[0] == meta.get("namespace")):
-                self.controller.queue.add(ms_key, urgent=False)
+    def __init__(
+        self,
+        gateway: KubeGateway,
+        clock: Clock,
+        index: ObjectIndex,
+        *,
+        hash_key: bytes,
+        cpu: CpuPool = INLINE,
+    ) -> None:
+        self.gateway = gateway
+        self.clock = clock
+        self.index = index
+        self.hash_key = hash_key
+        self.cpu = cpu
 
     async def _policy(self, spec: ManagedSecretSpec, namespace: str) -> tuple[EffectivePolicy, str]:
         assert spec.rotation is not None
         ref = spec.rotation.policy_ref
         cluster = ref.kind == "ClusterRotationPolicy"
-        key = (ref.kind, "" if cluster else namespace, ref.name)
-        body = self.policies.get(key) or await self.gateway.get_object(
+        key = policy_key_of(namespace, ref.kind, ref.name)
+        body = self.index.policy(key) or await self.gateway.get_object(
             ref.kind, ref.name, None if cluster else namespace
         )
         if body is None:
@@ -215,116 +237,130 @@ class RotationService:
         handle: StoreHandle,
         fetched: Fetched,
         now: dt.datetime,
-    ) -> tuple[dict[str, bytes], dict[str, Any], Fetched]:
-        """Start or resume a rotation when due. Returns (values to add, rotation context, fetched)."""
+        *,
+        secret_blocked: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> tuple[RotationContext, Fetched]:
+        """Start or resume a rotation when due. Before any source action, ``secret_blocked`` asks
+        the Secret plan whether the Secret write that follows can happen (None) or not (why): if
+        not, nothing is done at the source and the rotation waits, resumable. Returns the rotation
+        context and what to sync."""
         meta = body["metadata"]
         status = body.get("status") or {}
         rot = dict(status.get("rotation") or {})
-        annotation = (meta.get("annotations") or {}).get(ROTATE)
-        new_request = bool(annotation) and annotation != rot.get("lastRotateRequest")
-        ctx: dict[str, Any] = {"rotation": rot, "error": None, "policy": None, "advanced": False}
-
-        def refuse(message: str, *, due: bool = False) -> tuple[dict[str, bytes], dict[str, Any], Fetched]:
-            """Nothing can start: say why. A pending manual request is answered as Failed; a due
-            rotation that cannot start counts as a failed attempt and backs off."""
-            ctx["error"] = message
-            if new_request:
-                rot["lastRotateRequest"] = annotation
-                rot["phase"] = FAILED
-            if due or new_request:
-                failed = int(rot.get("failedAttempts") or 0) + 1
-                rot.update({"phase": FAILED, "failedAttempts": failed, "lastFailureTime": format_time(now)})
-                ctx["defer_until"] = now + retry_delay(failed, seed=f"{meta['namespace']}/{meta['name']}")
-            return {}, ctx, fetched
+        annotation = (meta.get("annotations") or {}).get(ROTATE_ANNOTATION)
+        ctx = RotationContext(rotation=rot)
+        seed = f"{meta['namespace']}/{meta['name']}"
 
         try:
             policy, policy_id = await self._policy(spec, meta["namespace"])
+            problem = None
         except RotationFailure as err:
-            return refuse(err.message)
-        ctx["policy"], ctx["policy_id"] = policy, policy_id
-        created = _value_created(meta, fetched, now)
-        inputs = RotationInputs(
-            policy=policy,
+            policy, problem = None, err.message
+            ref = spec.rotation.policy_ref if spec.rotation is not None else None
+            policy_id = f"{ref.kind}/{ref.name}" if ref is not None else "the policy"
+        ctx.policy, ctx.policy_id = policy, policy_id
+        targets_problem = None
+        if policy is not None and policy.strategy == "Generate":
+            try:
+                self._targets(spec, policy)
+            except RotationFailure as err:
+                targets_problem = err.message
+        observed = RotationObserved(
             now=now,
+            policy=policy,
+            policy_problem=problem,
+            policy_id=policy_id,
+            phase=rot.get("phase"),
             last_rotation=parse_time(rot.get("lastRotationTime")),
-            created=created,
-            expiry=_expiry_from_status(status),
-            rotate_annotation=annotation,
             last_rotate_request=rot.get("lastRotateRequest"),
-            phase=rot.get("phase") if rot.get("phase") != FAILED else None,
+            rotate_annotation=annotation,
             due_at_in_progress=parse_time(rot.get("dueAt")),
             failed_attempts=int(rot.get("failedAttempts") or 0),
             last_failure_time=parse_time(rot.get("lastFailureTime")),
-            backoff_seed=f"{meta['namespace']}/{meta['name']}",
+            created=_value_created(meta, fetched, now),
+            expiry=_expiry_from_status(status),
+            seed=seed,
+            store_id=handle.id,
+            read_only_store=handle.capabilities == Capabilities.READ_ONLY,
+            targets_problem=targets_problem,
+            secret_blocked=None,
         )
-        try:
-            decision = rotation_due(inputs)
-        except RotationError as err:
-            return refuse(f"{policy_id}: {err.message}", due=new_request)
-        ctx["defer_until"] = decision.defer_until
-        if policy.strategy == "Observe":
-            if new_request:
-                return refuse(f"{policy_id} uses strategy Observe: Rotor never writes to the source")
-            return {}, ctx, fetched
-        if not decision.act_now:
-            return {}, ctx, fetched
-        if not decision.resume:
-            if handle.capabilities == Capabilities.READ_ONLY:
-                return refuse(
-                    f"the store {handle.id} has read-only credentials: rotation needs write access to the "
-                    "source (grant create and update on the path)",
-                    due=True,
-                )
-            if policy.strategy == "Generate":
-                try:
-                    self._targets(spec, policy)
-                except RotationFailure as err:
-                    return refuse(err.message, due=True)
+        plan = decide(observed)
+        if plan.action in (Action.START, Action.RESUME) and secret_blocked is not None:
+            # about to act on the source: the Secret write that follows must be possible
+            blocked = await secret_blocked()
+            if blocked is not None:
+                plan = decide(replace(observed, secret_blocked=blocked))
+                ctx.blocked = blocked
+        ctx.defer_until = plan.defer_until
+        if plan.action == Action.NOTHING:
+            return ctx, fetched
+        if plan.action in (Action.REFUSE, Action.WAIT_FOR_SECRET):
+            # nothing can start, or it waits for its Secret: say why
+            ctx.error, ctx.cause = plan.message, plan.cause
+            if plan.action == Action.WAIT_FOR_SECRET:
+                return ctx, fetched
+            assert plan.cause is not None
+            rot["failureCause"] = plan.cause.value
+            if plan.answers_request:
+                rot["lastRotateRequest"] = annotation
+            if plan.counts_as_failure:
+                # a pending manual request is answered as Failed; a due rotation that cannot start
+                # counts as a failed attempt and backs off
+                failed = int(rot.get("failedAttempts") or 0) + 1
+                rot.update({"phase": FAILED, "failedAttempts": failed, "lastFailureTime": format_time(now)})
+                ctx.defer_until = now + retry_delay(failed, seed=seed)
+            return ctx, fetched
+        if plan.action == Action.START:
             rot.update(
                 {
-                    "phase": "Pending",
-                    "trigger": decision.trigger,
-                    "dueAt": format_time(decision.due_at or now),
+                    "phase": RotationPhase.PENDING.value,
+                    "trigger": plan.trigger,
+                    "dueAt": format_time(plan.due_at or now),
                     "startedAt": format_time(now),
                     "token": str(uuid.uuid4()),
                     "baseVersions": self._base_versions(fetched),
                     "pendingVersion": None,
                 }
             )
-            if new_request:
+            if plan.answers_request:
                 rot["lastRotateRequest"] = annotation
             log.info(
                 "rotation of %s/%s starts (%s, due %s)",
                 meta["namespace"],
                 meta["name"],
-                decision.trigger,
+                plan.trigger,
                 rot["dueAt"],
                 extra={
                     "managedSecret": f"{meta['namespace']}/{meta['name']}",
-                    "trigger": decision.trigger,
-                    "strategy": policy.strategy,
+                    "trigger": plan.trigger,
+                    "strategy": policy.strategy if policy else None,
                 },
             )
-            await self._record(body, rot, now, rotating=(True, decision.trigger or "Scheduled"))
-        elif new_request and rot.get("phase") not in (None, COMPLETED, FAILED):
-            # a manual request during a rotation is answered by that rotation
+            await self._record(body, rot, now, rotating=(True, plan.trigger or "Scheduled"))
+        elif plan.answers_request:
             rot["lastRotateRequest"] = annotation
+        assert policy is not None
+        # what the source held before this reconcile's source actions: the values being replaced
+        ctx.before = Fetched(dict(fetched.refs), dict(fetched.found), dict(fetched.databases))
         try:
             fetched = await self._advance(body, spec, handle, fetched, policy, rot, now)
-            ctx["advanced"] = True
+            ctx.advanced = True
         except RotationWaiting as waiting:
-            ctx["defer_until"] = waiting.until
+            ctx.defer_until = waiting.until
         except (RotationFailure, ProviderError, RotationError) as err:
             message = self._failure_message(err, handle)
-            ctx["error"] = message
+            ctx.error, ctx.cause = message, FailureCause.SOURCE
             rot["failedAttempts"] = int(rot.get("failedAttempts") or 0) + 1
             rot["lastFailureTime"] = format_time(now)
+            rot["failureCause"] = FailureCause.SOURCE.value
+            pending = rot.get("phase") == RotationPhase.PENDING
             final = (
                 getattr(err, "final", False)
-                or (isinstance(err, ProviderError) and not err.retryable and rot.get("phase") == "Pending")
+                or (isinstance(err, ProviderError) and not err.retryable and pending)
                 or isinstance(err, RotationError)
             )
-            if final and rot.get("phase") == "Pending":
+            if final and pending:
                 rot["phase"] = FAILED  # nothing was written: the next due date starts afresh
             ROTATION_TOTAL.labels(policy.strategy, "error").inc()
             log.warning(
@@ -334,7 +370,15 @@ class RotationService:
                 message,
                 extra={"managedSecret": f"{meta['namespace']}/{meta['name']}"},
             )
-        return {}, ctx, fetched
+        return ctx, fetched
+
+    async def record_synced(self, body: dict[str, Any], ctx: RotationContext, now: dt.datetime) -> None:
+        """The Secret now holds the rotated value: record ``Synced`` before completing."""
+        rot = ctx.rotation
+        running = ctx.advanced and ctx.error is None and in_progress(rot.get("phase"))
+        if running and rot.get("phase") != RotationPhase.SYNCED:
+            rot["phase"] = RotationPhase.SYNCED.value
+            await self._record(body, rot, now)
 
     @staticmethod
     def _failure_message(err: Exception, handle: StoreHandle) -> str:
@@ -351,23 +395,18 @@ class RotationService:
         keys = list(spec.rotation.keys)
         out: list[Target] = []
         for key in keys:
-            item = next((d for d in spec.data if d.secret_key == key), None)
-            if item is not None:
-                if item.remote_ref.version:
-                    raise RotationFailure(
-                        f"rotation key '{key}' reads a pinned version ({item.remote_ref.version}) of "
-                        f"'{item.remote_ref.key}': a rotated key must follow the current version",
-                        final=True,
-                    )
-                out.append(Target(key, item.remote_ref.key, item.remote_ref.property))
-                continue
-            extract = next((s.extract for s in spec.data_from if s.extract is not None), None)
-            if extract is not None:
-                out.append(Target(key, extract.key, key))
-                continue
-            raise RotationFailure(
-                f"rotation key '{key}' is not produced by spec.data or a dataFrom.extract", final=True
-            )
+            source = source_of_key(spec, key)
+            if source is None:
+                raise RotationFailure(
+                    f"rotation key '{key}' is not produced by spec.data or a dataFrom.extract", final=True
+                )
+            if source.via == "data" and source.version:
+                raise RotationFailure(
+                    f"rotation key '{key}' reads a pinned version ({source.version}) of "
+                    f"'{source.remote_key}': a rotated key must follow the current version",
+                    final=True,
+                )
+            out.append(Target(key, source.remote_key, source.property))
         if len({t.remote_key for t in out}) > MAX_PATHS:
             raise RotationFailure(
                 f"one rotation writes to at most {MAX_PATHS} remote keys; split the ManagedSecret", final=True
@@ -410,8 +449,6 @@ class RotationService:
                 int(meta.get("generation") or 0),
                 now,
             )
-        from rotor.services.sync import absorb
-
         absorb(
             body,
             await self.gateway.patch_status("ManagedSecret", meta["name"], meta["namespace"], patch),
@@ -475,7 +512,7 @@ class RotationService:
         assert policy.generator_kind is not None
         if policy.generator_kind == "vaultPKI":
             return await self._issue_pki(handle, policy, key)
-        return dict(generate(policy.generator_kind, policy.generator_params, key=key, now=now))
+        return await self.cpu.generate(policy.generator_kind, policy.generator_params, key=key, now=now)
 
     async def _write_pending(
         self,
@@ -719,38 +756,98 @@ class RotationService:
         body: dict[str, Any],
         spec: ManagedSecretSpec,
         data: dict[str, bytes],
-        ctx: dict[str, Any],
+        ctx: RotationContext,
         now: dt.datetime,
+        handle: StoreHandle | None = None,
+        fetched: Fetched | None = None,
     ) -> dict[str, bytes]:
-        policy: EffectivePolicy | None = ctx.get("policy")
+        """``data`` with ``<key><suffix>`` = the value the rotation replaced, during the grace
+        period. That value comes from the source (what it held before this reconcile's write, or
+        the version the rotation recorded as replaced), never from what the Secret holds now,
+        which anyone may have edited."""
+        policy = ctx.policy
         if policy is None or spec.rotation is None:
             return data
-        rot = ctx["rotation"]
+        rot = ctx.rotation
         suffix = policy.previous_key_suffix
-        target = spec.target.name or body["metadata"]["name"]
-        actual = self.controller.secret_cache.get((body["metadata"]["namespace"], target))
-        if actual is None:
-            actual = await self.gateway.get_secret(body["metadata"]["namespace"], target)
-        from rotor.kube.gateway import decode_data
-
-        current = decode_data((actual or {}).get("data"))
         rotated = self._rotated_keys(spec, policy, data)
-        out = dict(data)
         retain = parse_time(rot.get("previousRetainedUntil"))
-        arriving = ctx.get("advanced") and rot.get("phase") not in (None, COMPLETED, FAILED)
-        if arriving and policy.grace_period > dt.timedelta(0):
-            retain = now + policy.grace_period
-            ctx["retain_until"] = retain
+        arriving = ctx.advanced and in_progress(rot.get("phase"))
+        if arriving:
+            retain = retained_until(now, policy.grace_period)
+            ctx.retain_until = retain
         if retain is None or now >= retain:
-            return out
-        for key in rotated:
-            new = data.get(key)
-            old = current.get(key)
-            if old is not None and new is not None and old != new:
-                out[f"{key}{suffix}"] = old  # the value the Secret held when the new one arrived
-            elif f"{key}{suffix}" in current:
-                out[f"{key}{suffix}"] = current[f"{key}{suffix}"]  # kept through the grace period
-        return out
+            return grace_keys(data, rotated, {}, suffix, None, now)
+        previous: dict[str, bytes] = {}
+        if arriving and ctx.before is not None:
+            previous.update(self._replaced(spec, data, rotated, ctx.before, now))
+        missing = [k for k in rotated if k not in previous]
+        if missing and handle is not None and fetched is not None:
+            previous.update(
+                await self._replaced_versions(body, spec, data, missing, rot, handle, fetched, now)
+            )
+        missing = [k for k in rotated if k not in previous]
+        if missing:
+            # a source without versions (KV v1, database roles) after a restart: the value the
+            # Secret held when the new one arrived, and from then on the grace key already written
+            target = spec.target.name or body["metadata"]["name"]
+            actual = self.index.secret(body["metadata"]["namespace"], target)
+            current = decode_data((actual or {}).get("data"))
+            for key in missing:
+                if arriving and key in current:
+                    previous[key] = current[key]
+                elif not arriving and f"{key}{suffix}" in current:
+                    previous[key] = current[f"{key}{suffix}"]
+        return grace_keys(data, rotated, previous, suffix, retain, now)
+
+    @staticmethod
+    def _replaced(
+        spec: ManagedSecretSpec,
+        data: Mapping[str, bytes],
+        rotated: list[str],
+        before: Fetched,
+        now: dt.datetime,
+    ) -> dict[str, bytes]:
+        """The rotated keys' values as the source held them before the rotation wrote."""
+        try:
+            old = assemble_values(spec, before.refs, before.found, before.databases, now=now)
+        except (ValueFailure, KeyError):
+            return {}
+        return {k: old[k] for k in rotated if k in old and old[k] != data.get(k)}
+
+    async def _replaced_versions(
+        self,
+        body: Mapping[str, Any],
+        spec: ManagedSecretSpec,
+        data: Mapping[str, bytes],
+        keys: list[str],
+        rot: Mapping[str, Any],
+        handle: StoreHandle,
+        fetched: Fetched,
+        now: dt.datetime,
+    ) -> dict[str, bytes]:
+        """The rotated keys' values read from the source versions the rotation recorded as
+        replaced (Vault KV v2 version n-1, the AWS version that was AWSCURRENT)."""
+        bases = rot.get("baseVersions") or {}
+        backend = handle.backend
+        if backend is None or not bases:
+            return {}
+        refs = dict(fetched.refs)
+        replaced = False
+        for ref in list(fetched.refs):
+            base = bases.get(ref.key)
+            if ref.version is not None or not base:
+                continue
+            try:
+                refs[ref] = await backend.read(RemoteRef(ref.key, str(base)))
+            except ProviderError:
+                continue
+            audit("read", managed_secret=_who(body), store=handle.id, key=ref.key, version=str(base))
+            replaced = True
+        if not replaced:
+            return {}
+        before = Fetched(refs, fetched.found, fetched.databases)
+        return {k: v for k, v in self._replaced(spec, data, keys, before, now).items() if k in keys}
 
     def _rotated_keys(
         self, spec: ManagedSecretSpec, policy: EffectivePolicy, data: Mapping[str, bytes]
@@ -765,7 +862,7 @@ class RotationService:
         body: dict[str, Any],
         spec: ManagedSecretSpec,
         data: Mapping[str, bytes],
-        ctx: dict[str, Any],
+        ctx: RotationContext,
         now: dt.datetime,
         written: bool,
         conditions: list[dict[str, Any]],
@@ -778,19 +875,20 @@ class RotationService:
         extra: dict[str, Any] = {}
         if spec.rotation is None:
             return {"conditions": conditions}, None
-        rot = dict(ctx.get("rotation") or {})
-        policy: EffectivePolicy | None = ctx.get("policy")
-        error: str | None = ctx.get("error")
+        rot = dict(ctx.rotation)
+        policy = ctx.policy
+        error = ctx.error
         old_rotating = get_condition(status.get("conditions"), "Rotating") or {}
         wake: list[dt.datetime] = []
-        in_progress = rot.get("phase") not in (None, COMPLETED, FAILED)
-        if in_progress and error is None and policy is not None and ctx.get("advanced"):
+        running = in_progress(rot.get("phase"))
+        if running and error is None and policy is not None and ctx.advanced:
             # the Secret now holds what the source holds: the rotation is complete
-            rot["phase"] = COMPLETED
+            rot["phase"] = RotationPhase.COMPLETED.value
             rot["lastRotationTime"] = format_time(now)
             rot["failedAttempts"] = 0
             rot["lastFailureTime"] = None
-            until = ctx.get("retain_until") or retained_until(now, policy.grace_period)
+            rot["failureCause"] = None
+            until = ctx.retain_until or retained_until(now, policy.grace_period)
             rot["previousRetainedUntil"] = format_time(until) if until else None
             started = parse_time(rot.get("startedAt"))
             ROTATION_TOTAL.labels(policy.strategy, "success").inc()
@@ -800,7 +898,7 @@ class RotationService:
                 conditions,
                 "Rotating",
                 False,
-                "Succeeded",
+                Reason.SUCCEEDED,
                 f"rotated ({rot.get('trigger')}); the Secret holds the new value",
                 generation,
                 now,
@@ -814,12 +912,13 @@ class RotationService:
             )
             log.info("rotation of %s completed", _who(body), extra={"managedSecret": _who(body)})
         elif error is not None:
-            conditions = set_condition(conditions, "Rotating", False, "Failed", error, generation, now)
-            if old_rotating.get("reason") != "Failed" or old_rotating.get("message") != error:
+            reason = Reason.SECRET_CONFLICT if ctx.cause == FailureCause.SECRET_CONFLICT else Reason.FAILED
+            conditions = set_condition(conditions, "Rotating", False, reason, error, generation, now)
+            if old_rotating.get("reason") != reason or old_rotating.get("message") != error:
                 await self.gateway.post_event(
                     body, type_="Warning", reason="RotationFailed", note=error, action="Rotate"
                 )
-        elif in_progress and old_rotating.get("reason") != "Failed":
+        elif running and old_rotating.get("reason") not in (Reason.FAILED, Reason.SECRET_CONFLICT):
             trigger = rot.get("trigger") or "Scheduled"
             conditions = set_condition(
                 conditions,
@@ -831,17 +930,15 @@ class RotationService:
                 now,
             )
         elif not old_rotating or (
-            old_rotating.get("reason") == "Failed"
-            and (
-                rot.get("phase") != FAILED
-                or self._cause_gone(spec, old_rotating.get("message") or "", ctx, handle)
-            )
+            old_rotating.get("reason") in (Reason.FAILED, Reason.SECRET_CONFLICT)
+            and (rot.get("phase") != FAILED or self._cause_gone(rot, ctx, handle))
         ):
+            rot["failureCause"] = None
             conditions = set_condition(
                 conditions,
                 "Rotating",
                 False,
-                "Succeeded" if rot.get("lastRotationTime") else "Scheduled",
+                Reason.SUCCEEDED if rot.get("lastRotationTime") else Reason.SCHEDULED,
                 "no rotation in progress",
                 generation,
                 now,
@@ -851,12 +948,18 @@ class RotationService:
                 body, spec, data, ctx, rot, policy, now, fetched, handle, conditions, extra
             )
             conditions = extra.pop("conditions")
-        if error is not None and in_progress and rot.get("phase") not in (None, COMPLETED, FAILED):
+        if ctx.blocked is not None:
+            wake.append(now + BLOCKED_RECHECK)
+        if error is not None and running and in_progress(rot.get("phase")):
             failed = int(rot.get("failedAttempts") or 1)
-            wake.append(now + dt.timedelta(seconds=min(300, 5 * 2 ** min(failed, 6))))
-        if rot.get("phase") in (COMPLETED, FAILED):
-            for transient in ("baseVersions", "token"):
-                rot.pop(transient, None)
+            wake.append(
+                now + retry_delay(failed, base=RESUME_RETRY_BASE, cap=RESUME_RETRY_CAP, seed=_who(body))
+            )
+        if not in_progress(rot.get("phase")):
+            rot.pop("token", None)
+            retain = parse_time(rot.get("previousRetainedUntil"))
+            if retain is None or retain <= now:
+                rot.pop("baseVersions", None)  # kept through the grace period: the previous value's source
         rot = {k: v for k, v in rot.items() if v is not None}
         old_rot = status.get("rotation") or {}
         # keys the merge patch must remove from what is stored
@@ -868,25 +971,25 @@ class RotationService:
         return extra, min(future) if future else None
 
     @staticmethod
-    def _cause_gone(
-        spec: ManagedSecretSpec, message: str, ctx: Mapping[str, Any], handle: StoreHandle | None
-    ) -> bool:
-        """Whether a failure that kept a rotation from starting has been fixed since: the policy
-        it named resolves and is valid now, or the store it named can write now."""
-        if ctx.get("policy") is None or spec.rotation is None:
+    def _cause_gone(rot: Mapping[str, Any], ctx: RotationContext, handle: StoreHandle | None) -> bool:
+        """Whether the recorded cause of the failure that kept a rotation from starting has been
+        fixed since: the policy resolves and is valid now, the store can write now, or the Secret
+        can be written now."""
+        cause = rot.get("failureCause")
+        if ctx.policy is None:
             return False
-        ref = spec.rotation.policy_ref
-        if message.startswith((f"{ref.kind} '{ref.name}'", f"{ctx.get('policy_id')}:")):
+        if cause == FailureCause.POLICY:
             return True
-        read_only = handle is not None and handle.capabilities == Capabilities.READ_ONLY
-        return "read-only credentials" in message and not read_only
+        if cause == FailureCause.READ_ONLY_STORE:
+            return handle is not None and handle.capabilities != Capabilities.READ_ONLY
+        return cause == FailureCause.SECRET_CONFLICT and ctx.blocked is None
 
     async def _expiry_and_schedule(
         self,
         body: dict[str, Any],
         spec: ManagedSecretSpec,
         data: Mapping[str, bytes],
-        ctx: dict[str, Any],
+        ctx: RotationContext,
         rot: dict[str, Any],
         policy: EffectivePolicy,
         now: dt.datetime,
@@ -947,7 +1050,7 @@ class RotationService:
         rot["nextRotationTime"] = format_time(nxt) if nxt else None
         if nxt is not None and nxt > now:
             wake.append(nxt)
-        elif nxt is not None and not ctx.get("defer_until") and not ctx.get("error"):
+        elif nxt is not None and not ctx.defer_until and not ctx.error:
             wake.append(now + DUE_RECHECK)  # due, yet nothing ran: look again soon (never a tight loop)
         retain = parse_time(rot.get("previousRetainedUntil"))
         if retain is not None:
@@ -955,8 +1058,8 @@ class RotationService:
                 wake.append(retain)
             elif any(k.endswith(policy.previous_key_suffix) for k in data):
                 wake.append(now + dt.timedelta(seconds=1))
-        if ctx.get("defer_until"):
-            wake.append(ctx["defer_until"])
+        if ctx.defer_until:
+            wake.append(ctx.defer_until)
         extra["conditions"] = conditions
         return wake
 
@@ -1017,15 +1120,8 @@ def _value_created(meta: Mapping[str, Any], fetched: Fetched | None, now: dt.dat
     return max(times) if times else parse_time(meta.get("creationTimestamp")) or now
 
 
-def _older(incoming: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
-    try:
-        return int(incoming["metadata"]["resourceVersion"]) < int(known["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
 def _who(body: Mapping[str, Any]) -> str:
     return f"{body['metadata']['namespace']}/{body['metadata']['name']}"
 
 
-__all__ = ["FAULT_EXIT", "FAULT_HOLD", "RotationFailure", "RotationService"]
+__all__ = ["FAULT_EXIT", "FAULT_HOLD", "RotationContext", "RotationFailure", "RotationService"]

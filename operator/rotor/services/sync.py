@@ -9,25 +9,40 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from rotor.api.duration import parse_duration
 from rotor.api.managedsecret import ManagedSecretSpec
+from rotor.api.names import (
+    API_VERSION,
+    DATA_HASH_ANNOTATION,
+    FINALIZER,
+    FORCE_SYNC_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_KEYS_ANNOTATION,
+)
 from rotor.api.registry import describe_errors
+from rotor.api.status import Reason
 from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import get_condition, readiness_conditions, set_condition
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.logging import audit
 from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
-from rotor.providers.base import ProviderError, RemoteRef, RemoteSecret
+from rotor.providers.base import ProviderError, RemoteRef
+from rotor.rotation.backoff import retry_delay
 from rotor.rotation.checks import expiring_condition
 from rotor.rotation.expiry import compute_expiry
+from rotor.services.cpu import INLINE, CpuPool
+from rotor.services.ports import ObjectIndex, SecretLedger
+from rotor.services.rollout import RolloutService
+from rotor.services.rotation import RotationContext, RotationService
+from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
-from rotor.sync.assemble import assemble
-from rotor.sync.plan import DATA_HASH, MANAGED_BY, MANAGED_KEYS, Desired, plan
+from rotor.sync.assemble import assemble_values, finish, template_sources
+from rotor.sync.plan import Desired, plan
 from rotor.sync.refresh import next_refresh
 from rotor.sync.sources import Sources, sources_of
 from rotor.values.errors import ValueFailure
@@ -35,9 +50,9 @@ from rotor.values.hashing import data_hash
 
 log = logging.getLogger("rotor.sync")
 
-FINALIZER = "rotor.dev/finalizer"
-FORCE_SYNC = "rotor.dev/force-sync"
-API_VERSION = "rotor.dev/v1alpha1"
+#: back-off of a failed sync: from about 2 s, doubling, at most 2 minutes
+SYNC_RETRY_BASE = dt.timedelta(seconds=2)
+SYNC_RETRY_CAP = dt.timedelta(seconds=120)
 
 
 class SyncFailure(Exception):
@@ -49,13 +64,6 @@ class SyncFailure(Exception):
 
 
 @dataclass
-class Fetched:
-    refs: dict[RemoteRef, RemoteSecret] = field(default_factory=dict)
-    found: dict[str, RemoteSecret] = field(default_factory=dict)
-    databases: dict[tuple[str, str], RemoteSecret] = field(default_factory=dict)
-
-
-@dataclass
 class SyncOutcome:
     """What the controller needs after a sync: when to come back."""
 
@@ -64,32 +72,40 @@ class SyncOutcome:
     reason: str
 
 
-def ms_id(body: Mapping[str, Any]) -> str:
-    meta = body["metadata"]
-    return f"{meta.get('namespace')}/{meta['name']}"
+ms_id = object_id
 
 
 class SyncService:
+    """The reconcile of one ManagedSecret. Holds the gateway, the store service, the clock, the
+    index (and its ledger of Rotor's own Secret writes), the hash key, the CPU pool, and the
+    rotation and rollout services when enabled."""
+
     def __init__(
         self,
         gateway: KubeGateway,
         stores: StoreService,
         clock: Clock,
+        index: ObjectIndex,
+        ledger: SecretLedger,
         *,
         hash_key: bytes,
-        secret_cache: dict[tuple[str, str], dict[str, Any]] | None = None,
+        rotation: RotationService | None = None,
+        rollout: RolloutService | None = None,
+        cpu: CpuPool = INLINE,
     ) -> None:
         self.gateway = gateway
         self.stores = stores
         self.clock = clock
+        self.index = index
+        self.ledger = ledger
         self.hash_key = hash_key
-        self.secret_cache = secret_cache if secret_cache is not None else {}
+        self.rotation = rotation
+        self.rollout = rollout
+        self.cpu = cpu
         self.failures: dict[str, int] = {}
         #: what each ManagedSecret read at its last sync: (store, refs); a refresh wave prefetches
         #: these in batches before the workers sync
         self.reads: dict[tuple[str, str], tuple[StoreKey, tuple[RemoteRef, ...]]] = {}
-        self.rotation: Any = None  # set by the controller when rotation is enabled
-        self.rollout: Any = None
 
     # ------------------------------------------------------------------ entry point
     async def sync(self, body: dict[str, Any]) -> SyncOutcome:
@@ -103,13 +119,14 @@ class SyncService:
         status = dict(body.get("status") or {})
         generation = int(meta.get("generation") or 0)
         annotations = meta.get("annotations") or {}
-        force = annotations.get(FORCE_SYNC)
+        force = annotations.get(FORCE_SYNC_ANNOTATION)
         try:
             spec = ManagedSecretSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
             return await self._fail(
                 body, SyncFailure("InvalidSpec", describe_errors(exc), retry=False), started
             )
+        rotating: RotationContext | None = None
         try:
             if FINALIZER not in (meta.get("finalizers") or []):
                 await self.gateway.patch_object(
@@ -127,56 +144,44 @@ class SyncService:
                 assert handle.backend is not None
                 handle.backend.forget(list(sources.refs))
             fetched = await self._fetch(body, spec, handle, sources, namespace)
-            rotation_update: dict[str, Any] = {}
-            generated: dict[str, bytes] = {}
             if self.rotation is not None and spec.rotation is not None:
-                generated, rotation_update, fetched = await self.rotation.before_sync(
-                    body, spec, handle, fetched, now
+
+                async def secret_blocked() -> str | None:
+                    return await self._blocked(body, spec)
+
+                rotating, fetched = await self.rotation.before_sync(
+                    body, spec, handle, fetched, now, secret_blocked=secret_blocked
                 )
             try:
-                data = assemble(
-                    spec, fetched.refs, fetched.found, fetched.databases, now=now, generated=generated
-                )
+                data = assemble_values(spec, fetched.refs, fetched.found, fetched.databases, now=now)
+                templates = template_sources(spec)
+                # rendering is CPU-bound (up to its time budget): off the event loop
+                data = finish(data, await self.cpu.render(templates, data) if templates else {})
             except ValueFailure as err:
                 raise SyncFailure(err.reason, err.message, retry=True) from None
             except KeyError as err:
                 raise SyncFailure("KeyNotFound", f"remote secret {err} was not read") from None
-            if self.rotation is not None and spec.rotation is not None:
-                data = await self.rotation.with_grace_keys(body, spec, data, rotation_update, now)
-            target = spec.target.name or name
-            desired = Desired(
-                namespace=namespace,
-                name=target,
-                type=spec.target.type,
-                data=data,
-                data_hash=data_hash(data, key=self.hash_key, secret_type=spec.target.type),
-                labels=spec.target.labels,
-                annotations=spec.target.annotations,
-                creation_policy=spec.target.creation_policy,
-                owner={
-                    "apiVersion": API_VERSION,
-                    "kind": "ManagedSecret",
-                    "name": name,
-                    "uid": meta.get("uid"),
-                },
-                managed_by=name,
-            )
+            if self.rotation is not None and rotating is not None:
+                data = await self.rotation.with_grace_keys(body, spec, data, rotating, now, handle, fetched)
+            desired = self._desired(body, spec, data)
             written, restored = await self._apply(body, desired, spec)
+            if self.rotation is not None and rotating is not None:
+                await self.rotation.record_synced(body, rotating, now)
         except StoreProblem as err:
             # retried with back-off: a store, its credentials or a namespace label can be fixed later
-            return await self._fail(body, SyncFailure(err.reason, err.message), started)
+            return await self._fail(body, SyncFailure(err.reason, err.message), started, rotating)
         except SyncFailure as err:
-            return await self._fail(body, err, started)
+            return await self._fail(body, err, started, rotating)
         except ProviderError as err:
             reason = {
                 "KeyNotFound": "KeyNotFound",
                 "Forbidden": "Forbidden",
                 "InvalidSpec": "InvalidSpec",
             }.get(err.reason, "ProviderError")
-            return await self._fail(body, SyncFailure(reason, err.message), started)
+            return await self._fail(body, SyncFailure(reason, err.message), started, rotating)
         except KubeError as err:
             return await self._fail(
-                body, SyncFailure("ProviderError", f"writing the Secret failed: {err}"), started
+                body, SyncFailure("ProviderError", f"writing the Secret failed: {err}"), started, rotating
             )
 
         # ---- success
@@ -199,14 +204,14 @@ class SyncService:
         conditions = readiness_conditions(
             status.get("conditions") or [],
             ready=True,
-            reason="Synced",
+            reason=Reason.SYNCED,
             message=f"Secret {desired.name} matches the source",
             generation=generation,
             now=now,
         )
-        if self.rotation is not None and spec.rotation is not None:
+        if self.rotation is not None and rotating is not None:
             extra, rotation_next = await self.rotation.after_sync(
-                body, spec, data, rotation_update, now, written, conditions, fetched, handle
+                body, spec, data, rotating, now, written, conditions, fetched, handle
             )
             conditions = extra.pop("conditions")
             new_status.update(extra)
@@ -255,6 +260,39 @@ class SyncService:
         return SyncOutcome(next_at, True, "Synced")
 
     # ------------------------------------------------------------------ steps
+    def _desired(
+        self, body: Mapping[str, Any], spec: ManagedSecretSpec, data: Mapping[str, bytes]
+    ) -> Desired:
+        meta = body["metadata"]
+        return Desired(
+            namespace=meta["namespace"],
+            name=spec.target.name or meta["name"],
+            type=spec.target.type,
+            data=data,
+            data_hash=data_hash(data, key=self.hash_key, secret_type=spec.target.type),
+            labels=spec.target.labels,
+            annotations=spec.target.annotations,
+            creation_policy=spec.target.creation_policy,
+            owner={
+                "apiVersion": API_VERSION,
+                "kind": "ManagedSecret",
+                "name": meta["name"],
+                "uid": meta.get("uid"),
+            },
+            managed_by=meta["name"],
+        )
+
+    async def _blocked(self, body: Mapping[str, Any], spec: ManagedSecretSpec) -> str | None:
+        """Why the Secret cannot be written (someone else's Secret, Rotor's label removed, a Merge
+        target missing, a forbidden type), from the same plan the write uses; None when it can.
+        Asked before a rotation acts on the source, so it reads the Secret when not indexed."""
+        desired = self._desired(body, spec, {})
+        actual = self._actual(desired.namespace, desired.name)
+        if actual is None:
+            actual = await self.gateway.get_secret(desired.namespace, desired.name)
+        decision = plan(desired, actual)
+        return decision.message if decision.action == "conflict" else None
+
     async def _store(self, spec: ManagedSecretSpec, namespace: str) -> StoreHandle:
         return await self.stores.resolve(namespace, spec.store_ref.kind, spec.store_ref.name)
 
@@ -309,8 +347,8 @@ class SyncService:
             fetched.databases[(mount, role)] = creds
         return fetched
 
-    def _actual(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.secret_cache.get((namespace, name))
+    def _actual(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.index.secret(namespace, name)
 
     async def _apply(
         self, body: dict[str, Any], desired: Desired, spec: ManagedSecretSpec
@@ -341,7 +379,7 @@ class SyncService:
             result = await self._recreate(desired, decision.body, actual)
         else:
             result = await self.gateway.patch_secret(desired.namespace, desired.name, decision.body)
-        self.secret_cache[(desired.namespace, desired.name)] = result
+        self.ledger.wrote_secret(result)
         audit(
             "write-secret",
             managed_secret=who,
@@ -463,7 +501,7 @@ class SyncService:
             return readiness_conditions(
                 conditions,
                 ready=False,
-                reason="Expired",
+                reason=Reason.EXPIRED,
                 message=f"the certificate in Secret {target} expired at {format_time(not_after)}; "
                 "renew it at the source",
                 generation=generation,
@@ -472,7 +510,13 @@ class SyncService:
         return conditions
 
     # ------------------------------------------------------------------ failure
-    async def _fail(self, body: dict[str, Any], err: SyncFailure, started: float) -> SyncOutcome:
+    async def _fail(
+        self,
+        body: dict[str, Any],
+        err: SyncFailure,
+        started: float,
+        rotating: RotationContext | None = None,
+    ) -> SyncOutcome:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         status = dict(body.get("status") or {})
@@ -489,8 +533,15 @@ class SyncService:
             generation=generation,
             now=now,
         )
+        refused = rotating is not None and rotating.blocked is not None and rotating.error is not None
+        old_rotating = get_condition(status.get("conditions"), "Rotating") or {}
+        if rotating is not None and rotating.blocked is not None and rotating.error is not None:
+            # a rotation that would have written the source waits for the Secret to be writable
+            conditions = set_condition(
+                conditions, "Rotating", False, Reason.SECRET_CONFLICT, rotating.error, generation, now
+            )
         new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
-        force = (meta.get("annotations") or {}).get(FORCE_SYNC)
+        force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
         if force:
             new_status["lastForceSync"] = force
         old_ready = get_condition(status.get("conditions"), "Ready") or {}
@@ -500,6 +551,10 @@ class SyncService:
                 body,
                 await self.gateway.patch_status("ManagedSecret", name, namespace, new_status),
                 new_status,
+            )
+        if refused and old_rotating.get("reason") != Reason.SECRET_CONFLICT and rotating is not None:
+            await self.gateway.post_event(
+                body, type_="Warning", reason="RotationFailed", note=str(rotating.error), action="Rotate"
             )
         if transition:
             await self.gateway.post_event(
@@ -516,9 +571,8 @@ class SyncService:
         SYNC_DURATION.observe(time.perf_counter() - started)
         if not err.retry:
             return SyncOutcome(None, False, err.reason)
-        delay = min(120.0, 2.0 * 2 ** min(attempts - 1, 8))
-        delay *= 0.8 + 0.4 * ((hash(key) % 1000) / 1000)
-        return SyncOutcome(now + dt.timedelta(seconds=delay), False, err.reason)
+        delay = retry_delay(attempts, base=SYNC_RETRY_BASE, cap=SYNC_RETRY_CAP, seed=key)
+        return SyncOutcome(now + delay, False, err.reason)
 
     # ------------------------------------------------------------------ deletion
     async def finalize(self, body: dict[str, Any]) -> None:
@@ -536,11 +590,13 @@ class SyncService:
         actual = await self.gateway.get_secret(namespace, target)
         if actual is not None:
             a_meta = actual.get("metadata") or {}
-            ours = (a_meta.get("labels") or {}).get(MANAGED_BY) == name
+            ours = (a_meta.get("labels") or {}).get(MANAGED_BY_LABEL) == name
             if creation == "Merge":
                 annotations = a_meta.get("annotations") or {}
-                keys = [k for k in (annotations.get(MANAGED_KEYS) or "").split(",") if k]
-                patch: dict[str, Any] = {"metadata": {"annotations": {MANAGED_KEYS: None, DATA_HASH: None}}}
+                keys = [k for k in (annotations.get(MANAGED_KEYS_ANNOTATION) or "").split(",") if k]
+                patch: dict[str, Any] = {
+                    "metadata": {"annotations": {MANAGED_KEYS_ANNOTATION: None, DATA_HASH_ANNOTATION: None}}
+                }
                 if policy == "Delete" and keys:
                     patch["data"] = dict.fromkeys(keys)
                 await self.gateway.patch_secret(namespace, target, patch)
@@ -558,23 +614,13 @@ class SyncService:
                 await self.gateway.patch_secret(
                     namespace,
                     target,
-                    {"metadata": {"labels": {MANAGED_BY: None}, "ownerReferences": refs or None}},
+                    {"metadata": {"labels": {MANAGED_BY_LABEL: None}, "ownerReferences": refs or None}},
                 )
-        self.secret_cache.pop((namespace, target), None)
+        self.ledger.released_secret(namespace, target)
         finalizers.remove(FINALIZER)
         await self.gateway.patch_object(
             "ManagedSecret", name, namespace, {"metadata": {"finalizers": finalizers}}
         )
-
-
-def absorb(body: dict[str, Any], stored: dict[str, Any] | None, patch: Mapping[str, Any]) -> None:
-    """Keep the in-memory object in step with what was just written, so that older watch events
-    arriving afterwards are recognised as older and never acted on."""
-    if stored is not None:
-        body["status"] = stored.get("status") or {}
-        body["metadata"]["resourceVersion"] = stored["metadata"].get("resourceVersion")
-    else:
-        body["status"] = {**(body.get("status") or {}), **patch}
 
 
 def _same(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> bool:
@@ -593,4 +639,4 @@ def _strip_times(conditions: Any) -> list[dict[str, Any]]:
     return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions or []]
 
 
-__all__ = ["FINALIZER", "SyncFailure", "SyncOutcome", "SyncService", "parse_time"]
+__all__ = ["Fetched", "SyncFailure", "SyncOutcome", "SyncService", "absorb"]

@@ -38,6 +38,34 @@ def assemble(
     now: dt.datetime,
     generated: Mapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
+    """The whole pipeline in-line (templates rendered here, on the caller's thread)."""
+    data = assemble_values(spec, fetched, found, databases, now=now, generated=generated)
+    templates = template_sources(spec)
+    return finish(data, render_templates(templates, data) if templates else {})
+
+
+def template_sources(spec: ManagedSecretSpec) -> dict[str, str]:
+    """Secret key -> template source (empty without templates)."""
+    return dict(spec.template.data) if spec.template is not None and spec.template.data else {}
+
+
+def finish(data: Mapping[str, bytes], rendered: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Add the rendered templates and check the Secret's size."""
+    out = {**data, **rendered}
+    check_secret_size(out)
+    return out
+
+
+def assemble_values(
+    spec: ManagedSecretSpec,
+    fetched: Mapping[RemoteRef, RemoteSecret],
+    found: Mapping[str, RemoteSecret],
+    databases: Mapping[tuple[str, str], RemoteSecret],
+    *,
+    now: dt.datetime,
+    generated: Mapping[str, bytes] | None = None,
+) -> dict[str, bytes]:
+    """Everything but the templates: the values their context is made of."""
     data: dict[str, bytes] = {}
     # dataFrom first, so that explicit data items win on a key clash
     for source in spec.data_from:
@@ -67,7 +95,4 @@ def assemble(
         if item.validation is not None:
             rule = item.validation.model_dump(by_alias=True, exclude_none=True)
             validate_value(item.secret_key, data[item.secret_key], rule, all_values=data, now=now)
-    if spec.template is not None and spec.template.data:
-        data.update(render_templates(spec.template.data, data))
-    check_secret_size(data)
     return data

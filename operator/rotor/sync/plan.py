@@ -8,11 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rotor.api.names import MANAGED_BY_LABEL
-
-MANAGED_BY = MANAGED_BY_LABEL
-DATA_HASH = "rotor.dev/data-hash"
-MANAGED_KEYS = "rotor.dev/managed-keys"  # under creationPolicy Merge: the keys Rotor owns
+from rotor.api.names import DATA_HASH_ANNOTATION as DATA_HASH
+from rotor.api.names import MANAGED_BY_LABEL as MANAGED_BY
+from rotor.api.names import MANAGED_KEYS_ANNOTATION as MANAGED_KEYS
 
 # Kubernetes fills these itself; Rotor never writes them (DESIGN §7)
 FORBIDDEN_TYPES = frozenset({"kubernetes.io/service-account-token"})

@@ -21,4 +21,6 @@ def next_refresh(seed: str, interval: dt.timedelta, now: dt.datetime) -> dt.date
     phase = phase_fraction(seed) * period
     ts = now.timestamp()
     k = (ts - phase) // period + 1
-    return dt.datetime.fromtimestamp(phase + k * period, dt.UTC)
+    slot = dt.datetime.fromtimestamp(phase + k * period, dt.UTC)
+    # at a slot itself, microsecond rounding can land on that same slot: always strictly later
+    return slot if slot > now else dt.datetime.fromtimestamp(phase + (k + 1) * period, dt.UTC)

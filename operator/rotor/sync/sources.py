@@ -33,3 +33,27 @@ def sources_of(spec: ManagedSecretSpec) -> Sources:
         elif source.vault_database is not None:
             databases.append((source.vault_database.mount, source.vault_database.role))
     return Sources(tuple(refs), tuple(finds), tuple(databases))
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where one Secret key's value comes from at the source."""
+
+    secret_key: str
+    remote_key: str
+    property: str | None  # None: the whole remote value (spec.data without a property)
+    version: str | None  # a pinned version, or None for the current one
+    via: str  # "data" or "dataFrom.extract"
+
+
+def source_of_key(spec: ManagedSecretSpec, secret_key: str) -> KeySource | None:
+    """The one rule from a Secret key to its remote key: its ``spec.data`` item if there is one,
+    else the property of that name of the first ``dataFrom.extract``; None when neither makes it."""
+    item = next((d for d in spec.data if d.secret_key == secret_key), None)
+    if item is not None:
+        ref = item.remote_ref
+        return KeySource(secret_key, ref.key, ref.property, ref.version, "data")
+    extract = next((s.extract for s in spec.data_from if s.extract is not None), None)
+    if extract is not None:
+        return KeySource(secret_key, extract.key, secret_key, extract.version, "dataFrom.extract")
+    return None
