@@ -3,6 +3,7 @@ annotation is answered as Failed, the Secret keeps its value, and nothing is wri
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from support.cluster import Cluster, wait_for
 from support.rotation import (
     condition,
     kv2_current,
+    kv2_write,
     managed_secret,
     policy,
     request_rotation,
@@ -164,3 +166,35 @@ async def test_rotation_on_a_read_only_store(cluster: Cluster, env: Any, namespa
     )
     data = await cluster.secret_data(namespace, "app") or {}
     assert data["password"] == old.encode()
+
+
+async def test_a_request_that_cannot_proceed_is_answered_at_once_and_never_fires_later(
+    cluster: Cluster, env: Any, namespace: str, leaks: Any
+) -> None:
+    """A rotate request on a ManagedSecret whose store is missing is answered now (Rotating=False
+    Failed, status.rotation.lastRotateRequest), and does not rotate once the store appears."""
+    old = secrets.token_urlsafe(20)
+    leaks.add(old)
+    path = f"{namespace}/app"
+    version = kv2_write(env, path, {"password": old, "user": "app"})
+    await cluster.apply(policy("policy", {"preset": "database-password"}), namespace)
+    await cluster.apply(managed_secret("app", key=path, store="later"), namespace)
+    await cluster.wait_condition(
+        "ManagedSecret", "app", namespace, "Ready", status="False", reason="StoreNotFound"
+    )
+    request = await request_rotation(cluster, namespace, "app")
+    obj = await wait_answered(cluster, namespace, "app", request)
+    assert obj["status"]["rotation"]["phase"] == "Failed"
+    cond = condition(obj, "Rotating")
+    assert cond["status"] == "False" and cond["reason"] == "Failed", cond
+    assert "StoreNotFound" in cond["message"] and "request the rotation again" in cond["message"], cond
+    assert "RotationFailed" in await cluster.event_reasons(namespace, "app")
+    # the store appears: the ManagedSecret syncs, and the abandoned request does not rotate
+    for doc in env.vault_token_store(namespace, "later"):
+        await cluster.apply(doc, namespace)
+    await cluster.ready("app", namespace, timeout=60)
+    data = await cluster.secret_data(namespace, "app") or {}
+    assert data["password"] == old.encode()
+    obj = await cluster.get("ManagedSecret", "app", namespace)
+    assert ((obj or {}).get("status") or {}).get("rotation", {}).get("lastRotateRequest") == request
+    assert kv2_current(env, path)[0] == version, "the abandoned request wrote nothing to the source"

@@ -1,5 +1,5 @@
-"""A plain dict-backed ObjectIndex (and SecretLedger): for unit tests, and for the controller
-until its informer-fed index implements the ports itself. Reverse maps are computed by scanning,
+"""A plain dict-backed ObjectIndex (and SecretLedger) for unit tests;
+the controller keeps its own informer-fed index (rotor.controller.index). Reverse maps are computed by scanning,
 which is fine at test sizes; the controller's index keeps them incrementally."""
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ def observed(case: dict[str, Any]) -> RotationObserved:
         read_only_store=merged["read_only_store"],
         targets_problem=merged["targets_problem"],
         secret_blocked=merged["secret_blocked"],
+        write_denied=merged.get("write_denied"),
     )
 
 

@@ -9,7 +9,8 @@ from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.cli.rollback import rollback_keys
 from rotor.rotation.presets import effective_policy
 from rotor.rotation.schedule import next_rotation, runnable_at
-from rotor.services.policies import bound_to, status_patch, summarize, validity
+from rotor.services.policies import PolicyStatusService, bound_to, status_patch, summarize, validity
+from support.memindex import MemoryIndex
 
 NOW = datetime(2024, 5, 1, 10, tzinfo=UTC)
 
@@ -120,3 +121,76 @@ def test_rollback_keys():
         }
     )
     assert rollback_keys(rotated) == ["app"]
+
+
+class _Gateway:
+    """Records status patches and returns the stored object, as the apiserver does."""
+
+    def __init__(self, index: MemoryIndex) -> None:
+        self.index = index
+        self.patches: list[tuple[str, str, str | None, dict]] = []
+
+    async def patch_status(self, kind: str, name: str, namespace: str | None, patch: dict) -> dict | None:
+        self.patches.append((kind, name, namespace, patch))
+        body = self.index.policy((kind, namespace or "", name)) or {}
+        meta = {**body.get("metadata", {}), "resourceVersion": str(len(self.patches) + 100)}
+        return {**body, "metadata": meta, "status": patch}
+
+
+class _Clock:
+    def now(self) -> datetime:
+        return NOW
+
+
+def _status_service(leading: bool = True) -> tuple[PolicyStatusService, _Gateway, MemoryIndex]:
+    index = MemoryIndex()
+    gateway = _Gateway(index)
+    service = PolicyStatusService(gateway, _Clock(), index, leading=lambda: leading)  # type: ignore[arg-type]
+    return service, gateway, index
+
+
+async def test_an_unused_cluster_policy_gets_its_conditions_but_no_usage_counts():
+    """kubectl wait --for=condition=Ready (and kstatus) need a status on a ClusterRotationPolicy
+    that no ManagedSecret uses yet; the usage counts are left to the shard that serves its users."""
+    service, gateway, index = _status_service()
+    for name, spec in (("good", {"preset": "api-key"}), ("bad", {"preset": "ssh-key"})):
+        meta = {"name": name, "generation": 1, "resourceVersion": "1"}
+        index.put({"kind": "ClusterRotationPolicy", "metadata": meta, "spec": spec})
+    assert await service.update() == 2
+    written = {name: patch for _, name, _, patch in gateway.patches}
+    assert set(written) == {"good", "bad"}
+    for patch in written.values():
+        assert "boundManagedSecrets" not in patch and "earliestNextRotation" not in patch
+    ready = {n: next(c for c in p["conditions"] if c["type"] == "Ready") for n, p in written.items()}
+    stalled = {n: next(c for c in p["conditions"] if c["type"] == "Stalled") for n, p in written.items()}
+    assert ready["good"]["status"] == "True" and stalled["good"]["status"] == "False"
+    assert ready["bad"]["status"] == "False" and ready["bad"]["reason"] == "InvalidSpec"
+    assert stalled["bad"]["status"] == "True", "an invalid policy needs a person"
+    assert await service.update() == 0, "unchanged: written once"
+
+
+async def test_a_used_cluster_policy_gets_its_usage_counts():
+    service, gateway, index = _status_service()
+    index.put(
+        {
+            "kind": "ClusterRotationPolicy",
+            "metadata": {"name": "p", "generation": 1},
+            "spec": {"preset": "api-key"},
+        }
+    )
+    index.put({"kind": "ManagedSecret", **_ms("a", "one", "p", kind="ClusterRotationPolicy")})
+    assert await service.update() == 1
+    assert gateway.patches[0][3]["boundManagedSecrets"] == 1
+
+
+async def test_a_standby_writes_no_policy_status():
+    service, gateway, index = _status_service(leading=False)
+    index.put(
+        {
+            "kind": "RotationPolicy",
+            "metadata": {"name": "p", "namespace": "a", "generation": 1},
+            "spec": {"preset": "api-key"},
+        }
+    )
+    assert await service.update() == 0
+    assert gateway.patches == []

@@ -12,8 +12,9 @@ The checks run in order; the first that applies decides:
 5. the Secret cannot be written -> WaitForSecret (cause SecretConflict): no source action at all,
    the request is not answered, a started rotation keeps its phase
 6. a started rotation -> Resume (the phase decides the next step)
-7. the store cannot write -> Refuse (cause ReadOnlyStore); the keys cannot be written back ->
-   Refuse (cause Spec); both count as failed attempts and back off
+7. the store cannot write (its credentials are read-only, or, where the store judges write access
+   per path, a path the rotation writes is not writable) -> Refuse (cause ReadOnlyStore); the keys
+   cannot be written back -> Refuse (cause Spec); both count as failed attempts and back off
 8. -> Start
 """
 
@@ -64,6 +65,9 @@ class RotationObserved:
     targets_problem: str | None
     #: why the Secret cannot be written (its plan is a conflict); None when it can
     secret_blocked: str | None
+    #: which of the rotation's paths the credentials cannot write, and why (stores that judge write
+    #: access per path, asked only when a rotation is about to start); None when all can be written
+    write_denied: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,13 @@ def decide(observed: RotationObserved) -> RotationPlan:
             FailureCause.READ_ONLY_STORE,
             f"the store {observed.store_id} has read-only credentials: rotation needs write access to the "
             "source (grant create and update on the path)",
+            due=True,
+        )
+    if observed.write_denied is not None:
+        return refuse(
+            FailureCause.READ_ONLY_STORE,
+            f"the store {observed.store_id} has read-only credentials for this rotation: rotation needs "
+            f"write access to the source ({observed.write_denied})",
             due=True,
         )
     if observed.targets_problem is not None:

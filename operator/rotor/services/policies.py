@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +91,11 @@ def summarize(
     return out
 
 
-def status_patch(body: Mapping[str, Any], summary: PolicySummary, now: dt.datetime) -> dict[str, Any] | None:
-    """The status to write, or None when the stored one already says the same."""
+def status_patch(
+    body: Mapping[str, Any], summary: PolicySummary, now: dt.datetime, *, usage: bool = True
+) -> dict[str, Any] | None:
+    """The status to write, or None when the stored one already says the same. Without ``usage``
+    only the conditions and observedGeneration (not boundManagedSecrets, earliestNextRotation)."""
     status = body.get("status") or {}
     generation = int((body.get("metadata") or {}).get("generation") or 0)
     conditions = readiness_conditions(
@@ -109,6 +112,8 @@ def status_patch(body: Mapping[str, Any], summary: PolicySummary, now: dt.dateti
         "boundManagedSecrets": summary.bound,
         "earliestNextRotation": format_time(summary.earliest) if summary.earliest else None,
     }
+    if not usage:
+        del new["boundManagedSecrets"], new["earliestNextRotation"]
 
     def timeless(conds: Any) -> list[dict[str, Any]]:
         return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conds or []]
@@ -123,10 +128,19 @@ class PolicyStatusService:
     """Writes policy status from the index every ``INTERVAL`` seconds. Holds the gateway, the
     clock and the index; ``start()`` runs it, ``stop()`` ends it."""
 
-    def __init__(self, gateway: KubeGateway, clock: Clock, index: ObjectIndex) -> None:
+    def __init__(
+        self,
+        gateway: KubeGateway,
+        clock: Clock,
+        index: ObjectIndex,
+        *,
+        leading: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.gateway = gateway
         self.clock = clock
         self.index = index
+        #: whether this replica writes now (a standby keeps its index warm and writes nothing)
+        self.leading = leading
         self._written_bound: dict[PolicyKey, int] = {}
         #: the body each status write returned, until the index holds that version or a newer one
         self._stored: dict[PolicyKey, dict[str, Any]] = {}
@@ -161,15 +175,21 @@ class PolicyStatusService:
 
     async def update(self) -> int:
         """Write every policy status that changed; returns how many were written."""
+        if not self.leading():
+            return 0
         policies = self._current()
         summaries = summarize(policies, [body for _, body in self.index.managed_secrets()])
         now = self.clock.now()
         written = 0
         for key, summary in summaries.items():
             kind, namespace, name = key
-            if kind == "ClusterRotationPolicy" and summary.bound == 0 and not self._written_bound.get(key):
-                continue  # another instance may serve the namespaces that use it
-            patch = status_patch(policies[key], summary, now)
+            # a ClusterRotationPolicy no ManagedSecret of this instance uses: another shard may
+            # serve the namespaces that use it, so write only what every shard agrees on (whether
+            # the spec is valid, for this generation), never the usage counts
+            usage = not (
+                kind == "ClusterRotationPolicy" and summary.bound == 0 and not self._written_bound.get(key)
+            )
+            patch = status_patch(policies[key], summary, now, usage=usage)
             if patch is None:
                 continue
             try:

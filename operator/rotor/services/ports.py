@@ -54,9 +54,13 @@ class ObjectIndex(Protocol):
 
 
 class WorkScheduler(Protocol):
-    """Asks the controller to reconcile an object again."""
+    """Asks the controller to reconcile an object again, and says whether this replica works now
+    (holds the leader Lease, or runs without leader election)."""
 
     def requeue(self, key: ObjKey, *, urgent: bool) -> None: ...
+
+    @property
+    def leading(self) -> bool: ...
 
 
 class SecretLedger(Protocol):

@@ -71,6 +71,7 @@ from rotor.providers.base import (
     RemoteRef,
     RemoteSecret,
     SelfRotating,
+    WriteDenied,
 )
 from rotor.rotation.backoff import retry_delay
 from rotor.rotation.checks import PENDING_STALLED_AFTER, ObservedState, expiring_condition
@@ -286,6 +287,11 @@ class RotationService:
             secret_blocked=None,
         )
         plan = decide(observed)
+        if plan.action == Action.START and policy is not None and policy.strategy == "Generate":
+            # about to write the source: the credentials must be able to write exactly these paths
+            denied = await self._write_denied(spec, policy, handle)
+            if denied is not None:
+                plan = decide(replace(observed, write_denied=denied))
         if plan.action in (Action.START, Action.RESUME) and secret_blocked is not None:
             # about to act on the source: the Secret write that follows must be possible
             blocked = await secret_blocked()
@@ -379,6 +385,22 @@ class RotationService:
         if running and rot.get("phase") != RotationPhase.SYNCED:
             rot["phase"] = RotationPhase.SYNCED.value
             await self._record(body, rot, now)
+
+    async def _write_denied(
+        self, spec: ManagedSecretSpec, policy: EffectivePolicy, handle: StoreHandle
+    ) -> str | None:
+        """Where the store judges write access per path (Vault's sys/capabilities-self): which of
+        the paths this rotation writes its credentials cannot write, named with the capability
+        each lacks. None when every path can be written, or the store cannot tell in advance."""
+        backend = handle.backend
+        if backend is None or not backend.checks_writes:
+            return None
+        paths = sorted({t.remote_key for t in self._targets(spec, policy)})
+        try:
+            await backend.check_write(paths)
+        except WriteDenied as err:
+            return err.message
+        return None
 
     @staticmethod
     def _failure_message(err: Exception, handle: StoreHandle) -> str:
@@ -981,7 +1003,8 @@ class RotationService:
         if cause == FailureCause.POLICY:
             return True
         if cause == FailureCause.READ_ONLY_STORE:
-            return handle is not None and handle.capabilities != Capabilities.READ_ONLY
+            # a store that judges per path can only tell at the next attempt (after its back-off)
+            return handle is not None and handle.capabilities == Capabilities.READ_WRITE
         return cause == FailureCause.SECRET_CONFLICT and ctx.blocked is None
 
     async def _expiry_and_schedule(

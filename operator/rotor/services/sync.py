@@ -23,11 +23,12 @@ from rotor.api.names import (
     FORCE_SYNC_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_KEYS_ANNOTATION,
+    ROTATE_ANNOTATION,
 )
 from rotor.api.registry import describe_errors
-from rotor.api.status import Reason
+from rotor.api.status import Reason, RotationPhase
 from rotor.clock import Clock, format_time, parse_time
-from rotor.conditions import get_condition, readiness_conditions, set_condition
+from rotor.conditions import STALLED_REASONS, get_condition, readiness_conditions, set_condition
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.logging import audit
 from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
@@ -35,6 +36,7 @@ from rotor.providers.base import ProviderError, RemoteRef
 from rotor.rotation.backoff import retry_delay
 from rotor.rotation.checks import expiring_condition
 from rotor.rotation.expiry import compute_expiry
+from rotor.rotation.phases import in_progress
 from rotor.services.cpu import INLINE, CpuPool
 from rotor.services.ports import ObjectIndex, SecretLedger
 from rotor.services.rollout import RolloutService
@@ -540,7 +542,23 @@ class SyncService:
             conditions = set_condition(
                 conditions, "Rotating", False, Reason.SECRET_CONFLICT, rotating.error, generation, now
             )
+        answer = _refused_request(body, rotating, err.reason, now)
+        if answer is not None:
+            # a rotate request that cannot proceed is answered now, not served when the cause is
+            # fixed minutes later (the person who asked may be gone): they ask again once Ready
+            conditions = set_condition(
+                conditions,
+                "Rotating",
+                False,
+                Reason.FAILED,
+                f"the rotate request was refused: the ManagedSecret cannot sync ({err.reason}: {err.message}). "
+                "Nothing was written to the source; request the rotation again once it is Ready",
+                generation,
+                now,
+            )
         new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
+        if answer is not None:
+            new_status["rotation"] = answer
         force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
         if force:
             new_status["lastForceSync"] = force
@@ -555,6 +573,14 @@ class SyncService:
         if refused and old_rotating.get("reason") != Reason.SECRET_CONFLICT and rotating is not None:
             await self.gateway.post_event(
                 body, type_="Warning", reason="RotationFailed", note=str(rotating.error), action="Rotate"
+            )
+        if answer is not None:
+            await self.gateway.post_event(
+                body,
+                type_="Warning",
+                reason="RotationFailed",
+                note=f"rotate request refused: {err.reason}: {err.message}",
+                action="Rotate",
             )
         if transition:
             await self.gateway.post_event(
@@ -640,3 +666,32 @@ def _strip_times(conditions: Any) -> list[dict[str, Any]]:
 
 
 __all__ = ["Fetched", "SyncFailure", "SyncOutcome", "SyncService", "absorb"]
+
+
+#: sync failures that a rotate request cannot wait out: the store is missing or not Ready, or the
+#: failure needs a person (conditions.STALLED_REASONS). A transient backend failure (Unreachable,
+#: ProviderError, a key not there yet) keeps the request: the rotation runs when the source answers.
+REFUSING_REASONS = frozenset({Reason.STORE_NOT_READY, Reason.STORE_NOT_FOUND}) | STALLED_REASONS
+
+
+def _refused_request(
+    body: Mapping[str, Any], rotating: RotationContext | None, reason: str, now: dt.datetime
+) -> dict[str, Any] | None:
+    """The ``status.rotation`` answer to a new rotate request when the sync failed, before the
+    rotation acted, for a reason it cannot wait out; or None: no new request, a transient failure,
+    a rotation in progress (it resumes), or one that waits for its Secret (SecretConflict)."""
+    if reason not in REFUSING_REASONS or not ((body.get("spec") or {}).get("rotation")):
+        return None
+    annotation = ((body.get("metadata") or {}).get("annotations") or {}).get(ROTATE_ANNOTATION)
+    rot = (
+        rotating.rotation if rotating is not None else dict((body.get("status") or {}).get("rotation") or {})
+    )
+    if not annotation or annotation == rot.get("lastRotateRequest") or in_progress(rot.get("phase")):
+        return None
+    if rotating is not None and (rotating.advanced or rotating.blocked is not None):
+        return None
+    return {
+        "lastRotateRequest": annotation,
+        "phase": RotationPhase.FAILED.value,
+        "lastFailureTime": format_time(now),
+    }

@@ -102,7 +102,11 @@ def build_services(
         rollout=rollout,
         cpu=cpu,
     )
-    policy_status = PolicyStatusService(gateway, clock, index) if rotation is not None else None
+    policy_status = (
+        PolicyStatusService(gateway, clock, index, leading=lambda: scheduler.leading)
+        if rotation is not None
+        else None
+    )
     return Services(
         stores=stores,
         sync=sync,
