@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
@@ -228,3 +229,16 @@ async def test_good_manifest_is_accepted_and_printer_columns(kubectl_run: Kubect
     assert "good" in got.stdout
     wide = kubectl_run("get", "managedsecrets.rotor.dev", "good", "-n", namespace, "-o", "wide")
     assert wide.returncode == 0 and "REASON" in wide.stdout, wide.stderr
+
+
+async def test_the_plain_manifests_apply_in_one_go(kubectl_run: Kubectl) -> None:
+    """`kubectl apply --server-side -k deploy/` as the README says: every object in deploy/ is
+    accepted by the apiserver in one apply (server-side dry run, so nothing is installed). It used
+    to fail on a fresh cluster: kopf's peering object came before its CRD."""
+    root = Path(__file__).resolve().parents[2]
+    result = kubectl_run("apply", "--server-side", "--dry-run=server", "-k", str(root / "deploy"))
+    assert result.returncode == 0, result.stderr
+    applied = result.stdout
+    for kind in ("customresourcedefinition", "deployment", "serviceaccount", "clusterrole"):
+        assert kind in applied, applied
+    assert "kopf" not in applied, "no kopf peering objects or CRDs: leader election is by Lease"
