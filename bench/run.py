@@ -183,8 +183,12 @@ def apply_crds(env: LocalEnvironment) -> None:
     raise RuntimeError(f"the rotor.dev kinds do not answer: {listed.stderr.decode()[-300:]}")
 
 
-async def vault_namespace(cluster: Cluster, env: LocalEnvironment, namespace: str, qps: int = 5000) -> None:
-    """A namespace with a token Secret and a SecretStore named ``vault`` for the dev server."""
+async def vault_namespace(
+    cluster: Cluster, env: LocalEnvironment, namespace: str, qps: int | None = 5000
+) -> None:
+    """A namespace with a token Secret and a SecretStore named ``vault`` for the dev server, with
+    ``rateLimit`` qps = burst = ``qps`` (tuned), or no ``rateLimit`` at all (None: the defaults a
+    user gets)."""
     assert env.vault is not None
     await cluster.create_namespace(namespace)
     await cluster.apply(
@@ -208,7 +212,7 @@ async def vault_namespace(cluster: Cluster, env: LocalEnvironment, namespace: st
                         "auth": {"token": {"secretRef": {"name": "vault-token", "key": "token"}}},
                     }
                 },
-                "rateLimit": {"qps": qps, "burst": qps},
+                **({"rateLimit": {"qps": qps, "burst": qps}} if qps is not None else {}),
             },
         },
         namespace,
@@ -368,8 +372,9 @@ async def bench_size(
     *,
     idle_seconds: float = 60,
     refresh_rate: float = 50,
+    qps: int | None = None,
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"n": n}
+    result: dict[str, Any] = {"n": n, "store_rate_limit": "default" if qps is None else f"{qps} qps"}
     prefix = f"bench{n}-{secrets.token_hex(2)}"
     print(f"[n={n}] seeding {n} Vault paths", flush=True)
     seed_vault(env, prefix, n)
@@ -384,8 +389,12 @@ async def bench_size(
     ns = ""
     for run in range(runs):
         ns = f"bench-{n}-{run}-{secrets.token_hex(2)}"
-        await vault_namespace(cluster, env, ns)
-        print(f"[n={n}] run {run + 1}/{runs}: creating {n} ManagedSecrets", flush=True)
+        await vault_namespace(cluster, env, ns, qps=qps)
+        print(
+            f"[n={n}] run {run + 1}/{runs} (store rateLimit: {result['store_rate_limit']}): "
+            f"creating {n} ManagedSecrets",
+            flush=True,
+        )
         await create_many(cluster, ns, [ms_doc(f"m{i}", "vault", f"{prefix}/p{i}", "1h") for i in range(n)])
         op = Operator(str(env.kubeconfig), workdir, env.aws.client_env())
         servers = server_pids(env)
@@ -605,6 +614,7 @@ async def main(args: argparse.Namespace) -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
         f"Python {platform.python_version()}",
+        "store_rate_limit": args.rate_limit,
         "vault": [],
         "aws": [],
     }
@@ -619,6 +629,7 @@ async def main(args: argparse.Namespace) -> None:
                     args.runs,
                     idle_seconds=args.idle_seconds,
                     refresh_rate=args.refresh_rate,
+                    qps=None if args.rate_limit == "default" else int(args.rate_limit),
                 )
             )
         for n in args.aws_sizes:
@@ -682,6 +693,12 @@ if __name__ == "__main__":
         type=float,
         default=50,
         help="refreshes per second while new objects are timed (interval = max(20 s, N / rate))",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        default="default",
+        help="the Vault stores' rateLimit: 'default' (none set: what a user gets, 200 qps burst 400) or a "
+        "number of qps (burst the same), e.g. 5000 for the tuned figures",
     )
     parser.add_argument("--json", default=None)
     asyncio.run(main(parser.parse_args()))
