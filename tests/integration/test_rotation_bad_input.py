@@ -168,11 +168,13 @@ async def test_rotation_on_a_read_only_store(cluster: Cluster, env: Any, namespa
     assert data["password"] == old.encode()
 
 
-async def test_a_request_that_cannot_proceed_is_answered_at_once_and_never_fires_later(
+async def test_a_request_that_cannot_proceed_is_told_at_once_and_waits(
     cluster: Cluster, env: Any, namespace: str, leaks: Any
 ) -> None:
-    """A rotate request on a ManagedSecret whose store is missing is answered now (Rotating=False
-    Failed, status.rotation.lastRotateRequest), and does not rotate once the store appears."""
+    """A rotate request (kubectl annotate: fire and forget) on a ManagedSecret whose store is
+    missing is told at once: Rotating=False with the sync's reason, an Event, nothing written.
+    It stays pending (`rotor rotate` withdraws its own when it stops waiting), and rotates exactly
+    once when the store appears."""
     old = secrets.token_urlsafe(20)
     leaks.add(old)
     path = f"{namespace}/app"
@@ -183,18 +185,25 @@ async def test_a_request_that_cannot_proceed_is_answered_at_once_and_never_fires
         "ManagedSecret", "app", namespace, "Ready", status="False", reason="StoreNotFound"
     )
     request = await request_rotation(cluster, namespace, "app")
-    obj = await wait_answered(cluster, namespace, "app", request)
-    assert obj["status"]["rotation"]["phase"] == "Failed"
-    cond = condition(obj, "Rotating")
-    assert cond["status"] == "False" and cond["reason"] == "Failed", cond
-    assert "StoreNotFound" in cond["message"] and "request the rotation again" in cond["message"], cond
-    assert "RotationFailed" in await cluster.event_reasons(namespace, "app")
-    # the store appears: the ManagedSecret syncs, and the abandoned request does not rotate
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "app", namespace, "Rotating", status="False", reason="StoreNotFound"
+    )
+    assert "the rotate request waits" in cond["message"] and "StoreNotFound" in cond["message"], cond
+    assert "RotationWaiting" in await cluster.event_reasons(namespace, "app")
+    assert kv2_current(env, path)[0] == version, "nothing written while the store is missing"
+    # the store appears: the request is served, once
     for doc in env.vault_token_store(namespace, "later"):
         await cluster.apply(doc, namespace)
-    await cluster.ready("app", namespace, timeout=60)
-    data = await cluster.secret_data(namespace, "app") or {}
-    assert data["password"] == old.encode()
-    obj = await cluster.get("ManagedSecret", "app", namespace)
-    assert ((obj or {}).get("status") or {}).get("rotation", {}).get("lastRotateRequest") == request
-    assert kv2_current(env, path)[0] == version, "the abandoned request wrote nothing to the source"
+    await wait_answered(cluster, namespace, "app", request, timeout=90)
+
+    async def completed() -> dict[str, Any] | None:
+        got = await cluster.get("ManagedSecret", "app", namespace)
+        rot = ((got or {}).get("status") or {}).get("rotation") or {}
+        return got if rot.get("phase") == "Completed" else None
+
+    await wait_for(completed, timeout=90, what="the waiting rotation to complete")
+    current, data = kv2_current(env, path)
+    assert current == version + 1, "exactly one new version for the one request"
+    secret = await cluster.secret_data(namespace, "app") or {}
+    assert secret["password"] == data["password"].encode() != old.encode()
+    leaks.add(data["password"])

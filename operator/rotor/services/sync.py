@@ -26,7 +26,7 @@ from rotor.api.names import (
     ROTATE_ANNOTATION,
 )
 from rotor.api.registry import describe_errors
-from rotor.api.status import Reason, RotationPhase
+from rotor.api.status import Reason
 from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import STALLED_REASONS, get_condition, readiness_conditions, set_condition
 from rotor.kube.gateway import KubeError, KubeGateway
@@ -542,23 +542,23 @@ class SyncService:
             conditions = set_condition(
                 conditions, "Rotating", False, Reason.SECRET_CONFLICT, rotating.error, generation, now
             )
-        answer = _refused_request(body, rotating, err.reason, now)
-        if answer is not None:
-            # a rotate request that cannot proceed is answered now, not served when the cause is
-            # fixed minutes later (the person who asked may be gone): they ask again once Ready
+        waiting = _request_cannot_proceed(body, rotating, err.reason)
+        if waiting:
+            # a rotate request that cannot proceed is told so now (Rotating=False with the sync's
+            # reason), not left silent until the cause is fixed; it stays pending (kubectl annotate
+            # and `rotor rotate --no-wait` are fire-and-forget), and `rotor rotate` withdraws it
             conditions = set_condition(
                 conditions,
                 "Rotating",
                 False,
-                Reason.FAILED,
-                f"the rotate request was refused: the ManagedSecret cannot sync ({err.reason}: {err.message}). "
-                "Nothing was written to the source; request the rotation again once it is Ready",
+                err.reason,
+                f"the rotate request waits: the ManagedSecret cannot sync ({err.reason}: {err.message}). "
+                "Nothing was written to the source; it rotates once the sync succeeds (remove the "
+                "rotor.dev/rotate annotation to cancel it)",
                 generation,
                 now,
             )
         new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
-        if answer is not None:
-            new_status["rotation"] = answer
         force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
         if force:
             new_status["lastForceSync"] = force
@@ -574,12 +574,12 @@ class SyncService:
             await self.gateway.post_event(
                 body, type_="Warning", reason="RotationFailed", note=str(rotating.error), action="Rotate"
             )
-        if answer is not None:
+        if waiting and old_rotating.get("reason") != err.reason:
             await self.gateway.post_event(
                 body,
                 type_="Warning",
-                reason="RotationFailed",
-                note=f"rotate request refused: {err.reason}: {err.message}",
+                reason="RotationWaiting",
+                note=f"the rotate request waits: {err.reason}: {err.message}",
                 action="Rotate",
             )
         if transition:
@@ -674,24 +674,16 @@ __all__ = ["Fetched", "SyncFailure", "SyncOutcome", "SyncService", "absorb"]
 REFUSING_REASONS = frozenset({Reason.STORE_NOT_READY, Reason.STORE_NOT_FOUND}) | STALLED_REASONS
 
 
-def _refused_request(
-    body: Mapping[str, Any], rotating: RotationContext | None, reason: str, now: dt.datetime
-) -> dict[str, Any] | None:
-    """The ``status.rotation`` answer to a new rotate request when the sync failed, before the
-    rotation acted, for a reason it cannot wait out; or None: no new request, a transient failure,
-    a rotation in progress (it resumes), or one that waits for its Secret (SecretConflict)."""
+def _request_cannot_proceed(body: Mapping[str, Any], rotating: RotationContext | None, reason: str) -> bool:
+    """Whether a new rotate request is held up by a sync failure it cannot wait out quickly
+    (``REFUSING_REASONS``), before the rotation acted: not a transient failure, not a rotation in
+    progress (it resumes), not one that waits for its Secret (SecretConflict, said by the rotation)."""
     if reason not in REFUSING_REASONS or not ((body.get("spec") or {}).get("rotation")):
-        return None
+        return False
     annotation = ((body.get("metadata") or {}).get("annotations") or {}).get(ROTATE_ANNOTATION)
     rot = (
         rotating.rotation if rotating is not None else dict((body.get("status") or {}).get("rotation") or {})
     )
     if not annotation or annotation == rot.get("lastRotateRequest") or in_progress(rot.get("phase")):
-        return None
-    if rotating is not None and (rotating.advanced or rotating.blocked is not None):
-        return None
-    return {
-        "lastRotateRequest": annotation,
-        "phase": RotationPhase.FAILED.value,
-        "lastFailureTime": format_time(now),
-    }
+        return False
+    return not (rotating is not None and (rotating.advanced or rotating.blocked is not None))
