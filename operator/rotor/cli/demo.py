@@ -59,17 +59,9 @@ def _say(text: str) -> None:
 
 
 def _kubectl(kubectl: str, kubeconfig: str, *args: str, input_: str | None = None) -> str:
-    result = subprocess.run(
-        [kubectl, "--kubeconfig", kubeconfig, *args],
-        input=input_,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args[:2])} failed: {result.stderr.strip()}")
-    return result.stdout
+    from rotor.devenv.examples import run_kubectl
+
+    return run_kubectl(kubectl, kubeconfig, *args, input_=input_, timeout=120)
 
 
 def _objects(kubectl: str, kubeconfig: str) -> list[dict[str, Any]]:

@@ -68,14 +68,17 @@ def staged(docs: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [stage for stage in stages if stage]
 
 
-def _kubectl(kubectl: str, kubeconfig: str, *args: str, input_: str | None = None) -> str:
+def run_kubectl(
+    kubectl: str, kubeconfig: str, *args: str, input_: str | None = None, timeout: float = 60
+) -> str:
+    """kubectl's output; a failure raises RuntimeError with its stderr."""
     result = subprocess.run(
         [kubectl, "--kubeconfig", kubeconfig, *args],
         input=input_,
         capture_output=True,
         text=True,
         check=False,
-        timeout=60,
+        timeout=timeout,
     )
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args[:2])} failed: {result.stderr.strip()}")
@@ -100,7 +103,9 @@ def wait_stores_ready(
         why = "not looked at yet"
         while True:
             obj = json.loads(
-                _kubectl(kubectl, kubeconfig, *scope, "get", PLURALS[doc["kind"]], meta["name"], "-o", "json")
+                run_kubectl(
+                    kubectl, kubeconfig, *scope, "get", PLURALS[doc["kind"]], meta["name"], "-o", "json"
+                )
             )
             ready, why = _ready(obj)
             if ready:
@@ -120,7 +125,7 @@ def apply(
     docs = [doc for doc in yaml.safe_load_all(text) if doc]
     for stage in staged(docs):
         try:
-            _kubectl(kubectl, kubeconfig, "apply", "-f", "-", input_=yaml.safe_dump_all(stage))
+            run_kubectl(kubectl, kubeconfig, "apply", "-f", "-", input_=yaml.safe_dump_all(stage))
         except RuntimeError as err:
             kinds = ", ".join(sorted({str(d.get("kind")) for d in stage}))
             raise RuntimeError(f"applying the examples' {kinds} failed: {err}") from None
