@@ -219,6 +219,10 @@ MS_RULES = [
         "secretKey listed twice in data: a",
     ),
     ({**MINIMAL_MS, "data": [{"secretKey": "no/slash", "remoteRef": {"key": "k"}}]}, "secretKey"),
+    # the apiserver refuses "." and names starting with ".." in a Secret's data: so does the schema
+    ({**MINIMAL_MS, "data": [{"secretKey": ".", "remoteRef": {"key": "k"}}]}, "secretKey"),
+    ({**MINIMAL_MS, "data": [{"secretKey": "..x", "remoteRef": {"key": "k"}}]}, "secretKey"),
+    (ms(template={"data": {"..": "x"}}), "may not be '.' or start with '..'"),
     (ms(template={"data": {"bad key": "x"}}), "Secret keys may contain only"),
     ({**MINIMAL_MS, "storeRef": {"name": "v", "kind": "Vault"}}, "storeRef.kind"),
     (ms(target={"creationPolicy": "Adopt"}), "creationPolicy"),

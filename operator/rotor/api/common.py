@@ -32,7 +32,9 @@ __all__ = [
 
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+#: Letters, digits, '-', '_' and '.', but not "." itself nor a name starting with ".." (what the
+#: apiserver refuses in a Secret's data). No lookahead: the CRD's pattern is checked by Go's RE2.
+SECRET_KEY_PATTERN = r"^(\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*)$"
 _SECRET_KEY = re.compile(SECRET_KEY_PATTERN)
 
 #: The name of a namespaced object (Secret, ServiceAccount, Deployment, store, policy): a DNS subdomain.
@@ -49,7 +51,8 @@ def check_secret_data_keys(value: dict[str, str]) -> dict[str, str]:
     if bad:
         raise ValueError(
             f"{', '.join(repr(k) for k in bad)}: "
-            "Secret keys may contain only letters, digits, '-', '_' and '.'"
+            "Secret keys may contain only letters, digits, '-', '_' and '.', "
+            "and may not be '.' or start with '..'"
         )
     return value
 
