@@ -48,22 +48,34 @@ async def _secret_with(cluster: Cluster, namespace: str, name: str, want: dict[s
 
 
 async def _lose(cluster: Cluster, namespace: str, name: str, how: str) -> None:
-    """What someone does to the managed Secret during the grace period."""
+    """What someone does to the managed Secret during the grace period: delete it, or (a
+    Secret's type is immutable) delete it and create one of another type, Rotor's label kept."""
+    from kubernetes_asyncio.client.exceptions import ApiException
+
     old = await cluster.secret(namespace, name)
     assert old is not None
-    await cluster.core.delete_namespaced_secret(name, namespace)
-    if how == "retyped":
-        # a Secret's type is immutable: re-created by hand with another one, Rotor's label kept
-        await cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "labels": old["metadata"].get("labels") or {}},
-                "type": "kubernetes.io/basic-auth",
-                "data": {"username": base64.b64encode(b"someone").decode()},
-            },
-            namespace,
-        )
+    retyped = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "labels": old["metadata"].get("labels") or {}},
+        "type": "kubernetes.io/basic-auth",
+        "data": {"username": base64.b64encode(b"someone").decode()},
+    }
+    for _ in range(20):
+        try:
+            await cluster.core.delete_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        if how == "deleted":
+            return
+        try:
+            await cluster.core.create_namespaced_secret(namespace, retyped)
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise  # Rotor re-created it first: delete it again
+    raise AssertionError("could not re-create the Secret with another type before Rotor did")
 
 
 @pytest.mark.parametrize("how", ["deleted", "retyped"])
@@ -125,6 +137,40 @@ async def test_aws_previous_value_is_read_by_a_version_id_that_is_not_a_uuid(
         cluster, namespace, "app", want, "the Secret deleted during grace, back with _previous"
     )
     assert aws_stages(env, key) == stages, "nothing more written to the source"
+
+
+async def test_parameter_store_previous_value_is_version_n_minus_1(
+    cluster: Cluster, env, namespace: str, leaks
+) -> None:
+    ssm = env.boto("ssm")
+    name = f"/{namespace}/app/password"
+    old = secrets.token_urlsafe(20)
+    leaks.add(old)
+    ssm.put_parameter(Name=name, Value=old, Type="SecureString")
+    for doc in env.aws_store(namespace, name="ssm", service="ParameterStore"):
+        await cluster.apply(doc, namespace)
+    await cluster.apply(policy("pw", {"preset": "database-password", "gracePeriod": "1h"}), namespace)
+    await cluster.apply(
+        managed_secret(
+            "app", store="ssm", policy_name="pw", data=[{"secretKey": "password", "remoteRef": {"key": name}}]
+        ),
+        namespace,
+    )
+    await cluster.ready("app", namespace, timeout=60)
+    request = await request_rotation(cluster, namespace, "app")
+    obj = await wait_rotated(cluster, namespace, "app", request=request)
+    assert obj["status"]["rotation"]["baseVersions"][name] == "1"
+    new = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    leaks.add(new)
+    want = {"password": new.encode(), "password_previous": old.encode()}
+    await _secret_with(cluster, namespace, "app", want, "the rotated Secret")
+
+    await _lose(cluster, namespace, "app", "retyped")
+    await _secret_with(
+        cluster, namespace, "app", want, "the Secret re-typed during grace, back with _previous"
+    )
+    history = ssm.get_parameter_history(Name=name)["Parameters"]
+    assert [h["Version"] for h in history] == [1, 2], "nothing more written to the source"
 
 
 # --------------------------------------------------------------------------- Merge writers
