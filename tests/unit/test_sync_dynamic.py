@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from test_sync_service import Gateway, Stores
 
 from rotor.api.secretstore import SecretStoreSpec
 from rotor.api.status import ManagedSecretStatus
@@ -21,7 +22,6 @@ from rotor.services.backend import Backend
 from rotor.services.stores import StoreHandle
 from rotor.services.sync import SyncService
 from support.memindex import MemoryIndex
-from test_sync_service import Gateway, Stores
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
