@@ -1,5 +1,7 @@
 """Vault dynamic secrets: read a path that issues credentials with a lease, renew the lease
-(``sys/leases/renew``), revoke it (``sys/leases/revoke``)."""
+(``sys/leases/renew/<lease id>``), revoke it (``sys/leases/revoke/<lease id>``). The lease id is
+in the URL, so a policy can grant exactly the leases of one path:
+``path "sys/leases/renew/database/creds/app/*" { capabilities = ["update"] }``."""
 
 from __future__ import annotations
 
@@ -35,7 +37,11 @@ def issue(client: VaultClient, path: str) -> LeasedValue:
 def renew(client: VaultClient, lease_id: str, increment: int) -> LeaseGrant:
     try:
         resp = client.call(
-            "renew", "sys/leases/renew", client.hvac.sys.renew_lease, lease_id=lease_id, increment=increment
+            "renew",
+            f"sys/leases/renew/{lease_id}",
+            client.hvac.adapter.put,
+            f"/v1/sys/leases/renew/{lease_id}",
+            json={"increment": increment},
         )
     except (InvalidConfig, KeyNotFound) as err:  # 400 "lease not found", "lease is not renewable"
         raise LeaseRefused(f"Vault refused to renew lease {lease_id}: {err.message}") from None
@@ -44,4 +50,9 @@ def renew(client: VaultClient, lease_id: str, increment: int) -> LeaseGrant:
 
 
 def revoke(client: VaultClient, lease_id: str) -> None:
-    client.call("revoke", "sys/leases/revoke", client.hvac.sys.revoke_lease, lease_id=lease_id)
+    client.call(
+        "revoke",
+        f"sys/leases/revoke/{lease_id}",
+        client.hvac.adapter.put,
+        f"/v1/sys/leases/revoke/{lease_id}",
+    )
