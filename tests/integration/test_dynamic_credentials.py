@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import hvac.exceptions
 import pytest
+import yaml
 from test_rotation_database import can_login
 
 from rotor.devenv.postgres import PostgresServer
@@ -23,6 +25,7 @@ from support.rotation import force_sync, iso_namespace, own_operator, running
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+ROOT = Path(__file__).resolve().parents[2]
 MOUNT = "dyndb"
 CONNECTION = "dyn-pg"
 CREATION = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
@@ -198,3 +201,44 @@ async def test_a_restart_mid_lease_issues_nothing_new(
             assert leases_of(env, "resume") == [lease["id"].rsplit("/", 1)[1]], "the restart issued a lease"
             assert logs_in(postgres, data)
             assert "CredentialsIssued" in await cluster.event_reasons(ns, "app-db")
+
+
+async def test_the_example_file_works_as_documented(
+    cluster: Cluster,
+    env: Any,
+    namespace: str,
+    leaks: Any,
+    postgres: PostgresServer,  # noqa: F811
+) -> None:
+    """examples/dynamic/database-credentials.yaml, with only the Vault address put in (and the
+    test's namespace for ``demo``), against the role its comment describes."""
+    client = env.vault_client()
+    if "database/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("database", path="database")
+    client.secrets.database.configure(
+        name="orders-pg",
+        plugin_name="postgresql-database-plugin",
+        allowed_roles=["orders"],
+        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{postgres.port}/postgres?sslmode=disable",
+        username=postgres.superuser,
+        password=postgres.password,
+        mount_point="database",
+    )
+    client.secrets.database.create_role(
+        name="orders",
+        db_name="orders-pg",
+        creation_statements=[CREATION],
+        revocation_statements=[REVOCATION],
+        default_ttl="1h",
+        max_ttl="24h",
+        mount_point="database",
+    )
+    text = (ROOT / "examples" / "dynamic" / "database-credentials.yaml").read_text()
+    for doc in yaml.safe_load_all(text.replace("${VAULT_ADDR}", env.vault_addr)):
+        doc["metadata"]["namespace"] = namespace
+        await cluster.apply(doc, namespace)
+    obj = await cluster.ready("orders-db-creds", namespace, timeout=60)
+    assert obj["status"]["lease"]["id"].startswith("database/creds/orders/")
+    data = await cluster.secret_data(namespace, "orders-db-creds") or {}
+    leaks.add(data["password"])
+    assert logs_in(postgres, data), "PostgreSQL refuses the example's credentials"

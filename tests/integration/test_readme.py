@@ -27,13 +27,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
+from test_rotation_database import can_login
 
 from rotor.devenv import binaries
 from rotor.devenv.postgres import PostgresServer
 from rotor.devenv.vault import ROOT_TOKEN
 from support.cluster import Cluster, wait_for
 from support.postgres import postgres  # noqa: F401
-from test_rotation_database import can_login
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -218,3 +218,13 @@ async def test_readme_dynamic_credentials_log_in_under_their_least_privilege_pol
 
     assert data["DATABASE_URL"].decode() == f"postgresql://{user}:{quote(password, safe='')}@db:5432/app"
     assert can_login(postgres, user, password), "PostgreSQL refuses the credentials Rotor wrote"
+
+    # revokeOnDelete under that same policy (sys/leases/revoke/database/creds/shop-app/*)
+    await cluster.delete("ManagedSecret", "shop-db", "shop")
+
+    async def gone() -> bool:
+        return await cluster.get("ManagedSecret", "shop-db", "shop") is None
+
+    await wait_for(gone, timeout=30, what="the ManagedSecret deleted")
+    assert "RevokeFailed" not in await cluster.event_reasons("shop", "shop-db")
+    assert not can_login(postgres, user, password), "the credentials still log in after revokeOnDelete"
