@@ -11,6 +11,7 @@ them (``renewable``). From it and ``renewPercent``:
   role's max TTL) is replaced instead, at the same point: new credentials ``lead`` before the old
   ones end, which stay under ``<key><previousKeySuffix>`` until then.
 
+The rule itself (``rotor.leasing``) is the one the Vault stores' own tokens are renewed by.
 ``next_step`` is the ordered chain of checks; ``renewed``, ``refused`` and ``issued`` are the
 records after each action; ``wake`` is when to look again.
 """
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rotor.clock import format_time, parse_time
+from rotor.leasing import extendable, renewal_lead
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def lease_of(status: Mapping[str, Any]) -> Lease | None:
 
 def lead(lease: Lease, renew_percent: int) -> dt.timedelta:
     """How long before its end a lease is renewed or replaced."""
-    return dt.timedelta(seconds=lease.duration * (100 - renew_percent) / 100)
+    return dt.timedelta(seconds=renewal_lead(lease.duration, renew_percent))
 
 
 def renew_at(lease: Lease, renew_percent: int) -> dt.datetime | None:
@@ -154,11 +156,10 @@ def next_step(
 def renewed(lease: Lease, *, granted: int, renewable: bool, now: dt.datetime) -> Lease:
     """The record after a renewal that granted ``granted`` seconds: the same lease id, a later
     end; a grant shorter than asked (capped at the max TTL) means it cannot be extended again."""
-    extendable = renewable and granted >= lease.duration > 0
     return replace(
         lease,
         expires_at=now + dt.timedelta(seconds=granted) if granted > 0 else lease.expires_at,
-        renewable=extendable,
+        renewable=renewable and extendable(granted, lease.duration),
     )
 
 
