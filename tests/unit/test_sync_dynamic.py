@@ -227,3 +227,26 @@ async def test_no_credentials_are_issued_for_a_secret_rotor_cannot_write(world: 
     w.index.secrets[(NS, NAME)] = copy.deepcopy(w.gateway.secrets[NAME])
     status = await _sync(w, 0)
     assert _ready(status) == "SecretConflict" and w.fake.calls["issue"] == 0
+
+
+class Rollouts:
+    """The rollout service's part a sync calls: records each Secret write handed to it."""
+
+    def __init__(self) -> None:
+        self.writes: list[dict[str, bytes]] = []
+
+    async def after_write(self, body: Any, spec: Any, desired: Any) -> None:
+        self.writes.append(dict(desired.data))
+
+
+async def test_consumers_roll_out_when_credentials_change_not_when_the_lease_is_renewed(world: Any) -> None:
+    w = world
+    w.sync.rollout = rollouts = Rollouts()
+    await _sync(w, 0)
+    assert len(rollouts.writes) == 1  # first credentials
+    await _sync(w, 67)  # renewed in place
+    await _sync(w, 134)  # renewed, capped
+    assert len(rollouts.writes) == 1, "a renewal rolled the consumers out"
+    await _sync(w, 167)  # replaced: the new credentials and the previous ones
+    assert len(rollouts.writes) == 2 and rollouts.writes[-1]["username"] == b"v-user-2"
+    assert rollouts.writes[-1]["username_previous"] == b"v-user-1"
