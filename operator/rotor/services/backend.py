@@ -23,6 +23,9 @@ from rotor.providers.base import (
     CertificateIssuer,
     ChangeLister,
     DatabaseCredentials,
+    LeasedCredentials,
+    LeasedValue,
+    LeaseGrant,
     PathReader,
     Provider,
     ProviderError,
@@ -371,6 +374,25 @@ class Backend:
         if not isinstance(p, DatabaseCredentials):
             raise self._unsupported("rotate a database role")
         await self.call("rotate", p.rotate_database_role, mount, role)
+
+    async def issue_leased(self, path: str) -> LeasedValue:
+        """New credentials from ``path`` (never shared: every read issues a new lease)."""
+        p = self.provider
+        if not isinstance(p, LeasedCredentials):
+            raise self._unsupported("issue credentials with a lease (vaultDynamic)")
+        return await self.call("issue", p.issue_leased, path)
+
+    async def renew_lease(self, lease_id: str, increment: int) -> LeaseGrant:
+        p = self.provider
+        if not isinstance(p, LeasedCredentials):
+            raise self._unsupported("renew leases")
+        return await self.call("renew", p.renew_lease, lease_id, increment)
+
+    async def revoke_lease(self, lease_id: str) -> None:
+        p = self.provider
+        if not isinstance(p, LeasedCredentials):
+            raise self._unsupported("revoke leases")
+        await self.call("revoke", p.revoke_lease, lease_id)
 
     async def issue_certificate(
         self, mount: str, role: str, common_name: str, alt_names: list[str], ttl: str | None

@@ -31,6 +31,7 @@ from rotor.observability.logging import audit
 from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
 from rotor.providers.base import ProviderError, RemoteRef
 from rotor.services.cpu import INLINE, CpuPool
+from rotor.services.leases import DynamicCredentials, Gathered, LeaseBlocked
 from rotor.services.ports import ObjectIndex, SecretLedger
 from rotor.services.rollout import RolloutService
 from rotor.services.rotation import RotationContext, RotationService
@@ -95,6 +96,7 @@ class SyncService:
         self.rollout = rollout
         self.cpu = cpu
         self.failures: dict[str, int] = {}
+        self.dynamic = DynamicCredentials(hash_key=hash_key)
         #: what each ManagedSecret read at its last sync: (store, refs); a refresh wave prefetches
         #: these in batches before the workers sync
         self.reads: dict[tuple[str, str], tuple[StoreKey, tuple[RemoteRef, ...]]] = {}
@@ -136,6 +138,8 @@ class SyncService:
                 assert handle.backend is not None
                 handle.backend.forget(list(sources.refs))
             fetched = await self._fetch(body, spec, handle, sources, namespace)
+            if spec.vault_dynamic is not None:
+                fetched.lease = await self._lease(body, spec, handle, status, now)
             if self.rotation is not None and spec.rotation is not None:
 
                 async def secret_blocked() -> str | None:
@@ -145,10 +149,15 @@ class SyncService:
                     body, spec, handle, fetched, now, secret_blocked=secret_blocked
                 )
             try:
-                data = assemble_values(spec, fetched.refs, fetched.found, fetched.databases, now=now)
+                leased = fetched.lease.values if fetched.lease is not None else None
+                data = assemble_values(
+                    spec, fetched.refs, fetched.found, fetched.databases, now=now, leased=leased
+                )
                 templates = template_sources(spec)
                 # rendering is CPU-bound (up to its time budget): off the event loop
                 data = finish(data, await self.cpu.render(templates, data) if templates else {})
+                if fetched.lease is not None:  # the replaced credentials, until their lease ends
+                    data = finish({**data, **fetched.lease.previous}, {})
             except ValueFailure as err:
                 raise SyncFailure(err.reason, err.message, retry=True) from None
             except KeyError as err:
@@ -157,6 +166,7 @@ class SyncService:
                 data = await self.rotation.with_grace_keys(body, spec, data, rotating, now, handle, fetched)
             desired = self._desired(body, spec, data)
             written, restored = await self._apply(body, desired, spec)
+            self.dynamic.written(ms_id(body))
             if self.rotation is not None and rotating is not None:
                 await self.rotation.record_synced(body, rotating, now)
         except StoreProblem as err:
@@ -164,6 +174,8 @@ class SyncService:
             return await self._fail(body, SyncFailure(err.reason, err.message), started, rotating)
         except SyncFailure as err:
             return await self._fail(body, err, started, rotating)
+        except LeaseBlocked as err:
+            return await self._fail(body, SyncFailure("SecretConflict", err.message), started, rotating)
         except ProviderError as err:
             reason = {
                 "KeyNotFound": "KeyNotFound",
@@ -196,6 +208,7 @@ class SyncService:
                 next_refresh=self._next_refresh(spec, body, handle, sources, now),
                 rotation=rotation_seen,
                 has_rotation_spec=spec.rotation is not None,
+                lease=fetched.lease.report if fetched.lease is not None else None,
             )
         )
         await self._apply_status(body, decision)
@@ -322,6 +335,36 @@ class SyncService:
             )
             fetched.databases[(mount, role)] = creds
         return fetched
+
+    async def _lease(
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        handle: StoreHandle,
+        status: Mapping[str, Any],
+        now: dt.datetime,
+    ) -> Gathered:
+        """The dynamic source: the credentials the Secret holds under the recorded lease, renewed
+        when due, or new ones (never issued when the Secret could not take them)."""
+        assert handle.backend is not None
+        target = spec.target.name or body["metadata"]["name"]
+        actual = self._actual(body["metadata"]["namespace"], target)
+        if actual is None and status.get("lease"):
+            actual = await self.gateway.get_secret(body["metadata"]["namespace"], target)
+
+        async def blocked() -> str | None:
+            return await self._blocked(body, spec)
+
+        return await self.dynamic.gather(
+            ms_id(body),
+            spec,
+            handle.backend,
+            handle.id,
+            status,
+            self.dynamic.trusted_data(spec, status, actual),
+            now,
+            blocked,
+        )
 
     def _actual(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self.index.secret(namespace, name)
@@ -452,6 +495,7 @@ class SyncService:
         key = ms_id(body)
         attempts = self.failures.get(key, 0) + 1
         self.failures[key] = attempts
+        await self.dynamic.discard_unwritten(key)
         spec = body.get("spec") or {}
         decision = decide_failed(
             Failed(
@@ -503,6 +547,10 @@ class SyncService:
             policy, creation = spec.target.deletion_policy, spec.target.creation_policy
         except ValidationError:
             target, policy, creation = name, "Retain", "Owner"
+        else:
+            dynamic = spec.vault_dynamic
+            if dynamic is not None and dynamic.revoke_on_delete:
+                await self._revoke_leases(body, spec)
         actual = await self.gateway.get_secret(namespace, target)
         if actual is not None:
             a_meta = actual.get("metadata") or {}
@@ -531,6 +579,22 @@ class SyncService:
         await self.gateway.patch_object(
             "ManagedSecret", name, namespace, {"metadata": {"finalizers": finalizers}}
         )
+
+    async def _revoke_leases(self, body: dict[str, Any], spec: ManagedSecretSpec) -> None:
+        """revokeOnDelete: end the recorded leases now. A store that cannot be reached is reported
+        (a RevokeFailed Event) and does not hold up the deletion: the credentials then end with
+        their lease."""
+        who = ms_id(body)
+        try:
+            handle = await self._store(spec, body["metadata"]["namespace"])
+            assert handle.backend is not None
+            await self.dynamic.revoke(who, handle.backend, body.get("status") or {})
+        except (StoreProblem, ProviderError) as err:
+            note = f"the lease of {who} could not be revoked ({err.reason}: {err.message}); it ends at its expiry"
+            log.warning(note, extra={"managedSecret": who, "reason": err.reason})
+            await self.gateway.post_event(
+                body, type_="Warning", reason="RevokeFailed", note=note, action="Delete"
+            )
 
 
 __all__ = ["Fetched", "SyncFailure", "SyncOutcome", "SyncService", "absorb"]

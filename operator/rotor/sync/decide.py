@@ -5,11 +5,14 @@ patch (or none), the Events of the transitions and when to come back.
 
 - status: observedGeneration, secretName, sourceVersions, dataHash, lastForceSync (a force-sync
   request answered), lastSyncTime (only when the data changed, or never set), nextRefreshTime,
-  the rotation report's fields (a rotation spec) or certificate expiry found in the data (none),
-  and the conditions: Ready=True Synced, or Ready=False Expired for a certificate past notAfter;
+  the rotation report's fields (a rotation spec) or the expiry of a certificate found in the data
+  or of a lease (none), ``lease`` for dynamic credentials (cleared when the spec has none any
+  more), and the conditions: Ready=True Synced, or Ready=False Expired for a certificate past
+  notAfter;
 - no status write when nothing but the refresh times would change and the object was Ready;
 - Events: ``Synced`` when the Secret was written (or restored after a change outside Rotor), or
-  when the object becomes Ready without a write; then the rotation's and the expiry's Events.
+  when the object becomes Ready without a write; ``CredentialsIssued`` when a lease's credentials
+  were replaced (or first issued); then the rotation's and the expiry's Events.
 
 ``decide_failed`` after a sync that failed (the last good Secret is kept):
 
@@ -36,6 +39,8 @@ from rotor.rotation.checks import expiring_condition
 from rotor.rotation.expiry import compute_expiry
 from rotor.rotation.phases import in_progress
 from rotor.rotation.report import RotationDone, RotationReport, RotationSeen, report
+from rotor.sync.lease import LeaseReport, lead
+from rotor.sync.lease import wake as lease_wake
 
 #: back-off of a failed sync: from about 2 s, doubling, at most 2 minutes
 SYNC_RETRY_BASE = dt.timedelta(seconds=2)
@@ -68,6 +73,8 @@ class Synced:
     #: the rotation step's outcome and what it looks at, when the spec has a rotation
     rotation: tuple[RotationDone, RotationSeen] | None
     has_rotation_spec: bool
+    #: the dynamic source's lease after this sync (dataFrom.vaultDynamic), if the spec has one
+    lease: LeaseReport | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,27 @@ def decide_synced(s: Synced) -> StatusPlan:
     )
     later: list[PlannedEvent] = []
     rotated: RotationReport | None = None
+    if s.lease is not None:
+        leased = s.lease.lease
+        status["lease"] = leased.status()
+        next_at = _earliest(next_at, lease_wake(leased, s.lease.renew_percent, now))
+        if s.lease.issued is not None:
+            kept = (
+                f"; the previous credentials stay in the Secret as <key>{s.lease.suffix} until "
+                f"{format_time(leased.previous.expires_at)}"
+                if leased.previous is not None and leased.previous.expires_at is not None
+                else ""
+            )
+            later.append(
+                PlannedEvent(
+                    "Normal",
+                    "CredentialsIssued",
+                    f"new credentials from {leased.path} (lease {leased.id}): {s.lease.issued}{kept}",
+                    "Lease",
+                )
+            )
+    elif s.status.get("lease"):
+        status["lease"] = None
     if s.rotation is not None:
         rotated = report(*s.rotation, conditions)
         conditions = rotated.conditions
@@ -253,15 +281,17 @@ def request_waits(
 def certificate_expiry(
     s: Synced, conditions: list[dict[str, Any]]
 ) -> tuple[dict[str, str | None] | None, list[dict[str, Any]], dt.datetime | None, PlannedEvent | None]:
-    """Without a rotation policy, expiry still comes from certificates found in the data:
-    status.expiry, the Expiring condition, when to look again, and the Event of a transition."""
+    """Without a rotation policy, expiry still comes from certificates found in the data and from
+    the lease of dynamic credentials (renewal due ``lead`` before its end): status.expiry, the
+    Expiring condition, when to look again, and the Event of a transition."""
+    leased = s.lease.lease if s.lease is not None else None
     expiry = compute_expiry(
         data=s.data,
         last_rotation=None,
         source_created=None,
         max_age=None,
-        rotate_before=None,
-        provider_expiry=None,
+        rotate_before=lead(leased, s.lease.renew_percent) if s.lease is not None and leased else None,
+        provider_expiry=leased.expires_at if leased is not None else None,
     )
     if expiry is None:
         return None, [c for c in conditions if c.get("type") != "Expiring"], None, None
