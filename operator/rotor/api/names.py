@@ -25,3 +25,9 @@ DATA_HASH_ANNOTATION = "rotor.dev/data-hash"
 MANAGED_KEYS_ANNOTATION = "rotor.dev/managed-keys"
 #: On a restarted workload's pod template.
 RESTARTED_AT_ANNOTATION = "rotor.dev/restarted-at"
+
+#: The change-notification receiver (``--notify-addr``): its one path, the header carrying the
+#: body's HMAC-SHA256 (``sha256=<hex>``), and the key of the notify Secret holding the HMAC key.
+NOTIFY_PATH = "/v1/notify"
+NOTIFY_SIGNATURE_HEADER = "X-Rotor-Signature"
+NOTIFY_SECRET_KEY = "hmac-key"

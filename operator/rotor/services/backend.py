@@ -21,11 +21,13 @@ from rotor.providers.base import (
     BatchReader,
     Capabilities,
     CertificateIssuer,
+    ChangeEventSource,
     ChangeLister,
     DatabaseCredentials,
     PathReader,
     Provider,
     ProviderError,
+    QueuedChange,
     RemoteRef,
     RemoteSecret,
     RolledBack,
@@ -43,6 +45,9 @@ from rotor.services.ratelimit import DEFAULT_BURST, DEFAULT_QPS, AdaptiveLimiter
 T = TypeVar("T")
 
 _POOL: ThreadPoolExecutor | None = None
+#: long polls (SQS ReceiveMessage waits up to 20 s) get threads of their own, so that they never
+#: hold the threads reads need
+_LONG_POLLS: ThreadPoolExecutor | None = None
 
 
 def thread_pool(size: int = 16) -> ThreadPoolExecutor:
@@ -390,6 +395,30 @@ class Backend:
         if not isinstance(p, PathReader):
             raise self._unsupported("read a whole path")
         return await self.call("read", p.read_path, path)
+
+    @property
+    def change_events(self) -> bool:
+        """The store names a change-event queue its provider can poll."""
+        p = self.provider
+        return isinstance(p, ChangeEventSource) and p.has_change_events
+
+    async def receive_changes(self, wait_seconds: int) -> list[QueuedChange]:
+        """One long poll of the store's change-event queue (on a thread of its own)."""
+        global _LONG_POLLS
+        p = self.provider
+        if not isinstance(p, ChangeEventSource):
+            raise self._unsupported("deliver change events")
+        if _LONG_POLLS is None:
+            _LONG_POLLS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rotor-longpoll")
+        loop = asyncio.get_running_loop()
+        pool = _LONG_POLLS
+        return await loop.run_in_executor(pool, lambda: p.receive_changes(wait_seconds))
+
+    async def delete_changes(self, receipts: list[str]) -> None:
+        p = self.provider
+        if not isinstance(p, ChangeEventSource):
+            raise self._unsupported("deliver change events")
+        await self.call("delete_changes", p.delete_changes, receipts)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
