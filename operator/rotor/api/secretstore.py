@@ -173,6 +173,7 @@ class AwsAuth(SpecModel, Generic[KeyRefT]):
 
 class AwsChangeEvents(SpecModel):
     sqs_queue_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")] = Field(
+        alias="sqsQueueURL",
         description="URL of an SQS queue that an EventBridge rule feeds with this account's Secrets "
         "Manager events (PutSecretValue, UpdateSecret, RotationSucceeded). The leader long-polls it "
         "with the store's credentials (sqs:ReceiveMessage, sqs:DeleteMessage) and refreshes the "

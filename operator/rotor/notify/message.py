@@ -54,10 +54,13 @@ def parse_notification(body: bytes) -> Notification:
         raw: Any = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidNotification("the body is not JSON") from None
+    if not isinstance(raw, dict):
+        raise InvalidNotification('the body must be an object: {"store": {...}, "keys": [...]}')
     try:
         parsed = _Body.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidNotification(describe_errors(exc)) from None
+        # pydantic's messages name the rule, never the input value
+        raise InvalidNotification(describe_errors(exc).replace("spec.", "")) from None
     store = parsed.store
     if store.kind == "SecretStore" and store.namespace is None:
         raise InvalidNotification("store.namespace is required for a SecretStore")
