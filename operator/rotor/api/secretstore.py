@@ -178,7 +178,7 @@ class AwsChangeEvents(SpecModel):
         "Manager events (PutSecretValue, UpdateSecret, RotationSucceeded). The leader long-polls it "
         "with the store's credentials (sqs:ReceiveMessage, sqs:DeleteMessage) and refreshes the "
         "ManagedSecrets that read the secret an event names; a message is deleted once that refresh "
-        "is queued. Polling by refresh.interval stays the safety net."
+        "is queued. Polling by refresh.interval stays the safety net.",
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from rotor.notify.eventbridge import parse_change
 from rotor.providers.base import ProviderError
@@ -37,7 +38,9 @@ class ChangeEventService:
         *,
         wait_seconds: int = WAIT_SECONDS,
         check_every: float = 2.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._sleep = sleep
         self.stores = stores
         self.notifications = notifications
         self.scheduler = scheduler
@@ -45,6 +48,11 @@ class ChangeEventService:
         self.check_every = check_every
         self._pollers: dict[StoreKey, tuple[Backend, asyncio.Task[None]]] = {}
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def polling(self) -> set[StoreKey]:
+        """The stores whose queues are being polled."""
+        return set(self._pollers)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise())
@@ -102,7 +110,7 @@ class ChangeEventService:
                     delay,
                     extra={"reason": exc.reason if isinstance(exc, ProviderError) else "ProviderError"},
                 )
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 continue
             failures = 0
             done: list[str] = []
