@@ -611,7 +611,9 @@ def test_notifications_get_their_port_service_secret_and_network_policy(helm: st
     assert f"--notify-secret={NAMESPACE}/rotor-notify" in c["args"]
     assert {"name": "notify", "containerPort": 9443, "protocol": "TCP"} in c["ports"]
     (svc,) = [s for s in by_kind(objs, "Service") if s["metadata"]["name"] == "rotor-notify"]
-    assert svc["spec"]["ports"] == [{"name": "notify", "port": 9443, "targetPort": "notify", "protocol": "TCP"}]
+    assert svc["spec"]["ports"] == [
+        {"name": "notify", "port": 9443, "targetPort": "notify", "protocol": "TCP"}
+    ]
     (role,) = [r for r in by_kind(objs, "Role") if r["metadata"]["name"] == "rotor-notify"]
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
