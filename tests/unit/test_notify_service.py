@@ -202,6 +202,29 @@ async def test_the_receiver_answers_each_bad_request_and_refreshes_nothing(caplo
         await client.close()
 
 
+async def test_a_large_or_chunked_body_is_read_whole() -> None:
+    w = World()
+    w.add("a", "app/db")
+    client = await _client(w)
+    try:
+        body = _body(keys=["app/db", *(f"padding/{i:03d}/{'p' * 300}" for i in range(99))])
+        assert 30_000 < len(body) < MAX_BODY_BYTES
+
+        async def chunks(data: bytes, size: int):  # type: ignore[no-untyped-def]
+            for i in range(0, len(data), size):
+                yield data[i : i + size]
+
+        headers = {NOTIFY_SIGNATURE_HEADER: sign(HMAC, body)}
+        resp = await client.post(NOTIFY_PATH, data=chunks(body, 1000), headers=headers)
+        assert resp.status == 202, await resp.text()
+        assert w.queued() == ["a"]
+        big = b'{"keys": ["' + b"x" * MAX_BODY_BYTES + b'"]}'
+        resp = await client.post(NOTIFY_PATH, data=chunks(big, 4096), headers=headers)
+        assert resp.status == 413
+    finally:
+        await client.close()
+
+
 async def test_the_receiver_rate_limits_per_store_and_waits_for_the_leader() -> None:
     w = World()
     w.service.rate, w.service.burst = 0.001, 2

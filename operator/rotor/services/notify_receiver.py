@@ -73,9 +73,14 @@ class NotifyReceiver:
     async def notify(self, request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return _answer(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
-        body = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(body) > MAX_BODY_BYTES:
-            return _answer(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(16384):  # a chunked body has no length
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return _answer(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
         key = await self.key.get()
         if key is None:
             return _answer(503, "unavailable", f"the notify Secret {self.key.id} (key hmac-key) is missing")
