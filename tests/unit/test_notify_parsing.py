@@ -202,3 +202,32 @@ def test_the_bucket_answers_at_once_and_refills_at_its_rate() -> None:
     assert bucket.take() and not bucket.take()
     now[0] = 100.0  # never more than the burst
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
+# ---------------------------------------------------------------------- rotor run flags
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--notify-addr", "0.0.0.0:8082"], "--notify-secret NAMESPACE/NAME"),
+        (
+            ["--notify-addr", "0.0.0.0:8082", "--notify-secret", "just-a-name"],
+            "--notify-secret NAMESPACE/NAME",
+        ),
+        (["--notify-addr", ":8082", "--notify-secret", "a/b/c"], "--notify-secret NAMESPACE/NAME"),
+        (["--notify-addr", ":8082", "--notify-secret", "a/b", "--notify-rate", "0"], "--notify-rate"),
+    ],
+)
+def test_rotor_run_refuses_a_receiver_without_its_key(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rotor.cli.main import main
+
+    assert main(["run", "--no-leader-elect", *argv]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_the_receiver_is_off_by_default() -> None:
+    from rotor.cli.main import build_parser
+
+    args = build_parser().parse_args(["run"])
+    assert args.notify_addr is None and args.notify_secret is None
