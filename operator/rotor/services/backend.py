@@ -151,12 +151,19 @@ class Backend:
             if not future.done():
                 future.set_exception(exc)
                 future.exception()  # mark retrieved
-            self._reads.pop(ref, None)
+            current = self._reads.get(ref)
+            if current is not None and current.future is future:
+                del self._reads[ref]
             raise
         future.set_result(value)
-        self._reads[ref] = _Entry(future, time.monotonic())
-        if self.detects_changes and ref.version in (None, "AWSCURRENT"):
-            self._latest[ref.key] = value
+        current = self._reads.get(ref)
+        if current is not None and current.future is future:
+            # still the shared read of this ref: share it for a window from now. A read that
+            # ``forget`` dropped while it was on the wire may hold a value from before a change:
+            # it answers its own callers, and is shared with no one after them.
+            self._reads[ref] = _Entry(future, time.monotonic())
+            if self.detects_changes and ref.version in (None, "AWSCURRENT"):
+                self._latest[ref.key] = value
         return value
 
     async def version_index(self, keys: list[str]) -> dict[str, str]:
@@ -231,20 +238,25 @@ class Backend:
             res = results.get(ref)
             if isinstance(res, RemoteSecret):
                 fut.set_result(res)
-                self._reads[ref] = _Entry(fut, stamp)
-                self._latest[ref.key] = res
+                current = self._reads.get(ref)
+                if current is not None and current.future is fut:  # not forgotten meanwhile
+                    self._reads[ref] = _Entry(fut, stamp)
+                    self._latest[ref.key] = res
             else:
                 fut.set_exception(res or ProviderError(f"no result for '{ref.key}'"))
                 fut.exception()
                 self._reads.pop(ref, None)
 
     def forget(self, refs: list[RemoteRef]) -> None:
-        """Drop shared reads (force-sync must see the source now)."""
+        """Drop shared reads, settled or still on the wire: the next read of these refs asks the
+        source (a force-sync, or a change notification, must see the source as it is now, not a
+        read that started before the change). A read in flight still answers those already
+        waiting on it."""
         for ref in refs:
             self._latest.pop(ref.key, None)
-            entry = self._reads.get(ref)
-            if entry is not None and entry.future.done():
-                self._reads.pop(ref, None)
+            self._reads.pop(ref, None)
+        if refs and self.detects_changes:
+            self._index = None  # the version listing may predate the change too
 
     def _gc(self, now: float) -> None:
         """Drop settled reads older than the share window, at most once per window (values do
