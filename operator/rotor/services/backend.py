@@ -238,8 +238,8 @@ class Backend:
             res = results.get(ref)
             if isinstance(res, RemoteSecret):
                 fut.set_result(res)
-                current = self._reads.get(ref)
-                if current is not None and current.future is fut:  # not forgotten meanwhile
+                entry = self._reads.get(ref)
+                if entry is not None and entry.future is fut:  # not forgotten meanwhile
                     self._reads[ref] = _Entry(fut, stamp)
                     self._latest[ref.key] = res
             else:
