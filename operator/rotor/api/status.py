@@ -7,6 +7,7 @@ parses. Timestamps are timezone-aware UTC and are written as RFC 3339 with secon
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ __all__ = [
     "Expiry",
     "FailureCause",
     "ManagedSecretStatus",
+    "PlannedEvent",
     "Reason",
     "RolloutStatus",
     "RotationPhase",
@@ -154,6 +156,16 @@ class FailureCause(enum.StrEnum):
     SPEC = "Spec"  # the ManagedSecret's rotation settings (keys, pinned versions, Observe)
     SECRET_CONFLICT = "SecretConflict"  # the Secret cannot be written, so the source is not either
     SOURCE = "Source"  # the backend refused or failed a step
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    """An Event a decision asks for; the service posts it. ``note`` never holds a value."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    note: str
+    action: str
 
 
 class RotationStatus(StatusModel):

@@ -26,17 +26,11 @@ from rotor.api.names import (
     ROTATE_ANNOTATION,
 )
 from rotor.api.registry import describe_errors
-from rotor.api.status import Reason
-from rotor.clock import Clock, format_time, parse_time
-from rotor.conditions import STALLED_REASONS, get_condition, readiness_conditions, set_condition
+from rotor.clock import Clock
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.logging import audit
 from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
 from rotor.providers.base import ProviderError, RemoteRef
-from rotor.rotation.backoff import retry_delay
-from rotor.rotation.checks import expiring_condition
-from rotor.rotation.expiry import compute_expiry
-from rotor.rotation.phases import in_progress
 from rotor.services.cpu import INLINE, CpuPool
 from rotor.services.ports import ObjectIndex, SecretLedger
 from rotor.services.rollout import RolloutService
@@ -44,6 +38,7 @@ from rotor.services.rotation import RotationContext, RotationService
 from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
 from rotor.sync.assemble import assemble_values, finish, template_sources
+from rotor.sync.decide import Failed, StatusPlan, Synced, decide_failed, decide_synced, request_waits
 from rotor.sync.plan import Desired, plan
 from rotor.sync.refresh import next_refresh
 from rotor.sync.sources import Sources, sources_of
@@ -51,10 +46,6 @@ from rotor.values.errors import ValueFailure
 from rotor.values.hashing import data_hash
 
 log = logging.getLogger("rotor.sync")
-
-#: back-off of a failed sync: from about 2 s, doubling, at most 2 minutes
-SYNC_RETRY_BASE = dt.timedelta(seconds=2)
-SYNC_RETRY_CAP = dt.timedelta(seconds=120)
 
 
 class SyncFailure(Exception):
@@ -186,80 +177,52 @@ class SyncService:
                 body, SyncFailure("ProviderError", f"writing the Secret failed: {err}"), started, rotating
             )
 
-        # ---- success
+        # ---- success: decide the status (pure), then apply it
         self.failures.pop(ms_id(body), None)
-        versions = self._source_versions(spec, fetched)
-        next_at = self._next_refresh(spec, body, handle, sources, now)
-        new_status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "secretName": desired.name,
-            "sourceVersions": versions,
-            "dataHash": desired.data_hash,
-        }
-        if force:
-            new_status["lastForceSync"] = force
-        changed_data = written or status.get("dataHash") != desired.data_hash
-        if changed_data or not status.get("lastSyncTime"):
-            new_status["lastSyncTime"] = format_time(now)
-        new_status["nextRefreshTime"] = format_time(next_at) if next_at else None
-        events: list[tuple[str, str, str]] = []
-        conditions = readiness_conditions(
-            status.get("conditions") or [],
-            ready=True,
-            reason=Reason.SYNCED,
-            message=f"Secret {desired.name} matches the source",
-            generation=generation,
-            now=now,
+        rotation_seen = None
+        if self.rotation is not None and rotating is not None and spec.rotation is not None:
+            rotation_seen = await self.rotation.gathered(body, spec, data, rotating, now, fetched, handle)
+        decision = decide_synced(
+            Synced(
+                now=now,
+                generation=generation,
+                status=status,
+                force=force,
+                secret_name=desired.name,
+                data=data,
+                data_hash=desired.data_hash,
+                source_versions=self._source_versions(spec, fetched),
+                written=written,
+                restored=restored,
+                next_refresh=self._next_refresh(spec, body, handle, sources, now),
+                rotation=rotation_seen,
+                has_rotation_spec=spec.rotation is not None,
+            )
         )
-        if self.rotation is not None and rotating is not None:
-            extra, rotation_next = await self.rotation.after_sync(
-                body, spec, data, rotating, now, written, conditions, fetched, handle
-            )
-            conditions = extra.pop("conditions")
-            new_status.update(extra)
-            if rotation_next is not None and (next_at is None or rotation_next < next_at):
-                next_at = rotation_next
-        elif spec.rotation is None:
-            conditions, cert_next = self._certificate_expiry(body, data, conditions, new_status, now, events)
-            if cert_next is not None and (next_at is None or cert_next < next_at):
-                next_at = cert_next
-        conditions = self._expired_certificate(new_status, conditions, generation, now, desired.name)
-        new_status["conditions"] = conditions
-        was_ready = (get_condition(status.get("conditions"), "Ready") or {}).get("status") == "True"
-        # only what a user needs: unchanged refreshes write nothing
-        if (
-            not written
-            and was_ready
-            and _same(status, new_status, ignore=("nextRefreshTime", "lastSyncTime"))
-        ):
-            SYNC_TOTAL.labels("unchanged").inc()
-            SYNC_DURATION.observe(time.perf_counter() - started)
-            return SyncOutcome(next_at, True, "Synced")
-        absorb(
-            body, await self.gateway.patch_status("ManagedSecret", name, namespace, new_status), new_status
-        )
-        if written:
-            note = (
-                f"Secret {desired.name} restored: it had been changed outside Rotor"
-                if restored
-                else f"Secret {desired.name} written ({len(data)} keys)"
-            )
-            await self.gateway.post_event(body, type_="Normal", reason="Synced", note=note, action="Sync")
-        elif not was_ready:
-            await self.gateway.post_event(
-                body,
-                type_="Normal",
-                reason="Synced",
-                note=f"Secret {desired.name} matches the source",
-                action="Sync",
-            )
-        for type_, reason, note in events:
-            await self.gateway.post_event(body, type_=type_, reason=reason, note=note, action="Observe")
+        await self._apply_status(body, decision)
+        if decision.rotation is not None and self.rotation is not None:
+            self.rotation.counted(body, decision.rotation)
         if written and self.rollout is not None:
             await self.rollout.after_write(body, spec, desired)
-        SYNC_TOTAL.labels("success").inc()
+        SYNC_TOTAL.labels("success" if decision.status is not None else "unchanged").inc()
         SYNC_DURATION.observe(time.perf_counter() - started)
-        return SyncOutcome(next_at, True, "Synced")
+        return SyncOutcome(decision.next_at, decision.ready, decision.reason)
+
+    async def _apply_status(self, body: dict[str, Any], decision: StatusPlan) -> None:
+        """Write the decided status (when there is one), then post the decided Events."""
+        meta = body["metadata"]
+        if decision.status is not None:
+            absorb(
+                body,
+                await self.gateway.patch_status(
+                    "ManagedSecret", meta["name"], meta["namespace"], decision.status
+                ),
+                decision.status,
+            )
+        for event in decision.events:
+            await self.gateway.post_event(
+                body, type_=event.type, reason=event.reason, note=event.note, action=event.action
+            )
 
     # ------------------------------------------------------------------ steps
     def _desired(
@@ -452,65 +415,6 @@ class SyncService:
         interval = parse_duration(spec.refresh.interval)
         return next_refresh(self.refresh_seed(body, handle, sources), interval, now)
 
-    def _certificate_expiry(
-        self,
-        body: dict[str, Any],
-        data: Mapping[str, bytes],
-        conditions: list[dict[str, Any]],
-        new_status: dict[str, Any],
-        now: dt.datetime,
-        events: list[tuple[str, str, str]],
-    ) -> tuple[list[dict[str, Any]], dt.datetime | None]:
-        """Without a rotation policy, expiry still comes from certificates found in the data."""
-        expiry = compute_expiry(
-            data=data,
-            last_rotation=None,
-            source_created=None,
-            max_age=None,
-            rotate_before=None,
-            provider_expiry=None,
-        )
-        if expiry is None:
-            new_status["expiry"] = None
-            return [c for c in conditions if c.get("type") != "Expiring"], None
-        new_status["expiry"] = {
-            "notAfter": format_time(expiry.not_after),
-            "source": expiry.source,
-            "renewalTime": format_time(expiry.renewal_time),
-        }
-        expiring, reason, message = expiring_condition(strategy="Sync", expiry=expiry, now=now, observed=None)
-        generation = int(body["metadata"].get("generation") or 0)
-        old = get_condition((body.get("status") or {}).get("conditions"), "Expiring") or {}
-        conditions = set_condition(conditions, "Expiring", expiring, reason, message, generation, now)
-        if expiring and (old.get("status") != "True" or old.get("reason") != reason):
-            events.append(("Warning", "Expiring", message))
-        wake = expiry.renewal_time if expiry.renewal_time > now else expiry.not_after
-        return conditions, wake if wake > now else None
-
-    def _expired_certificate(
-        self,
-        new_status: Mapping[str, Any],
-        conditions: list[dict[str, Any]],
-        generation: int,
-        now: dt.datetime,
-        target: str,
-    ) -> list[dict[str, Any]]:
-        """A certificate past its notAfter is not usable: Ready=False, reason Expired (the Secret
-        still holds what the source holds)."""
-        expiry = new_status.get("expiry") or {}
-        not_after = parse_time(expiry.get("notAfter"))
-        if expiry.get("source") == "Certificate" and not_after is not None and not_after <= now:
-            return readiness_conditions(
-                conditions,
-                ready=False,
-                reason=Reason.EXPIRED,
-                message=f"the certificate in Secret {target} expired at {format_time(not_after)}; "
-                "renew it at the source",
-                generation=generation,
-                now=now,
-            )
-        return conditions
-
     # ------------------------------------------------------------------ failure
     async def _fail(
         self,
@@ -520,72 +424,37 @@ class SyncService:
         rotating: RotationContext | None = None,
     ) -> SyncOutcome:
         meta = body["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        status = dict(body.get("status") or {})
-        generation = int(meta.get("generation") or 0)
-        now = self.clock.now()
+        status = body.get("status") or {}
         key = ms_id(body)
         attempts = self.failures.get(key, 0) + 1
         self.failures[key] = attempts
-        conditions = readiness_conditions(
-            status.get("conditions") or [],
-            ready=False,
-            reason=err.reason,
-            message=err.message,
-            generation=generation,
-            now=now,
+        spec = body.get("spec") or {}
+        decision = decide_failed(
+            Failed(
+                now=self.clock.now(),
+                generation=int(meta.get("generation") or 0),
+                status=status,
+                force=(meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION),
+                reason=err.reason,
+                message=err.message,
+                retry=err.retry,
+                attempts=attempts,
+                seed=key,
+                rotation_blocked=(
+                    rotating.error if rotating is not None and rotating.blocked is not None else None
+                ),
+                request_waits=request_waits(
+                    reason=err.reason,
+                    has_rotation_spec=bool(spec.get("rotation")),
+                    rotate_annotation=(meta.get("annotations") or {}).get(ROTATE_ANNOTATION),
+                    rotation=rotating.rotation if rotating is not None else status.get("rotation") or {},
+                    advanced=rotating is not None and rotating.advanced,
+                    blocked=rotating is not None and rotating.blocked is not None,
+                ),
+            )
         )
-        refused = rotating is not None and rotating.blocked is not None and rotating.error is not None
-        old_rotating = get_condition(status.get("conditions"), "Rotating") or {}
-        if rotating is not None and rotating.blocked is not None and rotating.error is not None:
-            # a rotation that would have written the source waits for the Secret to be writable
-            conditions = set_condition(
-                conditions, "Rotating", False, Reason.SECRET_CONFLICT, rotating.error, generation, now
-            )
-        waiting = _request_cannot_proceed(body, rotating, err.reason)
-        if waiting:
-            # a rotate request that cannot proceed is told so now (Rotating=False with the sync's
-            # reason), not left silent until the cause is fixed; it stays pending (kubectl annotate
-            # and `rotor rotate --no-wait` are fire-and-forget), and `rotor rotate` withdraws it
-            conditions = set_condition(
-                conditions,
-                "Rotating",
-                False,
-                err.reason,
-                f"the rotate request waits: the ManagedSecret cannot sync ({err.reason}: {err.message}). "
-                "Nothing was written to the source; it rotates once the sync succeeds (remove the "
-                "rotor.dev/rotate annotation to cancel it)",
-                generation,
-                now,
-            )
-        new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
-        force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
-        if force:
-            new_status["lastForceSync"] = force
-        old_ready = get_condition(status.get("conditions"), "Ready") or {}
-        transition = old_ready.get("status") != "False" or old_ready.get("reason") != err.reason
-        if not _same(status, new_status):
-            absorb(
-                body,
-                await self.gateway.patch_status("ManagedSecret", name, namespace, new_status),
-                new_status,
-            )
-        if refused and old_rotating.get("reason") != Reason.SECRET_CONFLICT and rotating is not None:
-            await self.gateway.post_event(
-                body, type_="Warning", reason="RotationFailed", note=str(rotating.error), action="Rotate"
-            )
-        if waiting and old_rotating.get("reason") != err.reason:
-            await self.gateway.post_event(
-                body,
-                type_="Warning",
-                reason="RotationWaiting",
-                note=f"the rotate request waits: {err.reason}: {err.message}",
-                action="Rotate",
-            )
-        if transition:
-            await self.gateway.post_event(
-                body, type_="Warning", reason="SyncFailed", note=f"{err.reason}: {err.message}", action="Sync"
-            )
+        await self._apply_status(body, decision)
+        if decision.transition:
             log.warning(
                 "sync of %s failed: %s: %s",
                 key,
@@ -595,10 +464,7 @@ class SyncService:
             )
         SYNC_TOTAL.labels("error").inc()
         SYNC_DURATION.observe(time.perf_counter() - started)
-        if not err.retry:
-            return SyncOutcome(None, False, err.reason)
-        delay = retry_delay(attempts, base=SYNC_RETRY_BASE, cap=SYNC_RETRY_CAP, seed=key)
-        return SyncOutcome(now + delay, False, err.reason)
+        return SyncOutcome(decision.next_at, False, err.reason)
 
     # ------------------------------------------------------------------ deletion
     async def finalize(self, body: dict[str, Any]) -> None:
@@ -649,41 +515,4 @@ class SyncService:
         )
 
 
-def _same(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> bool:
-    for key, value in new.items():
-        if key in ignore:
-            continue
-        if key == "conditions":
-            if _strip_times(old.get("conditions")) != _strip_times(value):
-                return False
-        elif old.get(key) != value:
-            return False
-    return True
-
-
-def _strip_times(conditions: Any) -> list[dict[str, Any]]:
-    return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions or []]
-
-
 __all__ = ["Fetched", "SyncFailure", "SyncOutcome", "SyncService", "absorb"]
-
-
-#: sync failures that a rotate request cannot wait out: the store is missing or not Ready, or the
-#: failure needs a person (conditions.STALLED_REASONS). A transient backend failure (Unreachable,
-#: ProviderError, a key not there yet) keeps the request: the rotation runs when the source answers.
-REFUSING_REASONS = frozenset({Reason.STORE_NOT_READY, Reason.STORE_NOT_FOUND}) | STALLED_REASONS
-
-
-def _request_cannot_proceed(body: Mapping[str, Any], rotating: RotationContext | None, reason: str) -> bool:
-    """Whether a new rotate request is held up by a sync failure it cannot wait out quickly
-    (``REFUSING_REASONS``), before the rotation acted: not a transient failure, not a rotation in
-    progress (it resumes), not one that waits for its Secret (SecretConflict, said by the rotation)."""
-    if reason not in REFUSING_REASONS or not ((body.get("spec") or {}).get("rotation")):
-        return False
-    annotation = ((body.get("metadata") or {}).get("annotations") or {}).get(ROTATE_ANNOTATION)
-    rot = (
-        rotating.rotation if rotating is not None else dict((body.get("status") or {}).get("rotation") or {})
-    )
-    if not annotation or annotation == rot.get("lastRotateRequest") or in_progress(rot.get("phase")):
-        return False
-    return not (rotating is not None and (rotating.advanced or rotating.blocked is not None))
