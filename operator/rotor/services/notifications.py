@@ -19,7 +19,7 @@ import base64
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -65,7 +65,6 @@ class Refreshed:
 class _KeyState:
     last: float
     trailing: asyncio.TimerHandle | None = None
-    names: set[str] = field(default_factory=set)
 
 
 class NotificationService:
