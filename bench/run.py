@@ -79,8 +79,16 @@ def server_pids(env: LocalEnvironment) -> dict[str, int]:
 
 
 class Operator:
-    def __init__(self, kubeconfig: str, workdir: Path, env: dict[str, str], concurrency: int = 16) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        workdir: Path,
+        env: dict[str, str],
+        concurrency: int = 16,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
+        self.extra_args = extra_args or []
         self.port = free_port()
         self.log = workdir / f"operator-{self.port}.log"
         self.env = env
@@ -103,6 +111,7 @@ class Operator:
                     f"127.0.0.1:{self.port}",
                     "--concurrency",
                     str(self.concurrency),
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

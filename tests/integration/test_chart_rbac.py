@@ -18,6 +18,7 @@ cluster-wide watch needs beyond that are checked with ``kubectl auth can-i``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import secrets
@@ -26,11 +27,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
 
+from rotor.api.names import NOTIFY_PATH, NOTIFY_SIGNATURE_HEADER
 from rotor.devenv import binaries
+from rotor.devenv.process import free_port
+from rotor.notify.signature import sign
 from support.cluster import Cluster, wait_for
 from support.environment import ROOT, TestEnvironment
 from support.leaks import LeakRegistry
@@ -49,6 +54,7 @@ RBAC_KINDS = {
     "RoleBinding",
 }
 HASH_KEY_SECRET = "rotor-hash-key"
+NOTIFY_SECRET = "rotor-notify"
 
 
 # ``rotor run`` as the chart's Deployment runs it: with leader election instead of --no-leader-elect
@@ -182,6 +188,44 @@ async def sync_and_rotate(cluster: Cluster, env: TestEnvironment, ns: str, leaks
     assert "Rotated" in await cluster.event_reasons(ns, "api")
 
 
+async def notified_refresh(
+    cluster: Cluster, env: TestEnvironment, ns: str, leaks: LeakRegistry, url: str, key: bytes
+) -> None:
+    """The receiver reads its key from the notify Secret under the chart's RBAC: a signed
+    notification brings a change long before the 1 h refresh."""
+    sm = env.boto("secretsmanager")
+    name = f"{ns}/plain"
+    old, new = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    leaks.add(old, new)
+    sm.create_secret(Name=name, SecretString=json.dumps({"v": old}))
+    await cluster.apply(
+        {
+            "apiVersion": API,
+            "kind": "ManagedSecret",
+            "metadata": {"name": "plain"},
+            "spec": {
+                "storeRef": {"name": "aws"},
+                "refresh": {"interval": "1h"},
+                "data": [{"secretKey": "v", "remoteRef": {"key": name, "property": "v"}}],
+            },
+        },
+        ns,
+    )
+    await cluster.ready("plain", ns, timeout=60)
+    sm.put_secret_value(SecretId=name, SecretString=json.dumps({"v": new}))
+    body = json.dumps({"store": {"namespace": ns, "name": "aws"}, "keys": [name]}).encode()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers={NOTIFY_SIGNATURE_HEADER: sign(key, body)}) as resp,
+    ):
+        assert resp.status == 202, await resp.text()
+
+    async def refreshed() -> bool:
+        return (await cluster.secret_data(ns, "plain") or {}).get("v") == new.encode()
+
+    await wait_for(refreshed, timeout=30, what="the notified change")
+
+
 def refused(result: subprocess.CompletedProcess[str]) -> bool:
     return result.returncode != 0 and "forbidden" in (result.stderr + result.stdout).lower()
 
@@ -209,7 +253,7 @@ def permission_errors(log: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------- fixture
 @pytest_asyncio.fixture(loop_scope="session", params=["cluster", "namespaced"])
 async def chart_install(
-    request: pytest.FixtureRequest, cluster: Cluster, env: TestEnvironment
+    request: pytest.FixtureRequest, cluster: Cluster, env: TestEnvironment, leaks: LeakRegistry
 ) -> AsyncIterator[dict[str, Any]]:
     """The chart's RBAC for one mode, a token of its ServiceAccount, and the operator under it."""
     mode = request.param
@@ -219,7 +263,11 @@ async def chart_install(
     release = f"rbac-{mode[0]}-{suffix}"
     await cluster.create_namespace(served)
     await cluster.create_namespace(release_ns)
-    values = {"rbac": {"mode": mode}, "watchNamespaces": [served]}
+    values = {
+        "rbac": {"mode": mode},
+        "watchNamespaces": [served],
+        "notifications": {"enabled": True, "existingSecret": NOTIFY_SECRET},
+    }
     docs = render_chart(release, release_ns, values)
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "ServiceAccount", "Role"} <= kinds
@@ -233,6 +281,26 @@ async def chart_install(
     sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
     assert "--leader-elect" in container["args"] and f"--namespace={served}" in container["args"]
     (lease,) = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--lease-name=")]
+    # the receiver as the chart configures it (its key Secret in the release namespace), on a
+    # local port instead of the container's
+    notify_port = free_port()
+    notify_args = [
+        f"--notify-addr=127.0.0.1:{notify_port}" if a.startswith("--notify-addr=") else a
+        for a in container["args"]
+        if a.startswith("--notify-")
+    ]
+    assert f"--notify-secret={release_ns}/{NOTIFY_SECRET}" in notify_args
+    notify_key = secrets.token_hex(32).encode()
+    leaks.add(notify_key)
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": NOTIFY_SECRET},
+            "data": {"hmac-key": base64.b64encode(notify_key).decode()},
+        },
+        release_ns,
+    )
 
     token = kubectl(env, "create", "token", sa, "-n", release_ns, "--duration=2h")
     assert token.returncode == 0, token.stderr
@@ -251,6 +319,7 @@ async def chart_install(
         # no ROTOR_HASH_KEY: the key Secret in the release namespace is part of what RBAC must allow
         hash_key="",
         env={**env.aws_env(), "POD_NAMESPACE": release_ns},
+        extra_args=notify_args,
     )
     await asyncio.to_thread(op.start)
     try:
@@ -262,6 +331,8 @@ async def chart_install(
             "kubeconfig": kubeconfig,
             "operator": op,
             "lease": lease,
+            "notify_url": f"http://127.0.0.1:{notify_port}{NOTIFY_PATH}",
+            "notify_key": notify_key,
         }
     finally:
         await asyncio.to_thread(op.stop)
@@ -280,6 +351,9 @@ async def test_operator_syncs_and_rotates_under_exactly_the_charts_rbac(
     who = f"system:serviceaccount:{release_ns}:{chart_install['sa']}"
 
     await sync_and_rotate(cluster, env, served, leaks)
+    await notified_refresh(
+        cluster, env, served, leaks, chart_install["notify_url"], chart_install["notify_key"]
+    )
 
     # it led through the shard's Lease in the release namespace
     lease = kubectl(env, "get", "lease", chart_install["lease"], "-n", release_ns, "-o", "json")
@@ -324,6 +398,8 @@ async def test_operator_syncs_and_rotates_under_exactly_the_charts_rbac(
         assert can_i(env, kubeconfig, "list", "secrets", "-n", "default") == "no"
         assert can_i(env, kubeconfig, "get", "secrets", "-n", release_ns) == "no"
         assert can_i(env, kubeconfig, "get", f"secrets/{HASH_KEY_SECRET}", "-n", release_ns) == "yes"
+        assert can_i(env, kubeconfig, "get", f"secrets/{NOTIFY_SECRET}", "-n", release_ns) == "yes"
+        assert can_i(env, kubeconfig, "list", "secrets", "-n", release_ns) == "no"
         assert can_i(env, kubeconfig, "list", "deployments.apps", "-n", "default") == "no"
         assert can_i(env, kubeconfig, "list", "managedsecrets.rotor.dev", "--all-namespaces") == "no"
     else:

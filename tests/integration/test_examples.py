@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -19,7 +20,7 @@ import pytest
 
 from rotor.devenv.examples import EXAMPLES, apply, managed_secrets
 from rotor.devenv.seed import DEMO_NAMESPACES, seed_aws, seed_vault
-from support.cluster import Cluster
+from support.cluster import Cluster, wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -64,6 +65,25 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
     api = await cluster.secret_data("demo", "api-keys")
     assert api is not None and set(api) == {"stripe-key", "webhook-secret"}
 
+    # aws-change-events.yaml: a change announced on the queue reaches payments-live (refresh 1h)
+    sm, sqs = env.boto("secretsmanager"), env.boto("sqs")
+    changed = json.dumps({"api-key": "pk_" + secrets.token_hex(16), "signing-secret": secrets.token_hex(24)})
+    leaks.add(changed, *json.loads(changed).values())
+    sm.put_secret_value(SecretId="demo/payments", SecretString=changed)
+    queue = sqs.get_queue_url(QueueName="rotor-demo-secret-changes")["QueueUrl"]
+    event = {
+        "source": "aws.secretsmanager",
+        "detail-type": "AWS API Call via CloudTrail",
+        "detail": {"eventName": "PutSecretValue", "requestParameters": {"secretId": "demo/payments"}},
+    }
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))
+
+    async def live() -> bool:
+        data = await cluster.secret_data("demo", "payments-live")
+        return data is not None and data["api-key"] == json.loads(changed)["api-key"].encode()
+
+    await wait_for(live, timeout=60, what="payments-live updated by the change event")
+
 
 async def test_demo_check_says_what_a_person_needs(tmp_path: Path) -> None:
     """`rotor demo --check --keep-logs`, run as a person runs it (its own servers): it says how to
@@ -92,7 +112,7 @@ async def test_demo_check_says_what_a_person_needs(tmp_path: Path) -> None:
     assert rotation[2] == "  Secret demo/orders-db keys: password, password_previous, username", rotation
     assert rotation[3].startswith("  password_previous: the old value, kept until "), rotation
     assert rotation[4] == "  restarted: Deployment/orders (rollout: Auto, they read the Secret)", rotation
-    assert "rotor demo: check passed: 9 ManagedSecrets Ready and a rotation completed" in lines
+    assert "rotor demo: check passed: 10 ManagedSecrets Ready and a rotation completed" in lines
 
     assert "rotor demo: stopping… (the operator, the AWS emulator, Vault and the control plane)" in lines
     kept = next(line for line in lines if line.startswith("rotor demo: logs kept in "))

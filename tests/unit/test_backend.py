@@ -125,3 +125,40 @@ async def test_write_check_is_a_no_op_for_providers_that_do_not_judge_per_path()
     backend = _backend(fake)
     assert not backend.checks_writes
     assert await backend.missing_write(["k"]) == {}
+
+
+class _GatedProvider(FakeProvider):
+    """Reads wait for the test to open the gate (a read on the wire while the source changes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def read(self, ref: RemoteRef):  # type: ignore[no-untyped-def]
+        if not self.gate.is_set():
+            self.entered.set()
+            value = super().read(ref)  # the value as it is when the read starts
+            self.gate.wait(10)
+            return value
+        return super().read(ref)
+
+
+async def test_forget_drops_a_read_on_the_wire_so_the_next_read_sees_the_change() -> None:
+    fake = _GatedProvider()
+    fake.put("app/db", {"password": "old"})
+    backend = _backend(fake)
+    ref = RemoteRef("app/db")
+    in_flight = asyncio.create_task(backend.read(ref))
+    await asyncio.to_thread(fake.entered.wait, 10)
+    fake.put("app/db", {"password": "new"})  # the source changes while the read is on the wire
+    backend.forget([ref])  # a notification of the change
+    fake.gate.set()
+    fresh = await backend.read(ref)
+    assert fresh.version == "2"
+    assert (await in_flight).version == "1"  # answers its own caller
+    # the stale read, settling after, is shared with no one
+    assert (await backend.read(ref)).version == "2"
+    assert fake.calls["read"] == 2

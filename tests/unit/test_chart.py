@@ -45,6 +45,7 @@ METRICS = {
     "rotor_provider_request_duration_seconds",
     "rotor_provider_cache_hits_total",
     "rotor_rollout_restarts_total",
+    "rotor_notifications_total",
     "rotor_secretstore_ready",
     "rotor_build_info",
 }
@@ -68,6 +69,7 @@ PASSTHROUGH = {
     "networkPolicy.dns.namespaceSelector",
     "networkPolicy.dns.podSelector",
     "networkPolicy.metricsFrom[]",
+    "notifications.from[]",
     "podSecurityContext",
     "securityContext",
     "extraEnv[]",
@@ -476,6 +478,7 @@ def test_namespaced_mode_credential_namespaces_can_only_read(helm: str) -> None:
         (["rbac.mode=namespaced"], "needs watchNamespaces"),
         (["rbac.mode=namespaced", "watchNamespaces={team-*}"], "namespace names"),
         (["leaderElection.enabled=false"], "replicas > 1 needs leaderElection"),
+        (["notifications.enabled=true"], "needs notifications.existingSecret"),
     ],
 )
 def test_bad_combinations_fail_with_a_message(helm: str, sets: list[str], message: str) -> None:
@@ -592,6 +595,41 @@ def test_network_policy_allows_dns_apiserver_backends_and_metrics_only(helm: str
         "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
         "ports": [{"port": 8200, "protocol": "TCP"}],
     }
+
+
+def test_notifications_get_their_port_service_secret_and_network_policy(helm: str) -> None:
+    objs = render(
+        helm,
+        "notifications.enabled=true",
+        "notifications.existingSecret=rotor-notify",
+        "notifications.port=9443",
+        "networkPolicy.enabled=true",
+        "notifications.from[0].namespaceSelector.matchLabels.team=ci",
+    )
+    c = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--notify-addr=0.0.0.0:9443" in c["args"]
+    assert f"--notify-secret={NAMESPACE}/rotor-notify" in c["args"]
+    assert {"name": "notify", "containerPort": 9443, "protocol": "TCP"} in c["ports"]
+    (svc,) = [s for s in by_kind(objs, "Service") if s["metadata"]["name"] == "rotor-notify"]
+    assert svc["spec"]["ports"] == [
+        {"name": "notify", "port": 9443, "targetPort": "notify", "protocol": "TCP"}
+    ]
+    (role,) = [r for r in by_kind(objs, "Role") if r["metadata"]["name"] == "rotor-notify"]
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["rotor-notify"], "verbs": ["get"]}
+    ]
+    assert [b for b in by_kind(objs, "RoleBinding") if b["roleRef"]["name"] == "rotor-notify"]
+    np = one(objs, "NetworkPolicy")["spec"]
+    assert np["ingress"][1] == {
+        "ports": [{"port": 9443, "protocol": "TCP"}],
+        "from": [{"namespaceSelector": {"matchLabels": {"team": "ci"}}}],
+    }
+    # off by default: no port, no Service, no Role, no flag
+    default = render(helm)
+    args = one(default, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--notify")]
+    assert not [s for s in by_kind(default, "Service") if s["metadata"]["name"] == "rotor-notify"]
 
 
 def test_values_pass_through(helm: str) -> None:

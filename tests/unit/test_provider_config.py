@@ -162,3 +162,22 @@ def test_registry_has_one_builder_per_spec_provider_field() -> None:
     assert set(registry.PROVIDERS) == set(StoreProvider.model_fields)
     with pytest.raises(InvalidConfig, match="unknown provider 'nope'"):
         registry.builder("nope")
+
+
+def test_aws_change_events_name_the_queue_and_only_secrets_manager_has_them() -> None:
+    from pydantic import ValidationError
+
+    from rotor.providers.aws.provider import SecretsManagerProvider
+
+    url = "https://sqs.eu-west-1.amazonaws.com/123456789012/rotor-secret-changes"
+    spec = {"provider": {"aws": {"region": "eu-west-1", "changeEvents": {"sqsQueueURL": url}}}}
+    config = _configure(spec, Port({}))
+    assert config.change_events_queue == url
+    provider = SecretsManagerProvider(config)
+    assert provider.has_change_events
+    assert not SecretsManagerProvider(
+        _configure({"provider": {"aws": {"region": "eu-west-1"}}}, Port({}))
+    ).has_change_events
+    spec["provider"]["aws"]["service"] = "ParameterStore"
+    with pytest.raises(ValidationError, match="changeEvents come from Secrets Manager"):
+        SecretStoreSpec.model_validate(spec)

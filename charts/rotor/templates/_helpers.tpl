@@ -88,6 +88,9 @@ namespace name. Objects can only be created in namespaces known by name.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.notifications.enabled (empty .Values.notifications.existingSecret) -}}
+{{- fail "notifications.enabled needs notifications.existingSecret: a Secret in the release namespace whose key hmac-key signs notifications" -}}
+{{- end -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail "replicas > 1 needs leaderElection.enabled=true: without leader election every replica would reconcile at once" -}}
 {{- end -}}

@@ -46,3 +46,9 @@ def writer_annotation(prefix: str, managed_secret: str) -> str:
 
 #: On a restarted workload's pod template.
 RESTARTED_AT_ANNOTATION = "rotor.dev/restarted-at"
+
+#: The change-notification receiver (``--notify-addr``): its one path, the header carrying the
+#: body's HMAC-SHA256 (``sha256=<hex>``), and the key of the notify Secret holding the HMAC key.
+NOTIFY_PATH = "/v1/notify"
+NOTIFY_SIGNATURE_HEADER = "X-Rotor-Signature"
+NOTIFY_SECRET_KEY = "hmac-key"

@@ -22,13 +22,14 @@ from rotor.api.common import (
     ServiceAccountRef,
     SpecModel,
 )
-from rotor.api.rules import AtLeastOneOf, AtMostOneOf, ExactlyOneOf
+from rotor.api.rules import AtLeastOneOf, AtMostOneOf, ExactlyOneOf, OnlyWhen
 
 __all__ = [
     "AnyStoreProvider",
     "AnyStoreSpec",
     "AwsAssumeRole",
     "AwsAuth",
+    "AwsChangeEvents",
     "AwsProvider",
     "AwsSecretRefAuth",
     "ClusterSecretStoreSpec",
@@ -170,7 +171,27 @@ class AwsAuth(SpecModel, Generic[KeyRefT]):
     )
 
 
+class AwsChangeEvents(SpecModel):
+    sqs_queue_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")] = Field(
+        alias="sqsQueueURL",
+        description="URL of an SQS queue that an EventBridge rule feeds with this account's Secrets "
+        "Manager events (PutSecretValue, UpdateSecret, RotationSucceeded). The leader long-polls it "
+        "with the store's credentials (sqs:ReceiveMessage, sqs:DeleteMessage) and refreshes the "
+        "ManagedSecrets that read the secret an event names; a message is deleted once that refresh "
+        "is queued. Polling by refresh.interval stays the safety net.",
+    )
+
+
 class AwsProvider(SpecModel, Generic[KeyRefT]):
+    cel_rules = (
+        OnlyWhen(
+            "change_events",
+            "service",
+            "SecretsManager",
+            message="changeEvents come from Secrets Manager; ParameterStore stores refresh by interval",
+        ),
+    )
+
     service: Literal["SecretsManager", "ParameterStore"] = Field(
         default="SecretsManager",
         description="Which AWS service holds the secrets: SecretsManager or ParameterStore (SSM).",
@@ -184,6 +205,11 @@ class AwsProvider(SpecModel, Generic[KeyRefT]):
     auth: AwsAuth[KeyRefT] | None = Field(
         default=None,
         description="Credentials. Absent: the SDK's default chain (IRSA, EKS Pod Identity, instance role).",
+    )
+    change_events: AwsChangeEvents | None = Field(
+        default=None,
+        description="Refresh on Secrets Manager change events from an SQS queue, within seconds of a "
+        "change instead of at the next refresh. SecretsManager only.",
     )
 
 

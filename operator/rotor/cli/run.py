@@ -46,6 +46,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="30s",
         help="wait this long after a change before restarting consumers (coalesces flapping)",
     )
+    notify = p.add_argument_group(
+        "change notifications",
+        "A signed HTTP receiver that refreshes the ManagedSecrets reading the keys a notification "
+        "names, instead of waiting for their refresh interval (docs/notifications.md).",
+    )
+    notify.add_argument(
+        "--notify-addr",
+        default=os.environ.get("ROTOR_NOTIFY_ADDR") or None,
+        help="serve POST /v1/notify here, e.g. 0.0.0.0:8082 (default: off)",
+    )
+    notify.add_argument(
+        "--notify-secret",
+        default=os.environ.get("ROTOR_NOTIFY_SECRET") or None,
+        metavar="NAMESPACE/NAME",
+        help="the Secret whose key hmac-key signs notifications (required with --notify-addr)",
+    )
+    notify.add_argument(
+        "--notify-rate", type=float, default=10.0, help="notifications accepted per second per store"
+    )
+    notify.add_argument(
+        "--notify-burst", type=int, default=100, help="notifications accepted at once per store"
+    )
     election = p.add_argument_group(
         "leader election",
         "Replicas of one shard elect a leader with a coordination.k8s.io Lease; only the leader "
@@ -118,6 +140,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"rotor run: error: {err}", file=sys.stderr)
             return 2
 
+    notify_secret: tuple[str, str] | None = None
+    if args.notify_addr:
+        namespace, _, name = (args.notify_secret or "").partition("/")
+        if not namespace or not name or "/" in name:
+            print(
+                "rotor run: error: --notify-addr needs --notify-secret NAMESPACE/NAME (a Secret with "
+                "key hmac-key)",
+                file=sys.stderr,
+            )
+            return 2
+        notify_secret = (namespace, name)
+        if args.notify_rate <= 0 or args.notify_burst < 1:
+            print("rotor run: error: --notify-rate must be > 0 and --notify-burst >= 1", file=sys.stderr)
+            return 2
+
     configure_logging(args.log_level, args.log_format)
     import rotor.handlers.settings  # noqa: F401
 
@@ -129,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
         "metrics_addr": args.metrics_addr,
         "namespaces": namespace_patterns(args.namespace),
         "lease": lease,
+        "notify_addr": args.notify_addr,
+        "notify_secret": notify_secret,
+        "notify_rate": args.notify_rate,
+        "notify_burst": args.notify_burst,
     }
     # kopf only hosts the process: no handlers, no peering; Rotor's informers apply the patterns
     kopf.run(standalone=True, clusterwide=True, memo=kopf.Memo(options=options))

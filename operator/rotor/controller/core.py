@@ -63,6 +63,9 @@ class Settings:
     namespaces: list[str] = field(default_factory=list)  # kopf-style patterns; empty: all
     #: the shard's name (its Lease's name), for the ``rotor_leader`` metric
     shard: str = "rotor"
+    #: change notifications: the receiver's per-store rate and burst
+    notify_rate: float = 10.0
+    notify_burst: int = 100
 
 
 def _ts(value: str | None) -> float | None:
@@ -132,6 +135,8 @@ class Controller:
                 hash_key=settings.hash_key,
                 restart_limit=settings.restart_limit,
                 restart_debounce=settings.restart_debounce,
+                notify_rate=settings.notify_rate,
+                notify_burst=settings.notify_burst,
             ),
             ledger=self.index,
             stores=self.stores,

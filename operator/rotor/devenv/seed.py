@@ -90,4 +90,6 @@ def seed_aws(endpoint: str) -> dict[str, str]:
     flags = {"/demo/flags/new-checkout": "true", "/demo/flags/beta-token": secrets.token_hex(12)}
     for name, value in flags.items():
         ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+    # the change-event queue of examples/aws-change-events.yaml (EventBridge would feed it on AWS)
+    boto3.client("sqs", **kwargs).create_queue(QueueName="rotor-demo-secret-changes")
     return {"demo/payments": payments, **flags}

@@ -16,6 +16,8 @@ from rotor.kube.lease import LeaderElector, LeaseConfig
 from rotor.observability.http import MetricsServer
 from rotor.services.backend import thread_pool
 from rotor.services.hashkey import load_hash_key
+from rotor.services.notifications import NotifyKey
+from rotor.services.notify_receiver import NotifyReceiver
 
 log = logging.getLogger("rotor")
 
@@ -55,6 +57,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             hash_key=hash_key,
             namespaces=list(options.get("namespaces") or []),
             shard=lease.name if lease is not None else "rotor",
+            notify_rate=float(options.get("notify_rate", 10.0)),
+            notify_burst=int(options.get("notify_burst", 100)),
         ),
         elector=elector,
     )
@@ -64,6 +68,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     server = MetricsServer(options.get("metrics_addr", "0.0.0.0:8080"), controller)
     await server.start()
     memo["metrics_server"] = server
+    notify_addr = options.get("notify_addr")
+    if notify_addr:
+        namespace, name = options["notify_secret"]
+        receiver = NotifyReceiver(
+            notify_addr, controller.services.notifications, NotifyKey(gateway, namespace, name)
+        )
+        await receiver.start()
+        memo["notify_receiver"] = receiver
     log.info("rotor started", extra={"concurrency": controller.settings.concurrency})
 
 
@@ -73,6 +85,9 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     if controller is not None:
         await controller.services.aclose()
         await controller.stop()
+    receiver = memo.get("notify_receiver")
+    if receiver is not None:
+        await receiver.stop()
     server = memo.get("metrics_server")
     if server is not None:
         await server.stop()

@@ -64,6 +64,14 @@ PROVIDER_DURATION = Histogram(
 PROVIDER_CACHE_HITS = Counter(
     "rotor_provider_cache_hits_total", "Backend reads served from the shared read cache", registry=REGISTRY
 )
+NOTIFICATIONS = Counter(
+    "rotor_notifications_total",
+    "Change notifications by source (http, sqs) and result (queued, coalesced, no_readers, "
+    "unauthorized, too_large, invalid, unknown_store, rate_limited, not_leader, unavailable, "
+    "ignored, error)",
+    ["source", "result"],
+    registry=REGISTRY,
+)
 ROLLOUT_RESTARTS = Counter(
     "rotor_rollout_restarts_total",
     "Workload restarts by kind and result",

@@ -221,6 +221,31 @@ class ChangeLister(Protocol):
     def list_changes(self, keys: list[str]) -> dict[str, str]: ...
 
 
+@dataclass(frozen=True)
+class QueuedChange:
+    """One message of a change-event queue: the handle to delete it with, and its body."""
+
+    receipt: str
+    body: str = field(repr=False)
+
+
+@runtime_checkable
+class ChangeEventSource(Protocol):
+    """Change events from a queue the store names (AWS: ``changeEvents.sqsQueueURL``, SQS long
+    polling). ``has_change_events`` is False when the store names none."""
+
+    @property
+    def has_change_events(self) -> bool: ...
+
+    def receive_changes(self, wait_seconds: int) -> list[QueuedChange]:
+        """Wait up to ``wait_seconds`` for messages (blocks: run it off the event loop)."""
+        ...
+
+    def delete_changes(self, receipts: list[str]) -> None:
+        """Delete handled messages (the rest come back after the queue's visibility timeout)."""
+        ...
+
+
 @runtime_checkable
 class StagedWriter(Protocol):
     """Writes a new version beside the current one (AWS AWSPENDING), verifies and promotes it.

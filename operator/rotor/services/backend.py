@@ -21,6 +21,7 @@ from rotor.providers.base import (
     BatchReader,
     Capabilities,
     CertificateIssuer,
+    ChangeEventSource,
     ChangeLister,
     DatabaseCredentials,
     LeasedCredentials,
@@ -29,6 +30,7 @@ from rotor.providers.base import (
     PathReader,
     Provider,
     ProviderError,
+    QueuedChange,
     RemoteRef,
     RemoteSecret,
     RolledBack,
@@ -47,6 +49,9 @@ from rotor.services.ratelimit import DEFAULT_BURST, DEFAULT_QPS, AdaptiveLimiter
 T = TypeVar("T")
 
 _POOL: ThreadPoolExecutor | None = None
+#: long polls (SQS ReceiveMessage waits up to 20 s) get threads of their own, so that they never
+#: hold the threads reads need
+_LONG_POLLS: ThreadPoolExecutor | None = None
 
 
 def thread_pool(size: int = 16) -> ThreadPoolExecutor:
@@ -150,12 +155,19 @@ class Backend:
             if not future.done():
                 future.set_exception(exc)
                 future.exception()  # mark retrieved
-            self._reads.pop(ref, None)
+            current = self._reads.get(ref)
+            if current is not None and current.future is future:
+                del self._reads[ref]
             raise
         future.set_result(value)
-        self._reads[ref] = _Entry(future, time.monotonic())
-        if self.detects_changes and ref.version in (None, "AWSCURRENT"):
-            self._latest[ref.key] = value
+        current = self._reads.get(ref)
+        if current is not None and current.future is future:
+            # still the shared read of this ref: share it for a window from now. A read that
+            # ``forget`` dropped while it was on the wire may hold a value from before a change:
+            # it answers its own callers, and is shared with no one after them.
+            self._reads[ref] = _Entry(future, time.monotonic())
+            if self.detects_changes and ref.version in (None, "AWSCURRENT"):
+                self._latest[ref.key] = value
         return value
 
     async def version_index(self, keys: list[str]) -> dict[str, str]:
@@ -230,20 +242,25 @@ class Backend:
             res = results.get(ref)
             if isinstance(res, RemoteSecret):
                 fut.set_result(res)
-                self._reads[ref] = _Entry(fut, stamp)
-                self._latest[ref.key] = res
+                entry = self._reads.get(ref)
+                if entry is not None and entry.future is fut:  # not forgotten meanwhile
+                    self._reads[ref] = _Entry(fut, stamp)
+                    self._latest[ref.key] = res
             else:
                 fut.set_exception(res or ProviderError(f"no result for '{ref.key}'"))
                 fut.exception()
                 self._reads.pop(ref, None)
 
     def forget(self, refs: list[RemoteRef]) -> None:
-        """Drop shared reads (force-sync must see the source now)."""
+        """Drop shared reads, settled or still on the wire: the next read of these refs asks the
+        source (a force-sync, or a change notification, must see the source as it is now, not a
+        read that started before the change). A read in flight still answers those already
+        waiting on it."""
         for ref in refs:
             self._latest.pop(ref.key, None)
-            entry = self._reads.get(ref)
-            if entry is not None and entry.future.done():
-                self._reads.pop(ref, None)
+            self._reads.pop(ref, None)
+        if refs and self.detects_changes:
+            self._index = None  # the version listing may predate the change too
 
     def _gc(self, now: float) -> None:
         """Drop settled reads older than the share window, at most once per window (values do
@@ -426,6 +443,30 @@ class Backend:
         if not isinstance(p, PathReader):
             raise self._unsupported("read a whole path")
         return await self.call("read", p.read_path, path)
+
+    @property
+    def change_events(self) -> bool:
+        """The store names a change-event queue its provider can poll."""
+        p = self.provider
+        return isinstance(p, ChangeEventSource) and p.has_change_events
+
+    async def receive_changes(self, wait_seconds: int) -> list[QueuedChange]:
+        """One long poll of the store's change-event queue (on a thread of its own)."""
+        global _LONG_POLLS
+        p = self.provider
+        if not isinstance(p, ChangeEventSource):
+            raise self._unsupported("deliver change events")
+        if _LONG_POLLS is None:
+            _LONG_POLLS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rotor-longpoll")
+        loop = asyncio.get_running_loop()
+        pool = _LONG_POLLS
+        return await loop.run_in_executor(pool, lambda: p.receive_changes(wait_seconds))
+
+    async def delete_changes(self, receipts: list[str]) -> None:
+        p = self.provider
+        if not isinstance(p, ChangeEventSource):
+            raise self._unsupported("deliver change events")
+        await self.call("delete_changes", p.delete_changes, receipts)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

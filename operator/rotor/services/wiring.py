@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from rotor.clock import Clock
 from rotor.kube.gateway import KubeGateway
+from rotor.services.change_events import ChangeEventService
 from rotor.services.cpu import CpuPool
+from rotor.services.notifications import NotificationService
 from rotor.services.policies import PolicyStatusService
 from rotor.services.ports import ObjectIndex, PolicyKey, SecretLedger, WorkScheduler
 from rotor.services.rollout import DEFAULT_RESTART_TIMEOUT, RolloutService
@@ -27,6 +29,10 @@ class ServiceOptions:
     cpu_workers: int = 2
     rotation: bool = True
     rollout: bool = True
+    #: change notifications: the per-store rate of the receiver, and the SQS consumers
+    notify_rate: float = 10.0
+    notify_burst: int = 100
+    change_events: bool = True
 
 
 @dataclass
@@ -39,6 +45,8 @@ class Services:
     cpu: CpuPool
     index: ObjectIndex
     scheduler: WorkScheduler
+    notifications: NotificationService
+    change_events: ChangeEventService | None = None
 
     def policy_changed(self, key: PolicyKey) -> None:
         """A policy's spec changed (or it came or went): the ManagedSecrets using it re-evaluate."""
@@ -49,8 +57,13 @@ class Services:
         """Start the background parts (needs a running loop)."""
         if self.policy_status is not None:
             self.policy_status.start()
+        if self.change_events is not None:
+            self.change_events.start()
 
     async def aclose(self) -> None:
+        if self.change_events is not None:
+            await self.change_events.stop()
+        self.notifications.close()
         if self.policy_status is not None:
             await self.policy_status.stop()
         if self.rollout is not None:
@@ -107,7 +120,13 @@ def build_services(
         if rotation is not None
         else None
     )
+    notifications = NotificationService(
+        index, scheduler, stores, sync.reads, rate=options.notify_rate, burst=options.notify_burst
+    )
+    change_events = ChangeEventService(stores, notifications, scheduler) if options.change_events else None
     return Services(
+        notifications=notifications,
+        change_events=change_events,
         stores=stores,
         sync=sync,
         rotation=rotation,

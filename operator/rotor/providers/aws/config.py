@@ -36,6 +36,8 @@ class AwsConfig:
     #: STS endpoint for AssumeRole; default: ``endpoint`` when it is not an AWS host
     #: (emulators serve every service on one URL), else the regional STS endpoint
     sts_endpoint: str | None = None
+    #: SQS queue of Secrets Manager change events (``changeEvents.sqsQueueURL``), if any
+    change_events_queue: str | None = None
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
     max_attempts: int = 3
@@ -67,6 +69,8 @@ async def configure(spec: Any, access: StoreAccess) -> AwsConfig:
         "endpoint": spec.endpoint,
         "store_id": access.store_id,
     }
+    if spec.change_events is not None:
+        params["change_events_queue"] = spec.change_events.sqs_queue_url
     auth = spec.auth
     if auth is not None and auth.secret_ref is not None:
         params.update(await _static_keys(auth.secret_ref, access))

@@ -22,6 +22,7 @@ from rotor.providers.aws import (
     secretsmanager_rotation,
     secretsmanager_write,
 )
+from rotor.providers.aws.change_events import ChangeQueue
 from rotor.providers.aws.client import AwsClient
 from rotor.providers.aws.config import AwsConfig
 from rotor.providers.aws.errors import PARAMETER_STORE, SECRETS_MANAGER
@@ -32,6 +33,7 @@ from rotor.providers.base import (
     InvalidConfig,
     Provider,
     ProviderError,
+    QueuedChange,
     RemoteRef,
     RemoteSecret,
     RolledBack,
@@ -87,6 +89,31 @@ class SecretsManagerProvider(_AwsProvider):
         client = AwsClient(config, "secretsmanager", SECRETS_MANAGER, "secretsmanager", observer)
         super().__init__(client, config)
         self._batch = secretsmanager_read.BatchReader(self.client)
+        self._queue = ChangeQueue(config, observer) if config.change_events_queue else None
+
+    def observe_calls(self, observer: CallObserver) -> None:
+        super().observe_calls(observer)
+        if self._queue is not None:
+            self._queue.observe(observer)
+
+    @property
+    def has_change_events(self) -> bool:
+        return self._queue is not None
+
+    def receive_changes(self, wait_seconds: int) -> list[QueuedChange]:
+        """Long-poll ``changeEvents.sqsQueueURL`` (at most 10 messages per call)."""
+        if self._queue is None:
+            raise InvalidConfig("the store names no changeEvents.sqsQueueURL")
+        return self._queue.receive(wait_seconds)
+
+    def delete_changes(self, receipts: list[str]) -> None:
+        if self._queue is not None and receipts:
+            self._queue.delete(receipts)
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
+        super().close()
 
     def validate(self) -> Capabilities:
         self.client.call("ListSecrets", None, MaxResults=1)
