@@ -125,7 +125,9 @@ class KeyVaultServer:
             self._server.server_close()
 
     # ------------------------------------------------------------------ administration (tests)
-    def add_app(self, role: str | None, *, client_secret: str | None = None, subject: str | None = None) -> App:
+    def add_app(
+        self, role: str | None, *, client_secret: str | None = None, subject: str | None = None
+    ) -> App:
         app = App(
             client_id=secrets.token_hex(4) + "-0000-4000-8000-" + secrets.token_hex(6),
             role=role,
@@ -151,7 +153,11 @@ class KeyVaultServer:
     def version(self, name: str, version: str | None = None) -> Version:
         with self._lock:
             secret = self.secrets[name.lower()]
-            return secret.versions[-1] if version is None else next(v for v in secret.versions if v.id == version)
+            return (
+                secret.versions[-1]
+                if version is None
+                else next(v for v in secret.versions if v.id == version)
+            )
 
     # ------------------------------------------------------------------ state changes
     def _set(self, name: str, body: dict[str, Any]) -> Version:
@@ -201,14 +207,20 @@ class KeyVaultServer:
 
     def _item(self, s: Secret) -> dict[str, Any]:
         current = s.versions[-1]
-        out = {"id": f"{self.url}/secrets/{s.name}", "attributes": self._attributes(current), "tags": dict(current.tags)}
+        out = {
+            "id": f"{self.url}/secrets/{s.name}",
+            "attributes": self._attributes(current),
+            "tags": dict(current.tags),
+        }
         if current.content_type is not None:
             out["contentType"] = current.content_type
         return out
 
 
 class _Reply(Exception):
-    def __init__(self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(status)
         self.status, self.body, self.headers = status, body, headers or {}
 
@@ -294,30 +306,45 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
                 kv.token_requests += 1
                 app = kv.apps.get(form.get("client_id", ""))
             if form.get("grant_type") != "client_credentials":
-                raise _aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
+                raise _aad_error(
+                    400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
+                )
             if app is None:
                 raise _aad_error(
-                    400, "unauthorized_client", 700016, f"Application with identifier '{form.get('client_id')}' was not found."
+                    400,
+                    "unauthorized_client",
+                    700016,
+                    f"Application with identifier '{form.get('client_id')}' was not found.",
                 )
             if "client_assertion" in form:
                 self._check_assertion(app, form)
-            elif not app.client_secret or not secrets.compare_digest(form.get("client_secret", ""), app.client_secret):
+            elif not app.client_secret or not secrets.compare_digest(
+                form.get("client_secret", ""), app.client_secret
+            ):
                 raise _aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
             scope = form.get("scope", "")
             if SCOPE not in scope.split():
-                raise _aad_error(400, "invalid_scope", 70011, f"The provided value for scope {scope} is not valid.")
+                raise _aad_error(
+                    400, "invalid_scope", 70011, f"The provided value for scope {scope} is not valid."
+                )
             token = secrets.token_urlsafe(32)
             with kv._lock:
                 kv.tokens[token] = Token(app.client_id, SCOPE, kv._clock() + 3600)
             return _Reply(
-                200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}
+                200,
+                {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token},
             )
 
         def _check_assertion(self, app: App, form: dict[str, str]) -> None:
             if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
                 raise _aad_error(400, "invalid_request", 50027, "Invalid client_assertion_type.")
             if kv.issuer_key_pem is None:
-                raise _aad_error(400, "invalid_client", 700211, "No matching federated identity record found for presented assertion issuer.")
+                raise _aad_error(
+                    400,
+                    "invalid_client",
+                    700211,
+                    "No matching federated identity record found for presented assertion issuer.",
+                )
             try:
                 claims = jwt.decode(
                     form["client_assertion"],
@@ -326,22 +353,49 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
                     options={"verify_aud": False},
                 )
             except jwt.PyJWTError as exc:
-                raise _aad_error(400, "invalid_client", 50013, f"Assertion failed signature validation ({type(exc).__name__}).") from None
+                raise _aad_error(
+                    400,
+                    "invalid_client",
+                    50013,
+                    f"Assertion failed signature validation ({type(exc).__name__}).",
+                ) from None
             if kv.issuer is not None and claims.get("iss") != kv.issuer:
-                raise _aad_error(400, "invalid_client", 700211, "No matching federated identity record found for presented assertion issuer.")
+                raise _aad_error(
+                    400,
+                    "invalid_client",
+                    700211,
+                    "No matching federated identity record found for presented assertion issuer.",
+                )
             audiences = claims.get("aud") or []
             audiences = [audiences] if isinstance(audiences, str) else audiences
             if EXCHANGE_AUDIENCE not in audiences:
-                raise _aad_error(400, "invalid_client", 700212, "No matching federated identity record found for presented assertion audience.")
+                raise _aad_error(
+                    400,
+                    "invalid_client",
+                    700212,
+                    "No matching federated identity record found for presented assertion audience.",
+                )
             if claims.get("sub") not in app.subjects:
-                raise _aad_error(400, "invalid_client", 70021, "No matching federated identity record found for presented assertion.")
+                raise _aad_error(
+                    400,
+                    "invalid_client",
+                    70021,
+                    "No matching federated identity record found for presented assertion.",
+                )
 
         # -------------------------------------------------------------- the vault
         def _challenge(self) -> _Reply:
             return _Reply(
                 401,
-                {"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}},
-                {"WWW-Authenticate": f'Bearer authorization="{kv.url}/{kv.tenant_id}", resource="{RESOURCE}"'},
+                {
+                    "error": {
+                        "code": "Unauthorized",
+                        "message": "AKV10000: Request is missing a Bearer or PoP token.",
+                    }
+                },
+                {
+                    "WWW-Authenticate": f'Bearer authorization="{kv.url}/{kv.tenant_id}", resource="{RESOURCE}"'
+                },
             )
 
         def _caller(self) -> App:
@@ -349,10 +403,12 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
             if not header.startswith("Bearer "):
                 raise self._challenge()
             with kv._lock:
-                token = kv.tokens.get(header[len("Bearer "):])
+                token = kv.tokens.get(header[len("Bearer ") :])
                 if token is None or token.expires < kv._clock() or token.scope != SCOPE:
                     reply = self._challenge()
-                    reply.body = {"error": {"code": "Unauthorized", "message": "AKV10032: Invalid issuer or token."}}
+                    reply.body = {
+                        "error": {"code": "Unauthorized", "message": "AKV10032: Invalid issuer or token."}
+                    }
                     raise reply
                 return kv.apps[token.client_id]
 
@@ -368,7 +424,12 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
                     kv._throttle -= 1
                     raise _Reply(
                         429,
-                        {"error": {"code": "Throttled", "message": "Request was not processed because too many requests were received."}},
+                        {
+                            "error": {
+                                "code": "Throttled",
+                                "message": "Request was not processed because too many requests were received.",
+                            }
+                        },
                         {"Retry-After": "0"},
                     )
             if not parts or parts[0] != "secrets":
@@ -390,40 +451,65 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
             if not rest:
                 if method != "GET":
                     raise _kv_error(405, "MethodNotAllowed", "Method not allowed.")
-                items = [kv._item(s) for s in sorted(kv.secrets.values(), key=lambda s: s.name.lower()) if not s.deleted]
+                items = [
+                    kv._item(s)
+                    for s in sorted(kv.secrets.values(), key=lambda s: s.name.lower())
+                    if not s.deleted
+                ]
                 return self._page(items, query, "/secrets")
             name = rest[0]
             secret = kv.secrets.get(name.lower())
             live = secret is not None and not secret.deleted
             if method == "PUT" and len(rest) == 1:
                 if secret is not None and secret.deleted:
-                    raise _kv_error(409, "Conflict", f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.", "ObjectIsDeletedButRecoverable")
+                    raise _kv_error(
+                        409,
+                        "Conflict",
+                        f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.",
+                        "ObjectIsDeletedButRecoverable",
+                    )
                 if "value" not in body:
                     raise _kv_error(400, "BadParameter", "Property value is required.")
                 v = kv._set(name, body)
                 return _Reply(200, kv._bundle(kv.secrets[name.lower()], v, value=True))
             if not live:
-                raise _kv_error(404, "SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault.")
+                raise _kv_error(
+                    404, "SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault."
+                )
             assert secret is not None
             if method == "DELETE" and len(rest) == 1:
                 secret.deleted = True
-                return _Reply(200, {**kv._bundle(secret, secret.versions[-1], value=False), "recoveryId": f"{kv.url}/deletedsecrets/{secret.name}"})
+                return _Reply(
+                    200,
+                    {
+                        **kv._bundle(secret, secret.versions[-1], value=False),
+                        "recoveryId": f"{kv.url}/deletedsecrets/{secret.name}",
+                    },
+                )
             if len(rest) == 2 and rest[1] == "versions" and method == "GET":
                 items = [
-                    {k: b for k, b in kv._bundle(secret, v, value=False).items()}
-                    for v in secret.versions
+                    {k: b for k, b in kv._bundle(secret, v, value=False).items()} for v in secret.versions
                 ]
                 return self._page(items, query, f"/secrets/{secret.name}/versions")
             version_id = rest[1] if len(rest) == 2 else ""
             if version_id:
                 v = next((x for x in secret.versions if x.id == version_id.lower()), None)
                 if v is None:
-                    raise _kv_error(404, "SecretNotFound", f"A secret with (name/id) {name}/{version_id} was not found in this key vault.")
+                    raise _kv_error(
+                        404,
+                        "SecretNotFound",
+                        f"A secret with (name/id) {name}/{version_id} was not found in this key vault.",
+                    )
             else:
                 v = secret.versions[-1]
             if method == "GET" and len(rest) <= 2:
                 if not v.enabled:
-                    raise _kv_error(403, "Forbidden", "Operation get is not allowed on a disabled secret.", "SecretDisabled")
+                    raise _kv_error(
+                        403,
+                        "Forbidden",
+                        "Operation get is not allowed on a disabled secret.",
+                        "SecretDisabled",
+                    )
                 return _Reply(200, kv._bundle(secret, v, value=True))
             if method == "PATCH" and len(rest) <= 2:
                 attrs = body.get("attributes") or {}
@@ -442,7 +528,9 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
 
         def _page(self, items: list[dict[str, Any]], query: dict[str, str], path: str) -> _Reply:
             size = max(1, min(25, int(query.get("maxresults") or 25)))
-            start = int(base64.urlsafe_b64decode(query["$skiptoken"]).decode()) if "$skiptoken" in query else 0
+            start = (
+                int(base64.urlsafe_b64decode(query["$skiptoken"]).decode()) if "$skiptoken" in query else 0
+            )
             page = items[start : start + size]
             out: dict[str, Any] = {"value": page, "nextLink": None}
             if start + size < len(items):

@@ -202,8 +202,12 @@ AzureId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[0-9A-Za
 
 class AzureServicePrincipalAuth(SpecModel, Generic[KeyRefT]):
     tenant_id: AzureId = Field(alias="tenantID", description="The Microsoft Entra tenant (directory) id.")
-    client_id: AzureId = Field(alias="clientID", description="The application (client) id of the service principal.")
-    client_secret_ref: KeyRefT = Field(description="The Secret key holding the service principal's client secret.")
+    client_id: AzureId = Field(
+        alias="clientID", description="The application (client) id of the service principal."
+    )
+    client_secret_ref: KeyRefT = Field(
+        description="The Secret key holding the service principal's client secret."
+    )
 
 
 class AzureWorkloadIdentityAuth(SpecModel, Generic[SARefT]):
@@ -245,14 +249,14 @@ class AzureKeyVaultProvider(SpecModel, Generic[KeyRefT, SARefT]):
         description="The Microsoft Entra authority, for sovereign clouds (https://login.microsoftonline.us). "
         "Default: https://login.microsoftonline.com.",
     )
-    auth: AzureKeyVaultAuth[KeyRefT, SARefT] = Field(description="How Rotor authenticates to Microsoft Entra.")
+    auth: AzureKeyVaultAuth[KeyRefT, SARefT] = Field(
+        description="How Rotor authenticates to Microsoft Entra."
+    )
 
 
 # --------------------------------------------------------------------------- Google Secret Manager
 
-GCP_WIF_AUDIENCE = (
-    r"^//iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[^/\s]+/providers/[^/\s]+$"
-)
+GCP_WIF_AUDIENCE = r"^//iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[^/\s]+/providers/[^/\s]+$"
 
 
 class GcpWorkloadIdentityAuth(SpecModel, Generic[SARefT]):
@@ -288,8 +292,8 @@ class GcpSecretManagerAuth(SpecModel, Generic[KeyRefT, SARefT]):
 
 
 class GcpSecretManagerProvider(SpecModel, Generic[KeyRefT, SARefT]):
-    project_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9.:-]*$")] = Field(
-        alias="projectID", description="The Google Cloud project holding the secrets."
+    project_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9.:-]*$")] = (
+        Field(alias="projectID", description="The Google Cloud project holding the secrets.")
     )
     endpoint: Annotated[str, Field(max_length=2048, pattern=r"^[^\s/:]+(:[0-9]{1,5})?$")] | None = Field(
         default=None,

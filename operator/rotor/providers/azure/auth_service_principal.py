@@ -22,7 +22,9 @@ class ServicePrincipalAuth:
         if authority:
             # MSAL asks Microsoft's instance discovery about any authority it does not know
             extra["disable_instance_discovery"] = True
-        return ClientSecretCredential(self.tenant_id, self.client_id, self.client_secret, **extra, **transport)
+        return ClientSecretCredential(
+            self.tenant_id, self.client_id, self.client_secret, **extra, **transport
+        )
 
 
 async def from_spec(spec: Any, access: StoreAccess) -> ServicePrincipalAuth:

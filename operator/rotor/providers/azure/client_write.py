@@ -66,7 +66,11 @@ def rollback(client: AzureClient, key: str) -> RolledBack:
     by_id = {str(p.version): p for p in listed}
     if previous not in by_id:
         created = by_id[cur].created_on if cur in by_id else None
-        older = [p for p in listed if str(p.version) != cur and (created is None or p.created_on is None or p.created_on <= created)]
+        older = [
+            p
+            for p in listed
+            if str(p.version) != cur and (created is None or p.created_on is None or p.created_on <= created)
+        ]
         if not older:
             raise KeyNotFound(f"Azure Key Vault '{key}': no previous version to roll back to")
         previous = str(older[-1].version)
@@ -86,5 +90,4 @@ def rollback(client: AzureClient, key: str) -> RolledBack:
         ),
         write=True,
     )
-    del old
     return RolledBack(key=key, version=restored.properties.version, before=cur, restored=previous)

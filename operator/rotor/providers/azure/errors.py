@@ -47,7 +47,9 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:300]
 
 
-def to_provider_error(operation: str, key: str | None, exc: BaseException, vault: str, write: bool) -> ProviderError:
+def to_provider_error(
+    operation: str, key: str | None, exc: BaseException, vault: str, write: bool
+) -> ProviderError:
     where = f"Azure Key Vault {vault} {operation}" + (f" '{key}'" if key else "")
     role = WRITE_ROLE if write else READ_ROLE
     if isinstance(exc, ClientAuthenticationError):
