@@ -95,9 +95,8 @@ class KeyVaultServer:
         self.apps: dict[str, App] = {}
         self.secrets: dict[str, Secret] = {}
         self.tokens: dict[str, Token] = {}
-        #: the cluster's ServiceAccount issuer and public key, for client assertions
-        self.issuer: str | None = None
-        self.issuer_key_pem: bytes | None = None
+        #: trusted ServiceAccount token issuers (a cluster's OIDC issuer) -> public key, for assertions
+        self.issuers: dict[str, bytes] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every vault request
         self.token_requests = 0
         self._throttle = 0
@@ -139,7 +138,8 @@ class KeyVaultServer:
         return app
 
     def trust_issuer(self, issuer: str, public_key_pem: bytes) -> None:
-        self.issuer, self.issuer_key_pem = issuer, public_key_pem
+        with self._lock:
+            self.issuers[issuer] = public_key_pem
 
     def throttle(self, n: int) -> None:
         with self._lock:
@@ -271,7 +271,7 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
             body = self._body()
             try:
                 parts = [p for p in url.path.split("/") if p]
-                if parts and parts[0] != "secrets":
+                if parts and parts[0] not in ("secrets", "deletedsecrets"):
                     reply = self._identity(parts, body)
                 else:
                     reply = self._vault(parts, query, body)
@@ -338,7 +338,13 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
         def _check_assertion(self, app: App, form: dict[str, str]) -> None:
             if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
                 raise _aad_error(400, "invalid_request", 50027, "Invalid client_assertion_type.")
-            if kv.issuer_key_pem is None:
+            assertion = form.get("client_assertion", "")
+            try:
+                issuer = str(jwt.decode(assertion, options={"verify_signature": False}).get("iss"))
+            except jwt.PyJWTError:
+                raise _aad_error(400, "invalid_client", 50027, "Invalid JWT token.") from None
+            key = kv.issuers.get(issuer)
+            if key is None:
                 raise _aad_error(
                     400,
                     "invalid_client",
@@ -346,12 +352,7 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
                     "No matching federated identity record found for presented assertion issuer.",
                 )
             try:
-                claims = jwt.decode(
-                    form["client_assertion"],
-                    kv.issuer_key_pem,
-                    algorithms=["RS256"],
-                    options={"verify_aud": False},
-                )
+                claims = jwt.decode(assertion, key, algorithms=["RS256"], options={"verify_aud": False})
             except jwt.PyJWTError as exc:
                 raise _aad_error(
                     400,
@@ -359,13 +360,6 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
                     50013,
                     f"Assertion failed signature validation ({type(exc).__name__}).",
                 ) from None
-            if kv.issuer is not None and claims.get("iss") != kv.issuer:
-                raise _aad_error(
-                    400,
-                    "invalid_client",
-                    700211,
-                    "No matching federated identity record found for presented assertion issuer.",
-                )
             audiences = claims.get("aud") or []
             audiences = [audiences] if isinstance(audiences, str) else audiences
             if EXCHANGE_AUDIENCE not in audiences:
@@ -432,6 +426,16 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
                         },
                         {"Retry-After": "0"},
                     )
+            if parts and parts[0] == "deletedsecrets" and len(parts) == 2:
+                if app.role != OFFICER:
+                    raise _kv_error(
+                        403,
+                        "Forbidden",
+                        "Caller is not authorized to read deleted secrets.",
+                        "ForbiddenByRbac",
+                    )
+                with kv._lock:
+                    return self._deleted(parts[1])
             if not parts or parts[0] != "secrets":
                 raise _kv_error(404, "NotFound", "The requested resource was not found.")
             write = self.command in _WRITE
@@ -525,6 +529,16 @@ def _handler(kv: KeyVaultServer) -> type[BaseHTTPRequestHandler]:
                 v.updated = int(kv._clock())
                 return _Reply(200, kv._bundle(secret, v, value=False))
             raise _kv_error(405, "MethodNotAllowed", "Method not allowed.")
+
+        def _deleted(self, name: str) -> _Reply:
+            """GET (the delete poller) and DELETE (purge) of a soft-deleted secret."""
+            secret = kv.secrets.get(name.lower())
+            if secret is None or not secret.deleted:
+                raise _kv_error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
+            if self.command == "DELETE":
+                del kv.secrets[name.lower()]
+                return _Reply(204, None)
+            return _Reply(200, kv._bundle(secret, secret.versions[-1], value=False))
 
         def _page(self, items: list[dict[str, Any]], query: dict[str, str], path: str) -> _Reply:
             size = max(1, min(25, int(query.get("maxresults") or 25)))

@@ -147,8 +147,8 @@ class SecretManagerServer:
         self.providers: dict[str, PoolProvider] = {}
         self.iam: dict[str, set[str]] = {}  # principal -> roles
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (principal, expiry)
-        self.issuer: str | None = None
-        self.issuer_key_pem: bytes | None = None
+        #: trusted ServiceAccount token issuers (a cluster's OIDC issuer) -> public key
+        self.issuers: dict[str, bytes] = {}
         self.rpcs: list[str] = []
         self.token_requests = 0
         self._throttle = 0
@@ -244,7 +244,8 @@ class SecretManagerServer:
             self.iam.setdefault(principal, set()).update(roles)
 
     def trust_issuer(self, issuer: str, public_key_pem: bytes) -> None:
-        self.issuer, self.issuer_key_pem = issuer, public_key_pem
+        with self._lock:
+            self.issuers[issuer] = public_key_pem
 
     def throttle(self, n: int) -> None:
         with self._lock:
@@ -650,19 +651,19 @@ def _token_handler(sm: SecretManagerServer) -> type[BaseHTTPRequestHandler]:
                     "error": "invalid_target",
                     "error_description": 'The target service indicated by the "audience" parameters is invalid.',
                 }
-            if sm.issuer_key_pem is None:
+            subject = form.get("subject_token", "")
+            try:
+                issuer = str(jwt.decode(subject, options={"verify_signature": False}).get("iss"))
+            except jwt.PyJWTError:
+                return 400, {"error": "invalid_grant", "error_description": "The subject token is not a JWT."}
+            key = sm.issuers.get(issuer)
+            if key is None:
                 return 400, {
                     "error": "invalid_grant",
                     "error_description": "The issuer of the subject token is not trusted.",
                 }
             try:
-                claims = jwt.decode(
-                    form.get("subject_token", ""),
-                    sm.issuer_key_pem,
-                    algorithms=["RS256"],
-                    audience=provider.allowed_audience,
-                    issuer=sm.issuer,
-                )
+                claims = jwt.decode(subject, key, algorithms=["RS256"], audience=provider.allowed_audience)
             except jwt.InvalidAudienceError:
                 return 400, {
                     "error": "invalid_grant",

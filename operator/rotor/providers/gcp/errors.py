@@ -28,13 +28,13 @@ def _short(exc: BaseException) -> str:
 
 def to_provider_error(operation: str, key: str | None, exc: BaseException, write: bool) -> ProviderError:
     where = f"GCP Secret Manager {operation}" + (f" '{key}'" if key else "")
-    if isinstance(exc, auth_exc.RefreshError):
+    if isinstance(exc, auth_exc.TransportError):
+        return Unreachable(f"{where}: the token endpoint is unreachable ({_short(exc)})")
+    if isinstance(exc, auth_exc.GoogleAuthError):  # RefreshError, OAuthError (the STS refused)
         return AuthFailed(
             f"{where}: cannot get a Google access token ({_short(exc)}); check the service account key, "
             "or the workload identity pool provider (audience, issuer, attribute mapping)"
         )
-    if isinstance(exc, auth_exc.TransportError):
-        return Unreachable(f"{where}: the token endpoint is unreachable ({_short(exc)})")
     if isinstance(exc, gexc.Unauthenticated):
         return AuthFailed(f"{where}: authentication failed ({_short(exc)})")
     if isinstance(exc, gexc.PermissionDenied):
