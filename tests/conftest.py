@@ -22,8 +22,8 @@ import pytest_asyncio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.cluster import Cluster  # noqa: E402
 from support.clouds import CloudServers  # noqa: E402
+from support.cluster import Cluster  # noqa: E402
 from support.environment import TestEnvironment  # noqa: E402
 from support.leaks import LeakRegistry  # noqa: E402
 

@@ -112,7 +112,7 @@ def test_server_requires_a_token_and_the_permission(sm: SecretManagerServer) -> 
     sm.put(secret_id, "iam-value-000001")
     reader = _sdk(sm, ACCESSOR)
     assert reader.access_secret_version(name=f"{sm.secret_name(secret_id)}/versions/latest").payload.data
-    with pytest.raises(gexc.PermissionDenied, match="secretmanager.secrets.list"):
+    with pytest.raises(gexc.PermissionDenied, match=r"secretmanager\.secrets\.list"):
         list(reader.list_secrets(parent=f"projects/{sm.project_id}"))
     info = sm.add_service_account(_id("gone"), ADMIN)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
