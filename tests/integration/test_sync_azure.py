@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from support.azure_keyvault import OFFICER, READER
-from support.cluster import Cluster
 from support.clouds import azure_store
+from support.cluster import Cluster
 from support.rotation import managed_secret, policy, request_rotation, run_rotor, wait_rotated
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from support.cluster import Cluster
 from support.clouds import gcp_store
+from support.cluster import Cluster
 from support.gcp_secretmanager import ACCESSOR, VERSION_MANAGER, VIEWER
 from support.rotation import managed_secret, policy, request_rotation, run_rotor, wait_rotated
 

@@ -125,10 +125,15 @@ class KeyVaultServer:
 
     # ------------------------------------------------------------------ administration (tests)
     def add_app(
-        self, role: str | None, *, client_secret: str | None = None, subject: str | None = None
+        self,
+        role: str | None,
+        *,
+        client_secret: str | None = None,
+        subject: str | None = None,
+        client_id: str | None = None,
     ) -> App:
         app = App(
-            client_id=secrets.token_hex(4) + "-0000-4000-8000-" + secrets.token_hex(6),
+            client_id=client_id or secrets.token_hex(4) + "-0000-4000-8000-" + secrets.token_hex(6),
             role=role,
             client_secret=client_secret,
             subjects={subject} if subject else set(),

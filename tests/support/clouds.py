@@ -49,7 +49,12 @@ API = "rotor.dev/v1alpha1"
 
 
 def azure_store(
-    clouds: CloudServers, namespace: str, name: str = "azure", *, role: str | None, workload_identity: bool = False
+    clouds: CloudServers,
+    namespace: str,
+    name: str = "azure",
+    *,
+    role: str | None,
+    workload_identity: bool = False,
 ) -> list[dict[str, Any]]:
     """A SecretStore for the Key Vault test server, as a user writes it for Azure (plus the
     authority host), with an app of ``role``: a service principal whose client secret is in a
@@ -59,9 +64,15 @@ def azure_store(
     if workload_identity:
         sa = f"{name}-sa"
         app = kv.add_app(role, subject=f"system:serviceaccount:{namespace}:{sa}")
-        docs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace}})
+        docs.append(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace}}
+        )
         auth: dict[str, Any] = {
-            "workloadIdentity": {"tenantID": kv.tenant_id, "clientID": app.client_id, "serviceAccountRef": {"name": sa}}
+            "workloadIdentity": {
+                "tenantID": kv.tenant_id,
+                "clientID": app.client_id,
+                "serviceAccountRef": {"name": sa},
+            }
         }
     else:
         client_secret = secrets.token_urlsafe(24)
@@ -86,7 +97,9 @@ def azure_store(
             "apiVersion": API,
             "kind": "SecretStore",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"provider": {"azureKeyVault": {"vaultURL": kv.url, "authorityHost": kv.url, "auth": auth}}},
+            "spec": {
+                "provider": {"azureKeyVault": {"vaultURL": kv.url, "authorityHost": kv.url, "auth": auth}}
+            },
         }
     )
     return docs
@@ -103,9 +116,15 @@ def gcp_store(
         sa = f"{name}-sa"
         pool = sm.add_pool_provider(f"pool-{secrets.token_hex(3)}", "k8s")
         sm.grant(pool.principal(f"system:serviceaccount:{namespace}:{sa}"), *roles)
-        docs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace}})
+        docs.append(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace}}
+        )
         auth: dict[str, Any] = {
-            "workloadIdentity": {"audience": pool.audience, "serviceAccountRef": {"name": sa}, "tokenURL": sm.sts_url}
+            "workloadIdentity": {
+                "audience": pool.audience,
+                "serviceAccountRef": {"name": sa},
+                "tokenURL": sm.sts_url,
+            }
         }
     else:
         key = sm.add_service_account(f"{name}-{secrets.token_hex(3)}", *roles)
@@ -123,7 +142,11 @@ def gcp_store(
             "apiVersion": API,
             "kind": "SecretStore",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"provider": {"gcpSecretManager": {"projectID": sm.project_id, "endpoint": sm.endpoint, "auth": auth}}},
+            "spec": {
+                "provider": {
+                    "gcpSecretManager": {"projectID": sm.project_id, "endpoint": sm.endpoint, "auth": auth}
+                }
+            },
         }
     )
     return docs
