@@ -79,7 +79,9 @@ async def test_workload_identity_store_reads_with_a_federated_token(
     kv = clouds.keyvault
     key = f"{namespace}-wi"
     kv.put(key, "federated-read-0001")
-    await _apply(cluster, azure_store(clouds, namespace, "wi", role=READER, workload_identity=True), namespace)
+    await _apply(
+        cluster, azure_store(clouds, namespace, "wi", role=READER, workload_identity=True), namespace
+    )
     await cluster.wait_condition("SecretStore", "wi", namespace, timeout=60)
     await cluster.apply(_ms("wi", "wi", data=[{"secretKey": "v", "remoteRef": {"key": key}}]), namespace)
     await cluster.ready("wi", namespace, timeout=60)
@@ -89,7 +91,9 @@ async def test_workload_identity_store_reads_with_a_federated_token(
 async def test_denied_store_and_missing_key(cluster: Cluster, clouds: Any, namespace: str) -> None:
     kv = clouds.keyvault
     await _apply(cluster, azure_store(clouds, namespace, "none", role=None), namespace)
-    cond = await cluster.wait_condition("SecretStore", "none", namespace, status="False", reason="Forbidden", timeout=60)
+    cond = await cluster.wait_condition(
+        "SecretStore", "none", namespace, status="False", reason="Forbidden", timeout=60
+    )
     assert "Key Vault Secrets User" in cond["message"]
     key = f"{namespace}-gone"
     kv.put(key, "first-value-1234")
@@ -102,7 +106,9 @@ async def test_denied_store_and_missing_key(cluster: Cluster, clouds: Any, names
         {"spec": {"data": [{"secretKey": "v", "remoteRef": {"key": f"{namespace}-does-not-exist"}}]}},
         namespace,
     )
-    cond = await cluster.wait_condition("ManagedSecret", "gone", namespace, status="False", reason="KeyNotFound")
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "gone", namespace, status="False", reason="KeyNotFound"
+    )
     assert "does-not-exist" in cond["message"]
     assert await cluster.secret_data(namespace, "gone") == {"v": b"first-value-1234"}
 

@@ -79,7 +79,9 @@ async def test_workload_identity_federation_store(cluster: Cluster, clouds: Any,
     sm = clouds.secretmanager
     key = f"{namespace}-wif"
     sm.put(key, "federated-read-0001")
-    await _apply(cluster, gcp_store(clouds, namespace, "wif", ACCESSOR, VIEWER, workload_identity=True), namespace)
+    await _apply(
+        cluster, gcp_store(clouds, namespace, "wif", ACCESSOR, VIEWER, workload_identity=True), namespace
+    )
     await cluster.wait_condition("SecretStore", "wif", namespace, timeout=60)
     await cluster.apply(_ms("wif", "wif", data=[{"secretKey": "v", "remoteRef": {"key": key}}]), namespace)
     await cluster.ready("wif", namespace, timeout=60)
@@ -97,15 +99,23 @@ async def test_disabled_version_and_a_principal_without_access(
     await cluster.ready("state", namespace, timeout=60)
     sm.put(key, "second-value-5678")
     sm.record(key).versions[-1].state = 2  # DISABLED: latest cannot be read
-    await cluster.patch("ManagedSecret", "state", {"metadata": {"annotations": {"rotor.dev/force-sync": "1"}}}, namespace)
-    cond = await cluster.wait_condition("ManagedSecret", "state", namespace, status="False", reason="KeyNotFound")
+    await cluster.patch(
+        "ManagedSecret", "state", {"metadata": {"annotations": {"rotor.dev/force-sync": "1"}}}, namespace
+    )
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "state", namespace, status="False", reason="KeyNotFound"
+    )
     assert "DISABLED" in cond["message"]
     assert await cluster.secret_data(namespace, "state") == {"v": b"first-value-1234"}
     # a principal with no role: the store authenticates (PerPath) and each read says what to grant
     await _apply(cluster, gcp_store(clouds, namespace, "none"), namespace)
     await cluster.wait_condition("SecretStore", "none", namespace, timeout=60)
-    await cluster.apply(_ms("none", "none", data=[{"secretKey": "v", "remoteRef": {"key": key, "version": "1"}}]), namespace)
-    cond = await cluster.wait_condition("ManagedSecret", "none", namespace, status="False", reason="Forbidden")
+    await cluster.apply(
+        _ms("none", "none", data=[{"secretKey": "v", "remoteRef": {"key": key, "version": "1"}}]), namespace
+    )
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "none", namespace, status="False", reason="Forbidden"
+    )
     assert "secretAccessor" in cond["message"]
 
 
