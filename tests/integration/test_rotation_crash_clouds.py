@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from support.azure_keyvault import OFFICER
-from support.cluster import Cluster, wait_for
 from support.clouds import azure_store, gcp_store
+from support.cluster import Cluster, wait_for
 from support.gcp_secretmanager import ACCESSOR, VERSION_ADDER, VIEWER
 from support.rotation import (
     MovableClock,

@@ -28,8 +28,10 @@ def _ms(name: str, store: str, **spec: object) -> dict[str, Any]:
     }
 
 
-async def _apply(cluster: Cluster, docs: list[dict[str, Any]], namespace: str) -> None:
+async def _apply(cluster: Cluster, docs: list[dict[str, Any]], namespace: str, leaks: Any) -> None:
     for doc in docs:
+        if doc["kind"] == "Secret":  # the store's credentials join the leak scan too
+            leaks.add(*doc["stringData"].values())
         await cluster.apply(doc, namespace)
 
 
@@ -46,7 +48,7 @@ async def test_sync_extract_property_pinned_version_and_find(
     leaks.add(token)
     kv.put(f"{namespace}-api-token", token)
     kv.put(f"{namespace}-api-url", "https://api.example")
-    await _apply(cluster, azure_store(clouds, namespace, role=READER), namespace)
+    await _apply(cluster, azure_store(clouds, namespace, role=READER), namespace, leaks)
     await cluster.wait_condition("SecretStore", "azure", namespace, timeout=60)
     await cluster.apply(
         _ms(
@@ -74,13 +76,13 @@ async def test_sync_extract_property_pinned_version_and_find(
 
 
 async def test_workload_identity_store_reads_with_a_federated_token(
-    cluster: Cluster, clouds: Any, namespace: str
+    cluster: Cluster, clouds: Any, namespace: str, leaks: Any
 ) -> None:
     kv = clouds.keyvault
     key = f"{namespace}-wi"
     kv.put(key, "federated-read-0001")
     await _apply(
-        cluster, azure_store(clouds, namespace, "wi", role=READER, workload_identity=True), namespace
+        cluster, azure_store(clouds, namespace, "wi", role=READER, workload_identity=True), namespace, leaks
     )
     await cluster.wait_condition("SecretStore", "wi", namespace, timeout=60)
     await cluster.apply(_ms("wi", "wi", data=[{"secretKey": "v", "remoteRef": {"key": key}}]), namespace)
@@ -88,16 +90,18 @@ async def test_workload_identity_store_reads_with_a_federated_token(
     assert await cluster.secret_data(namespace, "wi") == {"v": b"federated-read-0001"}
 
 
-async def test_denied_store_and_missing_key(cluster: Cluster, clouds: Any, namespace: str) -> None:
+async def test_denied_store_and_missing_key(
+    cluster: Cluster, clouds: Any, namespace: str, leaks: Any
+) -> None:
     kv = clouds.keyvault
-    await _apply(cluster, azure_store(clouds, namespace, "none", role=None), namespace)
+    await _apply(cluster, azure_store(clouds, namespace, "none", role=None), namespace, leaks)
     cond = await cluster.wait_condition(
         "SecretStore", "none", namespace, status="False", reason="Forbidden", timeout=60
     )
     assert "Key Vault Secrets User" in cond["message"]
     key = f"{namespace}-gone"
     kv.put(key, "first-value-1234")
-    await _apply(cluster, azure_store(clouds, namespace, role=READER), namespace)
+    await _apply(cluster, azure_store(clouds, namespace, role=READER), namespace, leaks)
     await cluster.apply(_ms("gone", "azure", data=[{"secretKey": "v", "remoteRef": {"key": key}}]), namespace)
     await cluster.ready("gone", namespace, timeout=60)
     await cluster.patch(
@@ -122,7 +126,7 @@ async def test_rotation_writes_a_new_version_and_rollback_restores_it(
     leaks.add(old)
     kv.put(key, json.dumps({"password": old, "user": "app"}))
     before = kv.version(key).id
-    await _apply(cluster, azure_store(clouds, namespace, role=OFFICER), namespace)
+    await _apply(cluster, azure_store(clouds, namespace, role=OFFICER), namespace, leaks)
     await cluster.apply(policy("policy", {"preset": "database-password", "gracePeriod": "0"}), namespace)
     await cluster.apply(managed_secret("app", store="azure", key=key), namespace)
     await cluster.ready("app", namespace, timeout=60)

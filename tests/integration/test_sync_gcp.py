@@ -28,8 +28,10 @@ def _ms(name: str, store: str, **spec: object) -> dict[str, Any]:
     }
 
 
-async def _apply(cluster: Cluster, docs: list[dict[str, Any]], namespace: str) -> None:
+async def _apply(cluster: Cluster, docs: list[dict[str, Any]], namespace: str, leaks: Any) -> None:
     for doc in docs:
+        if doc["kind"] == "Secret":  # the store's credentials join the leak scan too
+            leaks.add(*doc["stringData"].values())
         await cluster.apply(doc, namespace)
 
 
@@ -47,7 +49,7 @@ async def test_sync_extract_property_versions_alias_and_find(
     leaks.add(token)
     sm.put(f"{namespace}-api-token", token)
     sm.put(f"{namespace}-api-url", "https://api.example")
-    await _apply(cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER), namespace)
+    await _apply(cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER), namespace, leaks)
     await cluster.wait_condition("SecretStore", "gcp", namespace, timeout=60)
     await cluster.apply(
         _ms(
@@ -75,12 +77,17 @@ async def test_sync_extract_property_versions_alias_and_find(
     assert password not in json.dumps(ms["status"])
 
 
-async def test_workload_identity_federation_store(cluster: Cluster, clouds: Any, namespace: str) -> None:
+async def test_workload_identity_federation_store(
+    cluster: Cluster, clouds: Any, namespace: str, leaks: Any
+) -> None:
     sm = clouds.secretmanager
     key = f"{namespace}-wif"
     sm.put(key, "federated-read-0001")
     await _apply(
-        cluster, gcp_store(clouds, namespace, "wif", ACCESSOR, VIEWER, workload_identity=True), namespace
+        cluster,
+        gcp_store(clouds, namespace, "wif", ACCESSOR, VIEWER, workload_identity=True),
+        namespace,
+        leaks,
     )
     await cluster.wait_condition("SecretStore", "wif", namespace, timeout=60)
     await cluster.apply(_ms("wif", "wif", data=[{"secretKey": "v", "remoteRef": {"key": key}}]), namespace)
@@ -89,12 +96,12 @@ async def test_workload_identity_federation_store(cluster: Cluster, clouds: Any,
 
 
 async def test_disabled_version_and_a_principal_without_access(
-    cluster: Cluster, clouds: Any, namespace: str
+    cluster: Cluster, clouds: Any, namespace: str, leaks: Any
 ) -> None:
     sm = clouds.secretmanager
     key = f"{namespace}-state"
     sm.put(key, "first-value-1234")
-    await _apply(cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER), namespace)
+    await _apply(cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER), namespace, leaks)
     await cluster.apply(_ms("state", "gcp", data=[{"secretKey": "v", "remoteRef": {"key": key}}]), namespace)
     await cluster.ready("state", namespace, timeout=60)
     sm.put(key, "second-value-5678")
@@ -108,7 +115,7 @@ async def test_disabled_version_and_a_principal_without_access(
     assert "DISABLED" in cond["message"]
     assert await cluster.secret_data(namespace, "state") == {"v": b"first-value-1234"}
     # a principal with no role: the store authenticates (PerPath) and each read says what to grant
-    await _apply(cluster, gcp_store(clouds, namespace, "none"), namespace)
+    await _apply(cluster, gcp_store(clouds, namespace, "none"), namespace, leaks)
     await cluster.wait_condition("SecretStore", "none", namespace, timeout=60)
     await cluster.apply(
         _ms("none", "none", data=[{"secretKey": "v", "remoteRef": {"key": key, "version": "1"}}]), namespace
@@ -127,7 +134,9 @@ async def test_rotation_adds_a_version_and_rollback_restores_it(
     old = secrets.token_urlsafe(18)
     leaks.add(old)
     sm.put(key, json.dumps({"password": old, "user": "app"}))
-    await _apply(cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER, VERSION_MANAGER), namespace)
+    await _apply(
+        cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER, VERSION_MANAGER), namespace, leaks
+    )
     await cluster.apply(policy("policy", {"preset": "database-password", "gracePeriod": "0"}), namespace)
     await cluster.apply(managed_secret("app", store="gcp", key=key), namespace)
     await cluster.ready("app", namespace, timeout=60)
