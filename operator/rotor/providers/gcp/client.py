@@ -51,11 +51,23 @@ class GcpClient:
         return f"projects/{self.config.project_id}"
 
     def _fresh_token(self) -> None:
+        """A service account key signs its own JWTs (no call); workload identity exchanges the
+        ServiceAccount token at the STS, which is counted and reported as ``Token``."""
         with self._token_lock:
-            if not self.credentials.valid:
-                with self._lock:
-                    self.calls["Token"] += 1
+            if self.credentials.valid:
+                return
+            if self.config.auth.name != "workloadIdentity":
                 self.credentials.refresh(self._request)
+                return
+            with self._lock:
+                self.calls["Token"] += 1
+            started = time.monotonic()
+            try:
+                self.credentials.refresh(self._request)
+            except Exception as exc:
+                self._observe("Token", to_provider_error("Token", None, exc, False).reason, started)
+                raise
+            self._observe("Token", "success", started)
 
     def call(self, operation: str, key: str | None, fn: Callable[[], T], *, write: bool = False) -> T:
         """Run one API call (``operation`` is its gRPC method name, e.g. ``AccessSecretVersion``)."""
