@@ -80,14 +80,28 @@ def versions(client: AzureClient, key: str) -> list[SecretProperties]:
     return sorted(listed, key=lambda p: (p.created_on or datetime.min, p.version or ""))
 
 
+def current(client: AzureClient, key: str) -> KeyVaultSecret | None:
+    """The current version (None when the secret does not exist); its value is not kept."""
+    name = secret_name(key)
+    try:
+        secret = client.call("GetSecret", key, lambda: client.secrets.get_secret(name))
+    except KeyNotFound:
+        return None
+    return KeyVaultSecret(properties=secret.properties, value=None)
+
+
 def describe(client: AzureClient, key: str) -> SecretMetadata:
-    """The current version is the newest one (what a read without a version returns)."""
+    """The current version is the newest one (what a read without a version returns). Key Vault's
+    times are whole seconds: when several versions share the newest second, a read tells which."""
     listed = versions(client, key)
-    current = listed[-1]
+    newest = listed[-1]
+    if sum(1 for p in listed if p.created_on == newest.created_on) > 1:
+        now = current(client, key)
+        newest = next((p for p in listed if now is not None and p.version == now.properties.version), newest)
     return SecretMetadata(
         key=key,
-        current_version=current.version,
+        current_version=newest.version,
         created=listed[0].created_on,
-        updated=current.updated_on,
+        updated=newest.updated_on,
         versions={str(p.version): ([] if p.enabled is not False else [DISABLED]) for p in listed},
     )

@@ -12,25 +12,13 @@ so that a rollback finds the previous value exactly even when versions share a c
 
 from __future__ import annotations
 
-from azure.keyvault.secrets import KeyVaultSecret
-
 from rotor.providers.azure.client import AzureClient
-from rotor.providers.azure.client_read import versions
+from rotor.providers.azure.client_read import current, versions
 from rotor.providers.azure.names import secret_name
 from rotor.providers.azure.payload import Value, to_text
 from rotor.providers.base import KeyNotFound, RolledBack, WriteConflict, WriteResult
 
 PREVIOUS_TAG = "rotor-previous-version"
-
-
-def current(client: AzureClient, key: str) -> KeyVaultSecret | None:
-    """The current version (None when the secret does not exist); its value is not kept."""
-    name = secret_name(key)
-    try:
-        secret = client.call("GetSecret", key, lambda: client.secrets.get_secret(name))
-    except KeyNotFound:
-        return None
-    return KeyVaultSecret(properties=secret.properties, value=None)
 
 
 def write(client: AzureClient, key: str, value: Value, cas: str | None) -> WriteResult:
