@@ -5,8 +5,10 @@ token)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -88,6 +90,33 @@ async def test_workload_identity_store_reads_with_a_federated_token(
     await cluster.apply(_ms("wi", "wi", data=[{"secretKey": "v", "remoteRef": {"key": key}}]), namespace)
     await cluster.ready("wi", namespace, timeout=60)
     assert await cluster.secret_data(namespace, "wi") == {"v": b"federated-read-0001"}
+
+
+async def test_key_vault_expiry_feeds_status_expiry(
+    cluster: Cluster, clouds: Any, namespace: str, leaks: Any
+) -> None:
+    """A version's ``exp`` attribute is the value's expiry: status.expiry (source Provider), and
+    Expiring=True Expired once it has passed (Key Vault still serves the value)."""
+    kv = clouds.keyvault
+    soon = int(time.time()) + 48 * 3600
+    kv.put(f"{namespace}-later", "expires-later-0001", attributes={"exp": soon})
+    kv.put(f"{namespace}-past", "expired-value-0001", attributes={"exp": int(time.time()) - 60})
+    await _apply(cluster, azure_store(clouds, namespace, role=READER), namespace, leaks)
+    for name in ("later", "past"):
+        ref = {"key": f"{namespace}-{name}"}
+        await cluster.apply(_ms(name, "azure", data=[{"secretKey": "v", "remoteRef": ref}]), namespace)
+    ms = await cluster.ready("later", namespace, timeout=60)
+    expiry = ms["status"]["expiry"]
+    assert expiry["source"] == "Provider"
+    assert dt.datetime.fromisoformat(expiry["notAfter"].replace("Z", "+00:00")) == dt.datetime.fromtimestamp(
+        soon, dt.UTC
+    )
+    assert await cluster.wait_condition("ManagedSecret", "later", namespace, "Expiring", status="False")
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "past", namespace, "Expiring", status="True", reason="Expired", timeout=60
+    )
+    assert "source: Provider" in cond["message"]
+    assert await cluster.secret_data(namespace, "past") == {"v": b"expired-value-0001"}
 
 
 async def test_denied_store_and_missing_key(

@@ -1035,7 +1035,7 @@ class RotationService:
             source_created=(observed.last_changed if observed else None) or created,
             max_age=policy.max_age,
             rotate_before=policy.rotate_before,
-            provider_expiry=None,
+            provider_expiry=fetched.provider_expiry() if fetched is not None else None,
         )
         if expiry is not None:
             extra["expiry"] = {

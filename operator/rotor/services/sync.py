@@ -220,7 +220,9 @@ class SyncService:
             if rotation_next is not None and (next_at is None or rotation_next < next_at):
                 next_at = rotation_next
         elif spec.rotation is None:
-            conditions, cert_next = self._certificate_expiry(body, data, conditions, new_status, now, events)
+            conditions, cert_next = self._certificate_expiry(
+                body, data, conditions, new_status, now, events, fetched.provider_expiry()
+            )
             if cert_next is not None and (next_at is None or cert_next < next_at):
                 next_at = cert_next
         conditions = self._expired_certificate(new_status, conditions, generation, now, desired.name)
@@ -460,15 +462,17 @@ class SyncService:
         new_status: dict[str, Any],
         now: dt.datetime,
         events: list[tuple[str, str, str]],
+        provider_expiry: dt.datetime | None,
     ) -> tuple[list[dict[str, Any]], dt.datetime | None]:
-        """Without a rotation policy, expiry still comes from certificates found in the data."""
+        """Without a rotation policy, expiry still comes from certificates found in the data and
+        from the backend's own expiry of the values read (Azure Key Vault ``exp``)."""
         expiry = compute_expiry(
             data=data,
             last_rotation=None,
             source_created=None,
             max_age=None,
             rotate_before=None,
-            provider_expiry=None,
+            provider_expiry=provider_expiry,
         )
         if expiry is None:
             new_status["expiry"] = None

@@ -23,11 +23,8 @@ def to_remote(key: str, secret: KeyVaultSecret) -> RemoteSecret:
         key=key,
         version=props.version,
         created=props.created_on,
-        metadata={
-            "updated": props.updated_on,
-            "expires": props.expires_on,
-            "content_type": props.content_type,
-        },
+        expires=props.expires_on,
+        metadata={"updated": props.updated_on, "content_type": props.content_type},
     )
     text = secret.value
     if text is not None:

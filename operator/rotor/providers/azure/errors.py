@@ -70,6 +70,11 @@ def to_provider_error(
             return KeyNotFound(
                 f"{where}: the version is disabled ({label}); enable it in the vault or pin another version"
             )
+        if status == 403 and inner in ("SecretExpired", "SecretNotYetValid"):
+            return KeyNotFound(
+                f"{where}: the version is outside its validity (exp/nbf) ({label}); write a new version "
+                "or change its dates"
+            )
         if status == 403:
             return AccessDenied(
                 f"{where}: access denied ({label}: {message}); grant the store's identity the Azure role "
