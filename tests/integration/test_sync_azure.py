@@ -5,6 +5,7 @@ token)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import secrets
@@ -38,7 +39,7 @@ async def _apply(cluster: Cluster, docs: list[dict[str, Any]], namespace: str, l
 
 
 async def test_sync_extract_property_pinned_version_and_find(
-    cluster: Cluster, clouds: Any, namespace: str, leaks: Any
+    cluster: Cluster, env: Any, clouds: Any, namespace: str, leaks: Any
 ) -> None:
     kv = clouds.keyvault
     password = secrets.token_urlsafe(24)
@@ -75,6 +76,20 @@ async def test_sync_extract_property_pinned_version_and_find(
         "url": b"https://api.example",
     }
     assert password not in json.dumps(ms["status"])
+    # every SDK call is counted once, by the provider itself, with its API operation name
+    metrics = await asyncio.to_thread(env.operator.metrics)
+    labels = [
+        f'store="SecretStore/{namespace}/azure"',
+        'provider="azure-keyvault"',
+        'operation="GetSecret"',
+        'result="success"',
+    ]
+    counted = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("rotor_provider_requests_total{") and all(label in line for label in labels)
+    ]
+    assert counted and counted[0] >= 1, "no counted GetSecret calls"
 
 
 async def test_workload_identity_store_reads_with_a_federated_token(

@@ -5,6 +5,7 @@ ServiceAccount token exchanged at the Security Token Service)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from typing import Any
@@ -36,7 +37,7 @@ async def _apply(cluster: Cluster, docs: list[dict[str, Any]], namespace: str, l
 
 
 async def test_sync_extract_property_versions_alias_and_find(
-    cluster: Cluster, clouds: Any, namespace: str, leaks: Any
+    cluster: Cluster, env: Any, clouds: Any, namespace: str, leaks: Any
 ) -> None:
     sm = clouds.secretmanager
     password = secrets.token_urlsafe(24)
@@ -75,6 +76,20 @@ async def test_sync_extract_property_versions_alias_and_find(
         "url": b"https://api.example",
     }
     assert password not in json.dumps(ms["status"])
+    # every SDK call is counted once, by the provider itself, with its API operation name
+    metrics = await asyncio.to_thread(env.operator.metrics)
+    labels = [
+        f'store="SecretStore/{namespace}/gcp"',
+        'provider="gcp-secretmanager"',
+        'operation="AccessSecretVersion"',
+        'result="success"',
+    ]
+    counted = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("rotor_provider_requests_total{") and all(label in line for label in labels)
+    ]
+    assert counted and counted[0] >= 1, "no counted AccessSecretVersion calls"
 
 
 async def test_workload_identity_federation_store(
