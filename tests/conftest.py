@@ -22,6 +22,7 @@ import pytest_asyncio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support.clouds import CloudServers  # noqa: E402
 from support.cluster import Cluster  # noqa: E402
 from support.environment import TestEnvironment  # noqa: E402
 from support.leaks import LeakRegistry  # noqa: E402
@@ -39,8 +40,18 @@ def leaks() -> LeakRegistry:
 
 
 @pytest.fixture(scope="session")
-def env(leaks: LeakRegistry) -> Iterator[TestEnvironment]:
-    environment = TestEnvironment(Path(tempfile.mkdtemp(prefix="rotor-test-")))
+def clouds() -> Iterator[CloudServers]:
+    """The Azure Key Vault and Google Secret Manager test servers (no cluster needed)."""
+    servers = CloudServers.start(Path(tempfile.mkdtemp(prefix="rotor-clouds-")))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def env(leaks: LeakRegistry, clouds: CloudServers) -> Iterator[TestEnvironment]:
+    environment = TestEnvironment(Path(tempfile.mkdtemp(prefix="rotor-test-")), clouds)
     try:
         environment.start()
         yield environment

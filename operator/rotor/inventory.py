@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rotor.api.secretstore import StoreProvider
 from rotor.clock import parse_time
 from rotor.conditions import get_condition
 
@@ -161,9 +162,13 @@ def secret_keys(spec: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(keys)
 
 
+#: the store spec's provider fields as spelled on the wire (vault, aws, azureKeyVault, ...)
+PROVIDER_KINDS = tuple(f.alias or n for n, f in StoreProvider.model_fields.items())
+
+
 def provider_of(store: Mapping[str, Any] | None) -> str:
     provider = ((store or {}).get("spec") or {}).get("provider") or {}
-    for kind in ("vault", "aws"):
+    for kind in PROVIDER_KINDS:
         if provider.get(kind) is not None:
             return kind
     return ""

@@ -61,13 +61,36 @@ async def _nothing_stored(cluster: Cluster, kind: str, namespace: str) -> None:
 
 async def test_store_with_both_providers(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
     _refused(
-        kubectl_run, _store(namespace, {"vault": VAULT, "aws": AWS}), "exactly one provider: vault or aws"
+        kubectl_run,
+        _store(namespace, {"vault": VAULT, "aws": AWS}),
+        "exactly one provider: vault, aws, azureKeyVault or gcpSecretManager",
     )
     await _nothing_stored(cluster, "SecretStore", namespace)
 
 
 async def test_store_with_no_provider(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
-    _refused(kubectl_run, _store(namespace, {}), "exactly one provider: vault or aws")
+    _refused(
+        kubectl_run,
+        _store(namespace, {}),
+        "exactly one provider: vault, aws, azureKeyVault or gcpSecretManager",
+    )
+
+
+async def test_cloud_stores_need_exactly_one_auth_method(
+    cluster: Cluster, kubectl_run: Kubectl, namespace: str
+) -> None:
+    sp = {"tenantID": "t", "clientID": "c", "clientSecretRef": {"name": "sp", "key": "secret"}}
+    wi = {"tenantID": "t", "clientID": "c", "serviceAccountRef": {"name": "sa"}}
+    azure = {
+        "vaultURL": "https://v.vault.azure.net",
+        "auth": {"servicePrincipal": sp, "workloadIdentity": wi},
+    }
+    _refused(kubectl_run, _store(namespace, {"azureKeyVault": azure}), "exactly one Azure auth method")
+    gcp = {"projectID": "p", "auth": {}}
+    _refused(kubectl_run, _store(namespace, {"gcpSecretManager": gcp}), "exactly one GCP auth method")
+    wif = {"audience": "sts.googleapis.com", "serviceAccountRef": {"name": "sa"}}
+    gcp = {"projectID": "p", "auth": {"workloadIdentity": wif}}
+    _refused(kubectl_run, _store(namespace, {"gcpSecretManager": gcp}), "audience")
 
 
 async def test_vault_store_without_auth(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:

@@ -4,7 +4,9 @@ The blocks come from README.md itself, in order: every ``sh`` block that starts 
 ``# what this example needs`` runs as written (bash, with the session's kubectl and vault on the
 PATH, as a cluster and Vault admin), and every ``yaml`` block is applied with only the server
 address put in (Vault's ``https://vault.example:8200`` becomes the test Vault; the AWS stores get
-the emulator's endpoint). The values the AWS examples read are the only thing seeded by hand: the
+the emulator's endpoint; the Azure and GCP stores get the addresses of Key Vault and Secret Manager
+test servers made for the README: its tenant, app, project and pool provider). The values the AWS,
+Azure and GCP examples read, and the cloud-side grants, are the only things seeded by hand: the
 README leaves them to the reader.
 
 Then each ManagedSecret must be Ready with the data the README promises, and the rotation example
@@ -21,6 +23,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,10 @@ from test_rotation_database import can_login
 from rotor.devenv import binaries
 from rotor.devenv.postgres import PostgresServer
 from rotor.devenv.vault import ROOT_TOKEN
+from support.azure_keyvault import READER, KeyVaultServer
 from support.cluster import Cluster, wait_for
+from support.environment import SA_ISSUER
+from support.gcp_secretmanager import ACCESSOR, PoolProvider, SecretManagerServer
 from support.postgres import postgres  # noqa: F401
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -56,9 +62,9 @@ async def test_the_readme_has_what_this_test_applies() -> None:
     kinds = [
         doc["kind"] for lang, text in blocks if lang == "yaml" for doc in yaml.safe_load_all(text) if doc
     ]
-    assert kinds.count("ManagedSecret") == 5 and kinds.count("SecretStore") == 5, kinds
+    assert kinds.count("ManagedSecret") == 7 and kinds.count("SecretStore") == 7, kinds
     setups = [text for lang, text in blocks if lang == "sh" and text.startswith(SETUP_MARK)]
-    assert len(setups) == 5
+    assert len(setups) == 7
     for lang, text in blocks:
         if lang == "yaml":
             for doc in yaml.safe_load_all(text):
@@ -66,14 +72,68 @@ async def test_the_readme_has_what_this_test_applies() -> None:
                 assert doc["kind"].startswith("Cluster") or doc["metadata"].get("namespace"), doc
 
 
-def _with_servers(doc: dict[str, Any], vault_addr: str, aws_endpoint: str) -> dict[str, Any]:
+def _with_servers(
+    doc: dict[str, Any], vault_addr: str, aws_endpoint: str, clouds: ReadmeClouds
+) -> dict[str, Any]:
     provider = (doc.get("spec") or {}).get("provider") or {}
     if "vault" in provider:
         assert provider["vault"]["server"] == VAULT_PLACEHOLDER
         provider["vault"]["server"] = vault_addr
     if "aws" in provider:
         provider["aws"]["endpoint"] = aws_endpoint  # the README's stores talk to AWS itself
+    if "azureKeyVault" in provider:  # the vault and Microsoft Entra are the Key Vault test server
+        provider["azureKeyVault"]["vaultURL"] = clouds.keyvault.url
+        provider["azureKeyVault"]["authorityHost"] = clouds.keyvault.url
+    if "gcpSecretManager" in provider:  # the API and the STS are the Secret Manager test server
+        provider["gcpSecretManager"]["endpoint"] = clouds.secretmanager.endpoint
+        provider["gcpSecretManager"]["auth"]["workloadIdentity"]["tokenURL"] = clouds.secretmanager.sts_url
     return doc
+
+
+@dataclass
+class ReadmeClouds:
+    """Key Vault and Secret Manager test servers holding what the README's Azure and GCP
+    examples assume exists in those clouds: the tenant, the app and its federated credential,
+    the project, the pool provider and its grant, and the values."""
+
+    keyvault: KeyVaultServer
+    secretmanager: SecretManagerServer
+
+    @classmethod
+    def for_readme(cls, session: Any, docs: list[dict[str, Any]]) -> ReadmeClouds:
+        azure = next(
+            d["spec"]["provider"]["azureKeyVault"] for d in docs if "azureKeyVault" in d["spec"]["provider"]
+        )
+        azure_ns = next(d["metadata"]["namespace"] for d in docs if "azureKeyVault" in d["spec"]["provider"])
+        gcp = next(
+            d["spec"]["provider"]["gcpSecretManager"]
+            for d in docs
+            if "gcpSecretManager" in d["spec"]["provider"]
+        )
+        gcp_ns = next(d["metadata"]["namespace"] for d in docs if "gcpSecretManager" in d["spec"]["provider"])
+        wi = azure["auth"]["workloadIdentity"]
+        kv = KeyVaultServer(session.ca, tenant_id=wi["tenantID"]).start()
+        kv.add_app(
+            READER,
+            client_id=wi["clientID"],
+            subject=f"system:serviceaccount:{azure_ns}:{wi['serviceAccountRef']['name']}",
+        )
+        audience = gcp["auth"]["workloadIdentity"]["audience"]
+        number = audience.split("/projects/")[1].split("/")[0]
+        sm = SecretManagerServer(session.ca, project_id=gcp["projectID"], project_number=number).start()
+        pool = PoolProvider(audience)
+        sm.providers[audience] = pool
+        subject = (
+            f"system:serviceaccount:{gcp_ns}:{gcp['auth']['workloadIdentity']['serviceAccountRef']['name']}"
+        )
+        sm.grant(pool.principal(subject), ACCESSOR)
+        for server in (kv, sm):
+            server.trust_issuer(SA_ISSUER, session.issuer_key)
+        return cls(kv, sm)
+
+    def stop(self) -> None:
+        self.keyvault.stop()
+        self.secretmanager.stop()
 
 
 def _shell(env: Any, script: str, pg: PostgresServer) -> subprocess.CompletedProcess[str]:
@@ -107,13 +167,24 @@ async def readme(
     leaks: Any,
     postgres: PostgresServer,  # noqa: F811
 ) -> AsyncIterator[dict[str, Any]]:
-    """The README applied, block by block; yields the AWS values seeded for it."""
+    """The README applied, block by block; yields the AWS, Azure and GCP values seeded for it."""
     seeded: dict[str, Any] = {
         "prod/payments/stripe": {"api-key": "sk_" + secrets.token_hex(16), "webhook": secrets.token_hex(20)},
         "/prod/web/beta": "true",
         "/prod/web/db/password": secrets.token_urlsafe(24),
+        "orders-db": {"username": "orders", "password": secrets.token_urlsafe(24)},
+        "billing-api-key": "bk_" + secrets.token_hex(20),
     }
     leaks.add(seeded["/prod/web/db/password"], *seeded["prod/payments/stripe"].values())
+    leaks.add(seeded["orders-db"]["password"], seeded["billing-api-key"])
+    docs = [
+        doc for lang, text in readme_blocks() if lang == "yaml" for doc in yaml.safe_load_all(text) if doc
+    ]
+    stores = [d for d in docs if d["kind"] == "SecretStore"]
+    assert env.clouds is not None and env.local is not None
+    clouds = ReadmeClouds.for_readme(_Session(env), stores)
+    clouds.keyvault.put("orders-db", json.dumps(seeded["orders-db"]))
+    clouds.secretmanager.put("billing-api-key", seeded["billing-api-key"])
     env.boto("secretsmanager").create_secret(
         Name="prod/payments/stripe", SecretString=json.dumps(seeded["prod/payments/stripe"])
     )
@@ -131,11 +202,28 @@ async def readme(
         elif lang == "yaml":
             for doc in yaml.safe_load_all(text):
                 await cluster.apply(
-                    _with_servers(doc, env.vault_addr, env.aws_endpoint), doc["metadata"].get("namespace")
+                    _with_servers(doc, env.vault_addr, env.aws_endpoint, clouds),
+                    doc["metadata"].get("namespace"),
                 )
     yield seeded
-    for ns in ("shop", "payments", "web"):
+    for ns in ("shop", "payments", "web", "orders", "billing"):
         await cluster.delete_namespace(ns)
+    clouds.stop()
+
+
+@dataclass
+class _Session:
+    """What the README's servers take from the session: its CA and the cluster's token key."""
+
+    env: Any
+
+    @property
+    def ca(self) -> Any:
+        return self.env.clouds.ca
+
+    @property
+    def issuer_key(self) -> bytes:
+        return bytes(self.env.local.control_plane.pki.sa_pub.read_bytes())
 
 
 async def test_readme_examples_become_ready(cluster: Cluster, env: Any, readme: dict[str, Any]) -> None:
@@ -158,6 +246,16 @@ async def test_readme_examples_become_ready(cluster: Cluster, env: Any, readme: 
     assert await cluster.secret_data("web", "flags") == {
         "beta": b"true",
         "db_password": readme["/prod/web/db/password"].encode(),
+    }
+    # Azure: workload identity with the README's tenant, app and ServiceAccount
+    await cluster.ready("orders-db", "orders", timeout=60)
+    assert await cluster.secret_data("orders", "orders-db") == {
+        k: v.encode() for k, v in readme["orders-db"].items()
+    }
+    # GCP: workload identity federation through the README's pool provider; accessor only
+    await cluster.ready("billing-api", "billing", timeout=60)
+    assert await cluster.secret_data("billing", "billing-api") == {
+        "api-key": readme["billing-api-key"].encode()
     }
 
 

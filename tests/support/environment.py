@@ -16,16 +16,20 @@ from rotor.devenv import binaries
 from rotor.devenv.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, AwsEmulator
 from rotor.devenv.environment import LocalEnvironment
 from rotor.devenv.vault import ROOT_TOKEN, VaultServer
+from support.clouds import CloudServers
 from support.operator import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the local apiserver's --service-account-issuer (rotor.devenv.kubernetes)
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
 class TestEnvironment:
     __test__ = False
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, clouds: CloudServers | None = None) -> None:
         self.workdir = workdir
+        self.clouds = clouds
         self.external = os.environ.get("ROTOR_TEST_KUBECONFIG")
         self.local: LocalEnvironment | None = None
         self.vault: VaultServer | None = None
@@ -54,12 +58,16 @@ class TestEnvironment:
             self.kubectl = binaries.ensure("kubectl")
         self.install_crds()
         self.clock_file.write_text("0")
+        if self.clouds is not None and self.local is not None and self.local.control_plane is not None:
+            pki = self.local.control_plane.pki
+            assert pki is not None
+            self.clouds.trust_cluster(SA_ISSUER, pki.sa_pub.read_bytes())
         self.operator = OperatorProcess(
             str(self.kubeconfig),
             self.workdir / "logs",
             name="operator",
             namespaces=["!iso-*"],
-            env=self.aws_env(),
+            env={**self.aws_env(), **(self.clouds.client_env() if self.clouds else {})},
         )
         self.operator.start()
 

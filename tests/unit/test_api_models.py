@@ -253,7 +253,7 @@ def test_managed_secret_rules_refuse_with_an_actionable_message(spec: dict[str, 
 
 
 STORE_RULES = [
-    ({"provider": {}}, "set exactly one provider: vault or aws"),
+    ({"provider": {}}, "set exactly one provider: vault, aws, azureKeyVault or gcpSecretManager"),
     ({"provider": {"vault": VAULT_TOKEN, "aws": {"region": "eu-west-1"}}}, "set exactly one provider"),
     ({"provider": {"vault": {**VAULT_TOKEN, "auth": {}}}}, "set exactly one Vault auth method"),
     (

@@ -159,7 +159,8 @@ def test_aws_assumed_role_from_the_default_chain() -> None:
 def test_registry_has_one_builder_per_spec_provider_field() -> None:
     from rotor.api.secretstore import StoreProvider
 
-    assert set(registry.PROVIDERS) == set(StoreProvider.model_fields)
+    # keyed by the field as the spec spells it (spec.provider.azureKeyVault)
+    assert set(registry.PROVIDERS) == {f.alias or n for n, f in StoreProvider.model_fields.items()}
     with pytest.raises(InvalidConfig, match="unknown provider 'nope'"):
         registry.builder("nope")
 
@@ -181,3 +182,162 @@ def test_aws_change_events_name_the_queue_and_only_secrets_manager_has_them() ->
     spec["provider"]["aws"]["service"] = "ParameterStore"
     with pytest.raises(ValidationError, match="changeEvents come from Secrets Manager"):
         SecretStoreSpec.model_validate(spec)
+
+
+# --------------------------------------------------------------------------- Azure Key Vault
+
+
+def _azure(auth: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "provider": {"azureKeyVault": {"vaultURL": "https://team.vault.azure.net", "auth": auth, **extra}}
+    }
+
+
+def test_azure_service_principal_reads_its_client_secret() -> None:
+    from rotor.providers.azure import AzureConfig
+    from rotor.providers.azure.auth_service_principal import ServicePrincipalAuth
+
+    port = Port({("team", "sp", "secret"): "client-secret-value"})
+    config = _configure(
+        _azure(
+            {
+                "servicePrincipal": {
+                    "tenantID": "t1",
+                    "clientID": "c1",
+                    "clientSecretRef": {"name": "sp", "key": "secret"},
+                }
+            }
+        ),
+        port,
+    )
+    assert isinstance(config, AzureConfig) and isinstance(config.auth, ServicePrincipalAuth)
+    assert (config.auth.tenant_id, config.auth.client_id, config.auth.client_secret) == (
+        "t1",
+        "c1",
+        "client-secret-value",
+    )
+    assert config.verify_challenge_resource  # an Azure host: the SDK checks the challenge's resource
+    assert "client-secret-value" not in repr(config)
+
+
+def test_azure_workload_identity_requests_a_token_exchange_token_per_assertion() -> None:
+    from rotor.providers.azure.auth_workload_identity import WorkloadIdentityAuth
+
+    port = Port({}, namespace=None)
+    config = _configure(
+        _azure(
+            {
+                "workloadIdentity": {
+                    "tenantID": "t1",
+                    "clientID": "c1",
+                    "serviceAccountRef": {"name": "sa", "namespace": "ops"},
+                }
+            },
+            authorityHost="https://login.microsoftonline.us",
+        ),
+        port,
+        cluster=True,
+    )
+    assert (
+        isinstance(config.auth, WorkloadIdentityAuth)
+        and config.authority_host == "https://login.microsoftonline.us"
+    )
+    assert port.tokens == []  # no token until the credential asks for one
+    assert config.auth.assertion() == "jwt-for-sa"
+    assert port.tokens == [("ops", "sa", ["api://AzureADTokenExchange"])]
+
+
+def test_azure_challenge_resource_is_checked_only_on_azure_hosts() -> None:
+    from rotor.providers.azure import AzureConfig
+    from rotor.providers.azure.auth_service_principal import ServicePrincipalAuth
+
+    auth = ServicePrincipalAuth("t", "c", "s")
+    assert AzureConfig("https://x.vault.usgovcloudapi.net", "s", auth).verify_challenge_resource
+    assert not AzureConfig("https://127.0.0.1:8443", "s", auth).verify_challenge_resource
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {},
+        {
+            "servicePrincipal": {
+                "tenantID": "t",
+                "clientID": "c",
+                "clientSecretRef": {"name": "a", "key": "b"},
+            },
+            "workloadIdentity": {"tenantID": "t", "clientID": "c", "serviceAccountRef": {"name": "sa"}},
+        },
+    ],
+)
+def test_azure_needs_exactly_one_auth_method(auth: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="exactly one Azure auth method"):
+        SecretStoreSpec.model_validate(_azure(auth))
+
+
+# --------------------------------------------------------------------------- Google Secret Manager
+
+AUDIENCE = "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/k8s"
+
+
+def test_gcp_workload_identity_defaults_the_token_audience_to_the_provider() -> None:
+    from rotor.providers.gcp import GcpConfig
+    from rotor.providers.gcp.auth_workload_identity import DEFAULT_TOKEN_URL, WorkloadIdentityAuth
+
+    port = Port({})
+    config = _configure(
+        {
+            "provider": {
+                "gcpSecretManager": {
+                    "projectID": "my-project",
+                    "auth": {"workloadIdentity": {"audience": AUDIENCE, "serviceAccountRef": {"name": "sa"}}},
+                }
+            }
+        },
+        port,
+    )
+    assert isinstance(config, GcpConfig) and isinstance(config.auth, WorkloadIdentityAuth)
+    assert config.auth.token_url == DEFAULT_TOKEN_URL and config.endpoint is None
+    assert config.auth.subject_token() == "jwt-for-sa"
+    assert port.tokens == [("team", "sa", ["https:" + AUDIENCE])]
+
+
+def test_gcp_service_account_key_that_is_not_a_key_is_invalid_config() -> None:
+    from rotor.providers.gcp.auth_service_account_key import ServiceAccountKeyAuth
+
+    port = Port({("team", "gsa", "key.json"): '{"type": "authorized_user", "secret": "hunter2-value"}'})
+    config = _configure(
+        {
+            "provider": {
+                "gcpSecretManager": {
+                    "projectID": "my-project",
+                    "endpoint": "secretmanager.europe-west1.rep.googleapis.com",
+                    "auth": {"serviceAccountKeyRef": {"name": "gsa", "key": "key.json"}},
+                }
+            }
+        },
+        port,
+    )
+    assert isinstance(config.auth, ServiceAccountKeyAuth) and "hunter2" not in repr(config)
+    with pytest.raises(InvalidConfig, match="does not hold a service account key") as err:
+        config.auth.credentials()
+    assert "hunter2" not in str(err.value)
+
+
+def test_gcp_refuses_an_audience_that_is_not_a_pool_provider() -> None:
+    with pytest.raises(ValueError, match="audience"):
+        SecretStoreSpec.model_validate(
+            {
+                "provider": {
+                    "gcpSecretManager": {
+                        "projectID": "p",
+                        "auth": {
+                            "workloadIdentity": {
+                                "audience": "sts.googleapis.com",
+                                "serviceAccountRef": {"name": "sa"},
+                            }
+                        },
+                    }
+                }
+            }
+        )

@@ -32,7 +32,14 @@ __all__ = [
     "AwsChangeEvents",
     "AwsProvider",
     "AwsSecretRefAuth",
+    "AzureKeyVaultAuth",
+    "AzureKeyVaultProvider",
+    "AzureServicePrincipalAuth",
+    "AzureWorkloadIdentityAuth",
     "ClusterSecretStoreSpec",
+    "GcpSecretManagerAuth",
+    "GcpSecretManagerProvider",
+    "GcpWorkloadIdentityAuth",
     "RateLimit",
     "SecretStoreSpec",
     "StoreCondition",
@@ -213,27 +220,148 @@ class AwsProvider(SpecModel, Generic[KeyRefT]):
     )
 
 
+# --------------------------------------------------------------------------- Azure Key Vault
+
+AZURE_VAULT_URL = r"^https://[^\s/]+/?$"
+AzureId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[0-9A-Za-z][0-9A-Za-z.-]*$")]
+
+
+class AzureServicePrincipalAuth(SpecModel, Generic[KeyRefT]):
+    tenant_id: AzureId = Field(alias="tenantID", description="The Microsoft Entra tenant (directory) id.")
+    client_id: AzureId = Field(
+        alias="clientID", description="The application (client) id of the service principal."
+    )
+    client_secret_ref: KeyRefT = Field(
+        description="The Secret key holding the service principal's client secret."
+    )
+
+
+class AzureWorkloadIdentityAuth(SpecModel, Generic[SARefT]):
+    tenant_id: AzureId = Field(alias="tenantID", description="The Microsoft Entra tenant (directory) id.")
+    client_id: AzureId = Field(
+        alias="clientID",
+        description="The client id of the application or user-assigned managed identity that has a federated "
+        "credential for the ServiceAccount (issuer: the cluster's OIDC issuer; subject: "
+        "system:serviceaccount:<namespace>:<name>).",
+    )
+    service_account_ref: SARefT = Field(
+        description="The ServiceAccount whose short-lived token (TokenRequest) Rotor exchanges for a Microsoft "
+        "Entra token, as AKS workload identity does. Audiences default to api://AzureADTokenExchange."
+    )
+
+
+class AzureKeyVaultAuth(SpecModel, Generic[KeyRefT, SARefT]):
+    cel_rules = (
+        ExactlyOneOf(
+            ("workload_identity", "service_principal"),
+            message="set exactly one Azure auth method: workloadIdentity or servicePrincipal",
+        ),
+    )
+
+    workload_identity: AzureWorkloadIdentityAuth[SARefT] | None = Field(
+        default=None, description="A federated ServiceAccount token exchanged for an Entra token."
+    )
+    service_principal: AzureServicePrincipalAuth[KeyRefT] | None = Field(
+        default=None, description="A service principal's client secret read from a Secret key."
+    )
+
+
+class AzureKeyVaultProvider(SpecModel, Generic[KeyRefT, SARefT]):
+    vault_url: Annotated[str, Field(max_length=2048, pattern=AZURE_VAULT_URL)] = Field(
+        alias="vaultURL", description="The vault's URL, for example https://my-vault.vault.azure.net."
+    )
+    authority_host: Annotated[str, Field(max_length=2048, pattern=URL_PATTERN)] | None = Field(
+        default=None,
+        description="The Microsoft Entra authority, for sovereign clouds (https://login.microsoftonline.us). "
+        "Default: https://login.microsoftonline.com.",
+    )
+    auth: AzureKeyVaultAuth[KeyRefT, SARefT] = Field(
+        description="How Rotor authenticates to Microsoft Entra."
+    )
+
+
+# --------------------------------------------------------------------------- Google Secret Manager
+
+GCP_WIF_AUDIENCE = r"^//iam\.googleapis\.com/projects/[0-9]+/locations/global/workloadIdentityPools/[^/\s]+/providers/[^/\s]+$"
+
+
+class GcpWorkloadIdentityAuth(SpecModel, Generic[SARefT]):
+    audience: Annotated[str, Field(max_length=1024, pattern=GCP_WIF_AUDIENCE)] = Field(
+        description="The workload identity pool provider, //iam.googleapis.com/projects/<number>/locations/"
+        "global/workloadIdentityPools/<pool>/providers/<provider>."
+    )
+    service_account_ref: SARefT = Field(
+        description="The ServiceAccount whose short-lived token (TokenRequest) Rotor exchanges with Google's "
+        "Security Token Service. Audiences default to the provider's own: https:<audience>."
+    )
+    token_url: Annotated[str, Field(max_length=2048, pattern=URL_PATTERN)] | None = Field(
+        default=None,
+        alias="tokenURL",
+        description="The Security Token Service endpoint. Default: https://sts.googleapis.com/v1/token.",
+    )
+
+
+class GcpSecretManagerAuth(SpecModel, Generic[KeyRefT, SARefT]):
+    cel_rules = (
+        ExactlyOneOf(
+            ("workload_identity", "service_account_key_ref"),
+            message="set exactly one GCP auth method: workloadIdentity or serviceAccountKeyRef",
+        ),
+    )
+
+    workload_identity: GcpWorkloadIdentityAuth[SARefT] | None = Field(
+        default=None, description="Workload identity federation with a ServiceAccount token."
+    )
+    service_account_key_ref: KeyRefT | None = Field(
+        default=None, description="The Secret key holding a Google service account key (JSON)."
+    )
+
+
+class GcpSecretManagerProvider(SpecModel, Generic[KeyRefT, SARefT]):
+    project_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9.:-]*$")] = (
+        Field(alias="projectID", description="The Google Cloud project holding the secrets.")
+    )
+    endpoint: Annotated[str, Field(max_length=2048, pattern=r"^[^\s/:]+(:[0-9]{1,5})?$")] | None = Field(
+        default=None,
+        description="The Secret Manager API host[:port], e.g. a regional endpoint "
+        "(secretmanager.europe-west1.rep.googleapis.com). Default: secretmanager.googleapis.com.",
+    )
+    auth: GcpSecretManagerAuth[KeyRefT, SARefT] = Field(description="How Rotor authenticates to Google.")
+
+
 # --------------------------------------------------------------------------- stores
 
 
 class StoreProvider(SpecModel, Generic[KeyRefT, SARefT]):
-    cel_rules = (ExactlyOneOf(("vault", "aws"), message="set exactly one provider: vault or aws"),)
+    cel_rules = (
+        ExactlyOneOf(
+            ("vault", "aws", "azure_key_vault", "gcp_secret_manager"),
+            message="set exactly one provider: vault, aws, azureKeyVault or gcpSecretManager",
+        ),
+    )
 
     vault: VaultProvider[KeyRefT, SARefT] | None = Field(default=None, description="HashiCorp Vault.")
     aws: AwsProvider[KeyRefT] | None = Field(
         default=None, description="AWS Secrets Manager or SSM Parameter Store."
     )
+    azure_key_vault: AzureKeyVaultProvider[KeyRefT, SARefT] | None = Field(
+        default=None, description="Azure Key Vault secrets."
+    )
+    gcp_secret_manager: GcpSecretManagerProvider[KeyRefT, SARefT] | None = Field(
+        default=None, description="Google Cloud Secret Manager."
+    )
 
     def _selected(self) -> tuple[str, SpecModel]:
-        for field_name in type(self).model_fields:
+        for field_name, info in type(self).model_fields.items():
             section = getattr(self, field_name)
             if section is not None:
-                return field_name, section
+                return info.alias or field_name, section
         raise ValueError("the store sets no provider")
 
     @property
     def kind(self) -> str:
-        """The provider field this store sets (``vault``, ``aws``): the key of the provider registry."""
+        """The provider field this store sets (``vault``, ``aws``, ``azure_key_vault``, ...): the key of
+        the provider registry."""
         return self._selected()[0]
 
     @property
@@ -251,7 +379,7 @@ class RateLimit(SpecModel):
 
 RATE_LIMIT_DESCRIPTION = (
     "The cap on requests from Rotor to this backend, for this store. Below the cap the rate adapts: "
-    "each throttling answer (HTTP 429, AWS ThrottlingException, Vault 429 or 503) halves it, and each "
+    "each throttling answer (HTTP 429, AWS ThrottlingException, Vault 429 or 503, gRPC RESOURCE_EXHAUSTED) halves it, and each "
     "second without one gives 5% of the cap back."
 )
 

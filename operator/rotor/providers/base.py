@@ -110,6 +110,9 @@ class RemoteSecret:
     data: dict[str, Any] | None = None
     raw: bytes | None = None
     created: datetime | None = None
+    #: when the backend says this version stops being valid (Azure Key Vault ``exp``): it feeds
+    #: ``status.expiry`` (source ``Provider``)
+    expires: datetime | None = None
     #: provider metadata useful for expiry/rotation tracking, never values
     #: (e.g. ``stages``, ``last_rotated``, ``next_rotation``, ``updated``, ``versions``)
     metadata: dict[str, Any] = field(default_factory=dict)

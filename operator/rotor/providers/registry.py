@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from rotor.providers import aws, vault
+from rotor.providers import aws, azure, gcp, vault
 from rotor.providers.base import InvalidConfig, ProviderBuilder
 
 PROVIDERS: dict[str, ProviderBuilder] = {
     "vault": vault.BUILDER,
     "aws": aws.BUILDER,
+    "azureKeyVault": azure.BUILDER,
+    "gcpSecretManager": gcp.BUILDER,
 }
 
 

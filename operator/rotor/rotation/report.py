@@ -81,6 +81,8 @@ class RotationSeen:
     store_writable: bool
     #: spreads back-off retries (the object's namespace/name)
     seed: str
+    #: the earliest expiry the backend gave a value read (Azure ``exp``), if any
+    provider_expiry: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ def _expiry_and_schedule(
         source_created=(observed.last_changed if observed else None) or seen.created,
         max_age=policy.max_age,
         rotate_before=policy.rotate_before,
-        provider_expiry=None,
+        provider_expiry=seen.provider_expiry,
     )
     expiry: dict[str, str | None] | None = None
     if computed is not None:

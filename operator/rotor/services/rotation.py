@@ -920,6 +920,7 @@ class RotationService:
             observed=await self._observed(spec, handle, fetched) if observe else None,
             store_writable=handle is not None and handle.capabilities == Capabilities.READ_WRITE,
             seed=_who(body),
+            provider_expiry=fetched.provider_expiry() if fetched is not None else None,
         )
         return done, seen
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rotor.providers.base import RemoteRef, RemoteSecret
@@ -23,6 +24,11 @@ class Fetched:
     databases: dict[tuple[str, str], RemoteSecret] = field(default_factory=dict)
     #: the dynamic source (dataFrom.vaultDynamic): its credentials and lease
     lease: Gathered | None = None
+
+    def provider_expiry(self) -> datetime | None:
+        """The earliest expiry the backend gave any of the values read (``RemoteSecret.expires``)."""
+        values = [*self.refs.values(), *self.found.values(), *self.databases.values()]
+        return min((v.expires for v in values if v.expires is not None), default=None)
 
 
 def absorb(body: dict[str, Any], stored: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> None:

@@ -209,6 +209,7 @@ class SyncService:
                 rotation=rotation_seen,
                 has_rotation_spec=spec.rotation is not None,
                 lease=fetched.lease.report if fetched.lease is not None else None,
+                provider_expiry=fetched.provider_expiry(),
             )
         )
         await self._apply_status(body, decision)

@@ -75,6 +75,8 @@ class Synced:
     has_rotation_spec: bool
     #: the dynamic source's lease after this sync (dataFrom.vaultDynamic), if the spec has one
     lease: LeaseReport | None = None
+    #: the earliest expiry the backend gave a value read (Azure Key Vault ``exp``), if any
+    provider_expiry: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -281,8 +283,9 @@ def request_waits(
 def certificate_expiry(
     s: Synced, conditions: list[dict[str, Any]]
 ) -> tuple[dict[str, str | None] | None, list[dict[str, Any]], dt.datetime | None, PlannedEvent | None]:
-    """Without a rotation policy, expiry still comes from certificates found in the data and from
-    the lease of dynamic credentials (renewal due ``lead`` before its end): status.expiry, the
+    """Without a rotation policy, expiry still comes from certificates found in the data, from the
+    backend's own expiry of the values read (Azure Key Vault ``exp``) and from the lease of dynamic
+    credentials (renewal due ``lead`` before its end): status.expiry, the
     Expiring condition, when to look again, and the Event of a transition."""
     leased = s.lease.lease if s.lease is not None else None
     expiry = compute_expiry(
@@ -291,7 +294,7 @@ def certificate_expiry(
         source_created=None,
         max_age=None,
         rotate_before=lead(leased, s.lease.renew_percent) if s.lease is not None and leased else None,
-        provider_expiry=leased.expires_at if leased is not None else None,
+        provider_expiry=_earliest(leased.expires_at if leased is not None else None, s.provider_expiry),
     )
     if expiry is None:
         return None, [c for c in conditions if c.get("type") != "Expiring"], None, None
