@@ -17,6 +17,7 @@ import pytest
 from rotor.api.names import MANAGED_BY_LABEL
 from rotor.api.secretstore import SecretStoreSpec
 from rotor.api.status import ManagedSecretStatus, Reason
+from rotor.kube.gateway import KubeError
 from rotor.providers.base import Capabilities
 from rotor.services.backend import Backend
 from rotor.services.rotation import RotationService
@@ -61,8 +62,12 @@ class Gateway:
         self._bump(body)
         return copy.deepcopy(body)
 
-    async def patch_status(self, kind: str, name: str, namespace: str | None, patch: dict) -> dict:
+    async def patch_status(
+        self, kind: str, name: str, namespace: str | None, patch: dict, *, resource_version: str | None = None
+    ) -> dict:
         body = self.objects[(kind, name)]
+        if resource_version is not None and resource_version != body["metadata"].get("resourceVersion"):
+            raise KubeError(409, "the object has been modified")
         _merge(body.setdefault("status", {}), patch)
         self._bump(body)
         phase = ((patch.get("rotation") or {}) or {}).get("phase")

@@ -40,7 +40,7 @@ from rotor.rotation.phases import in_progress
 from rotor.services.cpu import INLINE, CpuPool
 from rotor.services.ports import ObjectIndex, SecretLedger
 from rotor.services.rollout import RolloutService
-from rotor.services.rotation import RotationContext, RotationService
+from rotor.services.rotation import RotationClaimLost, RotationContext, RotationService
 from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
 from rotor.sync.assemble import assemble_values, finish, template_sources
@@ -168,7 +168,13 @@ class SyncService:
             desired = self._desired(body, spec, data)
             written, restored = await self._apply(body, desired, spec)
             if self.rotation is not None and rotating is not None:
-                await self.rotation.record_synced(body, rotating, now)
+                try:
+                    await self.rotation.record_synced(body, rotating, now)
+                except RotationClaimLost as lost:
+                    return await self._claim_lost(body, spec, desired, written, lost)
+        except RotationClaimLost as lost:
+            # another writer advanced the rotation: nothing more here; look again from what is stored
+            return SyncOutcome(lost.retry_at, False, "ClaimLost")
         except StoreProblem as err:
             # retried with back-off: a store, its credentials or a namespace label can be fixed later
             return await self._fail(body, SyncFailure(err.reason, err.message), started, rotating)
@@ -235,9 +241,17 @@ class SyncService:
             SYNC_TOTAL.labels("unchanged").inc()
             SYNC_DURATION.observe(time.perf_counter() - started)
             return SyncOutcome(next_at, True, "Synced")
-        absorb(
-            body, await self.gateway.patch_status("ManagedSecret", name, namespace, new_status), new_status
-        )
+        if self.rotation is not None and rotating is not None:
+            try:  # conditional: never over a rotation another writer advanced meanwhile
+                await self.rotation.write_status(body, new_status, now)
+            except RotationClaimLost as lost:
+                return await self._claim_lost(body, spec, desired, written, lost)
+        else:
+            absorb(
+                body,
+                await self.gateway.patch_status("ManagedSecret", name, namespace, new_status),
+                new_status,
+            )
         if written:
             note = (
                 f"Secret {desired.name} restored: it had been changed outside Rotor"
@@ -260,6 +274,24 @@ class SyncService:
         SYNC_TOTAL.labels("success").inc()
         SYNC_DURATION.observe(time.perf_counter() - started)
         return SyncOutcome(next_at, True, "Synced")
+
+    async def _claim_lost(
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        desired: Desired,
+        written: bool,
+        lost: RotationClaimLost,
+    ) -> SyncOutcome:
+        """Another writer advanced the rotation after this sync wrote the Secret: no status from
+        here (it would be older than what is stored), but the Secret write still counts for the
+        consumers. Looked at again from what is stored."""
+        if written:
+            note = f"Secret {desired.name} written ({len(desired.data)} keys)"
+            await self.gateway.post_event(body, type_="Normal", reason="Synced", note=note, action="Sync")
+            if self.rollout is not None:
+                await self.rollout.after_write(body, spec, desired)
+        return SyncOutcome(lost.retry_at, False, "ClaimLost")
 
     # ------------------------------------------------------------------ steps
     def _desired(
