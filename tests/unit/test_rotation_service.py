@@ -20,6 +20,7 @@ from rotor.api.status import ManagedSecretStatus, Reason
 from rotor.kube.gateway import KubeError
 from rotor.providers.base import (
     Capabilities,
+    KeyNotFound,
     RemoteRef,
     RemoteSecret,
     SecretMetadata,
@@ -58,6 +59,14 @@ class FakeKV:
             history = self.versions[ref.key]
             number = int(ref.version) if ref.version else len(history)
             return RemoteSecret(ref.key, str(number), data=dict(history[number - 1]), created=NOW)
+
+    def read_version(self, key: str, version: str) -> RemoteSecret:
+        """Exactly KV v2 version ``version`` (VersionReader)."""
+        with self.lock:
+            history = self.versions.get(key) or []
+            if not version.isdigit() or not 1 <= int(version) <= len(history):
+                raise KeyNotFound(f"fake KV: '{key}' has no version {version}")
+            return RemoteSecret(key, version, data=dict(history[int(version) - 1]), created=NOW)
 
     def write(self, key: str, value: dict[str, Any], cas: str | None) -> WriteResult:
         if self.before_write is not None:

@@ -103,13 +103,15 @@ class Target(SpecModel):
     creation_policy: Literal["Owner", "Merge", "Orphan"] = Field(
         default="Owner",
         description="Owner: create the Secret, owned by this ManagedSecret (deleted with it by the garbage "
-        "collector unless deletionPolicy is Retain). Merge: write only Rotor's keys into an existing "
-        "Secret, which must already exist. Orphan: create the Secret without an ownerReference.",
+        "collector unless deletionPolicy is Retain). Merge: write only this ManagedSecret's keys into an "
+        "existing Secret, which must already exist; several ManagedSecrets may merge into one Secret, each "
+        "owning its keys (annotation rotor.dev/managed-keys.<name>), and a key another one owns is "
+        "SecretConflict for the later. Orphan: create the Secret without an ownerReference.",
     )
     deletion_policy: Literal["Retain", "Delete"] = Field(
         default="Retain",
         description="When the ManagedSecret is deleted: Retain keeps the Secret (Rotor removes its "
-        "ownerReference and label); Delete removes the Secret (under Merge: only Rotor's keys).",
+        "ownerReference and label); Delete removes the Secret (under Merge: only this ManagedSecret's keys).",
     )
 
 

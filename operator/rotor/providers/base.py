@@ -266,6 +266,20 @@ class RollingBack(Protocol):
 
 
 @runtime_checkable
+class VersionReader(Protocol):
+    """Keeps earlier versions of a secret and reads one back by the exact id a caller recorded:
+    Vault KV v2 version n-1, the AWS Secrets Manager VersionId that was AWSCURRENT (AWSPREVIOUS
+    after a rotation), SSM Parameter Store version n-1. Used for the previous value of a rotation
+    (``status.rotation.baseVersions``) when it cannot be taken from this reconcile's reads.
+
+    ``version`` is always a version id, never a stage or label, and the answer is that version or
+    an error: ``KeyNotFound`` when the backend no longer holds it (destroyed, deleted, aged out,
+    or a store that keeps no versions, such as Vault KV v1)."""
+
+    def read_version(self, key: str, version: str) -> RemoteSecret: ...
+
+
+@runtime_checkable
 class PathReader(Protocol):
     """Reads every value under a path at once (SSM GetParametersByPath; ``rotor import``)."""
 

@@ -35,6 +35,7 @@ from rotor.providers.base import (
     SelfRotating,
     StagedWriter,
     Unsupported,
+    VersionReader,
     WriteChecker,
     WriteDenied,
 )
@@ -384,6 +385,19 @@ class Backend:
         if not isinstance(p, RollingBack):
             raise self._unsupported("roll back")
         return await self.call("rollback", p.rollback, key)
+
+    @property
+    def reads_versions(self) -> bool:
+        """Whether earlier versions can be read back by id (``read_version``)."""
+        return isinstance(self.provider, VersionReader)
+
+    async def read_version(self, key: str, version: str) -> RemoteSecret:
+        """Exactly version ``version`` of ``key`` (not shared with current reads: a rare read,
+        made when the previous value cannot come from this reconcile)."""
+        p = self.provider
+        if not isinstance(p, VersionReader):
+            raise self._unsupported("read an earlier version")
+        return await self.call("read", p.read_version, key, version)
 
     async def read_path(self, path: str) -> dict[str, bytes]:
         p = self.provider

@@ -953,21 +953,32 @@ class RotationService:
         fetched: Fetched,
         now: dt.datetime,
     ) -> dict[str, bytes]:
-        """The rotated keys' values read from the source versions the rotation recorded as
-        replaced (Vault KV v2 version n-1, the AWS version that was AWSCURRENT)."""
+        """The rotated keys' values read back from exactly the source versions the rotation
+        recorded as replaced (``baseVersions``: Vault KV v2 version n-1, the AWS Secrets Manager
+        VersionId that is AWSPREVIOUS now, SSM version n-1), through the provider's
+        ``VersionReader``. A version the source no longer holds leaves its keys to the fallback."""
         bases = rot.get("baseVersions") or {}
         backend = handle.backend
-        if backend is None or not bases:
+        if backend is None or not bases or not backend.reads_versions:
             return {}
         refs = dict(fetched.refs)
         replaced = False
         for ref in list(fetched.refs):
             base = bases.get(ref.key)
-            if ref.version is not None or not base:
-                continue
+            current = fetched.refs[ref].version
+            if ref.version is not None or not base or str(base) == current:
+                continue  # pinned, not rotated, or the replaced version is still the current one
             try:
-                refs[ref] = await backend.read(RemoteRef(ref.key, str(base)))
-            except ProviderError:
+                refs[ref] = await backend.read_version(ref.key, str(base))
+            except ProviderError as err:
+                audit(
+                    "read",
+                    managed_secret=_who(body),
+                    store=handle.id,
+                    key=ref.key,
+                    version=str(base),
+                    result=err.reason,
+                )
                 continue
             audit("read", managed_secret=_who(body), store=handle.id, key=ref.key, version=str(base))
             replaced = True

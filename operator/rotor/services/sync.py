@@ -5,6 +5,7 @@ Secret and become a documented condition reason."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -18,11 +19,9 @@ from rotor.api.duration import parse_duration
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.names import (
     API_VERSION,
-    DATA_HASH_ANNOTATION,
     FINALIZER,
     FORCE_SYNC_ANNOTATION,
     MANAGED_BY_LABEL,
-    MANAGED_KEYS_ANNOTATION,
     ROTATE_ANNOTATION,
 )
 from rotor.api.registry import describe_errors
@@ -44,9 +43,9 @@ from rotor.services.rotation import RotationClaimLost, RotationContext, Rotation
 from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
 from rotor.sync.assemble import assemble_values, finish, template_sources
-from rotor.sync.plan import Desired, plan
+from rotor.sync.plan import Desired, merge_release, plan, refused_message
 from rotor.sync.refresh import next_refresh
-from rotor.sync.sources import Sources, sources_of
+from rotor.sync.sources import Sources, declared_keys, sources_of
 from rotor.values.errors import ValueFailure
 from rotor.values.hashing import data_hash
 
@@ -149,7 +148,7 @@ class SyncService:
             if self.rotation is not None and spec.rotation is not None:
 
                 async def secret_blocked() -> str | None:
-                    return await self._blocked(body, spec)
+                    return await self._blocked(body, spec, fetched)
 
                 rotating, fetched = await self.rotation.before_sync(
                     body, spec, handle, fetched, now, secret_blocked=secret_blocked
@@ -316,11 +315,23 @@ class SyncService:
             managed_by=meta["name"],
         )
 
-    async def _blocked(self, body: Mapping[str, Any], spec: ManagedSecretSpec) -> str | None:
+    async def _blocked(
+        self, body: Mapping[str, Any], spec: ManagedSecretSpec, fetched: Fetched | None = None
+    ) -> str | None:
         """Why the Secret cannot be written (someone else's Secret, Rotor's label removed, a Merge
-        target missing, a forbidden type), from the same plan the write uses; None when it can.
-        Asked before a rotation acts on the source, so it reads the Secret when not indexed."""
-        desired = self._desired(body, spec, {})
+        target missing or a key another Merge writer owns, a forbidden type), from the same plan
+        the write uses, over the keys the sync will write; None when it can. Asked before a
+        rotation acts on the source, so it reads the Secret when not indexed."""
+        keys = declared_keys(spec)
+        if fetched is not None:
+            # keys dataFrom brings; a failure here is the sync's to report
+            with contextlib.suppress(ValueFailure, KeyError):
+                keys |= set(
+                    assemble_values(
+                        spec, fetched.refs, fetched.found, fetched.databases, now=self.clock.now()
+                    )
+                )
+        desired = self._desired(body, spec, dict.fromkeys(keys, b""))
         actual = self._actual(desired.namespace, desired.name)
         if actual is None:
             actual = await self.gateway.get_secret(desired.namespace, desired.name)
@@ -394,25 +405,38 @@ class SyncService:
         if actual is None and not (never_written and desired.creation_policy != "Merge"):
             actual = await self.gateway.get_secret(desired.namespace, desired.name)
         # a first write is tried as a create; a Secret already there (409) is then read and judged
-        decision = plan(desired, actual)
-        if decision.action == "noop":
-            return False, False
-        if decision.action == "conflict":
-            raise SyncFailure("SecretConflict", decision.message, retry=True)
-        store_id = spec.store_ref.name
-        if decision.action == "create":
+        for attempt in (1, 2):
+            decision = plan(desired, actual)
+            if decision.action == "noop":
+                return False, False
+            if decision.action == "conflict":
+                raise SyncFailure("SecretConflict", decision.message, retry=True)
             try:
-                result = await self.gateway.create_secret(desired.namespace, decision.body)
+                if decision.action == "create":
+                    result = await self.gateway.create_secret(desired.namespace, decision.body)
+                elif decision.action == "recreate":
+                    result = await self._recreate(desired, decision.body, actual)
+                else:
+                    result = await self.gateway.patch_secret(desired.namespace, desired.name, decision.body)
+                break
             except KubeError as err:
-                if err.status == 409:  # created meanwhile: judge it on the next pass
+                if err.status == 409 and decision.action == "create":  # created meanwhile: judged next pass
                     raise SyncFailure(
                         "SecretConflict", f"Secret '{desired.name}' appeared while creating it"
                     ) from None
+                if err.status == 409 and attempt == 1:
+                    # a conditional (Merge) patch: another writer came first; judge what it wrote
+                    actual = await self.gateway.get_secret(desired.namespace, desired.name)
+                    continue
+                if err.status == 409:
+                    raise SyncFailure(
+                        "ProviderError",
+                        f"Secret '{desired.name}' keeps changing while it is written; retrying",
+                    ) from None
+                if err.status == 422:  # data the Secret's type does not accept: the spec must change
+                    raise SyncFailure("InvalidSpec", refused_message(desired, str(err))) from None
                 raise
-        elif decision.action == "recreate":
-            result = await self._recreate(desired, decision.body, actual)
-        else:
-            result = await self.gateway.patch_secret(desired.namespace, desired.name, decision.body)
+        store_id = spec.store_ref.name
         self.ledger.wrote_secret(result)
         audit(
             "write-secret",
@@ -650,14 +674,8 @@ class SyncService:
             a_meta = actual.get("metadata") or {}
             ours = (a_meta.get("labels") or {}).get(MANAGED_BY_LABEL) == name
             if creation == "Merge":
-                annotations = a_meta.get("annotations") or {}
-                keys = [k for k in (annotations.get(MANAGED_KEYS_ANNOTATION) or "").split(",") if k]
-                patch: dict[str, Any] = {
-                    "metadata": {"annotations": {MANAGED_KEYS_ANNOTATION: None, DATA_HASH_ANNOTATION: None}}
-                }
-                if policy == "Delete" and keys:
-                    patch["data"] = dict.fromkeys(keys)
-                await self.gateway.patch_secret(namespace, target, patch)
+                release = merge_release(actual, name, delete_keys=policy == "Delete")
+                await self.gateway.patch_secret(namespace, target, release)
             elif ours and policy == "Delete":
                 await self.gateway.delete_secret(namespace, target)
                 audit(

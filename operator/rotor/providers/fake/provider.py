@@ -2,9 +2,10 @@
 (versions, check-and-set, staged writes, find, describe, rollback, per-path write checks), with
 failures a test can set (KeyNotFound, AccessDenied, Unreachable, ...) and a count of every call.
 
-Versions are numbered "1", "2", ... per key; one version is labelled ``current``, the one it
-replaced ``previous``, a staged one ``pending`` (its id is the caller's token). A ref's version
-may be an id or a label. Values are kept as given (a map, bytes or text) and never printed.
+Versions are numbered "1", "2", ... per key; like AWS Secrets Manager's stages, one version is
+labelled ``AWSCURRENT``, the one it replaced ``AWSPREVIOUS``, a staged one ``AWSPENDING`` (its id
+is the caller's token), so the rotation's staged path runs against it as against AWS. A ref's
+version may be an id or a label; ``read_version`` takes ids only. Values are kept as given (a map, bytes or text) and never printed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from rotor.providers.find import compile_name_regexp
 
 Value = dict[str, Any] | bytes | str
 
-CURRENT, PREVIOUS, PENDING = "current", "previous", "pending"
+CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
@@ -168,6 +169,15 @@ class FakeProvider:
         self._enter("read", ref.key)
         with self._lock:
             return self._secret(ref.key, self._version(ref.key, ref.version))
+
+    def read_version(self, key: str, version: str) -> RemoteSecret:
+        """Exactly the version with id ``version`` (never a label), as ``VersionReader`` says."""
+        self._enter("read_version", key)
+        with self._lock:
+            found = next((v for v in self._keys.get(key.strip("/")) or [] if v.id == version), None)
+            if found is None:
+                raise KeyNotFound(f"fake: '{key}' has no version with id {version!r}")
+            return self._secret(key, found)
 
     def read_many(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]:
         out: dict[RemoteRef, RemoteSecret | ProviderError] = {}

@@ -74,6 +74,10 @@ class VaultProvider:
     def describe_missing_write(self, missing: dict[str, list[str]]) -> str:
         return validate.describe_missing(self.config.store_id, missing)
 
+    def read_version(self, key: str, version: str) -> RemoteSecret:
+        """An earlier KV v2 version by number (the previous value of a rotation)."""
+        return client_read.read_version(self.client, key, version)
+
     def read_database_credentials(self, mount: str, role: str) -> RemoteSecret:
         return database.read_credentials(self.client, mount, role)
 
