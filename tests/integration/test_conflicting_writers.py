@@ -21,11 +21,18 @@ import secrets
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from support.cluster import Cluster, wait_for
 from support.environment import TestEnvironment
-from support.invariants import SecretHistory, final_violations, history_violations, kv2_chain
+from support.invariants import (
+    MANAGED_BY,
+    SecretHistory,
+    final_violations,
+    history_violations,
+    kv2_chain,
+    restore_label,
+    touch_secret,
+)
 from support.leaks import LeakRegistry
 from support.rotation import (
     condition,
@@ -46,8 +53,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 POLICY = {"preset": "database-password", "gracePeriod": "1h"}
 HOLD, HOLD_FILE = "ROTOR_FAULT_HOLD_AFTER_PHASE", "ROTOR_FAULT_HOLD_FILE"
-MANAGED_BY = "rotor.dev/managed-by"
-MERGE = "application/merge-patch+json"
 SETTLE = 90.0
 
 
@@ -125,66 +130,12 @@ def _no_violations(
     assert not problems, f"{len(seen)} versions of {secret} seen; violations: {problems}"
 
 
-def _rv(obj: Any) -> str:
-    meta = obj.metadata if hasattr(obj, "metadata") else None
-    return str(meta.resource_version if meta is not None else obj["metadata"]["resourceVersion"])
-
-
-async def _conflict(cluster: Cluster, ns: str, name: str, kind: str, attempts: int = 5) -> list[str]:
-    """Apply the conflict ``kind`` to the Secret; returns the resourceVersions the test wrote."""
-    core = cluster.core
-    if kind == "label":
-        obj = await core.patch_namespaced_secret(
-            name, ns, {"metadata": {"labels": {MANAGED_BY: None}}}, _content_type=MERGE
-        )
-        return [_rv(obj)]
-    if kind == "edit":
-        edited = {
-            "password": "aGFuZC1lZGl0ZWQtdmFsdWU=",  # "hand-edited-value"
-            "password_previous": "aGFuZC1lZGl0ZWQtcHJldmlvdXM=",  # "hand-edited-previous"
-        }
-        obj = await core.patch_namespaced_secret(name, ns, {"data": edited}, _content_type=MERGE)
-        return [_rv(obj)]
-    if kind == "delete":
-        await core.delete_namespaced_secret(name, ns)
-        return []
-    if kind == "retype":
-        # as `kubectl get secret -o yaml | sed s/type:.../ | kubectl replace --force` does: the
-        # same metadata and data, another type (a Secret's type cannot be changed in place)
-        old = cluster.api.sanitize_for_serialization(await core.read_namespaced_secret(name, ns))
-        await core.delete_namespaced_secret(name, ns)
-        meta = old["metadata"]
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": name,
-                "labels": meta.get("labels") or {},
-                "annotations": meta.get("annotations") or {},
-                "ownerReferences": meta.get("ownerReferences") or [],
-            },
-            "type": "rotor.dev/retyped",
-            "data": old.get("data") or {},
-        }
-        try:
-            return [_rv(await core.create_namespaced_secret(ns, body))]
-        except ApiException as exc:
-            if exc.status != 409 or attempts <= 1:
-                raise
-        # Rotor re-created it in between: re-type that one
-        return await _conflict(cluster, ns, name, kind, attempts - 1)
-    raise ValueError(kind)
-
-
 async def _clear(cluster: Cluster, ns: str, name: str, kind: str) -> list[str]:
     """Resolve the conflict where a person must: put Rotor's label back."""
     if kind != "label":
         return []
     await cluster.wait_condition("ManagedSecret", name, ns, "Ready", status="False", reason="SecretConflict")
-    obj = await cluster.core.patch_namespaced_secret(
-        name, ns, {"metadata": {"labels": {MANAGED_BY: name}}}, _content_type=MERGE
-    )
-    return [_rv(obj)]
+    return await restore_label(cluster.api, ns, name)
 
 
 # ---------------------------------------------------------------------------------------------- the Secret touched
@@ -207,14 +158,14 @@ async def test_the_secret_touched_during_a_rotation_and_its_grace_period(
             async with history.recording():
                 request = await request_rotation(cluster, ns, "app")
                 await _phase(cluster, ns, "app", "Pending")  # started, held before the source write
-                ours += await _conflict(cluster, ns, "app", kind)
+                ours += await touch_secret(cluster.api, ns, "app", kind)
                 hold.write_text("go")
                 ours += await _clear(cluster, ns, "app", kind)
                 await wait_rotated(cluster, ns, "app", request=request, timeout=SETTLE)
                 await _settled(cluster, env, ns, "app", sources, {"user": b"app"})
 
                 # the same during the grace period: the previous value survives it
-                ours += await _conflict(cluster, ns, "app", kind)
+                ours += await touch_secret(cluster.api, ns, "app", kind)
                 ours += await _clear(cluster, ns, "app", kind)
                 await _settled(cluster, env, ns, "app", sources, {"user": b"app"})
                 obj = await cluster.ready("app", ns, timeout=SETTLE)

@@ -24,6 +24,8 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 SUFFIX = "_previous"
+MANAGED_BY = "rotor.dev/managed-by"
+MERGE = "application/merge-patch+json"
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class SecretHistory:
 
     api: client.ApiClient
     namespace: str
-    names: Sequence[str]
+    names: Sequence[str] | None = None  # None: every Secret of the namespace
     seen: dict[str, list[SecretVersion]] = field(default_factory=dict)
 
     async def _watch(self, stop: asyncio.Event) -> None:
@@ -135,7 +137,7 @@ class SecretHistory:
                     obj = event["raw_object"]
                     meta = obj.get("metadata") or {}
                     version = meta.get("resourceVersion") or version
-                    if meta.get("name") in self.names:
+                    if self.names is None or meta.get("name") in self.names:
                         self.seen.setdefault(meta["name"], []).append(
                             SecretVersion(
                                 event["type"], version, obj.get("type") or "", decode(obj.get("data"))
@@ -178,3 +180,64 @@ def kv2_chain(vault: Any, path: str, first: int, mount: str = "secret", key: str
         resp = vault.secrets.kv.v2.read_secret_version(path=path, version=number, mount_point=mount)
         out.append(str(resp["data"]["data"].get(key, "")).encode())
     return out
+
+
+def _rv(obj: Any) -> str:
+    meta = obj.metadata if hasattr(obj, "metadata") else None
+    return str(meta.resource_version if meta is not None else obj["metadata"]["resourceVersion"])
+
+
+async def touch_secret(api: client.ApiClient, ns: str, name: str, kind: str, attempts: int = 5) -> list[str]:
+    """What a person does to a managed Secret: ``label`` removes Rotor's label, ``edit`` changes
+    the rotated value and its previous one, ``delete``, ``retype`` (re-created with another type).
+    Returns the resourceVersions written (to leave out of the checks)."""
+    core = client.CoreV1Api(api)
+    if kind == "label":
+        obj = await core.patch_namespaced_secret(
+            name, ns, {"metadata": {"labels": {MANAGED_BY: None}}}, _content_type=MERGE
+        )
+        return [_rv(obj)]
+    if kind == "edit":
+        edited = {
+            "password": "aGFuZC1lZGl0ZWQtdmFsdWU=",  # "hand-edited-value"
+            "password_previous": "aGFuZC1lZGl0ZWQtcHJldmlvdXM=",  # "hand-edited-previous"
+        }
+        obj = await core.patch_namespaced_secret(name, ns, {"data": edited}, _content_type=MERGE)
+        return [_rv(obj)]
+    if kind == "delete":
+        await core.delete_namespaced_secret(name, ns)
+        return []
+    if kind == "retype":
+        # as `kubectl get secret -o yaml | sed s/type:.../ | kubectl replace --force` does: the
+        # same metadata and data, another type (a Secret's type cannot be changed in place)
+        old = api.sanitize_for_serialization(await core.read_namespaced_secret(name, ns))
+        await core.delete_namespaced_secret(name, ns)
+        meta = old["metadata"]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "labels": meta.get("labels") or {},
+                "annotations": meta.get("annotations") or {},
+                "ownerReferences": meta.get("ownerReferences") or [],
+            },
+            "type": "rotor.dev/retyped",
+            "data": old.get("data") or {},
+        }
+        try:
+            return [_rv(await core.create_namespaced_secret(ns, body))]
+        except ApiException as exc:
+            if exc.status != 409 or attempts <= 1:
+                raise
+        # Rotor re-created it in between: re-type that one
+        return await touch_secret(api, ns, name, kind, attempts - 1)
+    raise ValueError(kind)
+
+
+async def restore_label(api: client.ApiClient, ns: str, name: str, value: str | None = None) -> list[str]:
+    """Put Rotor's label back (its value is the ManagedSecret's name)."""
+    obj = await client.CoreV1Api(api).patch_namespaced_secret(
+        name, ns, {"metadata": {"labels": {MANAGED_BY: value or name}}}, _content_type=MERGE
+    )
+    return [_rv(obj)]
