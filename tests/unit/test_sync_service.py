@@ -253,3 +253,30 @@ async def test_a_hand_edit_during_grace_never_becomes_the_previous_value(world: 
     await _sync(world)
     assert _data(world) == {"password": new, "password_previous": b"old-value-1", "user": b"app"}
     assert world.kv.writes == 1
+
+
+async def test_a_claim_lost_after_the_secret_write_leaves_the_other_writers_status(world: Any) -> None:
+    """Another operator records the rotation's next phase while this sync writes the Secret: this
+    sync writes no status over it (no Synced, no Completed, no Rotated Event), the Secret write is
+    still announced, and it looks again soon."""
+    await _sync(world)
+    _request(world, "r1")
+    write_secret = world.gateway.patch_secret
+
+    async def and_another_operator(namespace: str, name: str, patch: dict) -> dict:
+        out = await write_secret(namespace, name, patch)
+        body = world.gateway.objects[("ManagedSecret", NAME)]
+        body["status"]["rotation"].update({"phase": "Synced", "claimedBy": "operator-b/7"})
+        world.gateway._bump(body)
+        return out
+
+    world.gateway.patch_secret = and_another_operator
+    body = copy.deepcopy(world.gateway.objects[("ManagedSecret", NAME)])
+    outcome = await world.sync.sync(body)
+    assert outcome.reason == "ClaimLost" and outcome.next_at is not None and outcome.next_at > NOW
+    stored = world.gateway.objects[("ManagedSecret", NAME)]["status"]
+    assert stored["rotation"]["phase"] == "Synced" and stored["rotation"]["claimedBy"] == "operator-b/7"
+    assert body["status"] == stored, "the loser's view is what is stored"
+    assert world.kv.writes == 1
+    assert "Rotated" not in world.gateway.events and "RotationClaimLost" in world.gateway.events
+    assert world.gateway.events[-2:] == ["RotationClaimLost", "Synced"]
