@@ -177,7 +177,9 @@ def kv2_chain(vault: Any, path: str, first: int, mount: str = "secret", key: str
     current = int(meta["data"]["current_version"])
     out = []
     for number in range(first, current + 1):
-        resp = vault.secrets.kv.v2.read_secret_version(path=path, version=number, mount_point=mount)
+        resp = vault.secrets.kv.v2.read_secret_version(
+            path=path, version=number, mount_point=mount, raise_on_deleted_version=True
+        )
         out.append(str(resp["data"]["data"].get(key, "")).encode())
     return out
 
