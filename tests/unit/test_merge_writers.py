@@ -337,3 +337,39 @@ async def test_a_writer_that_lost_the_race_reads_again_and_keeps_the_others_keys
     ready = _ready(await _sync_ms(gateway, sync, "b"))
     assert ready["reason"] == "SecretConflict" and "ManagedSecret 'a'" in ready["message"]
     assert data_of(gateway.secrets[SECRET])["password"] == b"alpha-value"
+
+
+@ASYNC
+async def test_a_rotation_of_the_later_writer_never_writes_the_source() -> None:
+    """The rotation asks the same plan before acting on the source, over the keys the sync will
+    write: a key another Merge writer owns keeps the source untouched (Rotating=False)."""
+    from types import SimpleNamespace
+
+    from test_grace_previous import START
+    from test_rotation_service import FakeKV
+
+    from rotor.services.rotation import RotationService
+
+    kv = FakeKV(versions={"apps/a": [{"value": "alpha-value"}], "apps/b": [{"password": "beta-value"}]})
+    gateway = PreconditionGateway()
+    gateway.secrets[SECRET] = {**existing(), "kind": "Secret", "apiVersion": "v1"}
+    gateway.objects[("ManagedSecret", "a")] = _ms("a", "apps/a", "password")
+    later = _ms("b", "apps/b", "password")
+    later["spec"].pop("data")
+    later["spec"]["dataFrom"] = [{"extract": {"key": "apps/b"}}]
+    later["spec"]["rotation"] = {"policyRef": {"name": "policy"}, "keys": ["password"]}
+    later["metadata"]["annotations"]["rotor.dev/rotate"] = "r1"
+    gateway.objects[("ManagedSecret", "b")] = later
+    gateway.objects[("RotationPolicy", "policy")] = {
+        "kind": "RotationPolicy",
+        "metadata": {"name": "policy", "namespace": "team-a", "generation": 1},
+        "spec": {"preset": "database-password", "gracePeriod": "1h"},
+    }
+    sync = _service(gateway, kv)
+    sync.rotation = RotationService(gateway, SimpleNamespace(now=lambda: START), sync.index, hash_key=b"k")  # type: ignore[arg-type]
+    assert _ready(await _sync_ms(gateway, sync, "a"))["reason"] == "Synced"
+    status = await _sync_ms(gateway, sync, "b")
+    assert kv.writes == 0, "the source was written although the Secret could not follow"
+    assert _ready(status)["reason"] == "SecretConflict"
+    rotating = next(c for c in status["conditions"] if c["type"] == "Rotating")
+    assert rotating["status"] == "False" and rotating["reason"] == "SecretConflict"

@@ -159,3 +159,16 @@ async def test_a_type_change_the_apiserver_refuses_keeps_the_last_good_secret() 
     kept = gateway.secrets[NAME]
     assert kept.get("type", "Opaque") == "Opaque"
     assert base64.b64decode(kept["data"]["tls.crt"]) == b"cert-text"
+
+
+async def test_a_refusal_message_never_quotes_the_value() -> None:
+    from rotor.sync.plan import Desired, refused_message
+
+    desired = Desired(NS, NAME, "kubernetes.io/dockerconfigjson", {}, "h", {}, {}, "Owner", None, NAME)
+    detail = (
+        'Kubernetes API 422: Secret "app" is invalid: data[.dockerconfigjson]: Invalid value: "hunter2": '
+        "invalid character 'h' looking for beginning of value"
+    )
+    message = refused_message(desired, detail)
+    assert "hunter2" not in message and "'h'" not in message
+    assert "data[.dockerconfigjson]" in message and "kubernetes.io/dockerconfigjson" in message

@@ -4,6 +4,7 @@ Create, Patch, Recreate (type changed), Noop, or Conflict."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -255,7 +256,11 @@ def merge_release(actual: Mapping[str, Any], managed_secret: str, *, delete_keys
 def refused_message(desired: Desired, detail: str) -> str:
     """Why the apiserver refused the Secret (422 Invalid: data its type does not accept, such as
     a kubernetes.io/tls Secret without tls.key), for a person: the spec must produce what the
-    type requires. ``detail`` is the apiserver's message, which names fields and keys, not data."""
+    type requires. ``detail`` is the apiserver's message: it names fields and keys and redacts
+    data, but a JSON error can quote a character of the value, so invalid values and quoted
+    characters are cut out."""
+    detail = re.sub(r'Invalid value: "[^"]*"', "Invalid value", detail)
+    detail = re.sub(r"character '.{0,4}?'", "character", detail)
     return (
         f"the Kubernetes API refused Secret '{desired.name}' of type {desired.type} ({detail}); "
         "the keys and values the type requires must be produced by spec.data, dataFrom or "
