@@ -5,12 +5,25 @@ Secret equals what its source holds.
 
     .venv/bin/python bench/soak.py --objects 1000 --minutes 10
     .venv/bin/python bench/soak.py --objects 200 --minutes 3      # a quick look
+
+With ``--writers``, the conflicting writers of tests/integration/test_conflicting_writers.py at a
+low rate: a second operator without leader election serves the same objects throughout, and
+every ``--touch-every`` seconds one rotating object's Secret is touched (Rotor's label removed and
+put back 10 s later, a value edited, the Secret deleted, or re-typed), while pairs of
+creationPolicy Merge ManagedSecrets rotate into shared Secrets. It prints the invariant violations
+(tests/support/invariants.py: every Secret version the watch saw, and the settled state) and the
+RSS of both operators.
+
+    .venv/bin/python bench/soak.py --writers --objects 500 --minutes 10
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import random
+import secrets
 import sys
 import tempfile
 import time
@@ -19,8 +32,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from kubernetes_asyncio.client.exceptions import ApiException
+
 import run as bench
 from rotor.devenv.environment import LocalEnvironment
+from support.invariants import (
+    SecretHistory,
+    final_violations,
+    history_violations,
+    kv2_chain,
+    restore_label,
+    touch_secret,
+)
+
+TOUCHES = ("label", "edit", "delete", "retype")
 
 
 async def soak(objects: int, minutes: float, rotate_every: float) -> int:
@@ -129,6 +154,215 @@ async def soak(objects: int, minutes: float, rotate_every: float) -> int:
         env.stop()
 
 
+async def soak_writers(objects: int, minutes: float, rotate_every: float, touch_every: float) -> int:
+    """The conflicting writers at a low rate; returns 1 when any invariant was violated."""
+    workdir = Path(tempfile.mkdtemp(prefix="rotor-soak-writers-"))
+    env = LocalEnvironment(workdir)
+    env.start()
+    bench.apply_crds(env)
+    cluster = await bench.Cluster.connect(str(env.kubeconfig))
+    ops: list[bench.Operator] = []
+    rng = random.Random(int(time.time()))
+    try:
+        assert env.vault is not None and env.aws is not None
+        ns = "soak"
+        bench.seed_vault(env, "soak", objects)
+        await bench.vault_namespace(cluster, env, ns, qps=2000)
+        await cluster.apply(
+            {
+                "apiVersion": "rotor.dev/v1alpha1",
+                "kind": "RotationPolicy",
+                "metadata": {"name": "pw"},
+                "spec": {"preset": "database-password", "gracePeriod": "1h"},
+            },
+            ns,
+        )
+        vault = env.vault_client()
+        rotated = [f"m{i}" for i in range(0, objects, 10)]
+        pairs = max(1, objects // 100)
+        docs = []
+        for i in range(objects):
+            doc = bench.ms_doc(f"m{i}", "vault", f"soak/p{i}", "30s")
+            if f"m{i}" in rotated:
+                doc["spec"]["rotation"] = {"policyRef": {"name": "pw"}, "keys": ["password"]}
+            docs.append(doc)
+        merge_writers: dict[str, tuple[str, str]] = {}  # writer -> (shared Secret, its key)
+        for j in range(pairs):
+            await cluster.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": f"shared-{j}"},
+                    "data": {"other": "a2VlcA=="},
+                },
+                ns,
+            )
+            for side in ("a", "b"):
+                writer, key = f"merge-{side}{j}", f"{side}-password"
+                vault.secrets.kv.v2.create_or_update_secret(
+                    path=f"soak/{writer}",
+                    secret={"password": secrets.token_urlsafe(18)},
+                    mount_point="secret",
+                )
+                doc = bench.ms_doc(writer, "vault", f"soak/{writer}", "30s")
+                doc["spec"]["data"][0]["secretKey"] = key
+                doc["spec"]["target"] = {"name": f"shared-{j}", "creationPolicy": "Merge"}
+                doc["spec"]["rotation"] = {"policyRef": {"name": "pw"}, "keys": [key]}
+                docs.append(doc)
+                merge_writers[writer] = (f"shared-{j}", key)
+        await bench.create_many(cluster, ns, docs)
+        ops = [bench.Operator(str(env.kubeconfig), workdir, env.aws.client_env()) for _ in range(2)]
+        for op in ops:
+            op.start()  # both --no-leader-elect: two active operators on the same objects
+        await bench.wait_all_ready(str(env.kubeconfig), ns, len(docs))
+        targets = rotated + list(merge_writers)
+        print(
+            f"{len(docs)} ManagedSecrets Ready ({len(rotated)} rotating, {2 * pairs} Merge writers in "
+            f"{pairs} Secrets), 2 operators; {minutes} min: a rotation of the {len(targets)} every "
+            f"{rotate_every:.0f}s, a Secret touched every {touch_every:.0f}s",
+            flush=True,
+        )
+        print(
+            f"{'t (s)':>6} {'RSS A MiB':>9} {'RSS B MiB':>9} {'rotations':>9} {'claims lost':>11} {'touched':>7}",
+            flush=True,
+        )
+        history = SecretHistory(cluster.api, ns, None)
+        requests = dict.fromkeys(targets, 0)
+        last_request: dict[str, str] = {}
+        ours: list[str] = []
+        touched: dict[str, int] = dict.fromkeys(TOUCHES, 0)
+        relabel: list[tuple[float, str]] = []
+        rss: list[tuple[float, float]] = []
+        async with history.recording():
+            started = time.monotonic()
+            next_rotation = next_touch = started
+            round_ = 0
+            next_print = started + 10
+            while time.monotonic() - started < minutes * 60:
+                now = time.monotonic()
+                if now >= next_rotation:
+                    round_ += 1
+                    for name in targets:
+                        value = f"soak-{round_}"
+                        await cluster.patch(
+                            "ManagedSecret",
+                            name,
+                            {"metadata": {"annotations": {"rotor.dev/rotate": value}}},
+                            ns,
+                        )
+                        requests[name] += 1
+                        last_request[name] = value
+                    next_rotation = now + rotate_every
+                if now >= next_touch:
+                    kind, name = rng.choice(TOUCHES), rng.choice(rotated)
+                    try:
+                        ours += await touch_secret(cluster.api, ns, name, kind)
+                        touched[kind] += 1
+                        if kind == "label":
+                            relabel.append((now + 10, name))
+                    except ApiException:
+                        pass  # the Secret is being re-created: another one next time
+                    next_touch = now + touch_every
+                for due, name in [r for r in relabel if r[0] <= now]:
+                    relabel.remove((due, name))
+                    with contextlib.suppress(ApiException):  # deleted meanwhile: Rotor re-creates it
+                        ours += await restore_label(cluster.api, ns, name)
+                if now >= next_print:
+                    texts = [op.metrics() for op in ops]
+                    rss.append((ops[0].rss_mib(), ops[1].rss_mib()))
+                    print(
+                        f"{now - started:6.0f} {rss[-1][0]:9.1f} {rss[-1][1]:9.1f} "
+                        f"{sum(bench.metric(t, 'rotor_rotation_total', result='success') for t in texts):9.0f} "
+                        f"{sum(bench.metric(t, 'rotor_rotation_claims_lost_total') for t in texts):11.0f} "
+                        f"{sum(touched.values()):7d}",
+                        flush=True,
+                    )
+                    next_print = now + 10
+                await asyncio.sleep(0.5)
+            for _, name in relabel:
+                with contextlib.suppress(ApiException):
+                    ours += await restore_label(cluster.api, ns, name)
+
+            # let the last round finish
+            async def answered() -> bool:
+                for name in targets:
+                    obj = await cluster.get("ManagedSecret", name, ns)
+                    rot = ((obj or {}).get("status") or {}).get("rotation") or {}
+                    if rot.get("lastRotateRequest") != last_request[name] or rot.get("phase") != "Completed":
+                        return False
+                return True
+
+            deadline = time.monotonic() + 180
+            while not await answered() and time.monotonic() < deadline:
+                await asyncio.sleep(2)
+            await asyncio.sleep(40)  # past a refresh interval: every Secret re-read its source
+        violations: list[str] = []
+        for i in range(objects):
+            name = f"m{i}"
+            data = await cluster.secret_data(ns, name)
+            chain = kv2_chain(vault, f"soak/p{i}", 1)
+            n = requests.get(name, 0)
+            violations += [
+                f"{name}: {v}"
+                for v in final_violations(
+                    data, expected={"password": chain[-1]}, rotated="password", chain=chain, requests=n
+                )
+            ]
+            if n:
+                violations += [
+                    f"{name}: {v}"
+                    for v in history_violations(
+                        history.of(name), managed=["password"], rotated="password", chain=chain, ignore=ours
+                    )
+                ]
+        for writer, (secret, key) in merge_writers.items():
+            chain = kv2_chain(vault, f"soak/{writer}", 1)
+            data = await cluster.secret_data(ns, secret)
+            violations += [
+                f"{writer}: {v}"
+                for v in final_violations(
+                    data,
+                    expected={key: chain[-1], "other": b"keep"},
+                    rotated=key,
+                    chain=chain,
+                    requests=requests[writer],
+                )
+            ]
+            violations += [
+                f"{writer}: {v}"
+                for v in history_violations(
+                    history.of(secret),
+                    managed=["a-password", "b-password", "other"],
+                    rotated=key,
+                    chain=chain,
+                )
+            ]
+        texts = [op.metrics() for op in ops]
+        print(f"\ntouched: {touched}; rotation requests per object: {round_}")
+        print(
+            "claims lost (both operators): "
+            f"{sum(bench.metric(t, 'rotor_rotation_claims_lost_total') for t in texts):.0f}; "
+            f"Secret versions watched: {sum(len(v) for v in history.seen.values())}"
+        )
+        print(f"invariant violations: {len(violations)}")
+        for line in violations[:20]:
+            print(f"  {line}")
+        third = max(1, len(rss) // 3)
+        for which in (0, 1):
+            first = sum(r[which] for r in rss[:third]) / third
+            last = sum(r[which] for r in rss[-third:]) / third
+            print(
+                f"memory of operator {'AB'[which]}: first third {first:.1f} MiB, last third {last:.1f} MiB "
+                f"(growth {last - first:+.1f} MiB)"
+            )
+        return 0 if not violations else 1
+    finally:
+        for op in ops:
+            op.stop()
+        await cluster.close()
+        env.stop()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,5 +370,11 @@ if __name__ == "__main__":
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rotate-every", type=float, default=60)
+    parser.add_argument("--writers", action="store_true", help="the conflicting writers at a low rate")
+    parser.add_argument(
+        "--touch-every", type=float, default=15, help="with --writers: seconds between touches"
+    )
     args = parser.parse_args()
+    if args.writers:
+        sys.exit(asyncio.run(soak_writers(args.objects, args.minutes, args.rotate_every, args.touch_every)))
     sys.exit(asyncio.run(soak(args.objects, args.minutes, args.rotate_every)))

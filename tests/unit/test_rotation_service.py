@@ -17,6 +17,7 @@ import pytest
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.secretstore import SecretStoreSpec
 from rotor.api.status import ManagedSecretStatus, Reason
+from rotor.kube.gateway import KubeError
 from rotor.providers.base import (
     Capabilities,
     KeyNotFound,
@@ -95,9 +96,19 @@ class FakeGateway:
     events: list[str] = field(default_factory=list)
     status_writes: int = 0
 
-    async def patch_status(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> dict:
-        self.status_writes += 1
+    async def patch_status(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        patch: dict[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict:
         body = self.objects[(kind, name)]
+        if resource_version is not None and resource_version != body["metadata"].get("resourceVersion", "1"):
+            raise KubeError(409, "the object has been modified")
+        self.status_writes += 1
         _merge(body.setdefault("status", {}), patch)
         body["metadata"]["resourceVersion"] = str(int(body["metadata"].get("resourceVersion", "1")) + 1)
         return copy.deepcopy(body)

@@ -17,6 +17,7 @@ import pytest
 from rotor.api.names import MANAGED_BY_LABEL
 from rotor.api.secretstore import SecretStoreSpec
 from rotor.api.status import ManagedSecretStatus, Reason
+from rotor.kube.gateway import KubeError
 from rotor.providers.base import Capabilities
 from rotor.services.backend import Backend
 from rotor.services.rotation import RotationService
@@ -61,8 +62,12 @@ class Gateway:
         self._bump(body)
         return copy.deepcopy(body)
 
-    async def patch_status(self, kind: str, name: str, namespace: str | None, patch: dict) -> dict:
+    async def patch_status(
+        self, kind: str, name: str, namespace: str | None, patch: dict, *, resource_version: str | None = None
+    ) -> dict:
         body = self.objects[(kind, name)]
+        if resource_version is not None and resource_version != body["metadata"].get("resourceVersion"):
+            raise KubeError(409, "the object has been modified")
         _merge(body.setdefault("status", {}), patch)
         self._bump(body)
         phase = ((patch.get("rotation") or {}) or {}).get("phase")
@@ -248,3 +253,30 @@ async def test_a_hand_edit_during_grace_never_becomes_the_previous_value(world: 
     await _sync(world)
     assert _data(world) == {"password": new, "password_previous": b"old-value-1", "user": b"app"}
     assert world.kv.writes == 1
+
+
+async def test_a_claim_lost_after_the_secret_write_leaves_the_other_writers_status(world: Any) -> None:
+    """Another operator records the rotation's next phase while this sync writes the Secret: this
+    sync writes no status over it (no Synced, no Completed, no Rotated Event), the Secret write is
+    still announced, and it looks again soon."""
+    await _sync(world)
+    _request(world, "r1")
+    write_secret = world.gateway.patch_secret
+
+    async def and_another_operator(namespace: str, name: str, patch: dict) -> dict:
+        out = await write_secret(namespace, name, patch)
+        body = world.gateway.objects[("ManagedSecret", NAME)]
+        body["status"]["rotation"].update({"phase": "Synced", "claimedBy": "operator-b/7"})
+        world.gateway._bump(body)
+        return out
+
+    world.gateway.patch_secret = and_another_operator
+    body = copy.deepcopy(world.gateway.objects[("ManagedSecret", NAME)])
+    outcome = await world.sync.sync(body)
+    assert outcome.reason == "ClaimLost" and outcome.next_at is not None and outcome.next_at > NOW
+    stored = world.gateway.objects[("ManagedSecret", NAME)]["status"]
+    assert stored["rotation"]["phase"] == "Synced" and stored["rotation"]["claimedBy"] == "operator-b/7"
+    assert body["status"] == stored, "the loser's view is what is stored"
+    assert world.kv.writes == 1
+    assert "Rotated" not in world.gateway.events and "RotationClaimLost" in world.gateway.events
+    assert world.gateway.events[-2:] == ["RotationClaimLost", "Synced"]

@@ -215,6 +215,13 @@ class RotationStatus(StatusModel):
         "written by this rotation before a restart. Kept through the grace period: the previous value is "
         "read from them.",
     )
+    claimed_by: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None,
+        description="The operator process that recorded the current phase. Each phase is claimed with a "
+        "conditional status write (resourceVersion precondition) before the source is touched; a second "
+        "operator that loses the claim backs off and posts a RotationClaimLost Event.",
+    )
+    claimed_at: Timestamp | None = Field(default=None, description="When claimedBy recorded the phase.")
 
 
 LeaseId = Annotated[str, Field(min_length=1, max_length=1024)]

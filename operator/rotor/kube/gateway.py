@@ -283,11 +283,22 @@ class KubeGateway:
         return list(resp.get("items", []))
 
     async def patch_status(
-        self, kind: str, name: str, namespace: str | None, status: dict[str, Any]
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any] | None:
-        """Merge-patch status; returns the object as stored (None if it is gone)."""
+        """Merge-patch status; returns the object as stored (None if it is gone).
+
+        With ``resource_version`` the write is conditional (optimistic concurrency): the apiserver
+        refuses it with ``KubeError`` 409 when the object changed since that version was read."""
         self._count("patch-status", f"{kind}/{namespace + '/' if namespace else ''}{name}")
-        body = {"status": status}
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
             if namespace:
                 return await self.custom.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]

@@ -48,6 +48,13 @@ ROTATION_DURATION = Histogram(
     registry=REGISTRY,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+ROTATION_CLAIMS_LOST = Counter(
+    "rotor_rotation_claims_lost_total",
+    "Rotation phases this operator could not claim because another writer had advanced the rotation "
+    "(a second operator serving the same objects), by the phase it tried to record",
+    ["phase"],
+    registry=REGISTRY,
+)
 PROVIDER_REQUESTS = Counter(
     "rotor_provider_requests_total",
     "Backend calls by store, provider, operation and result",

@@ -60,9 +60,9 @@ from rotor.api.rotationpolicy import RotationPolicySpec
 from rotor.api.status import FailureCause, RotationPhase
 from rotor.clock import Clock, format_time, parse_time
 from rotor.conditions import set_condition
-from rotor.kube.gateway import KubeGateway, decode_data
+from rotor.kube.gateway import KubeError, KubeGateway, decode_data
 from rotor.observability.logging import audit
-from rotor.observability.metrics import ROTATION_DURATION, ROTATION_TOTAL
+from rotor.observability.metrics import ROTATION_CLAIMS_LOST, ROTATION_DURATION, ROTATION_TOTAL
 from rotor.providers.base import (
     AccessDenied,
     Capabilities,
@@ -115,6 +115,14 @@ CURRENT, PENDING_STAGE = "AWSCURRENT", "AWSPENDING"
 #: how often a rotation the backend runs itself (AWS RotateSecret) is looked at while it runs
 PROVIDER_POLL = dt.timedelta(seconds=10)
 
+#: a pending write recorded by another operator is left to it this long after its claim (it may be
+#: writing right now); after that, the rotation is taken over (the writer is presumed gone)
+CLAIM_TTL = dt.timedelta(seconds=30)
+#: a claim lost to another writer: look again this soon (the other writer is probably finishing)
+CLAIM_LOST_RECHECK = dt.timedelta(seconds=5)
+#: conditional status writes retried when only something besides status.rotation changed
+CLAIM_ATTEMPTS = 3
+
 FAULT_EXIT = "ROTOR_FAULT_EXIT_AFTER_PHASE"
 FAULT_HOLD = "ROTOR_FAULT_HOLD_AFTER_PHASE"
 FAULT_HOLD_FILE = "ROTOR_FAULT_HOLD_FILE"
@@ -149,6 +157,17 @@ class RotationFailure(Exception):
         super().__init__(message)
         self.message = message
         self.final = final
+
+
+class RotationClaimLost(Exception):
+    """A conditional status write found status.rotation changed since this reconcile read it
+    (another operator, or this one's newer write not yet seen): nothing more is done in this
+    reconcile, the source is not touched, and the object is looked at again at ``retry_at``
+    (None: it is gone)."""
+
+    def __init__(self, retry_at: dt.datetime | None) -> None:
+        super().__init__("the rotation was advanced by another writer")
+        self.retry_at = retry_at
 
 
 class RotationWaiting(Exception):
@@ -196,12 +215,15 @@ class RotationService:
         *,
         hash_key: bytes,
         cpu: CpuPool = INLINE,
+        writer: str | None = None,
     ) -> None:
         self.gateway = gateway
         self.clock = clock
         self.index = index
         self.hash_key = hash_key
         self.cpu = cpu
+        #: who claims the phases this process records (status.rotation.claimedBy)
+        self.writer = writer or default_writer()
 
     async def _policy(self, spec: ManagedSecretSpec, namespace: str) -> tuple[EffectivePolicy, str]:
         assert spec.rotation is not None
@@ -312,6 +334,7 @@ class RotationService:
                 # counts as a failed attempt and backs off
                 failed = int(rot.get("failedAttempts") or 0) + 1
                 rot.update({"phase": FAILED, "failedAttempts": failed, "lastFailureTime": format_time(now)})
+                self.stamp(rot, now)
                 ctx.defer_until = now + retry_delay(failed, seed=seed)
             return ctx, fetched
         if plan.action == Action.START:
@@ -321,7 +344,7 @@ class RotationService:
                     "trigger": plan.trigger,
                     "dueAt": format_time(plan.due_at or now),
                     "startedAt": format_time(now),
-                    "token": str(uuid.uuid4()),
+                    "token": rotation_token(meta, rot, plan.trigger, annotation, plan.due_at or now),
                     "baseVersions": self._base_versions(fetched),
                     "pendingVersion": None,
                 }
@@ -447,6 +470,19 @@ class RotationService:
             out[f"{mount}/{role}"] = str(creds.version or "")
         return out
 
+    def stamp(self, rot: dict[str, Any], now: dt.datetime) -> None:
+        """This process records the phase: the claim a conditional write makes."""
+        rot["claimedBy"], rot["claimedAt"] = self.writer, format_time(now)
+
+    def _held_elsewhere(self, rot: Mapping[str, Any], now: dt.datetime) -> dt.datetime | None:
+        """Until when another writer's recent claim of this rotation is left to it (None: it is
+        this process's own, or old enough to be taken over)."""
+        holder, at = rot.get("claimedBy"), parse_time(rot.get("claimedAt"))
+        if not holder or holder == self.writer or at is None:
+            return None
+        until = at + CLAIM_TTL
+        return until if now < until and at < now + CLAIM_TTL else None
+
     async def _record(
         self,
         body: dict[str, Any],
@@ -454,9 +490,11 @@ class RotationService:
         now: dt.datetime,
         rotating: tuple[bool, str] | None = None,
     ) -> None:
-        """Write the phase to status before acting on it (crash safety)."""
+        """Claim the phase in status before acting on it (crash safety, and a second operator
+        loses the claim instead of acting too)."""
         meta = body["metadata"]
         status = body.get("status") or {}
+        self.stamp(rot, now)
         patch: dict[str, Any] = {"rotation": rot}
         if rotating is not None:
             patch["conditions"] = set_condition(
@@ -468,12 +506,67 @@ class RotationService:
                 int(meta.get("generation") or 0),
                 now,
             )
-        absorb(
-            body,
-            await self.gateway.patch_status("ManagedSecret", meta["name"], meta["namespace"], patch),
-            patch,
-        )
+        await self._claim(body, patch, now, str(rot.get("phase")))
         await _fault_hooks(rot.get("phase"))
+
+    async def write_status(self, body: dict[str, Any], status: dict[str, Any], now: dt.datetime) -> None:
+        """The sync's status write of a ManagedSecret that rotates: conditional like every phase
+        claim, so it never overwrites a rotation another writer advanced meanwhile."""
+        phase = (status.get("rotation") or {}).get("phase")
+        await self._claim(body, status, now, str(phase or "none"))
+
+    async def _claim(self, body: dict[str, Any], patch: dict[str, Any], now: dt.datetime, phase: str) -> None:
+        """Write ``patch`` to status on condition that the object is still at the resourceVersion
+        this reconcile knows (optimistic concurrency). On a conflict it is read again: if only
+        something besides status.rotation changed (the spec, an annotation, another condition), the
+        write is retried on the new version; if status.rotation changed, the claim is lost
+        (``RotationClaimLost``): ``body`` becomes the stored object, and when another writer made
+        the change, a Warning Event and rotor_rotation_claims_lost_total say so."""
+        meta = body["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        base = (body.get("status") or {}).get("rotation") or {}
+        for _ in range(CLAIM_ATTEMPTS):
+            try:
+                stored = await self.gateway.patch_status(
+                    "ManagedSecret", name, namespace, patch, resource_version=meta.get("resourceVersion")
+                )
+            except KubeError as err:
+                if err.status != 409:
+                    raise
+            else:
+                if stored is None:
+                    raise RotationClaimLost(None)  # deleted
+                absorb(body, stored, patch)
+                return
+            fresh = await self.gateway.get_object("ManagedSecret", name, namespace)
+            if fresh is None:
+                raise RotationClaimLost(None)
+            rotation = (fresh.get("status") or {}).get("rotation") or {}
+            if rotation != base:
+                body.clear()
+                body.update(fresh)
+                holder = rotation.get("claimedBy")
+                if holder and holder != self.writer:
+                    await self._report_lost(body, holder, rotation, phase)
+                raise RotationClaimLost(now + CLAIM_LOST_RECHECK)
+            meta["resourceVersion"] = fresh["metadata"].get("resourceVersion")
+        # the object keeps changing under us: look again shortly, from what is stored
+        raise RotationClaimLost(now + CLAIM_LOST_RECHECK)
+
+    async def _report_lost(
+        self, body: dict[str, Any], holder: str, rotation: Mapping[str, Any], phase: str
+    ) -> None:
+        ROTATION_CLAIMS_LOST.labels(phase).inc()
+        note = (
+            f"another operator ({holder}) advanced this rotation (phase {rotation.get('phase')}) while "
+            f"this one ({self.writer}) was recording phase {phase}; this one backed off without writing "
+            "the source. Two operators serve this ManagedSecret: run one leader per shard (leader "
+            "election on one --lease-name, no --no-leader-elect replicas next to it)"
+        )
+        log.warning("rotation of %s: %s", _who(body), note, extra={"managedSecret": _who(body)})
+        await self.gateway.post_event(
+            body, type_="Warning", reason="RotationClaimLost", note=note, action="Rotate"
+        )
 
     # ------------------------------------------------------------------ the phases
     async def _advance(
@@ -551,7 +644,7 @@ class RotationService:
         paths = sorted(by_path)
         length = digest_length(len(paths))
         recorded = decode_digests(paths, rot.get("pendingVersion"))
-        token = rot.setdefault("token", str(uuid.uuid4()))
+        token = rot.setdefault("token", str(uuid.uuid4()))  # set at the start; older status may lack it
         done: dict[str, str] = {}
         todo: list[tuple[str, RemoteSecret | None]] = []
         for path in paths:
@@ -562,7 +655,7 @@ class RotationService:
                     mine = await backend.call("read", backend.provider.read, RemoteRef(path, token))
                     view = rotated_view(kind, targets, mine.data, mine.raw)
                     if not same_digest(digest(self.hash_key, view, length=length), recorded.get(path, "")):
-                        rot["token"], rot["pendingVersion"] = str(uuid.uuid4()), None
+                        rot["token"], rot["pendingVersion"] = next_token(token), None
                         raise RotationFailure(
                             f"AWS Secrets Manager '{path}': version {token} does not hold the value this rotation "
                             "staged; starting the rotation again with a new version"
@@ -582,6 +675,18 @@ class RotationService:
             todo.append((path, current))
         if not todo:
             return done
+        held = self._held_elsewhere(rot, now) if recorded else None
+        if held is not None:
+            # another operator recorded what it is about to write and may be writing it right now:
+            # a second value would make two new versions for one rotation. Left to it for a while
+            log.info(
+                "rotation of %s: the pending write was recorded by %s; left to it until %s",
+                _who(body),
+                rot.get("claimedBy"),
+                format_time(held),
+                extra={"managedSecret": _who(body)},
+            )
+            raise RotationWaiting(held)
         generated: dict[str, bytes] = {}
         for path, _ in todo:
             for target in by_path[path]:
@@ -658,7 +763,7 @@ class RotationService:
 
     @staticmethod
     def _restart(rot: dict[str, Any]) -> None:
-        rot["phase"], rot["token"], rot["pendingVersion"] = "Pending", str(uuid.uuid4()), None
+        rot["phase"], rot["token"], rot["pendingVersion"] = "Pending", next_token(rot.get("token")), None
 
     async def _issue_pki(self, handle: StoreHandle, policy: EffectivePolicy, key: str) -> dict[str, bytes]:
         params = policy.generator_params
@@ -992,8 +1097,44 @@ def _value_created(meta: Mapping[str, Any], fetched: Fetched | None, now: dt.dat
     return max(times) if times else parse_time(meta.get("creationTimestamp")) or now
 
 
+def default_writer() -> str:
+    """This process, as status.rotation.claimedBy names it: the pod (or host) and the process id,
+    so that two operators, or an operator and its restarted self, are told apart."""
+    return f"{os.environ.get('POD_NAME') or os.uname().nodename}/{os.getpid()}"
+
+
+def rotation_token(
+    meta: Mapping[str, Any],
+    rot: Mapping[str, Any],
+    trigger: str | None,
+    request: str | None,
+    due_at: dt.datetime,
+) -> str:
+    """The rotation's id and idempotency token (the AWS ClientRequestToken, which becomes the new
+    VersionId): derived from what identifies the rotation (the object, the rotation it follows, its
+    trigger and the request or due date it serves), so that two operators starting the same
+    rotation stage one version, never two."""
+    served = request if trigger == "Manual" and request else format_time(due_at)
+    owner = meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"
+    name = f"rotor.dev/rotation/{owner}/{rot.get('lastRotationTime') or ''}/{trigger}/{served}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+def next_token(token: str | None) -> str:
+    """The token of a rotation started again (its staged version did not hold what was recorded):
+    derived from the last one, so every writer agrees on it too."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rotor.dev/rotation/restart/{token or ''}"))
+
+
 def _who(body: Mapping[str, Any]) -> str:
     return f"{body['metadata']['namespace']}/{body['metadata']['name']}"
 
 
-__all__ = ["FAULT_EXIT", "FAULT_HOLD", "RotationContext", "RotationFailure", "RotationService"]
+__all__ = [
+    "FAULT_EXIT",
+    "FAULT_HOLD",
+    "RotationClaimLost",
+    "RotationContext",
+    "RotationFailure",
+    "RotationService",
+]

@@ -34,7 +34,7 @@ from rotor.services.cpu import INLINE, CpuPool
 from rotor.services.leases import DynamicCredentials, Gathered, LeaseBlocked
 from rotor.services.ports import ObjectIndex, SecretLedger
 from rotor.services.rollout import RolloutService
-from rotor.services.rotation import RotationContext, RotationService
+from rotor.services.rotation import RotationClaimLost, RotationContext, RotationService
 from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
 from rotor.sync.assemble import assemble_values, finish, template_sources
@@ -168,7 +168,13 @@ class SyncService:
             written, restored = await self._apply(body, desired, spec)
             self.dynamic.written(ms_id(body))
             if self.rotation is not None and rotating is not None:
-                await self.rotation.record_synced(body, rotating, now)
+                try:
+                    await self.rotation.record_synced(body, rotating, now)
+                except RotationClaimLost as lost:
+                    return await self._claim_lost(body, spec, desired, written, lost)
+        except RotationClaimLost as lost:
+            # another writer advanced the rotation: nothing more here; look again from what is stored
+            return SyncOutcome(lost.retry_at, False, "ClaimLost")
         except StoreProblem as err:
             # retried with back-off: a store, its credentials or a namespace label can be fixed later
             return await self._fail(body, SyncFailure(err.reason, err.message), started, rotating)
@@ -212,7 +218,21 @@ class SyncService:
                 provider_expiry=fetched.provider_expiry(),
             )
         )
-        await self._apply_status(body, decision)
+        if (
+            decision.status is not None
+            and decision.rotation is not None
+            and decision.rotation.completed is not None
+            and self.rotation is not None
+        ):
+            # the completion is this process's claim too (claimedBy/claimedAt)
+            self.rotation.stamp(decision.status["rotation"], now)
+        if self.rotation is not None and rotating is not None:
+            try:  # conditional: never over a rotation another writer advanced meanwhile
+                await self._apply_status(body, decision, claim=now)
+            except RotationClaimLost as lost:
+                return await self._claim_lost(body, spec, desired, written, lost)
+        else:
+            await self._apply_status(body, decision)
         if decision.rotation is not None and self.rotation is not None:
             self.rotation.counted(body, decision.rotation)
         if written and self.rollout is not None:
@@ -221,10 +241,16 @@ class SyncService:
         SYNC_DURATION.observe(time.perf_counter() - started)
         return SyncOutcome(decision.next_at, decision.ready, decision.reason)
 
-    async def _apply_status(self, body: dict[str, Any], decision: StatusPlan) -> None:
-        """Write the decided status (when there is one), then post the decided Events."""
+    async def _apply_status(
+        self, body: dict[str, Any], decision: StatusPlan, *, claim: dt.datetime | None = None
+    ) -> None:
+        """Write the decided status (when there is one), then post the decided Events. With
+        ``claim`` (a ManagedSecret that rotates), the write is conditional like every phase claim
+        (``RotationClaimLost`` when another writer advanced the rotation meanwhile)."""
         meta = body["metadata"]
-        if decision.status is not None:
+        if decision.status is not None and claim is not None and self.rotation is not None:
+            await self.rotation.write_status(body, decision.status, claim)
+        elif decision.status is not None:
             absorb(
                 body,
                 await self.gateway.patch_status(
@@ -236,6 +262,24 @@ class SyncService:
             await self.gateway.post_event(
                 body, type_=event.type, reason=event.reason, note=event.note, action=event.action
             )
+
+    async def _claim_lost(
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        desired: Desired,
+        written: bool,
+        lost: RotationClaimLost,
+    ) -> SyncOutcome:
+        """Another writer advanced the rotation after this sync wrote the Secret: no status from
+        here (it would be older than what is stored), but the Secret write still counts for the
+        consumers. Looked at again from what is stored."""
+        if written:
+            note = f"Secret {desired.name} written ({len(desired.data)} keys)"
+            await self.gateway.post_event(body, type_="Normal", reason="Synced", note=note, action="Sync")
+            if self.rollout is not None:
+                await self.rollout.after_write(body, spec, desired)
+        return SyncOutcome(lost.retry_at, False, "ClaimLost")
 
     # ------------------------------------------------------------------ steps
     def _desired(
