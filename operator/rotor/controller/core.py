@@ -58,6 +58,8 @@ STALL_BOUND = 300.0
 class Settings:
     concurrency: int = 8
     restart_limit: int = 2
+    restart_limit_cluster: int = 0  # 0: no cluster-wide limit
+    restart_min_interval: float = 600.0
     restart_debounce: float = 30.0
     hash_key: bytes = b""
     namespaces: list[str] = field(default_factory=list)  # kopf-style patterns; empty: all
@@ -118,6 +120,8 @@ class Controller:
             ServiceOptions(
                 hash_key=settings.hash_key,
                 restart_limit=settings.restart_limit,
+                restart_limit_cluster=settings.restart_limit_cluster,
+                restart_min_interval=settings.restart_min_interval,
                 restart_debounce=settings.restart_debounce,
             ),
             ledger=self.index,
