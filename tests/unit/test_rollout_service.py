@@ -550,3 +550,43 @@ def _keys(name: str, *keys: str) -> Any:
     from rotor.rollout.discovery import Consumer
 
     return Consumer("Deployment", name, frozenset(keys))
+
+
+async def test_a_restart_lost_with_the_operator_happens_at_the_first_sync_of_the_next() -> None:
+    """A restart waiting for its interval lives in memory. The next process's first sync of the
+    Secret, which writes nothing, finds the workload still recording older data and restarts it
+    (when its interval allows); workloads already reading the current data stay as they are."""
+    clock = FakeClock(dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC))
+    gateway = FakeGateway()
+    gateway.add("Deployment", "api", ENV_FROM)
+    gateway.add("Deployment", "web", ENV_FROM)
+    gateway.add("Deployment", "untracked", ENV_FROM)
+    old = service(gateway, min_interval=30.0, clock=clock)
+    await old.after_sync(BODY, spec(), desired({"password": b"a"}), written=True)
+    await settle(old, gateway)
+    clock.at += dt.timedelta(seconds=5)
+    await old.after_sync(BODY, spec(), desired({"password": b"b"}), written=True)
+    await eventually(lambda: waiting("interval") == 3, "the three to wait for their interval")
+    await old.stop()  # the operator stops; the Secret holds b
+    assert waiting("interval") == 0
+    gateway.workloads[("Deployment", "untracked")]["metadata"]["annotations"].clear()
+    gateway.workloads[("Deployment", "web")]["metadata"]["annotations"][digest_annotation(SECRET)] = (
+        old._digest({"password": b"b"}, _all("web"))  # web read b already (restarted by hand)
+    )
+    assert gateway.restarts("api") == 1
+
+    new = service(gateway, min_interval=30.0, clock=clock)
+    await new.after_sync(BODY, spec(), desired({"password": b"b"}), written=False)
+    await eventually(lambda: waiting("interval") == 1, "api to wait for the rest of its interval")
+    clock.at += dt.timedelta(seconds=25)
+    await settle(new, gateway)
+    assert (gateway.restarts("api"), gateway.restarts("web"), gateway.restarts("untracked")) == (2, 1, 1)
+    api = gateway.workloads[("Deployment", "api")]
+    assert api["metadata"]["annotations"][digest_annotation(SECRET)] == new._digest(
+        {"password": b"b"}, _all("api")
+    )
+    # only the first sync of the process looks; later unchanged syncs cost nothing
+    patches = len(gateway.patches)
+    await new.after_sync(BODY, spec(), desired({"password": b"b"}), written=False)
+    await idle(new)
+    assert len(gateway.patches) == patches

@@ -117,17 +117,38 @@ class RolloutService:
         self._slot_queue: list[tuple[str, asyncio.Future[None]]] = []  # (namespace, granted)
         self._running: dict[str, int] = {}  # slots held per namespace
         self._tasks: set[asyncio.Task[None]] = set()
+        self._seen: set[tuple[str, str]] = set()  # (namespace, Secret) synced by this process
 
     # ------------------------------------------------------------------ entry point (sync path)
-    async def after_write(self, body: Mapping[str, Any], spec: ManagedSecretSpec, desired: Desired) -> None:
-        """Schedule the rollout of a write; returns at once and never raises."""
+    async def after_sync(
+        self, body: Mapping[str, Any], spec: ManagedSecretSpec, desired: Desired, *, written: bool
+    ) -> None:
+        """After every successful sync: roll out a write; and once per process for each Secret,
+        even without a write, check its consumers (``resume``). Returns at once, never raises."""
+        key = (desired.namespace, desired.name)
+        first = key not in self._seen
+        self._seen.add(key)
+        if written:
+            await self.after_write(body, spec, desired)
+        elif first:
+            await self.after_write(body, spec, desired, resume=True)
+
+    async def after_write(
+        self, body: Mapping[str, Any], spec: ManagedSecretSpec, desired: Desired, *, resume: bool = False
+    ) -> None:
+        """Schedule the rollout of a write; returns at once and never raises. ``resume``: nothing
+        was written; the consumers whose recorded digest is not the current data's are restarted
+        (a restart an earlier process decided and did not do, waiting for its interval when it
+        stopped), and nothing else."""
         try:
-            self._schedule(body, spec, desired)
+            self._schedule(body, spec, desired, resume=resume)
         except Exception:
             where = f"{getattr(desired, 'namespace', '?')}/{getattr(desired, 'name', '?')}"
             log.exception("could not schedule the rollout of Secret %s", where)
 
-    def _schedule(self, body: Mapping[str, Any], spec: ManagedSecretSpec, desired: Desired) -> None:
+    def _schedule(
+        self, body: Mapping[str, Any], spec: ManagedSecretSpec, desired: Desired, *, resume: bool = False
+    ) -> None:
         rollout = spec.rollout
         if rollout is None or rollout.strategy not in ("Auto", "Explicit", "Notify"):
             return
@@ -139,6 +160,7 @@ class RolloutService:
             targets=tuple((t.kind, t.name) for t in rollout.targets),
             data=dict(desired.data),
             info=write_info(self.index.secret(desired.namespace, desired.name)),
+            resume=resume,
             owner={
                 "apiVersion": body.get("apiVersion") or API_VERSION,
                 "kind": body.get("kind") or "ManagedSecret",
@@ -202,7 +224,10 @@ class RolloutService:
             workload = by_ref[(consumer.kind, consumer.name)]
             digest = self._digest(write.data, consumer)
             decision = decide(
-                recorded_digest(workload, write.secret), digest, fresh=is_fresh(workload, write.info)
+                recorded_digest(workload, write.secret),
+                digest,
+                fresh=is_fresh(workload, write.info),
+                resume=write.resume,
             )
             log.debug(
                 "%s in %s: %s (%s)",
