@@ -193,6 +193,9 @@ class Controller:
             self._enqueue(key, body, previous)
 
     def _enqueue(self, key: ObjKey, body: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        if previous is None and self.services.rollout is not None:
+            # first sight by this leader: a restart an earlier one decided may be outstanding
+            self.services.rollout.resume(body)
         urgent, when = self._triage(body, previous)
         if urgent:
             self.queue.add(key, urgent=True)

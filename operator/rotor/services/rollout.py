@@ -25,6 +25,7 @@ Nothing here raises into the sync path: errors are logged and reported.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
@@ -117,49 +118,58 @@ class RolloutService:
         self._slot_queue: list[tuple[str, asyncio.Future[None]]] = []  # (namespace, granted)
         self._running: dict[str, int] = {}  # slots held per namespace
         self._tasks: set[asyncio.Task[None]] = set()
-        self._seen: set[tuple[str, str]] = set()  # (namespace, Secret) synced by this process
 
     # ------------------------------------------------------------------ entry point (sync path)
-    async def after_sync(
-        self, body: Mapping[str, Any], spec: ManagedSecretSpec, desired: Desired, *, written: bool
-    ) -> None:
-        """After every successful sync: roll out a write; and once per process for each Secret,
-        even without a write, check its consumers (``resume``). Returns at once, never raises."""
-        key = (desired.namespace, desired.name)
-        first = key not in self._seen
-        self._seen.add(key)
-        if written:
-            await self.after_write(body, spec, desired)
-        elif first:
-            await self.after_write(body, spec, desired, resume=True)
-
-    async def after_write(
-        self, body: Mapping[str, Any], spec: ManagedSecretSpec, desired: Desired, *, resume: bool = False
-    ) -> None:
-        """Schedule the rollout of a write; returns at once and never raises. ``resume``: nothing
-        was written; the consumers whose recorded digest is not the current data's are restarted
-        (a restart an earlier process decided and did not do, waiting for its interval when it
-        stopped), and nothing else."""
+    async def after_write(self, body: Mapping[str, Any], spec: ManagedSecretSpec, desired: Desired) -> None:
+        """Schedule the rollout of a write; returns at once and never raises."""
         try:
-            self._schedule(body, spec, desired, resume=resume)
+            self._schedule(body, spec, desired.namespace, desired.name, desired.data, resume=False)
         except Exception:
             where = f"{getattr(desired, 'namespace', '?')}/{getattr(desired, 'name', '?')}"
             log.exception("could not schedule the rollout of Secret %s", where)
 
+    def resume(self, body: Mapping[str, Any]) -> None:
+        """This process (or this leader) sees the ManagedSecret for the first time: finish what an
+        earlier one may have left undone. Its Secret's data (from the index; nothing is read from
+        the store) is rolled out with ``resume``: only the consumers Rotor recorded with older data
+        restart (a restart decided, then lost in a debounce or an interval wait when the operator
+        stopped), within their interval. Never raises."""
+        meta = body.get("metadata") or {}
+        raw = (body.get("spec") or {}).get("rollout") or {}
+        if raw.get("strategy") not in ("Auto", "Explicit", "Notify"):
+            return  # cheap test first: most ManagedSecrets roll nothing out
+        try:
+            spec = ManagedSecretSpec.model_validate(body.get("spec") or {})
+            namespace, name = str(meta["namespace"]), spec.target.name or str(meta["name"])
+            secret = self.index.secret(namespace, name)
+            if secret is None or not secret.get("data"):
+                return  # not written yet: its first write decides
+            data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+            self._schedule(body, spec, namespace, name, data, resume=True)
+        except Exception:
+            log.exception("could not resume the rollout of %s/%s", meta.get("namespace"), meta.get("name"))
+
     def _schedule(
-        self, body: Mapping[str, Any], spec: ManagedSecretSpec, desired: Desired, *, resume: bool = False
+        self,
+        body: Mapping[str, Any],
+        spec: ManagedSecretSpec,
+        namespace: str,
+        secret: str,
+        data: Mapping[str, bytes],
+        *,
+        resume: bool,
     ) -> None:
         rollout = spec.rollout
         if rollout is None or rollout.strategy not in ("Auto", "Explicit", "Notify"):
             return
         meta = body.get("metadata") or {}
         write = Write(
-            namespace=desired.namespace,
-            secret=desired.name,
+            namespace=namespace,
+            secret=secret,
             strategy=rollout.strategy,
             targets=tuple((t.kind, t.name) for t in rollout.targets),
-            data=dict(desired.data),
-            info=write_info(self.index.secret(desired.namespace, desired.name)),
+            data=dict(data),
+            info=write_info(self.index.secret(namespace, secret)),
             resume=resume,
             owner={
                 "apiVersion": body.get("apiVersion") or API_VERSION,

@@ -232,8 +232,6 @@ class SyncService:
             and was_ready
             and _same(status, new_status, ignore=("nextRefreshTime", "lastSyncTime"))
         ):
-            if self.rollout is not None:
-                await self.rollout.after_sync(body, spec, desired, written=False)
             SYNC_TOTAL.labels("unchanged").inc()
             SYNC_DURATION.observe(time.perf_counter() - started)
             return SyncOutcome(next_at, True, "Synced")
@@ -257,8 +255,8 @@ class SyncService:
             )
         for type_, reason, note in events:
             await self.gateway.post_event(body, type_=type_, reason=reason, note=note, action="Observe")
-        if self.rollout is not None:
-            await self.rollout.after_sync(body, spec, desired, written=written)
+        if written and self.rollout is not None:
+            await self.rollout.after_write(body, spec, desired)
         SYNC_TOTAL.labels("success").inc()
         SYNC_DURATION.observe(time.perf_counter() - started)
         return SyncOutcome(next_at, True, "Synced")
