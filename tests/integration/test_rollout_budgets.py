@@ -81,7 +81,7 @@ async def budget_operator(env: TestEnvironment, pattern: str, *args: str) -> Asy
     op = OperatorProcess(
         str(env.kubeconfig),
         env.workdir / "logs",
-        name=f"budgets-{pattern.rstrip('*-')}",
+        name=f"rollout-budgets-{pattern.rstrip('*-')}",  # rollout-*: the leak scan reads its log
         namespaces=[pattern],
         extra_args=["--restart-debounce", "1s", *args],
         env=env.aws_env(),
