@@ -604,3 +604,43 @@ async def test_a_restart_lost_with_the_operator_happens_when_the_next_one_starts
     new.resume(body)
     await idle(new)
     assert len(gateway.patches) == patches
+
+
+async def test_a_change_while_a_restart_is_being_patched_waits_for_the_interval() -> None:
+    """The restart has started (it no longer takes merges) and its patch has not landed yet when
+    the next change comes: that one must not read the old restart time and restart at once."""
+    clock = FakeClock(dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC))
+
+    class SlowPatch(FakeGateway):
+        gate: asyncio.Event | None = None
+
+        async def patch_workload(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> None:
+            if self.gate is not None and "spec" in patch:
+                await self.gate.wait()
+            await super().patch_workload(namespace, kind, name, patch)
+
+    gateway = SlowPatch()
+    gateway.add("Deployment", "api", ENV_FROM)
+    gateway.workloads[("Deployment", "api")]["spec"]["template"]["metadata"] = {
+        "annotations": {RESTARTED_AT: "2024-05-01T09:00:00.000Z"}  # long ago
+    }
+    svc = service(gateway, limit=5, min_interval=30.0, clock=clock)
+    gateway.gate = asyncio.Event()
+    await svc.after_write(BODY, spec(), desired({"password": b"a"}))
+    await eventually(lambda: svc._restarted, "the first restart to start its patch")
+    await svc.after_write(BODY, spec(), desired({"password": b"b"}))
+    await eventually(lambda: waiting("interval") == 1, "the second change to wait for the interval")
+    gateway.gate.set()
+    await eventually(lambda: gateway.restarts("api") == 1, "the first restart")
+    clock.at += dt.timedelta(seconds=10)
+    await asyncio.sleep(0.1)
+    assert gateway.restarts("api") == 1
+    clock.at += dt.timedelta(seconds=20)
+    await settle(svc, gateway)
+    assert gateway.restarts("api") == 2
+    stamps = [
+        p["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
+        for _, _, p in gateway.patches
+        if "spec" in p
+    ]
+    assert stamps == ["2024-05-01T10:00:00.000Z", "2024-05-01T10:00:30.000Z"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import logging
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass
@@ -117,6 +118,9 @@ class RolloutService:
         self._jobs: dict[tuple[str, str, str], _Job] = {}
         self._slot_queue: list[tuple[str, asyncio.Future[None]]] = []  # (namespace, granted)
         self._running: dict[str, int] = {}  # slots held per namespace
+        self._restarted: dict[
+            tuple[str, str, str], dt.datetime
+        ] = {}  # restarts started, within their interval
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ entry point (sync path)
@@ -328,15 +332,28 @@ class RolloutService:
         ref = f"{kind}/{name}"
         slot = False
         try:
-            await self._wait_interval(namespace, kind, name, job)
-            self._set_waiting(job, "limit")
-            await self._acquire(namespace)
-            slot = True
+            while True:
+                await self._wait_interval(namespace, kind, name, job)
+                self._set_waiting(job, "limit")
+                await self._acquire(namespace)
+                slot = True
+                if self._interval_left(key, None) <= 0:
+                    break
+                # restarted by an earlier job meanwhile (its patch was in flight): wait again
+                self._release(namespace)
+                slot = False
             self._set_waiting(job, "")
             job.started = True
             if self._jobs.get(key) is job:
                 del self._jobs[key]
+            # before the first await: a later job for this workload sees it at once
+            before = self._restarted.get(key)
+            self._restarted[key] = self.clock.now()
             outcome = await self._restart(namespace, kind, name, job.digests)
+            if outcome.result != "restarted":
+                self._restarted.pop(key, None)
+                if before is not None:
+                    self._restarted[key] = before
             job.done.set_result(outcome)
             if outcome.result == "restarted":
                 ROLLOUT_IN_PROGRESS.inc()
@@ -369,7 +386,7 @@ class RolloutService:
                 return  # _restart reads it again and reports the error
             if workload is None:
                 return
-            wait = restart_wait(last_restart(workload), self.clock.now(), self.budget)
+            wait = self._interval_left((namespace, kind, name), last_restart(workload))
             if wait <= 0:
                 return
             if not logged:
@@ -386,6 +403,17 @@ class RolloutService:
                 )
             self._set_waiting(job, "interval")
             await asyncio.sleep(min(wait, self.interval_recheck))
+
+    def _interval_left(self, key: tuple[str, str, str], recorded: dt.datetime | None) -> float:
+        """Seconds until the workload may restart: from the restart recorded on it, or the one this
+        process started last (its patch may not have landed yet), whichever is later."""
+        now = self.clock.now()
+        mine = self._restarted.get(key)
+        if mine is not None and restart_wait(mine, now, self.budget) <= 0:
+            del self._restarted[key]  # past its interval: the workload's annotation suffices
+            mine = None
+        last = max((t for t in (recorded, mine) if t is not None), default=None)
+        return restart_wait(last, now, self.budget)
 
     def _set_waiting(self, job: _Job, reason: Literal["interval", "limit", ""]) -> None:
         if job.waiting == reason:
