@@ -121,6 +121,12 @@ async def test_explicit_rollout_without_targets(kubectl_run: Kubectl, namespace:
     _refused(kubectl_run, _ms(namespace, rollout={"strategy": "Explicit"}), "strategy Explicit needs targets")
 
 
+async def test_two_dynamic_sources(cluster: Cluster, kubectl_run: Kubectl, namespace: str) -> None:
+    dynamic = [{"vaultDynamic": {"path": "database/creds/a"}}, {"vaultDynamic": {"path": "aws/creds/b"}}]
+    _refused(kubectl_run, _ms(namespace, dataFrom=dynamic), "at most one dataFrom entry may be vaultDynamic")
+    await _nothing_stored(cluster, "ManagedSecret", namespace)
+
+
 async def test_duplicate_secret_key(kubectl_run: Kubectl, namespace: str) -> None:
     data = [
         {"secretKey": "password", "remoteRef": {"key": "apps/db"}},

@@ -27,10 +27,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
+from test_rotation_database import can_login
 
 from rotor.devenv import binaries
+from rotor.devenv.postgres import PostgresServer
 from rotor.devenv.vault import ROOT_TOKEN
 from support.cluster import Cluster, wait_for
+from support.postgres import postgres  # noqa: F401
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -53,9 +56,9 @@ async def test_the_readme_has_what_this_test_applies() -> None:
     kinds = [
         doc["kind"] for lang, text in blocks if lang == "yaml" for doc in yaml.safe_load_all(text) if doc
     ]
-    assert kinds.count("ManagedSecret") == 4 and kinds.count("SecretStore") == 4, kinds
+    assert kinds.count("ManagedSecret") == 5 and kinds.count("SecretStore") == 5, kinds
     setups = [text for lang, text in blocks if lang == "sh" and text.startswith(SETUP_MARK)]
-    assert len(setups) == 4
+    assert len(setups) == 5
     for lang, text in blocks:
         if lang == "yaml":
             for doc in yaml.safe_load_all(text):
@@ -73,7 +76,7 @@ def _with_servers(doc: dict[str, Any], vault_addr: str, aws_endpoint: str) -> di
     return doc
 
 
-def _shell(env: Any, script: str) -> subprocess.CompletedProcess[str]:
+def _shell(env: Any, script: str, pg: PostgresServer) -> subprocess.CompletedProcess[str]:
     vault = binaries.ensure("vault")
     path = os.pathsep.join([str(Path(env.kubectl).parent), str(vault.parent), os.environ.get("PATH", "")])
     return subprocess.run(
@@ -84,6 +87,11 @@ def _shell(env: Any, script: str) -> subprocess.CompletedProcess[str]:
             "KUBECONFIG": str(env.kubeconfig),
             "VAULT_ADDR": env.vault_addr,
             "VAULT_TOKEN": ROOT_TOKEN,
+            # the PostgreSQL admin the dynamic-credentials example connects Vault with (libpq's names)
+            "PGHOST": pg.host,
+            "PGPORT": str(pg.port),
+            "PGUSER": pg.superuser,
+            "PGPASSWORD": pg.password,
         },
         capture_output=True,
         text=True,
@@ -93,7 +101,12 @@ def _shell(env: Any, script: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def readme(cluster: Cluster, env: Any, leaks: Any) -> AsyncIterator[dict[str, Any]]:
+async def readme(
+    cluster: Cluster,
+    env: Any,
+    leaks: Any,
+    postgres: PostgresServer,  # noqa: F811
+) -> AsyncIterator[dict[str, Any]]:
     """The README applied, block by block; yields the AWS values seeded for it."""
     seeded: dict[str, Any] = {
         "prod/payments/stripe": {"api-key": "sk_" + secrets.token_hex(16), "webhook": secrets.token_hex(20)},
@@ -108,7 +121,7 @@ async def readme(cluster: Cluster, env: Any, leaks: Any) -> AsyncIterator[dict[s
         env.boto("ssm").put_parameter(Name=name, Value=seeded[name], Type="SecureString", Overwrite=True)
     for lang, text in readme_blocks():
         if lang == "sh" and text.startswith(SETUP_MARK):
-            done = await asyncio.to_thread(_shell, env, text)
+            done = await asyncio.to_thread(_shell, env, text, postgres)
             assert done.returncode == 0, f"README setup failed:\n{text}\n{done.stderr}"
             if "vault kv put secret/apps/db" in text:
                 stored = env.vault_client().secrets.kv.v2.read_secret_version(
@@ -184,3 +197,34 @@ async def test_readme_rotation_under_its_least_privilege_policy(
 
     data = await wait_for(synced, timeout=60, what="the rotated password in the Secret")
     assert data["password_previous"] == before["data"]["password"].encode()
+
+
+async def test_readme_dynamic_credentials_log_in_under_their_least_privilege_policy(
+    cluster: Cluster,
+    env: Any,
+    leaks: Any,
+    readme: dict[str, Any],
+    postgres: PostgresServer,  # noqa: F811
+) -> None:
+    """The dynamic example: the lease recorded, and the credentials log in to PostgreSQL."""
+    obj = await cluster.ready("shop-db", "shop", timeout=90)
+    lease = obj["status"]["lease"]
+    assert lease["id"].startswith("database/creds/shop-app/") and lease["duration"] == 3600
+    assert lease["renewable"] is True and obj["status"]["expiry"]["notAfter"] == lease["expiresAt"]
+    data = await cluster.secret_data("shop", "shop-db") or {}
+    leaks.add(data["password"])
+    user, password = data["username"].decode(), data["password"].decode()
+    from urllib.parse import quote
+
+    assert data["DATABASE_URL"].decode() == f"postgresql://{user}:{quote(password, safe='')}@db:5432/app"
+    assert can_login(postgres, user, password), "PostgreSQL refuses the credentials Rotor wrote"
+
+    # revokeOnDelete under that same policy (sys/leases/revoke/database/creds/shop-app/*)
+    await cluster.delete("ManagedSecret", "shop-db", "shop")
+
+    async def gone() -> bool:
+        return await cluster.get("ManagedSecret", "shop-db", "shop") is None
+
+    await wait_for(gone, timeout=30, what="the ManagedSecret deleted")
+    assert "RevokeFailed" not in await cluster.event_reasons("shop", "shop-db")
+    assert not can_login(postgres, user, password), "the credentials still log in after revokeOnDelete"

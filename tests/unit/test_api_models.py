@@ -160,9 +160,23 @@ MS_RULES = [
     ({"storeRef": {"name": "v"}}, "set data, dataFrom or both"),
     (
         ms(dataFrom=[{"extract": {"key": "a"}, "find": {"path": "b"}}]),
-        "exactly one of extract, find or vaultDatabase",
+        "exactly one of extract, find, vaultDatabase or vaultDynamic",
     ),
-    (ms(dataFrom=[{}]), "exactly one of extract, find or vaultDatabase"),
+    (ms(dataFrom=[{}]), "exactly one of extract, find, vaultDatabase or vaultDynamic"),
+    (
+        ms(
+            dataFrom=[
+                {"vaultDynamic": {"path": "database/creds/a"}},
+                {"vaultDynamic": {"path": "aws/creds/b"}},
+            ]
+        ),
+        "at most one dataFrom entry may be vaultDynamic",
+    ),
+    (ms(dataFrom=[{"vaultDynamic": {"path": "/database/creds/a"}}]), "should match pattern"),
+    (
+        ms(dataFrom=[{"vaultDynamic": {"path": "database/creds/a", "renewPercent": 95}}]),
+        "less than or equal to 90",
+    ),
     (ms(target={"type": "kubernetes.io/service-account-token"}), "service-account-token is refused"),
     (ms(rollout={"strategy": "Explicit"}), "strategy Explicit needs targets"),
     (

@@ -37,11 +37,11 @@ def test_versions_and_check_and_set() -> None:
     second = fake.write("app/db", {"password": "two"}, cas=first).version
     assert fake.read(RemoteRef("app/db")).data == {"password": "two"}
     assert fake.read(RemoteRef("app/db", first)).data == {"password": "one"}
-    assert fake.read(RemoteRef("app/db", "previous")).version == first
+    assert fake.read(RemoteRef("app/db", "AWSPREVIOUS")).version == first
     with pytest.raises(WriteConflict):
         fake.write("app/db", {"password": "three"}, cas=first)
     assert fake.describe("app/db").current_version == second
-    assert fake.describe("app/db").versions == {first: ["previous"], second: ["current"]}
+    assert fake.describe("app/db").versions == {first: ["AWSPREVIOUS"], second: ["AWSCURRENT"]}
 
 
 def test_staged_write_verify_promote_is_idempotent() -> None:
@@ -55,7 +55,7 @@ def test_staged_write_verify_promote_is_idempotent() -> None:
     fake.promote("k", token)
     fake.promote("k", token)
     assert fake.read(RemoteRef("k")).raw == b"new"
-    assert fake.read(RemoteRef("k", "previous")).raw == b"old"
+    assert fake.read(RemoteRef("k", "AWSPREVIOUS")).raw == b"old"
 
 
 def test_rollback_moves_current_back_and_says_which_versions() -> None:

@@ -19,12 +19,14 @@ from rotor.api.secretstore import SecretStoreSpec
 from rotor.api.status import ManagedSecretStatus, Reason
 from rotor.providers.base import (
     Capabilities,
+    KeyNotFound,
     RemoteRef,
     RemoteSecret,
     SecretMetadata,
     WriteConflict,
     WriteResult,
 )
+from rotor.rotation.report import report
 from rotor.services import rotation as rotation_module
 from rotor.services.backend import Backend
 from rotor.services.rotation import FAULT_EXIT, RotationService
@@ -57,6 +59,14 @@ class FakeKV:
             history = self.versions[ref.key]
             number = int(ref.version) if ref.version else len(history)
             return RemoteSecret(ref.key, str(number), data=dict(history[number - 1]), created=NOW)
+
+    def read_version(self, key: str, version: str) -> RemoteSecret:
+        """Exactly KV v2 version ``version`` (VersionReader)."""
+        with self.lock:
+            history = self.versions.get(key) or []
+            if not version.isdigit() or not 1 <= int(version) <= len(history):
+                raise KeyNotFound(f"fake KV: '{key}' has no version {version}")
+            return RemoteSecret(key, version, data=dict(history[int(version) - 1]), created=NOW)
 
     def write(self, key: str, value: dict[str, Any], cas: str | None) -> WriteResult:
         if self.before_write is not None:
@@ -186,7 +196,15 @@ async def _pass(w: Any) -> dict[str, Any]:
     fetched = Fetched(refs={RemoteRef(PATH): w.kv.read(RemoteRef(PATH))})
     ctx, fetched = await w.service.before_sync(body, w.spec, w.handle, fetched, NOW)
     data = {k: str(v).encode() for k, v in fetched.refs[RemoteRef(PATH)].data.items()}
-    extra, _ = await w.service.after_sync(body, w.spec, data, ctx, NOW, True, [], fetched, w.handle)
+    done, seen = await w.service.gathered(body, w.spec, data, ctx, NOW, fetched, w.handle)
+    rep = report(done, seen, [])
+    for event in rep.events:
+        await w.gateway.post_event(
+            body, type_=event.type, reason=event.reason, note=event.note, action=event.action
+        )
+    extra = {"rotation": rep.rotation, "conditions": rep.conditions}
+    if rep.has_expiry:
+        extra["expiry"] = rep.expiry
     await w.gateway.patch_status("ManagedSecret", NAME, NS, extra)
     return dict(w.gateway.objects[("ManagedSecret", NAME)]["status"])
 
@@ -265,7 +283,15 @@ async def _reconcile(w: Any, *, blocked: str | None = None) -> tuple[dict[str, A
     )
     data = {k: str(v).encode() for k, v in fetched.refs[RemoteRef(PATH)].data.items()}
     data = await w.service.with_grace_keys(body, w.spec, data, ctx, NOW, w.handle, fetched)
-    extra, _ = await w.service.after_sync(body, w.spec, data, ctx, NOW, True, [], fetched, w.handle)
+    done, seen = await w.service.gathered(body, w.spec, data, ctx, NOW, fetched, w.handle)
+    rep = report(done, seen, [])
+    for event in rep.events:
+        await w.gateway.post_event(
+            body, type_=event.type, reason=event.reason, note=event.note, action=event.action
+        )
+    extra = {"rotation": rep.rotation, "conditions": rep.conditions}
+    if rep.has_expiry:
+        extra["expiry"] = rep.expiry
     await w.gateway.patch_status("ManagedSecret", NAME, NS, extra)
     status = dict(w.gateway.objects[("ManagedSecret", NAME)]["status"])
     assert {c["reason"] for c in status.get("conditions") or []} <= {r.value for r in Reason}

@@ -41,7 +41,7 @@ def secret(
     label: str | None = "app",
     type_: str = "Opaque",
     data: dict[str, bytes] | None = None,
-    hash_: str = "h1",
+    hash_: str | None = "h1",
     owner_uid: str | None = "u1",
     extra_annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def secret(
         "name": "app",
         "namespace": "ns",
         "labels": labels,
-        "annotations": {DATA_HASH_ANNOTATION: hash_, **(extra_annotations or {})},
+        "annotations": {**({DATA_HASH_ANNOTATION: hash_} if hash_ else {}), **(extra_annotations or {})},
     }
     if owner_uid is not None:
         meta["ownerReferences"] = [{"uid": owner_uid, "controller": True}]
@@ -103,8 +103,24 @@ CASES = [
     (
         "Merge, keys already there",
         desired("Merge"),
-        secret(label=None, owner_uid=None, extra_annotations={MANAGED_KEYS_ANNOTATION: "password"}),
+        secret(
+            label=None,
+            owner_uid=None,
+            hash_=None,
+            extra_annotations={
+                "rotor.dev/managed-keys.app": "password",
+                "rotor.dev/data-hash.app": "h1",
+            },
+        ),
         "noop",
+        False,
+        "",
+    ),
+    (
+        "Merge, before per-writer keys: migrated",
+        desired("Merge"),
+        secret(label=None, owner_uid=None, extra_annotations={MANAGED_KEYS_ANNOTATION: "password"}),
+        "patch",
         False,
         "",
     ),
@@ -142,9 +158,9 @@ def test_merge_removes_only_its_own_stale_keys() -> None:
         label=None,
         owner_uid=None,
         data={"password": b"p1", "old": b"x", "theirs": b"t"},
-        extra_annotations={MANAGED_KEYS_ANNOTATION: "old,password"},
+        extra_annotations={"rotor.dev/managed-keys.app": "old,password"},
     )
     decision = plan(desired("Merge"), actual)
     assert decision.action == "patch"
     assert decision.body["data"] == {"password": b64(b"p1"), "old": None}
-    assert decision.body["metadata"]["annotations"][MANAGED_KEYS_ANNOTATION] == "password"
+    assert decision.body["metadata"]["annotations"]["rotor.dev/managed-keys.app"] == "password"

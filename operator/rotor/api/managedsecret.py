@@ -15,7 +15,7 @@ from rotor.api.common import (
     SpecModel,
 )
 from rotor.api.duration import RefreshInterval
-from rotor.api.rules import AtLeastOneOf, ExactlyOneOf, NotEqual, OnlyWhen, RequiredWhen
+from rotor.api.rules import AtLeastOneOf, Custom, ExactlyOneOf, NotEqual, OnlyWhen, RequiredWhen
 
 __all__ = [
     "DataFromItem",
@@ -36,6 +36,7 @@ __all__ = [
     "ValidateFormat",
     "ValueValidation",
     "VaultDatabaseRef",
+    "VaultDynamicRef",
 ]
 
 RemoteKey = Annotated[str, Field(min_length=1, max_length=2048)]
@@ -103,13 +104,15 @@ class Target(SpecModel):
     creation_policy: Literal["Owner", "Merge", "Orphan"] = Field(
         default="Owner",
         description="Owner: create the Secret, owned by this ManagedSecret (deleted with it by the garbage "
-        "collector unless deletionPolicy is Retain). Merge: write only Rotor's keys into an existing "
-        "Secret, which must already exist. Orphan: create the Secret without an ownerReference.",
+        "collector unless deletionPolicy is Retain). Merge: write only this ManagedSecret's keys into an "
+        "existing Secret, which must already exist; several ManagedSecrets may merge into one Secret, each "
+        "owning its keys (annotation rotor.dev/managed-keys.<name>), and a key another one owns is "
+        "SecretConflict for the later. Orphan: create the Secret without an ownerReference.",
     )
     deletion_policy: Literal["Retain", "Delete"] = Field(
         default="Retain",
         description="When the ManagedSecret is deleted: Retain keeps the Secret (Rotor removes its "
-        "ownerReference and label); Delete removes the Secret (under Merge: only Rotor's keys).",
+        "ownerReference and label); Delete removes the Secret (under Merge: only this ManagedSecret's keys).",
     )
 
 
@@ -207,11 +210,39 @@ class VaultDatabaseRef(SpecModel):
     )
 
 
+class VaultDynamicRef(SpecModel):
+    path: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^/](.*[^/])?$")] = Field(
+        description="A Vault path that issues credentials with a lease when read, e.g. "
+        "database/creds/app (database engine), aws/creds/deploy, rabbitmq/creds/app. Every property "
+        "of the response becomes a Secret key (username and password for a database role)."
+    )
+    renew_percent: int = Field(
+        default=67,
+        ge=10,
+        le=90,
+        description="Renew the lease when this share of its duration has passed. When Vault refuses "
+        "the renewal, or caps it at the role's max TTL, new credentials are issued that long before "
+        "the lease ends, and the previous ones stay under <key><previousKeySuffix> until it does.",
+    )
+    revoke_on_delete: bool = Field(
+        default=False,
+        description="Revoke the lease (and a previous one still running) when the ManagedSecret is "
+        "deleted, so the credentials stop working at once.",
+    )
+    previous_key_suffix: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[-._a-zA-Z0-9]+$")] = (
+        Field(
+            default="_previous",
+            description="After new credentials are issued, the previous ones stay in the Secret under "
+            "<key><previousKeySuffix> (password -> password_previous) until their lease ends.",
+        )
+    )
+
+
 class DataFromItem(SpecModel):
     cel_rules = (
         ExactlyOneOf(
-            ("extract", "find", "vault_database"),
-            message="each dataFrom entry sets exactly one of extract, find or vaultDatabase",
+            ("extract", "find", "vault_database", "vault_dynamic"),
+            message="each dataFrom entry sets exactly one of extract, find, vaultDatabase or vaultDynamic",
         ),
     )
 
@@ -226,6 +257,11 @@ class DataFromItem(SpecModel):
     )
     vault_database: VaultDatabaseRef | None = Field(
         default=None, description="Vault database static-role credentials: the keys username and password."
+    )
+    vault_dynamic: VaultDynamicRef | None = Field(
+        default=None,
+        description="Credentials Vault issues with a lease (dynamic secrets): the lease is recorded in "
+        "status.lease, renewed, and replaced before it ends. At most one per ManagedSecret.",
     )
 
 
@@ -303,8 +339,20 @@ class Rollout(SpecModel):
         return value
 
 
+def _dynamic_count(spec: ManagedSecretSpec) -> int:
+    return sum(1 for d in spec.data_from if d.vault_dynamic is not None)
+
+
 class ManagedSecretSpec(SpecModel):
-    cel_rules = (AtLeastOneOf(("data", "data_from"), message="set data, dataFrom or both"),)
+    cel_rules = (
+        AtLeastOneOf(("data", "data_from"), message="set data, dataFrom or both"),
+        Custom(
+            expression="!has(self.dataFrom) || self.dataFrom.filter(d, has(d.vaultDynamic)).size() <= 1",
+            check=lambda spec: _dynamic_count(spec) <= 1,
+            message="at most one dataFrom entry may be vaultDynamic (a ManagedSecret records one "
+            "lease); use one ManagedSecret per dynamic path",
+        ),
+    )
 
     store_ref: StoreRef = Field(description="The store to read from (and to write rotated values to).")
     target: Target = Field(default_factory=Target, description="The Kubernetes Secret to write.")
@@ -339,3 +387,8 @@ class ManagedSecretSpec(SpecModel):
         if dupes:
             raise ValueError(f"secretKey listed twice in data: {', '.join(dupes)}")
         return value
+
+    @property
+    def vault_dynamic(self) -> VaultDynamicRef | None:
+        """The one dynamic source, if any."""
+        return next((d.vault_dynamic for d in self.data_from if d.vault_dynamic is not None), None)

@@ -3,6 +3,8 @@ Every other module imports them from here."""
 
 from __future__ import annotations
 
+import hashlib
+
 GROUP = "rotor.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -21,7 +23,26 @@ REVALIDATE_ANNOTATION = "rotor.dev/revalidate"
 MANAGED_BY_LABEL = "rotor.dev/managed-by"
 #: On a written Secret: the keyed digest of its data.
 DATA_HASH_ANNOTATION = "rotor.dev/data-hash"
-#: On a Secret written under creationPolicy Merge: the keys Rotor owns, comma-separated.
+#: On a Secret written under creationPolicy Merge, before per-writer ownership: the keys Rotor
+#: owned, comma-separated, without saying for which ManagedSecret. Read only to migrate it.
 MANAGED_KEYS_ANNOTATION = "rotor.dev/managed-keys"
+#: On a Secret written under creationPolicy Merge, one per ManagedSecret writing into it
+#: (``writer_annotation``): the keys that ManagedSecret owns, comma-separated ...
+MANAGED_KEYS_PREFIX = "rotor.dev/managed-keys."
+#: ... and the keyed digest of those keys' data.
+WRITER_DATA_HASH_PREFIX = "rotor.dev/data-hash."
+
+
+def writer_annotation(prefix: str, managed_secret: str) -> str:
+    """``<prefix><managed secret's name>``, e.g. ``rotor.dev/managed-keys.app``. An annotation's
+    name part holds at most 63 characters: a longer ManagedSecret name is cut and ends in 8 hex
+    characters of its SHA-256, so that it stays unique."""
+    room = 63 - len(prefix.split("/", 1)[1])
+    if len(managed_secret) <= room:
+        return prefix + managed_secret
+    digest = hashlib.sha256(managed_secret.encode()).hexdigest()[:8]
+    return f"{prefix}{managed_secret[: room - 9]}-{digest}"
+
+
 #: On a restarted workload's pod template.
 RESTARTED_AT_ANNOTATION = "rotor.dev/restarted-at"

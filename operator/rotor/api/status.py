@@ -7,6 +7,7 @@ parses. Timestamps are timezone-aware UTC and are written as RFC 3339 with secon
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -20,7 +21,10 @@ __all__ = [
     "ConditionType",
     "Expiry",
     "FailureCause",
+    "LeaseStatus",
     "ManagedSecretStatus",
+    "PlannedEvent",
+    "PreviousLease",
     "Reason",
     "RolloutStatus",
     "RotationPhase",
@@ -156,6 +160,16 @@ class FailureCause(enum.StrEnum):
     SOURCE = "Source"  # the backend refused or failed a step
 
 
+@dataclass(frozen=True)
+class PlannedEvent:
+    """An Event a decision asks for; the service posts it. ``note`` never holds a value."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    note: str
+    action: str
+
+
 class RotationStatus(StatusModel):
     last_rotation_time: Timestamp | None = Field(
         default=None, description="When the last rotation completed."
@@ -203,6 +217,45 @@ class RotationStatus(StatusModel):
     )
 
 
+LeaseId = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class PreviousLease(StatusModel):
+    id: LeaseId = Field(description="The lease of the credentials replaced last.")
+    expires_at: Timestamp | None = Field(
+        default=None, description="When that lease ends: its keys leave the Secret then."
+    )
+    keys: list[str] = Field(
+        default_factory=list, description="The Secret keys it wrote (kept as <key><previousKeySuffix>)."
+    )
+
+
+class LeaseStatus(StatusModel):
+    """The lease of the dynamic credentials in the Secret (never the credentials)."""
+
+    id: LeaseId = Field(description="Vault's lease id, e.g. database/creds/app/<id>.")
+    path: str | None = Field(default=None, description="The Vault path that issued it.")
+    issued_at: Timestamp | None = Field(default=None, description="When these credentials were issued.")
+    duration: int = Field(
+        default=0,
+        ge=0,
+        description="The lease's duration in seconds, as Vault granted it at issue; each renewal "
+        "asks for this much again. 0: the lease does not expire.",
+    )
+    renewable: bool = Field(
+        default=False,
+        description="Whether renewing can extend the lease: false when Vault issued it non-renewable, "
+        "refused a renewal, or capped one at the role's max TTL. New credentials are then issued "
+        "before expiresAt.",
+    )
+    expires_at: Timestamp | None = Field(default=None, description="When the lease ends unless renewed.")
+    keys: list[str] = Field(default_factory=list, description="The Secret keys these credentials wrote.")
+    previous: PreviousLease | None = Field(
+        default=None,
+        description="The replaced credentials' lease while they are still kept in the Secret.",
+    )
+
+
 class RolloutStatus(StatusModel):
     last_restart_time: Timestamp | None = Field(
         default=None, description="When workloads were last restarted."
@@ -244,6 +297,9 @@ class ManagedSecretStatus(StatusModel):
     expiry: Expiry | None = Field(default=None, description="How long the data stays good.")
     rotation: RotationStatus | None = Field(default=None, description="Progress of rotations.")
     rollout: RolloutStatus | None = Field(default=None, description="Last restart of consuming workloads.")
+    lease: LeaseStatus | None = Field(
+        default=None, description="The lease of dynamic credentials (dataFrom.vaultDynamic)."
+    )
     last_force_sync: str | None = Field(
         default=None, description="The rotor.dev/force-sync annotation value already handled."
     )

@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import zlib
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -70,6 +70,19 @@ class Settings:
 def _ts(value: str | None) -> float | None:
     parsed = parse_time(value)
     return parsed.timestamp() if parsed else None
+
+
+def _lease_due(status: Mapping[str, Any]) -> float | None:
+    """When the recorded lease of dynamic credentials needs a sync: its renewal (or replacement),
+    which status.expiry.renewalTime holds, or the end of the previous credentials kept."""
+    lease = status.get("lease")
+    if not isinstance(lease, Mapping) or not lease.get("id"):
+        return None
+    times = [
+        _ts((status.get("expiry") or {}).get("renewalTime")),
+        _ts((lease.get("previous") or {}).get("expiresAt")),
+    ]
+    return min((t for t in times if t is not None), default=None)
 
 
 def stable_fraction(seed: str) -> float:
@@ -229,6 +242,12 @@ class Controller:
             _ts(rotation.get("nextRotationTime")),
             _ts(rotation.get("previousRetainedUntil")),
         ]
+        lease_due = _lease_due(status)
+        if lease_due is not None and lease_due <= now:
+            # a lease renewal (or the previous credentials' end) missed while we were down: soon,
+            # not spread over the refresh interval (the lease may end first)
+            return False, now + 1 + int(5 * stable_fraction(f"{meta['namespace']}/{meta['name']}"))
+        candidates.append(lease_due)
         if not ready:  # spread the retries of objects that were failing over 30 s
             return False, now + 1 + int(30 * stable_fraction(f"{meta['namespace']}/{meta['name']}"))
         wanted = min((c for c in candidates if c is not None), default=None)

@@ -249,6 +249,58 @@ class DatabaseCredentials(Protocol):
     def rotate_database_role(self, mount: str, role: str) -> None: ...
 
 
+@dataclass
+class LeasedValue:
+    """Credentials issued with a lease (Vault dynamic secrets). ``data`` holds the credentials and
+    is never printed; the lease id is not a secret value (it cannot be used to read them)."""
+
+    path: str
+    lease_id: str
+    #: seconds granted; 0 = the lease does not expire
+    duration: int
+    renewable: bool
+    data: dict[str, Any]
+
+    def __repr__(self) -> str:  # never print values
+        return f"LeasedValue(path={self.path!r}, lease_id={self.lease_id!r}, duration={self.duration})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    """A renewal's answer: the seconds granted from now, and whether Vault still calls it renewable."""
+
+    duration: int
+    renewable: bool
+
+
+class LeaseRefused(ProviderError):
+    """The backend refused to renew a lease (unknown, expired, revoked or not renewable): new
+    credentials must be issued."""
+
+    reason = "ProviderError"
+    retryable = False
+
+
+@runtime_checkable
+class LeasedCredentials(Protocol):
+    """Issues credentials with a lease, renews and revokes leases (Vault dynamic secrets: the
+    database, AWS and RabbitMQ engines, any path that returns a lease)."""
+
+    def issue_leased(self, path: str) -> LeasedValue:
+        """Read ``path``, which issues new credentials; raise InvalidSpec when it gives no lease."""
+        ...
+
+    def renew_lease(self, lease_id: str, increment: int) -> LeaseGrant:
+        """Ask for ``increment`` more seconds; raise LeaseRefused when renewing is refused."""
+        ...
+
+    def revoke_lease(self, lease_id: str) -> None:
+        """End the lease now (the backend removes the credentials)."""
+        ...
+
+
 @runtime_checkable
 class CertificateIssuer(Protocol):
     """Issues a certificate and key (Vault PKI)."""
@@ -263,6 +315,20 @@ class RollingBack(Protocol):
     """Makes the previous version current again (``rotor rollback``)."""
 
     def rollback(self, key: str) -> RolledBack: ...
+
+
+@runtime_checkable
+class VersionReader(Protocol):
+    """Keeps earlier versions of a secret and reads one back by the exact id a caller recorded:
+    Vault KV v2 version n-1, the AWS Secrets Manager VersionId that was AWSCURRENT (AWSPREVIOUS
+    after a rotation), SSM Parameter Store version n-1. Used for the previous value of a rotation
+    (``status.rotation.baseVersions``) when it cannot be taken from this reconcile's reads.
+
+    ``version`` is always a version id, never a stage or label, and the answer is that version or
+    an error: ``KeyNotFound`` when the backend no longer holds it (destroyed, deleted, aged out,
+    or a store that keeps no versions, such as Vault KV v1)."""
+
+    def read_version(self, key: str, version: str) -> RemoteSecret: ...
 
 
 @runtime_checkable

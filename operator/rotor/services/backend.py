@@ -23,6 +23,9 @@ from rotor.providers.base import (
     CertificateIssuer,
     ChangeLister,
     DatabaseCredentials,
+    LeasedCredentials,
+    LeasedValue,
+    LeaseGrant,
     PathReader,
     Provider,
     ProviderError,
@@ -35,6 +38,7 @@ from rotor.providers.base import (
     SelfRotating,
     StagedWriter,
     Unsupported,
+    VersionReader,
     WriteChecker,
     WriteDenied,
 )
@@ -371,6 +375,25 @@ class Backend:
             raise self._unsupported("rotate a database role")
         await self.call("rotate", p.rotate_database_role, mount, role)
 
+    async def issue_leased(self, path: str) -> LeasedValue:
+        """New credentials from ``path`` (never shared: every read issues a new lease)."""
+        p = self.provider
+        if not isinstance(p, LeasedCredentials):
+            raise self._unsupported("issue credentials with a lease (vaultDynamic)")
+        return await self.call("issue", p.issue_leased, path)
+
+    async def renew_lease(self, lease_id: str, increment: int) -> LeaseGrant:
+        p = self.provider
+        if not isinstance(p, LeasedCredentials):
+            raise self._unsupported("renew leases")
+        return await self.call("renew", p.renew_lease, lease_id, increment)
+
+    async def revoke_lease(self, lease_id: str) -> None:
+        p = self.provider
+        if not isinstance(p, LeasedCredentials):
+            raise self._unsupported("revoke leases")
+        await self.call("revoke", p.revoke_lease, lease_id)
+
     async def issue_certificate(
         self, mount: str, role: str, common_name: str, alt_names: list[str], ttl: str | None
     ) -> dict[str, str]:
@@ -384,6 +407,19 @@ class Backend:
         if not isinstance(p, RollingBack):
             raise self._unsupported("roll back")
         return await self.call("rollback", p.rollback, key)
+
+    @property
+    def reads_versions(self) -> bool:
+        """Whether earlier versions can be read back by id (``read_version``)."""
+        return isinstance(self.provider, VersionReader)
+
+    async def read_version(self, key: str, version: str) -> RemoteSecret:
+        """Exactly version ``version`` of ``key`` (not shared with current reads: a rare read,
+        made when the previous value cannot come from this reconcile)."""
+        p = self.provider
+        if not isinstance(p, VersionReader):
+            raise self._unsupported("read an earlier version")
+        return await self.call("read", p.read_version, key, version)
 
     async def read_path(self, path: str) -> dict[str, bytes]:
         p = self.provider

@@ -57,9 +57,9 @@ from pydantic import ValidationError
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.names import ROTATE_ANNOTATION
 from rotor.api.rotationpolicy import RotationPolicySpec
-from rotor.api.status import FailureCause, Reason, RotationPhase
+from rotor.api.status import FailureCause, RotationPhase
 from rotor.clock import Clock, format_time, parse_time
-from rotor.conditions import get_condition, set_condition
+from rotor.conditions import set_condition
 from rotor.kube.gateway import KubeGateway, decode_data
 from rotor.observability.logging import audit
 from rotor.observability.metrics import ROTATION_DURATION, ROTATION_TOTAL
@@ -74,14 +74,19 @@ from rotor.providers.base import (
     WriteDenied,
 )
 from rotor.rotation.backoff import retry_delay
-from rotor.rotation.checks import PENDING_STALLED_AFTER, ObservedState, expiring_condition
+from rotor.rotation.checks import PENDING_STALLED_AFTER, ObservedState
 from rotor.rotation.decide import Action, RotationObserved, decide
 from rotor.rotation.errors import RotationError
-from rotor.rotation.expiry import Expiry, compute_expiry
+from rotor.rotation.expiry import Expiry
 from rotor.rotation.generators import certificate_key_name
 from rotor.rotation.phases import grace_keys, in_progress, retained_until
 from rotor.rotation.presets import EffectivePolicy, effective_policy
-from rotor.rotation.schedule import next_rotation, runnable_at
+from rotor.rotation.report import (
+    FAILED,
+    RotationDone,
+    RotationReport,
+    RotationSeen,
+)
 from rotor.rotation.writeback import (
     MAX_PATHS,
     Target,
@@ -106,17 +111,9 @@ from rotor.values.errors import ValueFailure
 
 log = logging.getLogger("rotor.rotation")
 
-FAILED = RotationPhase.FAILED.value
-#: a rotation that waited for its Secret to become writable looks again this soon
-BLOCKED_RECHECK = dt.timedelta(seconds=5)
-#: retrying a rotation step that failed mid-way: from about 10 s, doubling, at most 5 minutes
-RESUME_RETRY_BASE = dt.timedelta(seconds=10)
-RESUME_RETRY_CAP = dt.timedelta(seconds=300)
 CURRENT, PENDING_STAGE = "AWSCURRENT", "AWSPENDING"
 #: how often a rotation the backend runs itself (AWS RotateSecret) is looked at while it runs
 PROVIDER_POLL = dt.timedelta(seconds=10)
-#: when a due rotation did not run and nothing says when to look again
-DUE_RECHECK = dt.timedelta(seconds=30)
 
 FAULT_EXIT = "ROTOR_FAULT_EXIT_AFTER_PHASE"
 FAULT_HOLD = "ROTOR_FAULT_HOLD_AFTER_PHASE"
@@ -848,21 +845,32 @@ class RotationService:
         fetched: Fetched,
         now: dt.datetime,
     ) -> dict[str, bytes]:
-        """The rotated keys' values read from the source versions the rotation recorded as
-        replaced (Vault KV v2 version n-1, the AWS version that was AWSCURRENT)."""
+        """The rotated keys' values read back from exactly the source versions the rotation
+        recorded as replaced (``baseVersions``: Vault KV v2 version n-1, the AWS Secrets Manager
+        VersionId that is AWSPREVIOUS now, SSM version n-1), through the provider's
+        ``VersionReader``. A version the source no longer holds leaves its keys to the fallback."""
         bases = rot.get("baseVersions") or {}
         backend = handle.backend
-        if backend is None or not bases:
+        if backend is None or not bases or not backend.reads_versions:
             return {}
         refs = dict(fetched.refs)
         replaced = False
         for ref in list(fetched.refs):
             base = bases.get(ref.key)
-            if ref.version is not None or not base:
-                continue
+            current = fetched.refs[ref].version
+            if ref.version is not None or not base or str(base) == current:
+                continue  # pinned, not rotated, or the replaced version is still the current one
             try:
-                refs[ref] = await backend.read(RemoteRef(ref.key, str(base)))
-            except ProviderError:
+                refs[ref] = await backend.read_version(ref.key, str(base))
+            except ProviderError as err:
+                audit(
+                    "read",
+                    managed_secret=_who(body),
+                    store=handle.id,
+                    key=ref.key,
+                    version=str(base),
+                    result=err.reason,
+                )
                 continue
             audit("read", managed_secret=_who(body), store=handle.id, key=ref.key, version=str(base))
             replaced = True
@@ -879,212 +887,52 @@ class RotationService:
         return [k for k in rotated_keys(policy.generator_kind, keys) if k in data]
 
     # ------------------------------------------------------------------ after the sync
-    async def after_sync(
+    async def gathered(
         self,
         body: dict[str, Any],
         spec: ManagedSecretSpec,
         data: Mapping[str, bytes],
         ctx: RotationContext,
         now: dt.datetime,
-        written: bool,
-        conditions: list[dict[str, Any]],
         fetched: Fetched | None = None,
         handle: StoreHandle | None = None,
-    ) -> tuple[dict[str, Any], dt.datetime | None]:
-        meta = body["metadata"]
-        generation = int(meta.get("generation") or 0)
-        status = body.get("status") or {}
-        extra: dict[str, Any] = {}
-        if spec.rotation is None:
-            return {"conditions": conditions}, None
-        rot = dict(ctx.rotation)
+    ) -> tuple[RotationDone, RotationSeen]:
+        """What the rotation report (rotor.rotation.report, pure) looks at once the Secret is
+        written: the step's outcome, and, for strategy Observe, the backend's own view of the value."""
         policy = ctx.policy
-        error = ctx.error
-        old_rotating = get_condition(status.get("conditions"), "Rotating") or {}
-        wake: list[dt.datetime] = []
-        running = in_progress(rot.get("phase"))
-        if running and error is None and policy is not None and ctx.advanced:
-            # the Secret now holds what the source holds: the rotation is complete
-            rot["phase"] = RotationPhase.COMPLETED.value
-            rot["lastRotationTime"] = format_time(now)
-            rot["failedAttempts"] = 0
-            rot["lastFailureTime"] = None
-            rot["failureCause"] = None
-            until = ctx.retain_until or retained_until(now, policy.grace_period)
-            rot["previousRetainedUntil"] = format_time(until) if until else None
-            started = parse_time(rot.get("startedAt"))
-            ROTATION_TOTAL.labels(policy.strategy, "success").inc()
-            if started is not None:
-                ROTATION_DURATION.observe(max(0.0, (now - started).total_seconds()))
-            conditions = set_condition(
-                conditions,
-                "Rotating",
-                False,
-                Reason.SUCCEEDED,
-                f"rotated ({rot.get('trigger')}); the Secret holds the new value",
-                generation,
-                now,
-            )
-            await self.gateway.post_event(
-                body,
-                type_="Normal",
-                reason="Rotated",
-                note=f"rotation ({rot.get('trigger')}) completed",
-                action="Rotate",
-            )
-            log.info("rotation of %s completed", _who(body), extra={"managedSecret": _who(body)})
-        elif error is not None:
-            reason = Reason.SECRET_CONFLICT if ctx.cause == FailureCause.SECRET_CONFLICT else Reason.FAILED
-            conditions = set_condition(conditions, "Rotating", False, reason, error, generation, now)
-            if old_rotating.get("reason") != reason or old_rotating.get("message") != error:
-                await self.gateway.post_event(
-                    body, type_="Warning", reason="RotationFailed", note=error, action="Rotate"
-                )
-        elif running and old_rotating.get("reason") not in (Reason.FAILED, Reason.SECRET_CONFLICT):
-            trigger = rot.get("trigger") or "Scheduled"
-            conditions = set_condition(
-                conditions,
-                "Rotating",
-                True,
-                trigger,
-                f"rotation in progress (phase {rot.get('phase')})",
-                generation,
-                now,
-            )
-        elif not old_rotating or (
-            old_rotating.get("reason") in (Reason.FAILED, Reason.SECRET_CONFLICT)
-            and (rot.get("phase") != FAILED or self._cause_gone(rot, ctx, handle))
-        ):
-            rot["failureCause"] = None
-            conditions = set_condition(
-                conditions,
-                "Rotating",
-                False,
-                Reason.SUCCEEDED if rot.get("lastRotationTime") else Reason.SCHEDULED,
-                "no rotation in progress",
-                generation,
-                now,
-            )
-        if policy is not None:
-            wake += await self._expiry_and_schedule(
-                body, spec, data, ctx, rot, policy, now, fetched, handle, conditions, extra
-            )
-            conditions = extra.pop("conditions")
-        if ctx.blocked is not None:
-            wake.append(now + BLOCKED_RECHECK)
-        if error is not None and running and in_progress(rot.get("phase")):
-            failed = int(rot.get("failedAttempts") or 1)
-            wake.append(
-                now + retry_delay(failed, base=RESUME_RETRY_BASE, cap=RESUME_RETRY_CAP, seed=_who(body))
-            )
-        if not in_progress(rot.get("phase")):
-            rot.pop("token", None)
-            retain = parse_time(rot.get("previousRetainedUntil"))
-            if retain is None or retain <= now:
-                rot.pop("baseVersions", None)  # kept through the grace period: the previous value's source
-        rot = {k: v for k, v in rot.items() if v is not None}
-        old_rot = status.get("rotation") or {}
-        # keys the merge patch must remove from what is stored
-        for gone in set(old_rot) - set(rot):
-            rot[gone] = None
-        extra["rotation"] = rot
-        extra["conditions"] = conditions
-        future = [w for w in wake if w > now - dt.timedelta(seconds=1)]
-        return extra, min(future) if future else None
+        observe = policy is not None and policy.strategy == "Observe"
+        done = RotationDone(
+            rotation=dict(ctx.rotation),
+            policy=policy,
+            error=ctx.error,
+            cause=ctx.cause,
+            advanced=ctx.advanced,
+            defer_until=ctx.defer_until,
+            retain_until=ctx.retain_until,
+            blocked=ctx.blocked,
+        )
+        seen = RotationSeen(
+            now=now,
+            generation=int(body["metadata"].get("generation") or 0),
+            status=body.get("status") or {},
+            data=data,
+            created=_value_created(body["metadata"], fetched, now),
+            observed=await self._observed(spec, handle, fetched) if observe else None,
+            store_writable=handle is not None and handle.capabilities == Capabilities.READ_WRITE,
+            seed=_who(body),
+        )
+        return done, seen
 
     @staticmethod
-    def _cause_gone(rot: Mapping[str, Any], ctx: RotationContext, handle: StoreHandle | None) -> bool:
-        """Whether the recorded cause of the failure that kept a rotation from starting has been
-        fixed since: the policy resolves and is valid now, the store can write now, or the Secret
-        can be written now."""
-        cause = rot.get("failureCause")
-        if ctx.policy is None:
-            return False
-        if cause == FailureCause.POLICY:
-            return True
-        if cause == FailureCause.READ_ONLY_STORE:
-            # a store that judges per path can only tell at the next attempt (after its back-off)
-            return handle is not None and handle.capabilities == Capabilities.READ_WRITE
-        return cause == FailureCause.SECRET_CONFLICT and ctx.blocked is None
-
-    async def _expiry_and_schedule(
-        self,
-        body: dict[str, Any],
-        spec: ManagedSecretSpec,
-        data: Mapping[str, bytes],
-        ctx: RotationContext,
-        rot: dict[str, Any],
-        policy: EffectivePolicy,
-        now: dt.datetime,
-        fetched: Fetched | None,
-        handle: StoreHandle | None,
-        conditions: list[dict[str, Any]],
-        extra: dict[str, Any],
-    ) -> list[dt.datetime]:
-        """status.expiry, the Expiring condition and nextRotationTime; returns the wake-up times."""
-        meta = body["metadata"]
-        generation = int(meta.get("generation") or 0)
-        status = body.get("status") or {}
-        wake: list[dt.datetime] = []
-        last = parse_time(rot.get("lastRotationTime"))
-        created = _value_created(meta, fetched, now)
-        observed = await self._observed(spec, handle, fetched) if policy.strategy == "Observe" else None
-        expiry = compute_expiry(
-            data={k: v for k, v in data.items() if not k.endswith(policy.previous_key_suffix)},
-            last_rotation=last if policy.strategy != "Observe" else None,
-            source_created=(observed.last_changed if observed else None) or created,
-            max_age=policy.max_age,
-            rotate_before=policy.rotate_before,
-            provider_expiry=None,
-        )
-        if expiry is not None:
-            extra["expiry"] = {
-                "notAfter": format_time(expiry.not_after),
-                "source": expiry.source,
-                "renewalTime": format_time(expiry.renewal_time),
-            }
-            if expiry.renewal_time > now:
-                wake.append(expiry.renewal_time)
-            elif expiry.not_after > now:
-                wake.append(expiry.not_after)
-        else:
-            extra["expiry"] = None
-        expiring, reason, message = expiring_condition(
-            strategy=policy.strategy, expiry=expiry, now=now, observed=observed, max_age=policy.max_age
-        )
-        old_expiring = get_condition(status.get("conditions"), "Expiring") or {}
-        conditions = set_condition(conditions, "Expiring", expiring, reason, message, generation, now)
-        if expiring and (old_expiring.get("status") != "True" or old_expiring.get("reason") != reason):
-            await self.gateway.post_event(
-                body, type_="Warning", reason="Expiring", note=message, action="Observe"
-            )
-        try:
-            nxt = next_rotation(policy, last_rotation=last, created=created, now=now)
-        except RotationError:
-            nxt = None
-        if policy.strategy in ("Generate", "Provider") and expiry is not None:
-            try:
-                renewal = runnable_at(policy, expiry.renewal_time, now)  # windows gate renewals too
-            except RotationError:
-                renewal = expiry.renewal_time
-            nxt = renewal if nxt is None else min(nxt, renewal)
-        if policy.strategy == "Observe":
-            nxt = None
-        rot["nextRotationTime"] = format_time(nxt) if nxt else None
-        if nxt is not None and nxt > now:
-            wake.append(nxt)
-        elif nxt is not None and not ctx.defer_until and not ctx.error:
-            wake.append(now + DUE_RECHECK)  # due, yet nothing ran: look again soon (never a tight loop)
-        retain = parse_time(rot.get("previousRetainedUntil"))
-        if retain is not None:
-            if retain > now:
-                wake.append(retain)
-            elif any(k.endswith(policy.previous_key_suffix) for k in data):
-                wake.append(now + dt.timedelta(seconds=1))
-        if ctx.defer_until:
-            wake.append(ctx.defer_until)
-        extra["conditions"] = conditions
-        return wake
+    def counted(body: Mapping[str, Any], report: RotationReport) -> None:
+        """The metrics and the log line of a rotation the report completed."""
+        if report.completed is None:
+            return
+        strategy, seconds = report.completed
+        ROTATION_TOTAL.labels(strategy, "success").inc()
+        if seconds is not None:
+            ROTATION_DURATION.observe(seconds)
+        log.info("rotation of %s completed", _who(body), extra={"managedSecret": _who(body)})
 
     async def _observed(
         self, spec: ManagedSecretSpec, handle: StoreHandle | None, fetched: Fetched | None

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotor.providers.base import RemoteRef, RemoteSecret
+
+if TYPE_CHECKING:
+    from rotor.services.leases import Gathered
 
 
 @dataclass
@@ -18,6 +21,8 @@ class Fetched:
     refs: dict[RemoteRef, RemoteSecret] = field(default_factory=dict)
     found: dict[str, RemoteSecret] = field(default_factory=dict)
     databases: dict[tuple[str, str], RemoteSecret] = field(default_factory=dict)
+    #: the dynamic source (dataFrom.vaultDynamic): its credentials and lease
+    lease: Gathered | None = None
 
 
 def absorb(body: dict[str, Any], stored: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> None:

@@ -5,6 +5,7 @@ Secret and become a documented condition reason."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -18,43 +19,33 @@ from rotor.api.duration import parse_duration
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.names import (
     API_VERSION,
-    DATA_HASH_ANNOTATION,
     FINALIZER,
     FORCE_SYNC_ANNOTATION,
     MANAGED_BY_LABEL,
-    MANAGED_KEYS_ANNOTATION,
     ROTATE_ANNOTATION,
 )
 from rotor.api.registry import describe_errors
-from rotor.api.status import Reason
-from rotor.clock import Clock, format_time, parse_time
-from rotor.conditions import STALLED_REASONS, get_condition, readiness_conditions, set_condition
+from rotor.clock import Clock
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.logging import audit
 from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
 from rotor.providers.base import ProviderError, RemoteRef
-from rotor.rotation.backoff import retry_delay
-from rotor.rotation.checks import expiring_condition
-from rotor.rotation.expiry import compute_expiry
-from rotor.rotation.phases import in_progress
 from rotor.services.cpu import INLINE, CpuPool
+from rotor.services.leases import DynamicCredentials, Gathered, LeaseBlocked
 from rotor.services.ports import ObjectIndex, SecretLedger
 from rotor.services.rollout import RolloutService
 from rotor.services.rotation import RotationContext, RotationService
 from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
 from rotor.sync.assemble import assemble_values, finish, template_sources
-from rotor.sync.plan import Desired, plan
+from rotor.sync.decide import Failed, StatusPlan, Synced, decide_failed, decide_synced, request_waits
+from rotor.sync.plan import Desired, merge_release, plan, refused_message
 from rotor.sync.refresh import next_refresh
-from rotor.sync.sources import Sources, sources_of
+from rotor.sync.sources import Sources, declared_keys, sources_of
 from rotor.values.errors import ValueFailure
 from rotor.values.hashing import data_hash
 
 log = logging.getLogger("rotor.sync")
-
-#: back-off of a failed sync: from about 2 s, doubling, at most 2 minutes
-SYNC_RETRY_BASE = dt.timedelta(seconds=2)
-SYNC_RETRY_CAP = dt.timedelta(seconds=120)
 
 
 class SyncFailure(Exception):
@@ -105,6 +96,7 @@ class SyncService:
         self.rollout = rollout
         self.cpu = cpu
         self.failures: dict[str, int] = {}
+        self.dynamic = DynamicCredentials(hash_key=hash_key)
         #: what each ManagedSecret read at its last sync: (store, refs); a refresh wave prefetches
         #: these in batches before the workers sync
         self.reads: dict[tuple[str, str], tuple[StoreKey, tuple[RemoteRef, ...]]] = {}
@@ -146,19 +138,26 @@ class SyncService:
                 assert handle.backend is not None
                 handle.backend.forget(list(sources.refs))
             fetched = await self._fetch(body, spec, handle, sources, namespace)
+            if spec.vault_dynamic is not None:
+                fetched.lease = await self._lease(body, spec, handle, status, now)
             if self.rotation is not None and spec.rotation is not None:
 
                 async def secret_blocked() -> str | None:
-                    return await self._blocked(body, spec)
+                    return await self._blocked(body, spec, fetched)
 
                 rotating, fetched = await self.rotation.before_sync(
                     body, spec, handle, fetched, now, secret_blocked=secret_blocked
                 )
             try:
-                data = assemble_values(spec, fetched.refs, fetched.found, fetched.databases, now=now)
+                leased = fetched.lease.values if fetched.lease is not None else None
+                data = assemble_values(
+                    spec, fetched.refs, fetched.found, fetched.databases, now=now, leased=leased
+                )
                 templates = template_sources(spec)
                 # rendering is CPU-bound (up to its time budget): off the event loop
                 data = finish(data, await self.cpu.render(templates, data) if templates else {})
+                if fetched.lease is not None:  # the replaced credentials, until their lease ends
+                    data = finish({**data, **fetched.lease.previous}, {})
             except ValueFailure as err:
                 raise SyncFailure(err.reason, err.message, retry=True) from None
             except KeyError as err:
@@ -167,6 +166,7 @@ class SyncService:
                 data = await self.rotation.with_grace_keys(body, spec, data, rotating, now, handle, fetched)
             desired = self._desired(body, spec, data)
             written, restored = await self._apply(body, desired, spec)
+            self.dynamic.written(ms_id(body))
             if self.rotation is not None and rotating is not None:
                 await self.rotation.record_synced(body, rotating, now)
         except StoreProblem as err:
@@ -174,6 +174,8 @@ class SyncService:
             return await self._fail(body, SyncFailure(err.reason, err.message), started, rotating)
         except SyncFailure as err:
             return await self._fail(body, err, started, rotating)
+        except LeaseBlocked as err:
+            return await self._fail(body, SyncFailure("SecretConflict", err.message), started, rotating)
         except ProviderError as err:
             reason = {
                 "KeyNotFound": "KeyNotFound",
@@ -186,80 +188,53 @@ class SyncService:
                 body, SyncFailure("ProviderError", f"writing the Secret failed: {err}"), started, rotating
             )
 
-        # ---- success
+        # ---- success: decide the status (pure), then apply it
         self.failures.pop(ms_id(body), None)
-        versions = self._source_versions(spec, fetched)
-        next_at = self._next_refresh(spec, body, handle, sources, now)
-        new_status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "secretName": desired.name,
-            "sourceVersions": versions,
-            "dataHash": desired.data_hash,
-        }
-        if force:
-            new_status["lastForceSync"] = force
-        changed_data = written or status.get("dataHash") != desired.data_hash
-        if changed_data or not status.get("lastSyncTime"):
-            new_status["lastSyncTime"] = format_time(now)
-        new_status["nextRefreshTime"] = format_time(next_at) if next_at else None
-        events: list[tuple[str, str, str]] = []
-        conditions = readiness_conditions(
-            status.get("conditions") or [],
-            ready=True,
-            reason=Reason.SYNCED,
-            message=f"Secret {desired.name} matches the source",
-            generation=generation,
-            now=now,
+        rotation_seen = None
+        if self.rotation is not None and rotating is not None and spec.rotation is not None:
+            rotation_seen = await self.rotation.gathered(body, spec, data, rotating, now, fetched, handle)
+        decision = decide_synced(
+            Synced(
+                now=now,
+                generation=generation,
+                status=status,
+                force=force,
+                secret_name=desired.name,
+                data=data,
+                data_hash=desired.data_hash,
+                source_versions=self._source_versions(spec, fetched),
+                written=written,
+                restored=restored,
+                next_refresh=self._next_refresh(spec, body, handle, sources, now),
+                rotation=rotation_seen,
+                has_rotation_spec=spec.rotation is not None,
+                lease=fetched.lease.report if fetched.lease is not None else None,
+            )
         )
-        if self.rotation is not None and rotating is not None:
-            extra, rotation_next = await self.rotation.after_sync(
-                body, spec, data, rotating, now, written, conditions, fetched, handle
-            )
-            conditions = extra.pop("conditions")
-            new_status.update(extra)
-            if rotation_next is not None and (next_at is None or rotation_next < next_at):
-                next_at = rotation_next
-        elif spec.rotation is None:
-            conditions, cert_next = self._certificate_expiry(body, data, conditions, new_status, now, events)
-            if cert_next is not None and (next_at is None or cert_next < next_at):
-                next_at = cert_next
-        conditions = self._expired_certificate(new_status, conditions, generation, now, desired.name)
-        new_status["conditions"] = conditions
-        was_ready = (get_condition(status.get("conditions"), "Ready") or {}).get("status") == "True"
-        # only what a user needs: unchanged refreshes write nothing
-        if (
-            not written
-            and was_ready
-            and _same(status, new_status, ignore=("nextRefreshTime", "lastSyncTime"))
-        ):
-            SYNC_TOTAL.labels("unchanged").inc()
-            SYNC_DURATION.observe(time.perf_counter() - started)
-            return SyncOutcome(next_at, True, "Synced")
-        absorb(
-            body, await self.gateway.patch_status("ManagedSecret", name, namespace, new_status), new_status
-        )
-        if written:
-            note = (
-                f"Secret {desired.name} restored: it had been changed outside Rotor"
-                if restored
-                else f"Secret {desired.name} written ({len(data)} keys)"
-            )
-            await self.gateway.post_event(body, type_="Normal", reason="Synced", note=note, action="Sync")
-        elif not was_ready:
-            await self.gateway.post_event(
-                body,
-                type_="Normal",
-                reason="Synced",
-                note=f"Secret {desired.name} matches the source",
-                action="Sync",
-            )
-        for type_, reason, note in events:
-            await self.gateway.post_event(body, type_=type_, reason=reason, note=note, action="Observe")
+        await self._apply_status(body, decision)
+        if decision.rotation is not None and self.rotation is not None:
+            self.rotation.counted(body, decision.rotation)
         if written and self.rollout is not None:
             await self.rollout.after_write(body, spec, desired)
-        SYNC_TOTAL.labels("success").inc()
+        SYNC_TOTAL.labels("success" if decision.status is not None else "unchanged").inc()
         SYNC_DURATION.observe(time.perf_counter() - started)
-        return SyncOutcome(next_at, True, "Synced")
+        return SyncOutcome(decision.next_at, decision.ready, decision.reason)
+
+    async def _apply_status(self, body: dict[str, Any], decision: StatusPlan) -> None:
+        """Write the decided status (when there is one), then post the decided Events."""
+        meta = body["metadata"]
+        if decision.status is not None:
+            absorb(
+                body,
+                await self.gateway.patch_status(
+                    "ManagedSecret", meta["name"], meta["namespace"], decision.status
+                ),
+                decision.status,
+            )
+        for event in decision.events:
+            await self.gateway.post_event(
+                body, type_=event.type, reason=event.reason, note=event.note, action=event.action
+            )
 
     # ------------------------------------------------------------------ steps
     def _desired(
@@ -284,11 +259,23 @@ class SyncService:
             managed_by=meta["name"],
         )
 
-    async def _blocked(self, body: Mapping[str, Any], spec: ManagedSecretSpec) -> str | None:
+    async def _blocked(
+        self, body: Mapping[str, Any], spec: ManagedSecretSpec, fetched: Fetched | None = None
+    ) -> str | None:
         """Why the Secret cannot be written (someone else's Secret, Rotor's label removed, a Merge
-        target missing, a forbidden type), from the same plan the write uses; None when it can.
-        Asked before a rotation acts on the source, so it reads the Secret when not indexed."""
-        desired = self._desired(body, spec, {})
+        target missing or a key another Merge writer owns, a forbidden type), from the same plan
+        the write uses, over the keys the sync will write; None when it can. Asked before a
+        rotation acts on the source, so it reads the Secret when not indexed."""
+        keys = declared_keys(spec)
+        if fetched is not None:
+            # keys dataFrom brings; a failure here is the sync's to report
+            with contextlib.suppress(ValueFailure, KeyError):
+                keys |= set(
+                    assemble_values(
+                        spec, fetched.refs, fetched.found, fetched.databases, now=self.clock.now()
+                    )
+                )
+        desired = self._desired(body, spec, dict.fromkeys(keys, b""))
         actual = self._actual(desired.namespace, desired.name)
         if actual is None:
             actual = await self.gateway.get_secret(desired.namespace, desired.name)
@@ -349,6 +336,36 @@ class SyncService:
             fetched.databases[(mount, role)] = creds
         return fetched
 
+    async def _lease(
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        handle: StoreHandle,
+        status: Mapping[str, Any],
+        now: dt.datetime,
+    ) -> Gathered:
+        """The dynamic source: the credentials the Secret holds under the recorded lease, renewed
+        when due, or new ones (never issued when the Secret could not take them)."""
+        assert handle.backend is not None
+        target = spec.target.name or body["metadata"]["name"]
+        actual = self._actual(body["metadata"]["namespace"], target)
+        if actual is None and status.get("lease"):
+            actual = await self.gateway.get_secret(body["metadata"]["namespace"], target)
+
+        async def blocked() -> str | None:
+            return await self._blocked(body, spec)
+
+        return await self.dynamic.gather(
+            ms_id(body),
+            spec,
+            handle.backend,
+            handle.id,
+            status,
+            self.dynamic.trusted_data(spec, status, actual),
+            now,
+            blocked,
+        )
+
     def _actual(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self.index.secret(namespace, name)
 
@@ -362,25 +379,38 @@ class SyncService:
         if actual is None and not (never_written and desired.creation_policy != "Merge"):
             actual = await self.gateway.get_secret(desired.namespace, desired.name)
         # a first write is tried as a create; a Secret already there (409) is then read and judged
-        decision = plan(desired, actual)
-        if decision.action == "noop":
-            return False, False
-        if decision.action == "conflict":
-            raise SyncFailure("SecretConflict", decision.message, retry=True)
-        store_id = spec.store_ref.name
-        if decision.action == "create":
+        for attempt in (1, 2):
+            decision = plan(desired, actual)
+            if decision.action == "noop":
+                return False, False
+            if decision.action == "conflict":
+                raise SyncFailure("SecretConflict", decision.message, retry=True)
             try:
-                result = await self.gateway.create_secret(desired.namespace, decision.body)
+                if decision.action == "create":
+                    result = await self.gateway.create_secret(desired.namespace, decision.body)
+                elif decision.action == "recreate":
+                    result = await self._recreate(desired, decision.body, actual)
+                else:
+                    result = await self.gateway.patch_secret(desired.namespace, desired.name, decision.body)
+                break
             except KubeError as err:
-                if err.status == 409:  # created meanwhile: judge it on the next pass
+                if err.status == 409 and decision.action == "create":  # created meanwhile: judged next pass
                     raise SyncFailure(
                         "SecretConflict", f"Secret '{desired.name}' appeared while creating it"
                     ) from None
+                if err.status == 409 and attempt == 1:
+                    # a conditional (Merge) patch: another writer came first; judge what it wrote
+                    actual = await self.gateway.get_secret(desired.namespace, desired.name)
+                    continue
+                if err.status == 409:
+                    raise SyncFailure(
+                        "ProviderError",
+                        f"Secret '{desired.name}' keeps changing while it is written; retrying",
+                    ) from None
+                if err.status == 422:  # data the Secret's type does not accept: the spec must change
+                    raise SyncFailure("InvalidSpec", refused_message(desired, str(err))) from None
                 raise
-        elif decision.action == "recreate":
-            result = await self._recreate(desired, decision.body, actual)
-        else:
-            result = await self.gateway.patch_secret(desired.namespace, desired.name, decision.body)
+        store_id = spec.store_ref.name
         self.ledger.wrote_secret(result)
         audit(
             "write-secret",
@@ -452,65 +482,6 @@ class SyncService:
         interval = parse_duration(spec.refresh.interval)
         return next_refresh(self.refresh_seed(body, handle, sources), interval, now)
 
-    def _certificate_expiry(
-        self,
-        body: dict[str, Any],
-        data: Mapping[str, bytes],
-        conditions: list[dict[str, Any]],
-        new_status: dict[str, Any],
-        now: dt.datetime,
-        events: list[tuple[str, str, str]],
-    ) -> tuple[list[dict[str, Any]], dt.datetime | None]:
-        """Without a rotation policy, expiry still comes from certificates found in the data."""
-        expiry = compute_expiry(
-            data=data,
-            last_rotation=None,
-            source_created=None,
-            max_age=None,
-            rotate_before=None,
-            provider_expiry=None,
-        )
-        if expiry is None:
-            new_status["expiry"] = None
-            return [c for c in conditions if c.get("type") != "Expiring"], None
-        new_status["expiry"] = {
-            "notAfter": format_time(expiry.not_after),
-            "source": expiry.source,
-            "renewalTime": format_time(expiry.renewal_time),
-        }
-        expiring, reason, message = expiring_condition(strategy="Sync", expiry=expiry, now=now, observed=None)
-        generation = int(body["metadata"].get("generation") or 0)
-        old = get_condition((body.get("status") or {}).get("conditions"), "Expiring") or {}
-        conditions = set_condition(conditions, "Expiring", expiring, reason, message, generation, now)
-        if expiring and (old.get("status") != "True" or old.get("reason") != reason):
-            events.append(("Warning", "Expiring", message))
-        wake = expiry.renewal_time if expiry.renewal_time > now else expiry.not_after
-        return conditions, wake if wake > now else None
-
-    def _expired_certificate(
-        self,
-        new_status: Mapping[str, Any],
-        conditions: list[dict[str, Any]],
-        generation: int,
-        now: dt.datetime,
-        target: str,
-    ) -> list[dict[str, Any]]:
-        """A certificate past its notAfter is not usable: Ready=False, reason Expired (the Secret
-        still holds what the source holds)."""
-        expiry = new_status.get("expiry") or {}
-        not_after = parse_time(expiry.get("notAfter"))
-        if expiry.get("source") == "Certificate" and not_after is not None and not_after <= now:
-            return readiness_conditions(
-                conditions,
-                ready=False,
-                reason=Reason.EXPIRED,
-                message=f"the certificate in Secret {target} expired at {format_time(not_after)}; "
-                "renew it at the source",
-                generation=generation,
-                now=now,
-            )
-        return conditions
-
     # ------------------------------------------------------------------ failure
     async def _fail(
         self,
@@ -520,72 +491,38 @@ class SyncService:
         rotating: RotationContext | None = None,
     ) -> SyncOutcome:
         meta = body["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        status = dict(body.get("status") or {})
-        generation = int(meta.get("generation") or 0)
-        now = self.clock.now()
+        status = body.get("status") or {}
         key = ms_id(body)
         attempts = self.failures.get(key, 0) + 1
         self.failures[key] = attempts
-        conditions = readiness_conditions(
-            status.get("conditions") or [],
-            ready=False,
-            reason=err.reason,
-            message=err.message,
-            generation=generation,
-            now=now,
+        await self.dynamic.discard_unwritten(key)
+        spec = body.get("spec") or {}
+        decision = decide_failed(
+            Failed(
+                now=self.clock.now(),
+                generation=int(meta.get("generation") or 0),
+                status=status,
+                force=(meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION),
+                reason=err.reason,
+                message=err.message,
+                retry=err.retry,
+                attempts=attempts,
+                seed=key,
+                rotation_blocked=(
+                    rotating.error if rotating is not None and rotating.blocked is not None else None
+                ),
+                request_waits=request_waits(
+                    reason=err.reason,
+                    has_rotation_spec=bool(spec.get("rotation")),
+                    rotate_annotation=(meta.get("annotations") or {}).get(ROTATE_ANNOTATION),
+                    rotation=rotating.rotation if rotating is not None else status.get("rotation") or {},
+                    advanced=rotating is not None and rotating.advanced,
+                    blocked=rotating is not None and rotating.blocked is not None,
+                ),
+            )
         )
-        refused = rotating is not None and rotating.blocked is not None and rotating.error is not None
-        old_rotating = get_condition(status.get("conditions"), "Rotating") or {}
-        if rotating is not None and rotating.blocked is not None and rotating.error is not None:
-            # a rotation that would have written the source waits for the Secret to be writable
-            conditions = set_condition(
-                conditions, "Rotating", False, Reason.SECRET_CONFLICT, rotating.error, generation, now
-            )
-        waiting = _request_cannot_proceed(body, rotating, err.reason)
-        if waiting:
-            # a rotate request that cannot proceed is told so now (Rotating=False with the sync's
-            # reason), not left silent until the cause is fixed; it stays pending (kubectl annotate
-            # and `rotor rotate --no-wait` are fire-and-forget), and `rotor rotate` withdraws it
-            conditions = set_condition(
-                conditions,
-                "Rotating",
-                False,
-                err.reason,
-                f"the rotate request waits: the ManagedSecret cannot sync ({err.reason}: {err.message}). "
-                "Nothing was written to the source; it rotates once the sync succeeds (remove the "
-                "rotor.dev/rotate annotation to cancel it)",
-                generation,
-                now,
-            )
-        new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
-        force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
-        if force:
-            new_status["lastForceSync"] = force
-        old_ready = get_condition(status.get("conditions"), "Ready") or {}
-        transition = old_ready.get("status") != "False" or old_ready.get("reason") != err.reason
-        if not _same(status, new_status):
-            absorb(
-                body,
-                await self.gateway.patch_status("ManagedSecret", name, namespace, new_status),
-                new_status,
-            )
-        if refused and old_rotating.get("reason") != Reason.SECRET_CONFLICT and rotating is not None:
-            await self.gateway.post_event(
-                body, type_="Warning", reason="RotationFailed", note=str(rotating.error), action="Rotate"
-            )
-        if waiting and old_rotating.get("reason") != err.reason:
-            await self.gateway.post_event(
-                body,
-                type_="Warning",
-                reason="RotationWaiting",
-                note=f"the rotate request waits: {err.reason}: {err.message}",
-                action="Rotate",
-            )
-        if transition:
-            await self.gateway.post_event(
-                body, type_="Warning", reason="SyncFailed", note=f"{err.reason}: {err.message}", action="Sync"
-            )
+        await self._apply_status(body, decision)
+        if decision.transition:
             log.warning(
                 "sync of %s failed: %s: %s",
                 key,
@@ -595,10 +532,7 @@ class SyncService:
             )
         SYNC_TOTAL.labels("error").inc()
         SYNC_DURATION.observe(time.perf_counter() - started)
-        if not err.retry:
-            return SyncOutcome(None, False, err.reason)
-        delay = retry_delay(attempts, base=SYNC_RETRY_BASE, cap=SYNC_RETRY_CAP, seed=key)
-        return SyncOutcome(now + delay, False, err.reason)
+        return SyncOutcome(decision.next_at, False, err.reason)
 
     # ------------------------------------------------------------------ deletion
     async def finalize(self, body: dict[str, Any]) -> None:
@@ -613,19 +547,17 @@ class SyncService:
             policy, creation = spec.target.deletion_policy, spec.target.creation_policy
         except ValidationError:
             target, policy, creation = name, "Retain", "Owner"
+        else:
+            dynamic = spec.vault_dynamic
+            if dynamic is not None and dynamic.revoke_on_delete:
+                await self._revoke_leases(body, spec)
         actual = await self.gateway.get_secret(namespace, target)
         if actual is not None:
             a_meta = actual.get("metadata") or {}
             ours = (a_meta.get("labels") or {}).get(MANAGED_BY_LABEL) == name
             if creation == "Merge":
-                annotations = a_meta.get("annotations") or {}
-                keys = [k for k in (annotations.get(MANAGED_KEYS_ANNOTATION) or "").split(",") if k]
-                patch: dict[str, Any] = {
-                    "metadata": {"annotations": {MANAGED_KEYS_ANNOTATION: None, DATA_HASH_ANNOTATION: None}}
-                }
-                if policy == "Delete" and keys:
-                    patch["data"] = dict.fromkeys(keys)
-                await self.gateway.patch_secret(namespace, target, patch)
+                release = merge_release(actual, name, delete_keys=policy == "Delete")
+                await self.gateway.patch_secret(namespace, target, release)
             elif ours and policy == "Delete":
                 await self.gateway.delete_secret(namespace, target)
                 audit(
@@ -648,42 +580,21 @@ class SyncService:
             "ManagedSecret", name, namespace, {"metadata": {"finalizers": finalizers}}
         )
 
-
-def _same(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> bool:
-    for key, value in new.items():
-        if key in ignore:
-            continue
-        if key == "conditions":
-            if _strip_times(old.get("conditions")) != _strip_times(value):
-                return False
-        elif old.get(key) != value:
-            return False
-    return True
-
-
-def _strip_times(conditions: Any) -> list[dict[str, Any]]:
-    return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions or []]
+    async def _revoke_leases(self, body: dict[str, Any], spec: ManagedSecretSpec) -> None:
+        """revokeOnDelete: end the recorded leases now. A store that cannot be reached is reported
+        (a RevokeFailed Event) and does not hold up the deletion: the credentials then end with
+        their lease."""
+        who = ms_id(body)
+        try:
+            handle = await self._store(spec, body["metadata"]["namespace"])
+            assert handle.backend is not None
+            await self.dynamic.revoke(who, handle.backend, body.get("status") or {})
+        except (StoreProblem, ProviderError) as err:
+            note = f"the lease of {who} could not be revoked ({err.reason}: {err.message}); it ends at its expiry"
+            log.warning(note, extra={"managedSecret": who, "reason": err.reason})
+            await self.gateway.post_event(
+                body, type_="Warning", reason="RevokeFailed", note=note, action="Delete"
+            )
 
 
 __all__ = ["Fetched", "SyncFailure", "SyncOutcome", "SyncService", "absorb"]
-
-
-#: sync failures that a rotate request cannot wait out: the store is missing or not Ready, or the
-#: failure needs a person (conditions.STALLED_REASONS). A transient backend failure (Unreachable,
-#: ProviderError, a key not there yet) keeps the request: the rotation runs when the source answers.
-REFUSING_REASONS = frozenset({Reason.STORE_NOT_READY, Reason.STORE_NOT_FOUND}) | STALLED_REASONS
-
-
-def _request_cannot_proceed(body: Mapping[str, Any], rotating: RotationContext | None, reason: str) -> bool:
-    """Whether a new rotate request is held up by a sync failure it cannot wait out quickly
-    (``REFUSING_REASONS``), before the rotation acted: not a transient failure, not a rotation in
-    progress (it resumes), not one that waits for its Secret (SecretConflict, said by the rotation)."""
-    if reason not in REFUSING_REASONS or not ((body.get("spec") or {}).get("rotation")):
-        return False
-    annotation = ((body.get("metadata") or {}).get("annotations") or {}).get(ROTATE_ANNOTATION)
-    rot = (
-        rotating.rotation if rotating is not None else dict((body.get("status") or {}).get("rotation") or {})
-    )
-    if not annotation or annotation == rot.get("lastRotateRequest") or in_progress(rot.get("phase")):
-        return False
-    return not (rotating is not None and (rotating.advanced or rotating.blocked is not None))

@@ -64,8 +64,10 @@ def assemble_values(
     *,
     now: dt.datetime,
     generated: Mapping[str, bytes] | None = None,
+    leased: Mapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
-    """Everything but the templates: the values their context is made of."""
+    """Everything but the templates: the values their context is made of. ``leased`` holds the
+    current credentials of a ``dataFrom.vaultDynamic`` source (issued, or kept in the Secret)."""
     data: dict[str, bytes] = {}
     # dataFrom first, so that explicit data items win on a key clash
     for source in spec.data_from:
@@ -77,6 +79,10 @@ def assemble_values(
             creds = databases[(source.vault_database.mount, source.vault_database.role)]
             for name, value in flatten_map(creds.data, None, key=creds.key).items():
                 data[name] = value
+        elif source.vault_dynamic is not None:
+            where = f"dataFrom.vaultDynamic '{source.vault_dynamic.path}'"
+            for name, value in (leased or {}).items():
+                data[require_secret_key(name, source=where)] = value
     for remote_key, secret in sorted(found.items()):
         data[sanitize_secret_key(remote_key.replace("/", "_"))] = _whole_value(secret)
     for item in spec.data:

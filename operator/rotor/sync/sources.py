@@ -57,3 +57,14 @@ def source_of_key(spec: ManagedSecretSpec, secret_key: str) -> KeySource | None:
     if extract is not None:
         return KeySource(secret_key, extract.key, secret_key, extract.version, "dataFrom.extract")
     return None
+
+
+def declared_keys(spec: ManagedSecretSpec) -> set[str]:
+    """The Secret keys the spec names itself (data items, templates, rotated keys); dataFrom adds
+    keys only known from what the source holds."""
+    keys = {item.secret_key for item in spec.data}
+    if spec.template is not None and spec.template.data:
+        keys |= set(spec.template.data)
+    if spec.rotation is not None:
+        keys |= set(spec.rotation.keys)
+    return keys

@@ -9,7 +9,7 @@ from typing import Any
 from rotor.providers.aws.client import AwsClient
 from rotor.providers.aws.errors import error_from_code
 from rotor.providers.aws.payload import json_object
-from rotor.providers.base import ProviderError, RemoteRef, RemoteSecret, SecretMetadata
+from rotor.providers.base import KeyNotFound, ProviderError, RemoteRef, RemoteSecret, SecretMetadata
 from rotor.providers.find import compile_name_regexp
 
 BATCH_SIZE = 10  # GetParameters' Names maximum
@@ -40,6 +40,19 @@ def to_remote_secret(key: str, parameter: dict[str, Any], selector: str | None =
 def read_parameter(client: AwsClient, ref: RemoteRef) -> RemoteSecret:
     response = client.call("GetParameter", ref.key, Name=selector_name(ref), WithDecryption=True)
     return to_remote_secret(ref.key, response["Parameter"], ref.version)
+
+
+def read_version(client: AwsClient, key: str, version: str) -> RemoteSecret:
+    """Exactly version number ``version`` of the parameter (``VersionReader``), never a label.
+    AWS keeps the last 100 versions; an older or unknown one is KeyNotFound."""
+    if not version.isdigit():
+        raise KeyNotFound(f"AWS SSM Parameter Store '{key}': {version!r} is not a version number")
+    secret = read_parameter(client, RemoteRef(key, version))
+    if secret.version != version:
+        raise KeyNotFound(
+            f"AWS SSM Parameter Store '{key}': version {version} was asked for, {secret.version} answered"
+        )
+    return secret
 
 
 def read_many(client: AwsClient, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]:

@@ -98,6 +98,10 @@ class SecretsManagerProvider(_AwsProvider):
     def read_many(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]:
         return self._batch.read_many(refs)
 
+    def read_version(self, key: str, version: str) -> RemoteSecret:
+        """A version by VersionId (the one a rotation replaced is AWSPREVIOUS)."""
+        return secretsmanager_read.read_version(self.client, key, version)
+
     def find(self, path: str, name_regexp: str | None) -> list[str]:
         return secretsmanager_metadata.find(self.client, path, name_regexp)
 
@@ -147,6 +151,10 @@ class ParameterStoreProvider(_AwsProvider):
 
     def read_many(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]:
         return parameterstore_read.read_many(self.client, refs)
+
+    def read_version(self, key: str, version: str) -> RemoteSecret:
+        """A version by number (the one a rotation replaced is n-1)."""
+        return parameterstore_read.read_version(self.client, key, version)
 
     def find(self, path: str, name_regexp: str | None) -> list[str]:
         return parameterstore_read.find(self.client, path, name_regexp)

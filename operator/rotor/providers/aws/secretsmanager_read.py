@@ -10,7 +10,14 @@ from typing import Any
 from rotor.providers.aws.client import AwsClient
 from rotor.providers.aws.errors import UNSUPPORTED_CODES, aws_code, error_from_code
 from rotor.providers.aws.payload import json_object
-from rotor.providers.base import AccessDenied, InvalidConfig, ProviderError, RemoteRef, RemoteSecret
+from rotor.providers.base import (
+    AccessDenied,
+    InvalidConfig,
+    KeyNotFound,
+    ProviderError,
+    RemoteRef,
+    RemoteSecret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,20 @@ def to_remote_secret(key: str, response: dict[str, Any]) -> RemoteSecret:
 def read_secret(client: AwsClient, ref: RemoteRef) -> RemoteSecret:
     response = client.call("GetSecretValue", ref.key, SecretId=ref.key, **version_selector(ref.version))
     return to_remote_secret(ref.key, response)
+
+
+def read_version(client: AwsClient, key: str, version: str) -> RemoteSecret:
+    """Exactly the version with VersionId ``version`` (``VersionReader``): always by VersionId,
+    whatever the id looks like (a ClientRequestToken chosen by another tool need not be a UUID).
+    After a rotation the version it replaced is AWSPREVIOUS; a version AWS no longer keeps is
+    KeyNotFound."""
+    response = client.call("GetSecretValue", key, SecretId=key, VersionId=version)
+    secret = to_remote_secret(key, response)
+    if secret.version != version:
+        raise KeyNotFound(
+            f"AWS Secrets Manager '{key}': version {version} was asked for, {secret.version} answered"
+        )
+    return secret
 
 
 class BatchReader:

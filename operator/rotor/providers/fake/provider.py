@@ -1,24 +1,32 @@
 """An in-memory provider for unit tests: the whole protocol, and the capabilities it claims
-(versions, check-and-set, staged writes, find, describe, rollback, per-path write checks), with
+(versions, check-and-set, staged writes, find, describe, rollback, per-path write checks, leased
+credentials with a TTL and a max TTL on its own settable clock), with
 failures a test can set (KeyNotFound, AccessDenied, Unreachable, ...) and a count of every call.
 
-Versions are numbered "1", "2", ... per key; one version is labelled ``current``, the one it
-replaced ``previous``, a staged one ``pending`` (its id is the caller's token). A ref's version
-may be an id or a label. Values are kept as given (a map, bytes or text) and never printed.
+Versions are numbered "1", "2", ... per key; like AWS Secrets Manager's stages, one version is
+labelled ``AWSCURRENT``, the one it replaced ``AWSPREVIOUS``, a staged one ``AWSPENDING`` (its id
+is the caller's token), so the rotation's staged path runs against it as against AWS. A ref's
+version may be an id or a label; ``read_version`` takes ids only. Values are kept as given (a map, bytes or text) and never printed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rotor.providers.base import (
     CallObserver,
     Capabilities,
+    InvalidSpec,
     KeyNotFound,
+    LeasedValue,
+    LeaseGrant,
+    LeaseRefused,
     ProviderError,
     RemoteRef,
     RemoteSecret,
@@ -31,7 +39,7 @@ from rotor.providers.find import compile_name_regexp
 
 Value = dict[str, Any] | bytes | str
 
-CURRENT, PREVIOUS, PENDING = "current", "previous", "pending"
+CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
@@ -41,6 +49,24 @@ class _Version:
     value: Value
     created: dt.datetime
     stages: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Role:
+    ttl: int
+    max_ttl: int
+    renewable: bool
+
+
+@dataclass
+class _Lease:
+    path: str
+    issued: dt.datetime
+    expires: dt.datetime
+    data: dict[str, str]
+    renewable: bool
+    max_ttl: int
+    revoked: bool = False
 
 
 @dataclass
@@ -66,6 +92,11 @@ class FakeProvider:
         self._failures: list[_Failure] = []
         self._lock = threading.RLock()
         self._tick = 0
+        #: the clock leases are timed by (tests set it to their own)
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+        self._roles: dict[str, _Role] = {}
+        self.leases: dict[str, _Lease] = {}
+        self._serial = itertools.count(1)
 
     # ------------------------------------------------------------------ test controls
     def put(self, key: str, value: Value) -> str:
@@ -91,6 +122,21 @@ class FakeProvider:
     def heal(self) -> None:
         with self._lock:
             self._failures.clear()
+
+    def dynamic(self, path: str, *, ttl: int, max_ttl: int, renewable: bool = True) -> None:
+        """Make reading ``path`` issue new credentials (username, password) with a lease."""
+        with self._lock:
+            self._roles[path] = _Role(ttl, max_ttl, renewable)
+
+    def live_leases(self, path: str | None = None) -> list[str]:
+        """Lease ids not revoked and not ended on the fake's clock."""
+        now = self.clock()
+        with self._lock:
+            return [
+                i
+                for i, lease in self.leases.items()
+                if not lease.revoked and lease.expires > now and (path is None or lease.path == path)
+            ]
 
     def value(self, key: str, version: str | None = None) -> Value:
         """What a version holds, for assertions (no call counted)."""
@@ -168,6 +214,15 @@ class FakeProvider:
         self._enter("read", ref.key)
         with self._lock:
             return self._secret(ref.key, self._version(ref.key, ref.version))
+
+    def read_version(self, key: str, version: str) -> RemoteSecret:
+        """Exactly the version with id ``version`` (never a label), as ``VersionReader`` says."""
+        self._enter("read_version", key)
+        with self._lock:
+            found = next((v for v in self._keys.get(key.strip("/")) or [] if v.id == version), None)
+            if found is None:
+                raise KeyNotFound(f"fake: '{key}' has no version with id {version!r}")
+            return self._secret(key, found)
 
     def read_many(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]:
         out: dict[RemoteRef, RemoteSecret | ProviderError] = {}
@@ -253,6 +308,43 @@ class FakeProvider:
             current.stages = (current.stages - {CURRENT}) | {PREVIOUS}
             previous.stages = (previous.stages - {PREVIOUS}) | {CURRENT}
             return RolledBack(key=key, version=previous.id, before=current.id, restored=previous.id)
+
+    def issue_leased(self, path: str) -> LeasedValue:
+        self._enter("issue", path)
+        with self._lock:
+            role = self._roles.get(path)
+            if role is None:
+                raise InvalidSpec(f"fake: path '{path}' returned no lease")
+            serial = next(self._serial)
+            lease_id = f"{path}/lease-{serial}"
+            now = self.clock()
+            data = {"username": f"v-user-{serial}", "password": f"fake-password-{serial}-{path}"}
+            self.leases[lease_id] = _Lease(
+                path, now, now + dt.timedelta(seconds=role.ttl), data, role.renewable, role.max_ttl
+            )
+            return LeasedValue(path, lease_id, role.ttl, role.renewable, dict(data))
+
+    def renew_lease(self, lease_id: str, increment: int) -> LeaseGrant:
+        self._enter("renew", lease_id)
+        with self._lock:
+            lease = self.leases.get(lease_id)
+            now = self.clock()
+            if lease is None or lease.revoked or lease.expires <= now:
+                raise LeaseRefused(f"fake: lease {lease_id} not found")
+            if not lease.renewable:
+                raise LeaseRefused(f"fake: lease {lease_id} is not renewable")
+            end = min(
+                now + dt.timedelta(seconds=increment), lease.issued + dt.timedelta(seconds=lease.max_ttl)
+            )
+            lease.expires = end
+            return LeaseGrant(int((end - now).total_seconds()), True)
+
+    def revoke_lease(self, lease_id: str) -> None:
+        self._enter("revoke", lease_id)
+        with self._lock:
+            lease = self.leases.get(lease_id)
+            if lease is not None:
+                lease.revoked = True
 
     def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
         self._enter("capabilities", None)

@@ -1,5 +1,7 @@
 """One store's connection to Vault: one hvac client, one HTTP session and one token, renewed at
-about 2/3 of its TTL (a login never happens per read). ``VaultClient.call`` runs one Vault call
+about 2/3 of its TTL by the same rule as dynamic credentials (``rotor.leasing``); a token whose
+renewal was capped at its max TTL is replaced by a new login that long before it ends, for auth
+methods that log in (a login never happens per read). ``VaultClient.call`` runs one Vault call
 with a valid token and Rotor's error mapping; every verb module goes through it. Blocking: called
 from Rotor's worker threads only."""
 
@@ -20,6 +22,7 @@ import requests
 import requests.adapters
 import requests.utils
 
+from rotor.leasing import TOKEN_RENEW_PERCENT, extendable, renewal_lead
 from rotor.providers.base import AccessDenied, AuthFailed, InvalidConfig, ProviderError
 from rotor.providers.vault.config import VaultConfig
 from rotor.providers.vault.errors import mapped
@@ -67,6 +70,8 @@ class VaultClient:
         self.logins = 0
         self._lock = threading.RLock()
         self._token_expires: float | None = None  # monotonic deadline for renewal; None = no TTL
+        self._token_ttl = 0  # seconds granted at login: what each renewal asks for
+        self._token_final = False  # a renewal was capped at the max TTL: log in anew next time
         self.ca_file: str | None = None
         verify: bool | str = True
         if config.ca_pem:
@@ -100,7 +105,16 @@ class VaultClient:
             ttl = self.auth.login(self.hvac)
         self.calls["login"] += 1
         self._logged_in = True
-        self._token_expires = time.monotonic() + ttl * 2 / 3 if ttl > 0 else None
+        self._token_ttl, self._token_final = ttl, False
+        self._token_expires = self._renew_deadline(ttl)
+
+    def _renew_deadline(self, granted: int) -> float | None:
+        if granted <= 0:
+            return None
+        if self._token_final and not self.auth.issues_tokens:
+            # a static token cannot be replaced: keep renewing what is left until Vault refuses
+            return time.monotonic() + granted * TOKEN_RENEW_PERCENT / 100
+        return time.monotonic() + granted - renewal_lead(self._token_ttl or granted, TOKEN_RENEW_PERCENT)
 
     def ensure_token(self) -> None:
         with self._lock:
@@ -111,11 +125,15 @@ class VaultClient:
                 self._renew_or_login()
 
     def _renew_or_login(self) -> None:
+        if self._token_final and self.auth.issues_tokens:
+            self.login()  # capped at its max TTL: a new token before this one ends
+            return
         try:
             resp = self.hvac.auth.token.renew_self()
             self.calls["renew"] += 1
             ttl = int(resp["auth"].get("lease_duration") or 0)
-            self._token_expires = time.monotonic() + ttl * 2 / 3 if ttl > 0 else None
+            self._token_final = not extendable(ttl, self._token_ttl)
+            self._token_expires = self._renew_deadline(ttl)
         except (vexc.VaultError, ValueError):
             if not self.auth.issues_tokens:
                 raise AuthFailed(

@@ -1,4 +1,4 @@
-"""Vault KV reads (v1 and v2, a pinned v2 version by number)."""
+"""Vault KV reads (v1 and v2, a pinned v2 version by number, an earlier version by its number)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,20 @@ def read(client: VaultClient, ref: RemoteRef) -> RemoteSecret:
         "read", path, client.hvac.secrets.kv.v1.read_secret, path=path, mount_point=cfg.kv_mount
     )
     return RemoteSecret(key=path, version=None, data=dict(resp.get("data") or {}))
+
+
+def read_version(client: VaultClient, key: str, version: str) -> RemoteSecret:
+    """Exactly KV v2 version ``version`` of ``key`` (``VersionReader``). KV v1 keeps no earlier
+    versions; a deleted or destroyed version, or a number the path never had, is KeyNotFound."""
+    path = key.strip("/")
+    if client.config.kv_version != 2:
+        raise KeyNotFound(f"Vault KV v1 '{path}' keeps no earlier versions (version {version} was asked for)")
+    if not version.isdigit():
+        raise KeyNotFound(f"Vault read '{path}': {version!r} is not a KV v2 version number")
+    secret = read(client, RemoteRef(path, version))
+    if secret.version != version:
+        raise KeyNotFound(f"Vault read '{path}': version {version} was asked for, {secret.version} answered")
+    return secret
 
 
 def read_many(client: VaultClient, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]:

@@ -1,6 +1,6 @@
 """The Vault provider: the protocol and its capabilities, each verb in its own module
-(``client_read``, ``client_write``, ``find``, ``describe``, ``database``, ``pki``, ``rollback``,
-``validate``), over one ``VaultClient`` per store. Blocking: called from Rotor's worker threads."""
+(``client_read``, ``client_write``, ``find``, ``describe``, ``database``, ``leases``, ``pki``,
+``rollback``, ``validate``), over one ``VaultClient`` per store. Blocking: called from Rotor's worker threads."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 from rotor.providers.base import (
     Capabilities,
+    LeasedValue,
+    LeaseGrant,
     ProviderError,
     RemoteRef,
     RemoteSecret,
@@ -22,6 +24,7 @@ from rotor.providers.vault import (
     database,
     describe,
     find,
+    leases,
     pki,
     rollback,
     validate,
@@ -74,11 +77,24 @@ class VaultProvider:
     def describe_missing_write(self, missing: dict[str, list[str]]) -> str:
         return validate.describe_missing(self.config.store_id, missing)
 
+    def read_version(self, key: str, version: str) -> RemoteSecret:
+        """An earlier KV v2 version by number (the previous value of a rotation)."""
+        return client_read.read_version(self.client, key, version)
+
     def read_database_credentials(self, mount: str, role: str) -> RemoteSecret:
         return database.read_credentials(self.client, mount, role)
 
     def rotate_database_role(self, mount: str, role: str) -> None:
         database.rotate_role(self.client, mount, role)
+
+    def issue_leased(self, path: str) -> LeasedValue:
+        return leases.issue(self.client, path)
+
+    def renew_lease(self, lease_id: str, increment: int) -> LeaseGrant:
+        return leases.renew(self.client, lease_id, increment)
+
+    def revoke_lease(self, lease_id: str) -> None:
+        leases.revoke(self.client, lease_id)
 
     def issue_certificate(
         self, mount: str, role: str, common_name: str, alt_names: list[str], ttl: str | None
