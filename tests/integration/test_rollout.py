@@ -55,7 +55,15 @@ async def rollout_operator(
         env.workdir / "logs",
         name=f"rollout-{namespace}",
         namespaces=[namespace],
-        extra_args=["--restart-debounce", debounce, "--restart-limit", str(limit)],
+        # no minimum interval: these tests restart one workload twice in a row (test_rollout_budgets.py has it)
+        extra_args=[
+            "--restart-debounce",
+            debounce,
+            "--restart-limit",
+            str(limit),
+            "--restart-min-interval",
+            "0",
+        ],
         env=env.aws_env(),
     )
     await asyncio.to_thread(op.start)

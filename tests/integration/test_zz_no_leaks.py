@@ -23,8 +23,11 @@ async def test_no_secret_value_reaches_logs_events_status_metrics_or_cli(
         if extra.name.startswith(("operator", "rollout", "rotor")) or "op-" in extra.name:
             sources.append((f"log {extra.name}", extra.read_text(errors="replace")))
     sources.append(("metrics", env.operator.metrics()))
-    events = await cluster.events.list_event_for_all_namespaces()
-    sources.append(("events", "\n".join(f"{e.reason} {e.note}" for e in events.items)))
+    # raw JSON: the client's events.k8s.io model refuses Events without eventTime, which is how
+    # Kubernetes' own controllers (kube-controller-manager, in test_rollout_budgets.py) post them
+    raw = await cluster.events.list_event_for_all_namespaces(_preload_content=False)
+    events = json.loads(await raw.read())["items"]
+    sources.append(("events", "\n".join(f"{e.get('reason')} {e.get('note')}" for e in events)))
     core_events = await cluster.core.list_event_for_all_namespaces()
     sources.append(("core events", "\n".join(f"{e.reason} {e.message}" for e in core_events.items)))
     for plural in ("managedsecrets", "secretstores", "rotationpolicies"):

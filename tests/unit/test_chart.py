@@ -46,6 +46,9 @@ METRICS = {
     "rotor_provider_cache_hits_total",
     "rotor_rollout_restarts_total",
     "rotor_notifications_total",
+    "rotor_rollout_restarts_waiting",
+    "rotor_rollout_restarts_in_progress",
+    "rotor_rollout_notifications_total",
     "rotor_secretstore_ready",
     "rotor_build_info",
 }
@@ -329,6 +332,8 @@ def test_default_render_runs_two_hardened_replicas_with_leader_election(helm: st
         "--metrics-addr=0.0.0.0:8080",
         "--concurrency=8",
         "--restart-limit=2",
+        "--restart-limit-cluster=0",
+        "--restart-min-interval=10m",
         "--restart-debounce=30s",
         "--leader-elect",
         "--lease-name=rotor",
@@ -960,7 +965,7 @@ def test_every_alert_fires_and_stays_quiet_in_promtool_tests(
 # --- durations -------------------------------------------------------------------------------------------
 
 # Rotor's own durations (rotor run's flags, the CRDs): api/duration.py's grammar.
-ROTOR_DURATIONS = ("restartDebounce",)
+ROTOR_DURATIONS = ("restartDebounce", "restartMinInterval")
 # Durations handed to Prometheus (ServiceMonitor, rule `for:` and ranges): Prometheus' grammar.
 PROMETHEUS_DURATIONS = (
     "serviceMonitor.interval",

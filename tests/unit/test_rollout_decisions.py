@@ -70,6 +70,15 @@ def secret(created: str, *times: str) -> dict[str, Any]:
     }
 
 
+def test_resume_without_a_write_restarts_only_a_recorded_workload_reading_older_data() -> None:
+    """The first sync of a Secret by a new operator process writes nothing: a restart an earlier
+    process decided (and did not do) happens; nothing else starts."""
+    assert decide("hmac-sha256:older", digest(OLD), fresh=False, resume=True).action == "restart"
+    assert decide(digest(OLD), digest(OLD), fresh=False, resume=True).action == "none"
+    assert decide(None, digest(OLD), fresh=False, resume=True).action == "none"  # never tracked
+    assert decide(None, digest(OLD), fresh=True, resume=True).action == "record"
+
+
 def test_write_info_tells_a_creation_from_an_update() -> None:
     created = write_info(secret("2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z"))
     assert created == WriteInfo(created=True, at=T0)

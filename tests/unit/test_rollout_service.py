@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ import pytest
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.clock import Clock
 from rotor.kube.gateway import KubeError
-from rotor.observability.metrics import ROLLOUT_RESTARTS
+from rotor.observability.metrics import ROLLOUT_NOTIFICATIONS, ROLLOUT_RESTARTS, ROLLOUT_WAITING
 from rotor.rollout.decisions import RESTARTED_AT, digest_annotation
 from rotor.services.rollout import RolloutService
 from rotor.sync.plan import Desired
@@ -43,6 +45,7 @@ class FakeGateway:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     fail_patch: set[str] = field(default_factory=set)
+    regarding: list[str] = field(default_factory=list)  # Kind/name of each Event's object
 
     def add(
         self,
@@ -52,12 +55,13 @@ class FakeGateway:
         *,
         created: str = "2024-01-01T00:00:00Z",
         annotations: dict[str, str] | None = None,
+        namespace: str = NS,
     ) -> None:
         self.workloads[(kind, name)] = {
             "kind": kind,
             "metadata": {
                 "name": name,
-                "namespace": NS,
+                "namespace": namespace,
                 "generation": 1,
                 "creationTimestamp": created,
                 "annotations": dict(annotations or {}),
@@ -76,7 +80,7 @@ class FakeGateway:
         }
 
     async def list_workloads(self, namespace: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(w) for w in self.workloads.values()]
+        return [copy.deepcopy(w) for w in self.workloads.values() if w["metadata"]["namespace"] == namespace]
 
     async def get_workload(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
         w = self.workloads.get((kind, name))
@@ -97,6 +101,7 @@ class FakeGateway:
 
     async def post_event(self, regarding: Any, *, type_: str, reason: str, note: str, action: str) -> None:
         self.events.append((type_, reason, note))
+        self.regarding.append(f"{regarding['kind']}/{regarding['metadata']['name']}")
 
     # emulating the deployment controller
     def in_progress(self) -> list[str]:
@@ -168,15 +173,26 @@ def desired(data: dict[str, bytes]) -> Desired:
     )
 
 
-def service(gateway: FakeGateway, *, limit: int = 2, debounce: float = 0.0) -> RolloutService:
+def service(
+    gateway: FakeGateway,
+    *,
+    limit: int = 2,
+    debounce: float = 0.0,
+    limit_cluster: int = 0,
+    min_interval: float = 0.0,
+    clock: Clock | None = None,
+) -> RolloutService:
     index = MemoryIndex()
     index.secrets[(NS, SECRET)] = UPDATED
     return RolloutService(
         gateway,  # type: ignore[arg-type]
-        Clock(),
+        clock or Clock(),
         index,
         hash_key=KEY,
         restart_limit=limit,
+        restart_limit_cluster=limit_cluster,
+        restart_min_interval=min_interval,
+        interval_recheck=0.01,
         restart_debounce=debounce,
         restart_timeout=30.0,
         poll_interval=0.01,
@@ -379,3 +395,252 @@ async def test_after_write_never_raises() -> None:
     await svc.after_write(BODY, spec(), desired({"password": b"p"}))
     await svc.after_write({"metadata": {}}, None, None)  # type: ignore[arg-type]
     await idle(svc)
+
+
+# ---------------------------------------------------------------------------------------------- budgets
+class FakeClock(Clock):
+    def __init__(self, now: dt.datetime) -> None:
+        super().__init__()
+        self.at = now
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+    def timestamp(self) -> float:
+        return self.at.timestamp()
+
+
+def desired_in(namespace: str, data: dict[str, bytes]) -> Desired:
+    return Desired(**{**desired(data).__dict__, "namespace": namespace})
+
+
+def body_in(namespace: str) -> dict[str, Any]:
+    return {**BODY, "metadata": {**BODY["metadata"], "namespace": namespace}}
+
+
+def waiting(reason: str) -> float:
+    return float(ROLLOUT_WAITING.labels(reason)._value.get())
+
+
+async def test_at_most_the_cluster_limit_in_progress_across_namespaces() -> None:
+    gateway = FakeGateway()
+    namespaces = [f"team-{i}" for i in range(4)]
+    for ns in namespaces:
+        for j in range(3):
+            gateway.add("Deployment", f"{ns}-app-{j}", ENV_FROM, namespace=ns)
+    svc = service(gateway, limit=2, limit_cluster=3)
+    for ns in namespaces:
+        svc.index.secrets[(ns, SECRET)] = UPDATED  # type: ignore[attr-defined]
+        await svc.after_write(body_in(ns), spec(), desired_in(ns, {"password": b"p"}))
+    seen_max, seen_namespace_max, done = 0, 0, 0
+    deadline = time.monotonic() + 10
+    while done < 12:
+        assert time.monotonic() < deadline, f"{done} restarts finished"
+        progress = gateway.in_progress()
+        if progress:
+            await asyncio.sleep(0.05)  # give the service a chance to (wrongly) start another
+            progress = gateway.in_progress()
+            per_ns = [sum(1 for n in progress if n.startswith(f"{ns}-")) for ns in namespaces]
+            seen_max = max(seen_max, len(progress))
+            seen_namespace_max = max(seen_namespace_max, *per_ns)
+            if done + len(progress) < 12:
+                assert waiting("limit") == 12 - done - len(progress)  # the rest wait for a slot
+            for name in progress:
+                gateway.finish(name)
+            done += len(progress)
+        await asyncio.sleep(0.01)
+    await idle(svc)
+    assert seen_max == 3 and seen_namespace_max <= 2
+    assert all(gateway.restarts(n) == 1 for _, n in gateway.workloads)
+    assert waiting("limit") == 0
+
+
+async def test_changes_within_the_min_interval_coalesce_into_one_restart_at_its_end() -> None:
+    clock = FakeClock(dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC))
+    gateway = FakeGateway()
+    gateway.add("Deployment", "api", ENV_FROM)
+    svc = service(gateway, min_interval=30.0, clock=clock)
+    await svc.after_write(BODY, spec(), desired({"password": b"v0"}))
+    await settle(svc, gateway)
+    assert gateway.restarts("api") == 1  # never restarted before: at once
+    for i in range(1, 6):  # a write every 5 s within the interval
+        clock.at += dt.timedelta(seconds=5)
+        await svc.after_write(BODY, spec(), desired({"password": f"v{i}".encode()}))
+        await eventually(lambda: (NS, "Deployment", "api") in svc._jobs, "the restart to wait")
+    await eventually(lambda: waiting("interval") == 1, "the restart to wait for the interval")
+    await asyncio.sleep(0.1)  # the service keeps re-checking its interval meanwhile
+    assert gateway.restarts("api") == 1
+    clock.at = dt.datetime(2024, 5, 1, 10, 0, 30, tzinfo=dt.UTC)  # the interval's end
+    await settle(svc, gateway)
+    assert gateway.restarts("api") == 2
+    latest = svc._digest({"password": b"v5"}, _all("api"))
+    api = gateway.workloads[("Deployment", "api")]
+    assert api["metadata"]["annotations"][digest_annotation(SECRET)] == latest
+    assert api["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == "2024-05-01T10:00:30.000Z"
+    assert waiting("interval") == 0
+    # one report per restart, not one per write that joined it
+    assert [r for _, r, _ in gateway.events].count("RolloutRestarted") == 2
+
+
+async def test_the_min_interval_counts_from_the_restart_recorded_on_the_workload() -> None:
+    """A restarted operator knows nothing in memory: the last restart is on the workload."""
+    clock = FakeClock(dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC))
+    gateway = FakeGateway()
+    gateway.add("Deployment", "api", ENV_FROM)
+    gateway.workloads[("Deployment", "api")]["spec"]["template"]["metadata"] = {
+        "annotations": {RESTARTED_AT: "2024-05-01T09:59:50.000Z"}  # by the previous process
+    }
+    svc = service(gateway, min_interval=600.0, clock=clock)
+    await svc.after_write(BODY, spec(), desired({"password": b"new"}))
+    await eventually(lambda: waiting("interval") == 1, "the restart to wait for the interval")
+    clock.at += dt.timedelta(seconds=589)
+    await asyncio.sleep(0.1)
+    assert gateway.restarts("api") == 0
+    clock.at += dt.timedelta(seconds=1)
+    await settle(svc, gateway)
+    assert gateway.restarts("api") == 1
+
+
+async def test_data_back_to_what_the_workload_reads_cancels_the_waiting_restart() -> None:
+    clock = FakeClock(dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC))
+    gateway = FakeGateway()
+    gateway.add("Deployment", "api", ENV_FROM)
+    svc = service(gateway, min_interval=30.0, clock=clock)
+    await svc.after_write(BODY, spec(), desired({"password": b"a"}))
+    await settle(svc, gateway)
+    clock.at += dt.timedelta(seconds=5)
+    await svc.after_write(BODY, spec(), desired({"password": b"b"}))
+    await eventually(lambda: waiting("interval") == 1, "the restart to wait")
+    await svc.after_write(BODY, spec(), desired({"password": b"a"}))  # flapped back
+    await eventually(lambda: not svc._timers, "the second rollout to be decided")
+    clock.at += dt.timedelta(seconds=30)
+    await settle(svc, gateway)
+    assert gateway.restarts("api") == 1
+    api = gateway.workloads[("Deployment", "api")]
+    assert api["metadata"]["annotations"][digest_annotation(SECRET)] == svc._digest(
+        {"password": b"a"}, _all("api")
+    )
+
+
+async def test_notify_posts_events_and_counts_without_restarting() -> None:
+    gateway = FakeGateway()
+    gateway.add("Deployment", "pw", env("password"))
+    gateway.add("StatefulSet", "user", env("username"))
+    svc = service(gateway)
+    before = ROLLOUT_NOTIFICATIONS.labels("Deployment")._value.get()
+    await svc.after_write(BODY, spec("Notify"), desired({"username": b"app", "password": b"one"}))
+    await idle(svc)
+    gateway.events.clear()
+    gateway.regarding.clear()
+    await svc.after_write(BODY, spec("Notify"), desired({"username": b"app", "password": b"two"}))
+    await idle(svc)
+    assert gateway.restarts("pw") == 0 and gateway.restarts("user") == 0
+    assert gateway.regarding == ["Deployment/pw", "ManagedSecret/db"]
+    reasons = [r for _, r, _ in gateway.events]
+    assert reasons == ["SecretChanged", "RolloutNotified"]
+    assert "two" not in " ".join(n for _, _, n in gateway.events)
+    assert ROLLOUT_NOTIFICATIONS.labels("Deployment")._value.get() == before + 2
+    pw = gateway.workloads[("Deployment", "pw")]
+    assert pw["metadata"]["annotations"][digest_annotation(SECRET)] == svc._digest(
+        {"password": b"two"}, _keys("pw", "password")
+    )
+    assert gateway.statuses == []  # status.rollout is about restarts
+
+
+def _keys(name: str, *keys: str) -> Any:
+    from rotor.rollout.discovery import Consumer
+
+    return Consumer("Deployment", name, frozenset(keys))
+
+
+async def test_a_restart_lost_with_the_operator_happens_when_the_next_one_starts() -> None:
+    """A restart waiting for its interval lives in memory. The next process, on first sight of
+    the ManagedSecret, rolls out the data its Secret holds (from the index, no sync needed): the
+    workload still recording older data restarts (when its interval allows); those already
+    reading the current data, and those Rotor never recorded, stay as they are."""
+    clock = FakeClock(dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC))
+    gateway = FakeGateway()
+    gateway.add("Deployment", "api", ENV_FROM)
+    gateway.add("Deployment", "web", ENV_FROM)
+    gateway.add("Deployment", "untracked", ENV_FROM)
+    old = service(gateway, min_interval=30.0, clock=clock)
+    await old.after_write(BODY, spec(), desired({"password": b"a"}))
+    await settle(old, gateway)
+    clock.at += dt.timedelta(seconds=5)
+    await old.after_write(BODY, spec(), desired({"password": b"b"}))
+    await eventually(lambda: waiting("interval") == 3, "the three to wait for their interval")
+    await old.stop()  # the operator stops; the Secret holds b
+    assert waiting("interval") == 0
+    gateway.workloads[("Deployment", "untracked")]["metadata"]["annotations"].clear()
+    gateway.workloads[("Deployment", "web")]["metadata"]["annotations"][digest_annotation(SECRET)] = (
+        old._digest({"password": b"b"}, _all("web"))  # web read b already (restarted by hand)
+    )
+    assert gateway.restarts("api") == 1
+
+    new = service(gateway, min_interval=30.0, clock=clock)
+    new.index.secrets[(NS, SECRET)] = {**UPDATED, "data": {"password": base64.b64encode(b"b").decode()}}  # type: ignore[attr-defined]
+    body = {
+        **BODY,
+        "spec": {
+            "target": {"name": SECRET},
+            "storeRef": {"name": "aws"},
+            "data": [{"secretKey": "password", "remoteRef": {"key": "x"}}],
+            "rollout": {"strategy": "Auto"},
+        },
+    }
+    new.resume(body)
+    await eventually(lambda: waiting("interval") == 1, "api to wait for the rest of its interval")
+    clock.at += dt.timedelta(seconds=25)
+    await settle(new, gateway)
+    assert (gateway.restarts("api"), gateway.restarts("web"), gateway.restarts("untracked")) == (2, 1, 1)
+    api = gateway.workloads[("Deployment", "api")]
+    assert api["metadata"]["annotations"][digest_annotation(SECRET)] == new._digest(
+        {"password": b"b"}, _all("api")
+    )
+    # a ManagedSecret without a rollout, or whose Secret is not written yet, costs nothing
+    patches = len(gateway.patches)
+    new.resume({**body, "spec": {**body["spec"], "rollout": {"strategy": "None"}}})
+    new.index.secrets.clear()  # type: ignore[attr-defined]
+    new.resume(body)
+    await idle(new)
+    assert len(gateway.patches) == patches
+
+
+async def test_a_change_while_a_restart_is_being_patched_waits_for_the_interval() -> None:
+    """The restart has started (it no longer takes merges) and its patch has not landed yet when
+    the next change comes: that one must not read the old restart time and restart at once."""
+    clock = FakeClock(dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC))
+
+    class SlowPatch(FakeGateway):
+        gate: asyncio.Event | None = None
+
+        async def patch_workload(self, namespace: str, kind: str, name: str, patch: dict[str, Any]) -> None:
+            if self.gate is not None and "spec" in patch:
+                await self.gate.wait()
+            await super().patch_workload(namespace, kind, name, patch)
+
+    gateway = SlowPatch()
+    gateway.add("Deployment", "api", ENV_FROM)
+    gateway.workloads[("Deployment", "api")]["spec"]["template"]["metadata"] = {
+        "annotations": {RESTARTED_AT: "2024-05-01T09:00:00.000Z"}  # long ago
+    }
+    svc = service(gateway, limit=5, min_interval=30.0, clock=clock)
+    gateway.gate = asyncio.Event()
+    await svc.after_write(BODY, spec(), desired({"password": b"a"}))
+    await eventually(lambda: svc._restarted, "the first restart to start its patch")
+    await svc.after_write(BODY, spec(), desired({"password": b"b"}))
+    await eventually(lambda: waiting("interval") == 1, "the second change to wait for the interval")
+    gateway.gate.set()
+    await eventually(lambda: gateway.restarts("api") == 1, "the first restart")
+    clock.at += dt.timedelta(seconds=10)
+    await asyncio.sleep(0.1)
+    assert gateway.restarts("api") == 1
+    clock.at += dt.timedelta(seconds=20)
+    await settle(svc, gateway)
+    assert gateway.restarts("api") == 2
+    stamps = [
+        p["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
+        for _, _, p in gateway.patches
+        if "spec" in p
+    ]
+    assert stamps == ["2024-05-01T10:00:00.000Z", "2024-05-01T10:00:30.000Z"]

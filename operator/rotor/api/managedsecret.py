@@ -314,10 +314,12 @@ class Rollout(SpecModel):
         RequiredWhen("targets", "strategy", "Explicit", message="strategy Explicit needs targets"),
     )
 
-    strategy: Literal["None", "Auto", "Explicit"] = Field(
+    strategy: Literal["None", "Auto", "Explicit", "Notify"] = Field(
         default="None",
         description="None: restart nothing. Auto: restart the Deployments, StatefulSets and DaemonSets in "
-        "this namespace whose pod templates use the Secret. Explicit: restart the listed targets.",
+        "this namespace whose pod templates use the Secret. Explicit: restart the listed targets. Notify: "
+        "restart nothing, but post an Event on each workload Auto would restart (and on the ManagedSecret) "
+        "and count it in rotor_rollout_notifications_total.",
     )
     targets: list[RolloutTarget] = Field(
         default_factory=list,

@@ -42,6 +42,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--restart-limit", type=int, default=2, help="workload restarts in progress at once per namespace"
     )
     p.add_argument(
+        "--restart-limit-cluster",
+        type=int,
+        default=0,
+        help="workload restarts in progress at once in the whole cluster (0: no cluster-wide limit)",
+    )
+    p.add_argument(
+        "--restart-min-interval",
+        default="10m",
+        help="restart a workload at most this often; changes within it merge into one restart at its "
+        "end (0: no minimum)",
+    )
+    p.add_argument(
         "--restart-debounce",
         default="30s",
         help="wait this long after a change before restarting consumers (coalesces flapping)",
@@ -154,6 +166,14 @@ def run(args: argparse.Namespace) -> int:
         if args.notify_rate <= 0 or args.notify_burst < 1:
             print("rotor run: error: --notify-rate must be > 0 and --notify-burst >= 1", file=sys.stderr)
             return 2
+    try:
+        restart_min_interval = parse_duration(args.restart_min_interval).total_seconds()
+    except ValueError as err:
+        print(f"rotor run: error: --restart-min-interval: {err}", file=sys.stderr)
+        return 2
+    if args.restart_limit_cluster < 0:
+        print("rotor run: error: --restart-limit-cluster must be 0 (no limit) or more", file=sys.stderr)
+        return 2
 
     configure_logging(args.log_level, args.log_format)
     import rotor.handlers.settings  # noqa: F401
@@ -162,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
         "concurrency": args.concurrency,
         "backend_threads": args.backend_threads,
         "restart_limit": args.restart_limit,
+        "restart_limit_cluster": args.restart_limit_cluster,
+        "restart_min_interval": restart_min_interval,
         "restart_debounce": parse_duration(args.restart_debounce).total_seconds(),
         "metrics_addr": args.metrics_addr,
         "namespaces": namespace_patterns(args.namespace),

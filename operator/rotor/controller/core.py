@@ -58,6 +58,8 @@ STALL_BOUND = 300.0
 class Settings:
     concurrency: int = 8
     restart_limit: int = 2
+    restart_limit_cluster: int = 0  # 0: no cluster-wide limit
+    restart_min_interval: float = 600.0
     restart_debounce: float = 30.0
     hash_key: bytes = b""
     namespaces: list[str] = field(default_factory=list)  # kopf-style patterns; empty: all
@@ -134,6 +136,8 @@ class Controller:
             ServiceOptions(
                 hash_key=settings.hash_key,
                 restart_limit=settings.restart_limit,
+                restart_limit_cluster=settings.restart_limit_cluster,
+                restart_min_interval=settings.restart_min_interval,
                 restart_debounce=settings.restart_debounce,
                 notify_rate=settings.notify_rate,
                 notify_burst=settings.notify_burst,
@@ -207,6 +211,9 @@ class Controller:
             self._enqueue(key, body, previous)
 
     def _enqueue(self, key: ObjKey, body: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        if previous is None and self.services.rollout is not None:
+            # first sight by this leader: a restart an earlier one decided may be outstanding
+            self.services.rollout.resume(body)
         urgent, when = self._triage(body, previous)
         if urgent:
             self.queue.add(key, urgent=True)

@@ -53,6 +53,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         Settings(
             concurrency=int(options.get("concurrency", 8)),
             restart_limit=int(options.get("restart_limit", 2)),
+            restart_limit_cluster=int(options.get("restart_limit_cluster", 0)),
+            restart_min_interval=float(options.get("restart_min_interval", 600.0)),
             restart_debounce=float(options.get("restart_debounce", 30.0)),
             hash_key=hash_key,
             namespaces=list(options.get("namespaces") or []),

@@ -85,6 +85,26 @@ ROLLOUT_RESTARTS = Counter(
     ["kind", "result"],
     registry=REGISTRY,
 )
+ROLLOUT_WAITING = Gauge(
+    "rotor_rollout_restarts_waiting",
+    "Workload restarts decided and not started yet, by what they wait for: interval (the workload's "
+    "--restart-min-interval) or limit (a slot of --restart-limit or --restart-limit-cluster)",
+    ["reason"],
+    registry=REGISTRY,
+)
+ROLLOUT_IN_PROGRESS = Gauge(
+    "rotor_rollout_restarts_in_progress",
+    "Workload restarts patched whose rollout has not finished yet (the slots held)",
+    registry=REGISTRY,
+)
+ROLLOUT_NOTIFICATIONS = Counter(
+    "rotor_rollout_notifications_total",
+    "Workloads told of a change to data they use, without a restart (rollout strategy Notify), by kind",
+    ["kind"],
+    registry=REGISTRY,
+)
+for _reason in ("interval", "limit"):
+    ROLLOUT_WAITING.labels(_reason).set(0)
 # the controller: its work queue (values read at scrape time), leadership, apiserver errors
 WORKQUEUE_DEPTH = Gauge("rotor_workqueue_depth", "ManagedSecrets waiting for a worker", registry=REGISTRY)
 WORKQUEUE_IN_FLIGHT = Gauge(

@@ -26,6 +26,7 @@ class Write:
     data: Mapping[str, bytes]
     info: WriteInfo
     owner: Mapping[str, Any]  # the ManagedSecret: apiVersion, kind, metadata (for status and Events)
+    resume: bool = False  # no write: the first sync of this Secret by this process (decisions.decide)
 
 
 @dataclass(frozen=True)
@@ -43,5 +44,9 @@ def coalesce(
         return Pending(write, first_at=now, due=now + debounce, writes=1)
     due = max(pending.due, min(now + debounce, pending.first_at + max_delay))
     # the burst began before this write: older data existed, whatever this write says
-    latest = replace(write, info=WriteInfo(created=False, at=write.info.at))
+    latest = replace(
+        write,
+        info=WriteInfo(created=False, at=write.info.at),
+        resume=write.resume and pending.write.resume,  # a real write in the burst is one
+    )
     return Pending(latest, first_at=pending.first_at, due=due, writes=pending.writes + 1)

@@ -82,13 +82,19 @@ def is_fresh(workload: Mapping[str, Any], write: WriteInfo) -> bool:
     return write.at is not None and created is not None and created > write.at
 
 
-def decide(recorded: str | None, current: str, *, fresh: bool) -> Decision:
+def decide(recorded: str | None, current: str, *, fresh: bool, resume: bool = False) -> Decision:
     """``recorded``: the digest on the workload; ``current``: the digest of the keys it reads, in the
-    data just written; ``fresh``: see ``is_fresh``."""
+    data just written; ``fresh``: see ``is_fresh``. ``resume``: nothing was written (the first sync
+    of the Secret by this operator process): only a workload Rotor recorded, with other data than
+    the current, restarts (its restart was decided by an earlier process, which stopped first)."""
     if recorded == current:
         return Decision("none", "the keys it reads are unchanged")
     if fresh:
         return Decision("record", "it already reads the current data")
+    if resume and recorded is None:
+        return Decision("none", "not recorded, and nothing was written: the next change decides")
+    if resume:
+        return Decision("restart", "it reads older data: a restart decided before the operator restarted")
     if recorded is None:
         return Decision("restart", "first seen, and started before the data changed")
     return Decision("restart", "the keys it reads changed")

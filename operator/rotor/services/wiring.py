@@ -13,7 +13,7 @@ from rotor.services.cpu import CpuPool
 from rotor.services.notifications import NotificationService
 from rotor.services.policies import PolicyStatusService
 from rotor.services.ports import ObjectIndex, PolicyKey, SecretLedger, WorkScheduler
-from rotor.services.rollout import DEFAULT_RESTART_TIMEOUT, RolloutService
+from rotor.services.rollout import DEFAULT_MIN_INTERVAL, DEFAULT_RESTART_TIMEOUT, RolloutService
 from rotor.services.rotation import RotationService
 from rotor.services.stores import StoreService
 from rotor.services.sync import SyncService
@@ -23,6 +23,8 @@ from rotor.services.sync import SyncService
 class ServiceOptions:
     hash_key: bytes
     restart_limit: int = 2
+    restart_limit_cluster: int = 0  # 0: no cluster-wide limit
+    restart_min_interval: float = DEFAULT_MIN_INTERVAL
     restart_debounce: float = 30.0
     restart_timeout: float = DEFAULT_RESTART_TIMEOUT
     #: worker processes for template rendering and key generation (0: in-line, unit tests only)
@@ -98,6 +100,8 @@ def build_services(
             index,
             hash_key=options.hash_key,
             restart_limit=options.restart_limit,
+            restart_limit_cluster=options.restart_limit_cluster,
+            restart_min_interval=options.restart_min_interval,
             restart_debounce=options.restart_debounce,
             restart_timeout=options.restart_timeout,
         )
