@@ -346,6 +346,19 @@ class RollingBack(Protocol):
 
 
 @runtime_checkable
+class RetiresVersions(Protocol):
+    """Retires the version a Generate rotation replaced, once its grace period is over (Azure Key
+    Vault: the version is disabled, and ``rotor rollback`` enables it again). Google Secret
+    Manager leaves replaced versions as they are, so it has no such capability.
+
+    Idempotent (a version already retired, or gone, is fine), and it never retires the version
+    that is current: it returns False and does nothing when ``version`` is current, True when the
+    version is retired (now or before)."""
+
+    def retire_version(self, key: str, version: str) -> bool: ...
+
+
+@runtime_checkable
 class VersionReader(Protocol):
     """Keeps earlier versions of a secret and reads one back by the exact id a caller recorded:
     Vault KV v2 version n-1, the AWS Secrets Manager VersionId that was AWSCURRENT (AWSPREVIOUS

@@ -33,6 +33,7 @@ from rotor.providers.base import (
     QueuedChange,
     RemoteRef,
     RemoteSecret,
+    RetiresVersions,
     RolledBack,
     RollingBack,
     SecretMetadata,
@@ -424,6 +425,17 @@ class Backend:
         if not isinstance(p, RollingBack):
             raise self._unsupported("roll back")
         return await self.call("rollback", p.rollback, key)
+
+    @property
+    def retires_versions(self) -> bool:
+        """Whether a replaced version is retired after a rotation's grace period (``retire_version``)."""
+        return isinstance(self.provider, RetiresVersions)
+
+    async def retire_version(self, key: str, version: str) -> bool:
+        p = self.provider
+        if not isinstance(p, RetiresVersions):
+            raise self._unsupported("retire versions")
+        return await self.call("retire", p.retire_version, key, version)
 
     @property
     def reads_versions(self) -> bool:

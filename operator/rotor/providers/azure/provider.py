@@ -77,6 +77,9 @@ class AzureKeyVaultProvider:
     def rollback(self, key: str) -> RolledBack:
         return client_write.rollback(self.client, key)
 
+    def retire_version(self, key: str, version: str) -> bool:
+        return client_write.retire_version(self.client, key, version)
+
     def __repr__(self) -> str:
         return f"AzureKeyVaultProvider(store={self.config.store_id!r}, vault={self.config.vault_url!r})"
 
