@@ -232,3 +232,31 @@ async def test_after_the_grace_period_the_replaced_version_is_disabled_and_rollb
     assert json.loads(kv.version(key).value) == {"password": old, "user": "app"}
     data = await cluster.secret_data(namespace, "app") or {}
     assert data["password"] == old.encode()
+
+
+async def test_find_by_tags(cluster: Cluster, clouds: Any, namespace: str, leaks: Any) -> None:
+    kv = clouds.keyvault
+    kv.put(f"{namespace}-svc-a", "tagged-value-a01", tags={"team": "payments", "env": "prod"})
+    kv.put(f"{namespace}-svc-b", "tagged-value-b01", tags={"team": "payments", "env": "dev"})
+    kv.put(f"{namespace}-svc-c", "untagged-value-c", tags={"team": "search"})
+    kv.put(f"{namespace}-svc-d", "untagged-value-d")
+    await _apply(cluster, azure_store(clouds, namespace, role=READER), namespace, leaks)
+    await cluster.wait_condition("SecretStore", "azure", namespace, timeout=60)
+    find = {"path": f"{namespace}-svc-", "tags": {"team": "payments"}}
+    await cluster.apply(_ms("tagged", "azure", dataFrom=[{"find": find}]), namespace)
+    await cluster.ready("tagged", namespace, timeout=60)
+    assert await cluster.secret_data(namespace, "tagged") == {
+        "a": b"tagged-value-a01",
+        "b": b"tagged-value-b01",
+    }
+    # every tag must match, and the name filter still applies
+    find = {
+        "path": f"{namespace}-svc-",
+        "name": {"regexp": "-[ab]$"},
+        "tags": {"team": "payments", "env": "prod"},
+    }
+    await cluster.patch("ManagedSecret", "tagged", {"spec": {"dataFrom": [{"find": find}]}}, namespace)
+    deadline = time.monotonic() + 60
+    while await cluster.secret_data(namespace, "tagged") != {"a": b"tagged-value-a01"}:
+        assert time.monotonic() < deadline, await cluster.secret_data(namespace, "tagged")
+        await asyncio.sleep(0.5)

@@ -15,6 +15,7 @@ import pytest
 from support.clouds import gcp_store
 from support.cluster import Cluster
 from support.gcp_secretmanager import ACCESSOR, VERSION_MANAGER, VIEWER
+from support.objects import apply_token_store
 from support.rotation import managed_secret, policy, request_rotation, run_rotor, wait_rotated
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -171,3 +172,31 @@ async def test_rotation_adds_a_version_and_rollback_restores_it(
     assert json.loads(sm.record(key).versions[-1].data) == {"password": old, "user": "app"}
     data = await cluster.secret_data(namespace, "app") or {}
     assert data["password"] == old.encode()
+
+
+async def test_find_by_labels_and_refused_on_a_store_without_them(
+    cluster: Cluster, env: Any, clouds: Any, namespace: str, leaks: Any
+) -> None:
+    sm = clouds.secretmanager
+    sm.put(f"{namespace}-svc-a", "labelled-value-a", team="payments", env="prod")
+    sm.put(f"{namespace}-svc-b", "labelled-value-b", team="payments")
+    sm.put(f"{namespace}-svc-c", "other-value-c01", team="search")
+    await _apply(cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER), namespace, leaks)
+    await cluster.wait_condition("SecretStore", "gcp", namespace, timeout=60)
+    find = {"path": f"{namespace}-svc-", "tags": {"team": "payments"}}
+    await cluster.apply(_ms("labelled", "gcp", dataFrom=[{"find": find}]), namespace)
+    await cluster.ready("labelled", namespace, timeout=60)
+    assert await cluster.secret_data(namespace, "labelled") == {
+        "a": b"labelled-value-a",
+        "b": b"labelled-value-b",
+    }
+
+    # a Vault store has no tags: the same find is refused, saying what to change
+    await apply_token_store(cluster, env, namespace)
+    await cluster.apply(
+        _ms("vault-tags", "vault", dataFrom=[{"find": {"path": "apps/", "tags": {"team": "a"}}}]), namespace
+    )
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "vault-tags", namespace, status="False", reason="InvalidSpec"
+    )
+    assert "has no tags or labels to match; remove find.tags" in cond["message"]

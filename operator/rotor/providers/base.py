@@ -346,6 +346,15 @@ class RollingBack(Protocol):
 
 
 @runtime_checkable
+class TagFinder(Protocol):
+    """``dataFrom.find`` by tags: keys under ``path`` matching ``name_regexp`` (as ``find``) that
+    carry every one of ``tags`` with exactly its value (Azure Key Vault tags, Google Secret Manager
+    labels, AWS Secrets Manager tags), from the same listing calls as ``find``."""
+
+    def find_tagged(self, path: str, name_regexp: str | None, tags: dict[str, str]) -> list[str]: ...
+
+
+@runtime_checkable
 class RetiresVersions(Protocol):
     """Retires the version a Generate rotation replaced, once its grace period is over (Azure Key
     Vault: the version is disabled, and ``rotor rollback`` enables it again). Google Secret

@@ -24,6 +24,7 @@ from rotor.providers.base import (
     ChangeEventSource,
     ChangeLister,
     DatabaseCredentials,
+    InvalidSpec,
     LeasedCredentials,
     LeasedValue,
     LeaseGrant,
@@ -40,6 +41,7 @@ from rotor.providers.base import (
     SelfCounting,
     SelfRotating,
     StagedWriter,
+    TagFinder,
     Unsupported,
     VersionReader,
     WriteChecker,
@@ -313,8 +315,16 @@ class Backend:
                     fut.exception()
 
     # ------------------------------------------------------------------ the rest
-    async def find(self, path: str, regexp: str | None) -> list[str]:
-        return await self.call("find", self.provider.find, path, regexp)
+    async def find(self, path: str, regexp: str | None, tags: dict[str, str] | None = None) -> list[str]:
+        p = self.provider
+        if not tags:
+            return await self.call("find", p.find, path, regexp)
+        if not isinstance(p, TagFinder):
+            raise InvalidSpec(
+                f"dataFrom.find.tags: the {p.name} provider of store {self.store} has no tags or labels "
+                "to match; remove find.tags and select by path and name.regexp"
+            )
+        return await self.call("find", p.find_tagged, path, regexp, tags)
 
     async def describe(self, key: str) -> SecretMetadata:
         return await self.call("describe", self.provider.describe, key)

@@ -328,9 +328,10 @@ class SyncService:
             fetched.refs[ref] = secret
 
         await asyncio.gather(*(one(ref) for ref in sources.refs))
-        for path, regexp in sources.finds:
+        for path, regexp, tags in sources.finds:
             self.stores.check_find_path(handle, namespace, path)
-            keys = self.stores.allowed_only(handle, namespace, await backend.find(path, regexp))
+            found = await backend.find(path, regexp, dict(tags) or None)
+            keys = self.stores.allowed_only(handle, namespace, found)
             results = await asyncio.gather(*(backend.read(RemoteRef(k)) for k in keys))
             for key, secret in zip(keys, results, strict=True):
                 audit("read", managed_secret=who, store=handle.id, key=key, version=secret.version)
