@@ -6,6 +6,7 @@ ServiceAccount token exchanged at the Security Token Service)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import secrets
 from typing import Any
@@ -200,3 +201,30 @@ async def test_find_by_labels_and_refused_on_a_store_without_them(
         "ManagedSecret", "vault-tags", namespace, status="False", reason="InvalidSpec"
     )
     assert "has no tags or labels to match; remove find.tags" in cond["message"]
+
+
+async def test_expire_time_feeds_status_expiry(
+    cluster: Cluster, clouds: Any, namespace: str, leaks: Any
+) -> None:
+    """A secret's ``expireTime`` (when Secret Manager deletes it) is the value's expiry:
+    status.expiry with source Provider, and Expiring=True Expired once it has passed."""
+    sm = clouds.secretmanager
+    soon = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=48)
+    sm.put(f"{namespace}-later", "expires-later-0001")
+    sm.record(f"{namespace}-later").expire_time = soon
+    sm.put(f"{namespace}-past", "expired-value-0001")
+    sm.record(f"{namespace}-past").expire_time = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    await _apply(cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER), namespace, leaks)
+    for name in ("later", "past"):
+        ref = {"key": f"{namespace}-{name}"}
+        await cluster.apply(_ms(name, "gcp", data=[{"secretKey": "v", "remoteRef": ref}]), namespace)
+    ms = await cluster.ready("later", namespace, timeout=60)
+    expiry = ms["status"]["expiry"]
+    assert expiry["source"] == "Provider"
+    assert dt.datetime.fromisoformat(expiry["notAfter"].replace("Z", "+00:00")) == soon
+    assert await cluster.wait_condition("ManagedSecret", "later", namespace, "Expiring", status="False")
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "past", namespace, "Expiring", status="True", reason="Expired", timeout=60
+    )
+    assert "source: Provider" in cond["message"]
+    assert await cluster.secret_data(namespace, "past") == {"v": b"expired-value-0001"}

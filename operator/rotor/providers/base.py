@@ -83,6 +83,12 @@ class WriteConflict(ProviderError):
     reason = "Conflict"
 
 
+#: seconds a settled read is shared with the callers that ask for the same value after it
+#: (``rotor.services.backend.Backend``): objects on one refresh slot read once. A provider that
+#: caches metadata per secret (Secret Manager's ``expireTime``) keeps it as long.
+SHARE_WINDOW = 5.0
+
+
 # --------------------------------------------------------------------------- values
 
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from rotor.observability.metrics import PROVIDER_CACHE_HITS, PROVIDER_DURATION, PROVIDER_REQUESTS
 from rotor.providers.base import (
+    SHARE_WINDOW,
     BatchReader,
     Capabilities,
     CertificateIssuer,
@@ -78,7 +79,7 @@ class Backend:
         store: str,
         qps: float = DEFAULT_QPS,
         burst: int = DEFAULT_BURST,
-        share_window: float = 5.0,
+        share_window: float = SHARE_WINDOW,
         batch_delay: float = 0.02,
     ) -> None:
         self.provider = provider
