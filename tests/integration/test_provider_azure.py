@@ -27,10 +27,10 @@ from rotor.providers.base import (
     InvalidSpec,
     KeyNotFound,
     RemoteRef,
+    RetiresVersions,
     Unreachable,
     WriteConflict,
 )
-from rotor.providers.base import RetiresVersions
 from rotor.providers.base import RollingBack as RollingBackCapability
 from support.azure_keyvault import OFFICER, READER, KeyVaultServer
 
