@@ -236,6 +236,7 @@ async def test_after_the_grace_period_the_replaced_version_is_disabled_and_rollb
 
 async def test_find_by_tags(cluster: Cluster, clouds: Any, namespace: str, leaks: Any) -> None:
     kv = clouds.keyvault
+    leaks.add("tagged-value-a01", "tagged-value-b01", "untagged-value-c", "untagged-value-d")
     kv.put(f"{namespace}-svc-a", "tagged-value-a01", tags={"team": "payments", "env": "prod"})
     kv.put(f"{namespace}-svc-b", "tagged-value-b01", tags={"team": "payments", "env": "dev"})
     kv.put(f"{namespace}-svc-c", "untagged-value-c", tags={"team": "search"})

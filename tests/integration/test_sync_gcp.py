@@ -179,6 +179,7 @@ async def test_find_by_labels_and_refused_on_a_store_without_them(
     cluster: Cluster, env: Any, clouds: Any, namespace: str, leaks: Any
 ) -> None:
     sm = clouds.secretmanager
+    leaks.add("labelled-value-a", "labelled-value-b", "other-value-c01")
     sm.put(f"{namespace}-svc-a", "labelled-value-a", team="payments", env="prod")
     sm.put(f"{namespace}-svc-b", "labelled-value-b", team="payments")
     sm.put(f"{namespace}-svc-c", "other-value-c01", team="search")
