@@ -272,6 +272,28 @@ def test_find_filters_by_prefix_then_regexp(sm: SecretsManagerProvider, sm_sourc
     expect_error(InvalidConfig, sm.find, prefix, "(")
 
 
+def test_find_by_tags_from_the_listing(sm: SecretsManagerProvider, sm_source: Any, prefix: str) -> None:
+    tags = {
+        "a": [("team", "pay"), ("env", "prod")],
+        "b": [("team", "pay")],
+        "c": [("team", "search")],
+        "d": [],
+    }
+    for name, pairs in tags.items():
+        sm_source.create_secret(
+            Name=f"{prefix}t/{name}",
+            SecretString=secret_value(),
+            Tags=[{"Key": k, "Value": v} for k, v in pairs],
+        )
+    listed = sm.calls["ListSecrets"]
+    assert sm.find_tagged(f"{prefix}t/", None, {"team": "pay"}) == [f"{prefix}t/a", f"{prefix}t/b"]
+    assert sm.find_tagged(f"{prefix}t/", None, {"team": "pay", "env": "prod"}) == [f"{prefix}t/a"]
+    assert sm.find_tagged(f"{prefix}t/", "/[bc]$", {"team": "pay"}) == [f"{prefix}t/b"]
+    assert sm.find_tagged(f"{prefix}t/", None, {"team": "nobody"}) == []
+    # the tags come with the listing: one ListSecrets page per find, no DescribeSecret
+    assert sm.calls["ListSecrets"] - listed == 4 and sm.calls["DescribeSecret"] == 0
+
+
 def test_describe_gives_stages_and_dates(sm: SecretsManagerProvider, sm_source: Any, prefix: str) -> None:
     first = sm_source.create_secret(Name=f"{prefix}d", SecretString=secret_value())["VersionId"]
     second = sm_source.put_secret_value(SecretId=f"{prefix}d", SecretString=secret_value())["VersionId"]

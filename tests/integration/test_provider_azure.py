@@ -27,6 +27,7 @@ from rotor.providers.base import (
     InvalidSpec,
     KeyNotFound,
     RemoteRef,
+    RetiresVersions,
     Unreachable,
     WriteConflict,
 )
@@ -255,3 +256,28 @@ def test_provider_rollback_re_enables_and_restores_the_previous_value(kv: KeyVau
     assert kv.version(name, before.version).enabled
     meta = officer.describe(name)
     assert meta.current_version == rolled.version and len(meta.versions) == 3
+
+
+def test_provider_retires_a_replaced_version_never_the_current_one(kv: KeyVaultServer) -> None:
+    officer = _provider(kv, _service_principal(kv, OFFICER))
+    assert isinstance(officer, RetiresVersions)
+    name = _name("retire")
+    kv.put(name, "value-before-0001")
+    before = officer.read(RemoteRef(name))
+    after = officer.write(name, "value-after-00002", before.version)
+    assert before.version is not None and after.version is not None
+    assert officer.retire_version(name, before.version) is True
+    assert kv.version(name, before.version).enabled is False
+    assert officer.retire_version(name, before.version) is True  # idempotent
+    assert kv.version(name, before.version).enabled is False
+    # the current version is never retired
+    assert officer.retire_version(name, after.version) is False
+    assert kv.version(name).id == after.version and kv.version(name).enabled
+    assert officer.calls["UpdateSecretProperties"] == 2
+    # a version or a secret that is gone is retired already
+    assert officer.retire_version(name, "0" * 32) is True
+    assert officer.retire_version(_name("gone"), before.version) is True
+    # a reader cannot: the role to grant is named
+    reader = _provider(kv, _service_principal(kv, READER))
+    with pytest.raises(AccessDenied, match="Key Vault Secrets Officer"):
+        reader.retire_version(name, before.version)

@@ -4,6 +4,7 @@ token services refuse; the provider is shown to map each refusal to Rotor's reas
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 import time
@@ -259,3 +260,33 @@ def test_provider_workload_identity_federation_and_a_wrong_audience(sm: SecretMa
     wrong = WorkloadIdentityAuth(pool.audience, lambda: token("vault"), sm.sts_url, "team/reader")
     with pytest.raises(AuthFailed, match="audience"):
         _provider(sm, wrong).read(RemoteRef(secret_id))
+
+
+def test_expire_time_feeds_expires_with_one_get_secret_per_window(sm: SecretManagerServer) -> None:
+    name = _id("exp")
+    sm.put(name, "value-with-expiry-1")
+    sm.put(name, "value-with-expiry-2")
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=2)
+    sm.record(name).expire_time = when
+    plain = _id("noexp")
+    sm.put(plain, "value-without-expiry")
+    viewer = _provider(sm, _key(sm, ACCESSOR, VIEWER), expiry_window=60.0)
+    first = viewer.read(RemoteRef(name))
+    assert first.expires == when and first.raw == b"value-with-expiry-2"
+    # more reads of the secret, of any version, within the window: no more GetSecret
+    assert viewer.read(RemoteRef(name, "1")).expires == when
+    assert viewer.read_many([RemoteRef(name), RemoteRef(name, "2")])[RemoteRef(name)].expires == when  # type: ignore[union-attr]
+    assert viewer.calls["GetSecret"] == 1 and viewer.calls["AccessSecretVersion"] == 4
+    assert viewer.read(RemoteRef(plain)).expires is None and viewer.calls["GetSecret"] == 2
+    # after the window, the secret is asked again (a changed expireTime is seen)
+    later = when + dt.timedelta(days=1)
+    sm.record(name).expire_time = later
+    short = _provider(sm, _key(sm, ACCESSOR, VIEWER), expiry_window=0.0)
+    assert short.read(RemoteRef(name)).expires == later
+    assert short.read(RemoteRef(name)).expires == later and short.calls["GetSecret"] == 2
+    # an accessor without secrets.get still reads; the expiry is unknown, and not asked at every read
+    accessor = _provider(sm, _key(sm, ACCESSOR))
+    read = accessor.read(RemoteRef(name))
+    assert read.raw == b"value-with-expiry-2" and read.expires is None
+    accessor.read(RemoteRef(name))
+    assert accessor.calls["GetSecret"] == 1 and accessor.results[("GetSecret", "Forbidden")] == 1

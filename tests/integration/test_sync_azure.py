@@ -191,3 +191,73 @@ async def test_rotation_writes_a_new_version_and_rollback_restores_it(
     assert json.loads(kv.version(key).value) == {"password": old, "user": "app"}
     data = await cluster.secret_data(namespace, "app") or {}
     assert data["password"] == old.encode()
+
+
+async def test_after_the_grace_period_the_replaced_version_is_disabled_and_rollback_enables_it(
+    cluster: Cluster, env: Any, clouds: Any, namespace: str, leaks: Any
+) -> None:
+    kv = clouds.keyvault
+    key = f"{namespace}-grace"
+    old = secrets.token_urlsafe(18)
+    leaks.add(old)
+    kv.put(key, json.dumps({"password": old, "user": "app"}))
+    before = kv.version(key).id
+    await _apply(cluster, azure_store(clouds, namespace, role=OFFICER), namespace, leaks)
+    await cluster.apply(policy("policy", {"preset": "database-password", "gracePeriod": "20s"}), namespace)
+    await cluster.apply(managed_secret("app", store="azure", key=key), namespace)
+    await cluster.ready("app", namespace, timeout=60)
+    request = await request_rotation(cluster, namespace, "app")
+    await wait_rotated(cluster, namespace, "app", request=request, timeout=90)
+    rotated = kv.version(key)
+    leaks.add(json.loads(rotated.value)["password"])
+    # during the grace period the replaced version stays enabled (the Secret's previous key reads it)
+    assert kv.version(key, before).enabled is True
+    data = await cluster.secret_data(namespace, "app") or {}
+    assert data.get("password_previous") == old.encode()
+
+    deadline = time.monotonic() + 60
+    while kv.version(key, before).enabled and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert kv.version(key, before).enabled is False, "the replaced version is disabled after the grace period"
+    assert kv.version(key).id == rotated.id and kv.version(key).enabled is True
+    assert len(kv.secrets[key.lower()].versions) == 2
+    body = await cluster.get("ManagedSecret", "app", namespace) or {}
+    assert "baseVersions" not in (body.get("status", {}).get("rotation") or {})
+    data = await cluster.secret_data(namespace, "app") or {}
+    assert "password_previous" not in data
+
+    done = await run_rotor(env, leaks, "rollback", "app", "-n", namespace, "--timeout", "60s")
+    assert done.code == 0, done.lines
+    assert kv.version(key, before).enabled is True, "rollback enables the retired version again"
+    assert json.loads(kv.version(key).value) == {"password": old, "user": "app"}
+    data = await cluster.secret_data(namespace, "app") or {}
+    assert data["password"] == old.encode()
+
+
+async def test_find_by_tags(cluster: Cluster, clouds: Any, namespace: str, leaks: Any) -> None:
+    kv = clouds.keyvault
+    leaks.add("tagged-value-a01", "tagged-value-b01", "untagged-value-c", "untagged-value-d")
+    kv.put(f"{namespace}-svc-a", "tagged-value-a01", tags={"team": "payments", "env": "prod"})
+    kv.put(f"{namespace}-svc-b", "tagged-value-b01", tags={"team": "payments", "env": "dev"})
+    kv.put(f"{namespace}-svc-c", "untagged-value-c", tags={"team": "search"})
+    kv.put(f"{namespace}-svc-d", "untagged-value-d")
+    await _apply(cluster, azure_store(clouds, namespace, role=READER), namespace, leaks)
+    await cluster.wait_condition("SecretStore", "azure", namespace, timeout=60)
+    find = {"path": f"{namespace}-svc-", "tags": {"team": "payments"}}
+    await cluster.apply(_ms("tagged", "azure", dataFrom=[{"find": find}]), namespace)
+    await cluster.ready("tagged", namespace, timeout=60)
+    assert await cluster.secret_data(namespace, "tagged") == {
+        "a": b"tagged-value-a01",
+        "b": b"tagged-value-b01",
+    }
+    # every tag must match, and the name filter still applies
+    find = {
+        "path": f"{namespace}-svc-",
+        "name": {"regexp": "-[ab]$"},
+        "tags": {"team": "payments", "env": "prod"},
+    }
+    await cluster.patch("ManagedSecret", "tagged", {"spec": {"dataFrom": [{"find": find}]}}, namespace)
+    deadline = time.monotonic() + 60
+    while await cluster.secret_data(namespace, "tagged") != {"a": b"tagged-value-a01"}:
+        assert time.monotonic() < deadline, await cluster.secret_data(namespace, "tagged")
+        await asyncio.sleep(0.5)

@@ -6,6 +6,7 @@ ServiceAccount token exchanged at the Security Token Service)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import secrets
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from support.clouds import gcp_store
 from support.cluster import Cluster
 from support.gcp_secretmanager import ACCESSOR, VERSION_MANAGER, VIEWER
+from support.objects import apply_token_store
 from support.rotation import managed_secret, policy, request_rotation, run_rotor, wait_rotated
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -171,3 +173,59 @@ async def test_rotation_adds_a_version_and_rollback_restores_it(
     assert json.loads(sm.record(key).versions[-1].data) == {"password": old, "user": "app"}
     data = await cluster.secret_data(namespace, "app") or {}
     assert data["password"] == old.encode()
+
+
+async def test_find_by_labels_and_refused_on_a_store_without_them(
+    cluster: Cluster, env: Any, clouds: Any, namespace: str, leaks: Any
+) -> None:
+    sm = clouds.secretmanager
+    leaks.add("labelled-value-a", "labelled-value-b", "other-value-c01")
+    sm.put(f"{namespace}-svc-a", "labelled-value-a", team="payments", env="prod")
+    sm.put(f"{namespace}-svc-b", "labelled-value-b", team="payments")
+    sm.put(f"{namespace}-svc-c", "other-value-c01", team="search")
+    await _apply(cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER), namespace, leaks)
+    await cluster.wait_condition("SecretStore", "gcp", namespace, timeout=60)
+    find = {"path": f"{namespace}-svc-", "tags": {"team": "payments"}}
+    await cluster.apply(_ms("labelled", "gcp", dataFrom=[{"find": find}]), namespace)
+    await cluster.ready("labelled", namespace, timeout=60)
+    assert await cluster.secret_data(namespace, "labelled") == {
+        "a": b"labelled-value-a",
+        "b": b"labelled-value-b",
+    }
+
+    # a Vault store has no tags: the same find is refused, saying what to change
+    await apply_token_store(cluster, env, namespace)
+    await cluster.apply(
+        _ms("vault-tags", "vault", dataFrom=[{"find": {"path": "apps/", "tags": {"team": "a"}}}]), namespace
+    )
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "vault-tags", namespace, status="False", reason="InvalidSpec"
+    )
+    assert "has no tags or labels to match; remove find.tags" in cond["message"]
+
+
+async def test_expire_time_feeds_status_expiry(
+    cluster: Cluster, clouds: Any, namespace: str, leaks: Any
+) -> None:
+    """A secret's ``expireTime`` (when Secret Manager deletes it) is the value's expiry:
+    status.expiry with source Provider, and Expiring=True Expired once it has passed."""
+    sm = clouds.secretmanager
+    soon = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=48)
+    sm.put(f"{namespace}-later", "expires-later-0001")
+    sm.record(f"{namespace}-later").expire_time = soon
+    sm.put(f"{namespace}-past", "expired-value-0001")
+    sm.record(f"{namespace}-past").expire_time = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    await _apply(cluster, gcp_store(clouds, namespace, "gcp", ACCESSOR, VIEWER), namespace, leaks)
+    for name in ("later", "past"):
+        ref = {"key": f"{namespace}-{name}"}
+        await cluster.apply(_ms(name, "gcp", data=[{"secretKey": "v", "remoteRef": ref}]), namespace)
+    ms = await cluster.ready("later", namespace, timeout=60)
+    expiry = ms["status"]["expiry"]
+    assert expiry["source"] == "Provider"
+    assert dt.datetime.fromisoformat(expiry["notAfter"].replace("Z", "+00:00")) == soon
+    assert await cluster.wait_condition("ManagedSecret", "later", namespace, "Expiring", status="False")
+    cond = await cluster.wait_condition(
+        "ManagedSecret", "past", namespace, "Expiring", status="True", reason="Expired", timeout=60
+    )
+    assert "source: Provider" in cond["message"]
+    assert await cluster.secret_data(namespace, "past") == {"v": b"expired-value-0001"}

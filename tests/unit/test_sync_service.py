@@ -177,7 +177,7 @@ def world() -> Any:
         hash_key=b"k",
         rotation=rotation,
     )
-    return SimpleNamespace(kv=kv, gateway=gateway, index=index, sync=sync)
+    return SimpleNamespace(kv=kv, gateway=gateway, index=index, sync=sync, handle=handle, clock=clock)
 
 
 async def _sync(w: Any) -> dict[str, Any]:
@@ -280,3 +280,45 @@ async def test_a_claim_lost_after_the_secret_write_leaves_the_other_writers_stat
     assert world.kv.writes == 1
     assert "Rotated" not in world.gateway.events and "RotationClaimLost" in world.gateway.events
     assert world.gateway.events[-2:] == ["RotationClaimLost", "Synced"]
+
+
+async def test_after_grace_the_replaced_version_is_retired_and_a_failure_retries_next_sync(
+    world: Any,
+) -> None:
+    from test_rotation_service import FakeKV
+
+    from rotor.providers.base import Unreachable
+
+    @dataclass
+    class RetiringKV(FakeKV):
+        retired: list[tuple[str, str]] = field(default_factory=list)
+        failures: int = 0
+
+        def retire_version(self, key: str, version: str) -> bool:
+            if self.failures:
+                self.failures -= 1
+                raise Unreachable("the store is unreachable")
+            self.retired.append((key, version))
+            return True
+
+    kv = RetiringKV(versions=world.kv.versions)
+    world.handle.backend.provider = kv
+    await _sync(world)
+    _request(world, "r1")
+    status = await _sync(world)
+    assert status["rotation"]["baseVersions"] == {PATH: "1"} and kv.retired == []
+    await _sync(world)
+    assert kv.retired == [], "nothing is retired during the grace period"
+    later = NOW + dt.timedelta(hours=2)
+    world.clock.now = lambda: later
+    kv.failures = 1
+    status = await _sync(world)
+    assert _cond(status, "Ready")["reason"] == "Synced", "a failed retire never fails the sync"
+    assert "RetireFailed" in world.gateway.events
+    assert status["rotation"]["baseVersions"] == {PATH: "1"}, "kept for the next sync"
+    assert _data(world).keys() == {"password", "user"}  # the grace key is gone all the same
+    status = await _sync(world)
+    assert kv.retired == [(PATH, "1")]
+    assert "baseVersions" not in status["rotation"]
+    await _sync(world)
+    assert kv.retired == [(PATH, "1")], "retired once"

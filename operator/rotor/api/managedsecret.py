@@ -40,6 +40,11 @@ __all__ = [
 ]
 
 RemoteKey = Annotated[str, Field(min_length=1, max_length=2048)]
+#: ``dataFrom.find.tags``: at most this many, each key 1-256 and each value 0-256 characters (the
+#: backends allow less: Azure 512, GCP 63 lowercase, AWS 128/256; the backend refuses the rest)
+MAX_FIND_TAGS = 16
+MAX_TAG_KEY = 256
+TagValue = Annotated[str, Field(max_length=256)]
 RemoteVersion = Annotated[str, Field(min_length=1, max_length=256)]
 
 ValidateFormat = Literal[
@@ -195,10 +200,26 @@ class FindName(SpecModel):
 
 
 class FindRef(SpecModel):
+    cel_rules = (
+        Custom(
+            expression=f"!has(self.tags) || self.tags.all(k, size(k) >= 1 && size(k) <= {MAX_TAG_KEY})",
+            check=lambda f: all(1 <= len(k) <= MAX_TAG_KEY for k in (f.tags or {})),
+            message=f"find.tags: every tag (label) name is 1-{MAX_TAG_KEY} characters",
+        ),
+    )
+
     path: RemoteKey = Field(
         description="Prefix to search under: a Vault KV folder (apps/), an AWS name prefix, or an SSM path."
     )
     name: FindName | None = Field(default=None, description="Keep only secrets whose names match.")
+    tags: dict[str, TagValue] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_FIND_TAGS,
+        description="Keep only secrets that carry every one of these tags with exactly these values: "
+        "Azure Key Vault tags, Google Secret Manager labels, AWS Secrets Manager tags. Refused "
+        "(InvalidSpec) on stores whose provider has none (Vault, SSM Parameter Store).",
+    )
 
 
 class VaultDatabaseRef(SpecModel):

@@ -83,6 +83,12 @@ class WriteConflict(ProviderError):
     reason = "Conflict"
 
 
+#: seconds a settled read is shared with the callers that ask for the same value after it
+#: (``rotor.services.backend.Backend``): objects on one refresh slot read once. A provider that
+#: caches metadata per secret (Secret Manager's ``expireTime``) keeps it as long.
+SHARE_WINDOW = 5.0
+
+
 # --------------------------------------------------------------------------- values
 
 
@@ -343,6 +349,28 @@ class RollingBack(Protocol):
     """Makes the previous version current again (``rotor rollback``)."""
 
     def rollback(self, key: str) -> RolledBack: ...
+
+
+@runtime_checkable
+class TagFinder(Protocol):
+    """``dataFrom.find`` by tags: keys under ``path`` matching ``name_regexp`` (as ``find``) that
+    carry every one of ``tags`` with exactly its value (Azure Key Vault tags, Google Secret Manager
+    labels, AWS Secrets Manager tags), from the same listing calls as ``find``."""
+
+    def find_tagged(self, path: str, name_regexp: str | None, tags: dict[str, str]) -> list[str]: ...
+
+
+@runtime_checkable
+class RetiresVersions(Protocol):
+    """Retires the version a Generate rotation replaced, once its grace period is over (Azure Key
+    Vault: the version is disabled, and ``rotor rollback`` enables it again). Google Secret
+    Manager leaves replaced versions as they are, so it has no such capability.
+
+    Idempotent (a version already retired, or gone, is fine), and it never retires the version
+    that is current: it returns False and does nothing when ``version`` is current, True when the
+    version is retired (now or before)."""
+
+    def retire_version(self, key: str, version: str) -> bool: ...
 
 
 @runtime_checkable

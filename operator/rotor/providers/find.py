@@ -3,6 +3,7 @@ limit (rotor.patterns), their failures reported as the store's InvalidConfig."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rotor.patterns import PatternInvalid, PatternTooSlow, compile_pattern, matches
@@ -16,6 +17,14 @@ def compile_name_regexp(name_regexp: str | None) -> NameMatcher | None:
         return NameMatcher(compile_pattern(name_regexp), name_regexp)
     except PatternInvalid:
         raise InvalidConfig(f"find: name.regexp {name_regexp!r} is not a valid regular expression") from None
+
+
+def has_tags(carried: Mapping[str, str] | None, wanted: Mapping[str, str] | None) -> bool:
+    """Whether a secret's tags (labels) hold every wanted tag with exactly its value."""
+    if not wanted:
+        return True
+    have = carried or {}
+    return all(k in have and have[k] == v for k, v in wanted.items())
 
 
 class NameMatcher:

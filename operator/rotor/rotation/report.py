@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rotor.api.status import FailureCause, PlannedEvent, Reason, RotationPhase
@@ -61,6 +61,9 @@ class RotationDone:
     retain_until: dt.datetime | None = None
     #: why the Secret cannot be written; None when it can
     blocked: str | None = None
+    #: retiring the versions the rotation replaced failed (``RetiresVersions``): keep
+    #: ``baseVersions`` so that the next sync retires them again
+    retire_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,9 @@ class RotationReport:
     wake: dt.datetime | None
     #: the rotation completed in this reconcile: its strategy and duration in seconds
     completed: tuple[str, float | None] | None = None
+    #: the source versions a completed rotation replaced, dropped now that its grace period is
+    #: over (``baseVersions``): the service retires them before the status forgets them
+    released: dict[str, str] = field(default_factory=dict)
 
 
 def report(done: RotationDone, seen: RotationSeen, conditions: list[dict[str, Any]]) -> RotationReport:
@@ -173,11 +179,18 @@ def report(done: RotationDone, seen: RotationSeen, conditions: list[dict[str, An
     if error is not None and running and in_progress(rot.get("phase")):
         failed = int(rot.get("failedAttempts") or 1)
         wake.append(now + retry_delay(failed, base=RESUME_RETRY_BASE, cap=RESUME_RETRY_CAP, seed=seen.seed))
+    released: dict[str, str] = {}
     if not in_progress(rot.get("phase")):
         rot.pop("token", None)
         retain = parse_time(rot.get("previousRetainedUntil"))
         if retain is None or retain <= now:
-            rot.pop("baseVersions", None)  # kept through the grace period: the previous value's source
+            # kept through the grace period: the previous value's source
+            bases = rot.pop("baseVersions", None)
+            if bases and rot.get("phase") == RotationPhase.COMPLETED:
+                if done.retire_failed:
+                    rot["baseVersions"] = bases  # retired at the next sync
+                else:
+                    released = {str(k): str(v) for k, v in bases.items()}
     rot = {k: v for k, v in rot.items() if v is not None}
     for gone in set(seen.status.get("rotation") or {}) - set(rot):
         rot[gone] = None  # removed from what is stored by the merge patch
@@ -190,6 +203,7 @@ def report(done: RotationDone, seen: RotationSeen, conditions: list[dict[str, An
         events=tuple(events),
         wake=min(future) if future else None,
         completed=completed,
+        released=released,
     )
 
 

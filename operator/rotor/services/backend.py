@@ -18,12 +18,14 @@ from typing import Any, TypeVar
 
 from rotor.observability.metrics import PROVIDER_CACHE_HITS, PROVIDER_DURATION, PROVIDER_REQUESTS
 from rotor.providers.base import (
+    SHARE_WINDOW,
     BatchReader,
     Capabilities,
     CertificateIssuer,
     ChangeEventSource,
     ChangeLister,
     DatabaseCredentials,
+    InvalidSpec,
     LeasedCredentials,
     LeasedValue,
     LeaseGrant,
@@ -33,12 +35,14 @@ from rotor.providers.base import (
     QueuedChange,
     RemoteRef,
     RemoteSecret,
+    RetiresVersions,
     RolledBack,
     RollingBack,
     SecretMetadata,
     SelfCounting,
     SelfRotating,
     StagedWriter,
+    TagFinder,
     Unsupported,
     VersionReader,
     WriteChecker,
@@ -75,7 +79,7 @@ class Backend:
         store: str,
         qps: float = DEFAULT_QPS,
         burst: int = DEFAULT_BURST,
-        share_window: float = 5.0,
+        share_window: float = SHARE_WINDOW,
         batch_delay: float = 0.02,
     ) -> None:
         self.provider = provider
@@ -312,8 +316,16 @@ class Backend:
                     fut.exception()
 
     # ------------------------------------------------------------------ the rest
-    async def find(self, path: str, regexp: str | None) -> list[str]:
-        return await self.call("find", self.provider.find, path, regexp)
+    async def find(self, path: str, regexp: str | None, tags: dict[str, str] | None = None) -> list[str]:
+        p = self.provider
+        if not tags:
+            return await self.call("find", p.find, path, regexp)
+        if not isinstance(p, TagFinder):
+            raise InvalidSpec(
+                f"dataFrom.find.tags: the {p.name} provider of store {self.store} has no tags or labels "
+                "to match; remove find.tags and select by path and name.regexp"
+            )
+        return await self.call("find", p.find_tagged, path, regexp, tags)
 
     async def describe(self, key: str) -> SecretMetadata:
         return await self.call("describe", self.provider.describe, key)
@@ -424,6 +436,17 @@ class Backend:
         if not isinstance(p, RollingBack):
             raise self._unsupported("roll back")
         return await self.call("rollback", p.rollback, key)
+
+    @property
+    def retires_versions(self) -> bool:
+        """Whether a replaced version is retired after a rotation's grace period (``retire_version``)."""
+        return isinstance(self.provider, RetiresVersions)
+
+    async def retire_version(self, key: str, version: str) -> bool:
+        p = self.provider
+        if not isinstance(p, RetiresVersions):
+            raise self._unsupported("retire versions")
+        return await self.call("retire", p.retire_version, key, version)
 
     @property
     def reads_versions(self) -> bool:

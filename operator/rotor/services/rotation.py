@@ -1029,6 +1029,59 @@ class RotationService:
         )
         return done, seen
 
+    async def retire_replaced(
+        self,
+        body: dict[str, Any],
+        spec: ManagedSecretSpec,
+        handle: StoreHandle,
+        ctx: RotationContext,
+        released: Mapping[str, str],
+    ) -> bool:
+        """The grace period of a completed Generate rotation is over: retire the versions it
+        replaced at the keys it wrote, where the store's provider retires versions (Azure Key
+        Vault disables them). Idempotent. Returns False when one could not be retired: that is a
+        warning and an Event, never a failed sync, and the report keeps ``baseVersions`` so that
+        the next sync tries again."""
+        backend = handle.backend
+        policy = ctx.policy
+        if backend is None or not backend.retires_versions or policy is None or policy.strategy != "Generate":
+            return True
+        try:
+            written = {t.remote_key for t in self._targets(spec, policy)}
+        except RotationFailure:
+            return True
+        who = _who(body)
+        failures: list[str] = []
+        for key in sorted(written & set(released)):
+            version = released[key]
+            try:
+                retired = await backend.retire_version(key, version)
+            except ProviderError as err:
+                audit(
+                    "retire", managed_secret=who, store=handle.id, key=key, version=version, result=err.reason
+                )
+                failures.append(err.message)
+                continue
+            audit(
+                "retire",
+                managed_secret=who,
+                store=handle.id,
+                key=key,
+                version=version,
+                result="success" if retired else "current",
+            )
+        if not failures:
+            return True
+        note = (
+            f"the grace period is over, but the replaced version could not be retired: {'; '.join(failures)}. "
+            "Retried at the next sync"
+        )
+        log.warning("rotation of %s: %s", who, note, extra={"managedSecret": who})
+        await self.gateway.post_event(
+            body, type_="Warning", reason="RetireFailed", note=note, action="Rotate"
+        )
+        return False
+
     @staticmethod
     def counted(body: Mapping[str, Any], report: RotationReport) -> None:
         """The metrics and the log line of a rotation the report completed."""

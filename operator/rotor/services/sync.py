@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -199,25 +199,37 @@ class SyncService:
         rotation_seen = None
         if self.rotation is not None and rotating is not None and spec.rotation is not None:
             rotation_seen = await self.rotation.gathered(body, spec, data, rotating, now, fetched, handle)
-        decision = decide_synced(
-            Synced(
-                now=now,
-                generation=generation,
-                status=status,
-                force=force,
-                secret_name=desired.name,
-                data=data,
-                data_hash=desired.data_hash,
-                source_versions=self._source_versions(spec, fetched),
-                written=written,
-                restored=restored,
-                next_refresh=self._next_refresh(spec, body, handle, sources, now),
-                rotation=rotation_seen,
-                has_rotation_spec=spec.rotation is not None,
-                lease=fetched.lease.report if fetched.lease is not None else None,
-                provider_expiry=fetched.provider_expiry(),
-            )
+        synced = Synced(
+            now=now,
+            generation=generation,
+            status=status,
+            force=force,
+            secret_name=desired.name,
+            data=data,
+            data_hash=desired.data_hash,
+            source_versions=self._source_versions(spec, fetched),
+            written=written,
+            restored=restored,
+            next_refresh=self._next_refresh(spec, body, handle, sources, now),
+            rotation=rotation_seen,
+            has_rotation_spec=spec.rotation is not None,
+            lease=fetched.lease.report if fetched.lease is not None else None,
+            provider_expiry=fetched.provider_expiry(),
         )
+        decision = decide_synced(synced)
+        if (
+            decision.rotation is not None
+            and decision.rotation.released
+            and self.rotation is not None
+            and rotating is not None
+            and rotation_seen is not None
+            and not await self.rotation.retire_replaced(
+                body, spec, handle, rotating, decision.rotation.released
+            )
+        ):
+            # not retired: the status keeps what to retire, for the next sync
+            done, seen = rotation_seen
+            decision = decide_synced(replace(synced, rotation=(replace(done, retire_failed=True), seen)))
         if (
             decision.status is not None
             and decision.rotation is not None
@@ -360,9 +372,10 @@ class SyncService:
             fetched.refs[ref] = secret
 
         await asyncio.gather(*(one(ref) for ref in sources.refs))
-        for path, regexp in sources.finds:
+        for path, regexp, tags in sources.finds:
             self.stores.check_find_path(handle, namespace, path)
-            keys = self.stores.allowed_only(handle, namespace, await backend.find(path, regexp))
+            found = await backend.find(path, regexp, dict(tags) or None)
+            keys = self.stores.allowed_only(handle, namespace, found)
             results = await asyncio.gather(*(backend.read(RemoteRef(k)) for k in keys))
             for key, secret in zip(keys, results, strict=True):
                 audit("read", managed_secret=who, store=handle.id, key=key, version=secret.version)

@@ -11,7 +11,8 @@ from rotor.providers.base import RemoteRef
 @dataclass(frozen=True)
 class Sources:
     refs: tuple[RemoteRef, ...]  # every (key, version) read by data and dataFrom.extract
-    finds: tuple[tuple[str, str | None], ...]  # (path, name regexp)
+    #: (path, name regexp, tags as sorted (key, value) pairs; empty: no tag filter)
+    finds: tuple[tuple[str, str | None, tuple[tuple[str, str], ...]], ...]
     databases: tuple[tuple[str, str], ...]  # (mount, role)
 
     @property
@@ -21,7 +22,7 @@ class Sources:
 
 def sources_of(spec: ManagedSecretSpec) -> Sources:
     refs: dict[RemoteRef, None] = {}
-    finds: list[tuple[str, str | None]] = []
+    finds: list[tuple[str, str | None, tuple[tuple[str, str], ...]]] = []
     databases: list[tuple[str, str]] = []
     for item in spec.data:
         refs[RemoteRef(item.remote_ref.key, item.remote_ref.version)] = None
@@ -29,7 +30,9 @@ def sources_of(spec: ManagedSecretSpec) -> Sources:
         if source.extract is not None:
             refs[RemoteRef(source.extract.key, source.extract.version)] = None
         elif source.find is not None:
-            finds.append((source.find.path, source.find.name.regexp if source.find.name else None))
+            find = source.find
+            tags = tuple(sorted((find.tags or {}).items()))
+            finds.append((find.path, find.name.regexp if find.name else None, tags))
         elif source.vault_database is not None:
             databases.append((source.vault_database.mount, source.vault_database.role))
     return Sources(tuple(refs), tuple(finds), tuple(databases))

@@ -132,6 +132,9 @@ class SecretsManagerProvider(_AwsProvider):
     def find(self, path: str, name_regexp: str | None) -> list[str]:
         return secretsmanager_metadata.find(self.client, path, name_regexp)
 
+    def find_tagged(self, path: str, name_regexp: str | None, tags: dict[str, str]) -> list[str]:
+        return secretsmanager_metadata.find(self.client, path, name_regexp, tags)
+
     def describe(self, key: str) -> SecretMetadata:
         return secretsmanager_metadata.describe(self.client, key)
 

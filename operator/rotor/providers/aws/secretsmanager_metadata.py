@@ -8,7 +8,7 @@ from typing import Any
 from rotor.providers.aws.client import AwsClient
 from rotor.providers.aws.secretsmanager_read import CURRENT
 from rotor.providers.base import SecretMetadata
-from rotor.providers.find import compile_name_regexp
+from rotor.providers.find import compile_name_regexp, has_tags
 
 PAGE_SIZE = 100  # ListSecrets' MaxResults maximum
 NAME_FILTER_MAX = 10  # values per ListSecrets filter
@@ -23,14 +23,18 @@ def list_secrets(client: AwsClient, names: Iterable[str] = ()) -> Iterator[dict[
     return client.pages("ListSecrets", None, result="SecretList", **params)
 
 
-def find(client: AwsClient, path: str, name_regexp: str | None) -> list[str]:
+def find(
+    client: AwsClient, path: str, name_regexp: str | None, tags: dict[str, str] | None = None
+) -> list[str]:
     """Names starting with ``path`` (ListSecrets' name filter is a prefix match) that
-    ``re.search`` matches."""
+    ``re.search`` matches and that carry every one of ``tags`` (ListSecrets returns each secret's
+    tags: no extra call)."""
     pattern = compile_name_regexp(name_regexp)
     names = []
     for entry in list_secrets(client, [path] if path else []):
         name = str(entry.get("Name") or "")
-        if name.startswith(path) and (pattern is None or pattern.search(name)):
+        carried = {str(t.get("Key")): str(t.get("Value") or "") for t in entry.get("Tags") or []}
+        if name.startswith(path) and (pattern is None or pattern.search(name)) and has_tags(carried, tags):
             names.append(name)
     return sorted(names)
 

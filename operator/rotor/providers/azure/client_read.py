@@ -11,7 +11,7 @@ from rotor.providers.azure.client import AzureClient
 from rotor.providers.azure.names import secret_name, version_id
 from rotor.providers.azure.payload import json_object
 from rotor.providers.base import KeyNotFound, ProviderError, RemoteRef, RemoteSecret, SecretMetadata
-from rotor.providers.find import compile_name_regexp
+from rotor.providers.find import compile_name_regexp, has_tags
 
 #: ``SecretMetadata.versions`` flag of a disabled version (enabled versions have none)
 DISABLED = "Disabled"
@@ -50,8 +50,11 @@ def read_many(client: AzureClient, refs: list[RemoteRef]) -> dict[RemoteRef, Rem
     return out
 
 
-def find(client: AzureClient, path: str, name_regexp: str | None) -> list[str]:
-    """Enabled secrets whose name starts with ``path`` and matches ``name_regexp`` (``re.search``).
+def find(
+    client: AzureClient, path: str, name_regexp: str | None, tags: dict[str, str] | None = None
+) -> list[str]:
+    """Enabled secrets whose name starts with ``path``, matches ``name_regexp`` (``re.search``)
+    and carries every one of ``tags`` (the listing holds each secret's tags: no extra call).
     Secrets Key Vault manages for certificates are left out."""
     pattern = compile_name_regexp(name_regexp)
 
@@ -59,7 +62,7 @@ def find(client: AzureClient, path: str, name_regexp: str | None) -> list[str]:
         return [
             str(p.name)
             for p in client.secrets.list_properties_of_secrets()
-            if p.name and p.enabled is not False and not p.managed
+            if p.name and p.enabled is not False and not p.managed and has_tags(p.tags, tags)
         ]
 
     found = client.call("ListSecrets", path or None, names)

@@ -5,6 +5,9 @@ Key Vault has no conditional write, so the check-and-set is Rotor's own: it read
 version id just before writing and refuses if it moved. A writer that lands between that read
 and the write is not detected (Key Vault keeps its version, one behind Rotor's).
 
+After a rotation's grace period, the version it replaced is disabled (``retire_version``: its
+attributes PATCHed to ``enabled: false``); a rollback enables it again.
+
 Each version Rotor writes is tagged with the version it replaced (``rotor-previous-version``),
 so that a rollback finds the previous value exactly even when versions share a creation second
 (Key Vault's timestamps are whole seconds and its version ids are random).
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from rotor.providers.azure.client import AzureClient
 from rotor.providers.azure.client_read import current, versions
-from rotor.providers.azure.names import secret_name
+from rotor.providers.azure.names import secret_name, version_id
 from rotor.providers.azure.payload import Value, to_text
 from rotor.providers.base import KeyNotFound, RolledBack, WriteConflict, WriteResult
 
@@ -79,3 +82,26 @@ def rollback(client: AzureClient, key: str) -> RolledBack:
         write=True,
     )
     return RolledBack(key=key, version=restored.properties.version, before=cur, restored=previous)
+
+
+def retire_version(client: AzureClient, key: str, version: str) -> bool:
+    """Disable ``version`` of ``key`` (the one a rotation replaced), unless it is the current one.
+    Idempotent: a version already disabled is disabled again, a version or secret gone is done."""
+    name, vid = secret_name(key), version_id(version)
+    if vid is None:
+        return False
+    now = current(client, key)
+    if now is None:
+        return True
+    if str(now.properties.version).lower() == vid:
+        return False
+    try:
+        client.call(
+            "UpdateSecretProperties",
+            key,
+            lambda: client.secrets.update_secret_properties(name, vid, enabled=False),
+            write=True,
+        )
+    except KeyNotFound:
+        return True
+    return True

@@ -77,6 +77,12 @@ class AzureKeyVaultProvider:
     def rollback(self, key: str) -> RolledBack:
         return client_write.rollback(self.client, key)
 
+    def find_tagged(self, path: str, name_regexp: str | None, tags: dict[str, str]) -> list[str]:
+        return client_read.find(self.client, path, name_regexp, tags)
+
+    def retire_version(self, key: str, version: str) -> bool:
+        return client_write.retire_version(self.client, key, version)
+
     def __repr__(self) -> str:
         return f"AzureKeyVaultProvider(store={self.config.store_id!r}, vault={self.config.vault_url!r})"
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import google.auth.transport.requests
@@ -33,6 +34,9 @@ class GcpClient:
         self._token_lock = threading.Lock()
         self.credentials = config.auth.credentials()
         self._request = google.auth.transport.requests.Request()
+        #: secret name -> (monotonic time until which it serves, expireTime or None)
+        self.expiries: dict[str, tuple[float, datetime | None]] = {}
+        self._expiry_locks: dict[str, threading.Lock] = {}
         options: dict[str, Any] = {"api_endpoint": config.endpoint} if config.endpoint else {}
         self.api = SecretManagerServiceClient(credentials=self.credentials, client_options=options or None)
         #: for every call: UNAVAILABLE retried briefly, nothing else
@@ -90,6 +94,11 @@ class GcpClient:
         if write:
             self.read_only = False
         return result
+
+    def expiry_lock(self, name: str) -> threading.Lock:
+        """One lock per secret: concurrent reads of one secret (several versions) ask once."""
+        with self._lock:
+            return self._expiry_locks.setdefault(name, threading.Lock())
 
     def observe(self, observer: CallObserver | None) -> None:
         self._observer = observer

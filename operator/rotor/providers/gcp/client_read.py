@@ -3,13 +3,26 @@ metadata (versions and their states, timestamps, expiry) without values."""
 
 from __future__ import annotations
 
-from google.cloud.secretmanager_v1 import SecretVersion
+import logging
+import time
+from datetime import datetime
 
-from rotor.providers.base import KeyNotFound, ProviderError, RemoteRef, RemoteSecret, SecretMetadata
-from rotor.providers.find import compile_name_regexp
+from google.cloud.secretmanager_v1 import Secret, SecretVersion
+
+from rotor.providers.base import (
+    AccessDenied,
+    KeyNotFound,
+    ProviderError,
+    RemoteRef,
+    RemoteSecret,
+    SecretMetadata,
+)
+from rotor.providers.find import compile_name_regexp, has_tags
 from rotor.providers.gcp.client import GcpClient
 from rotor.providers.gcp.names import secret_path, version_number, version_segment
 from rotor.providers.gcp.payload import json_object
+
+log = logging.getLogger("rotor.providers.gcp")
 
 #: ``SecretMetadata.versions`` flags: the state of versions that cannot be read
 DISABLED, DESTROYED = "Disabled", "Destroyed"
@@ -21,7 +34,49 @@ def read(client: GcpClient, ref: RemoteRef) -> RemoteSecret:
         "AccessSecretVersion", ref.key, lambda: client.api.access_secret_version(name=name, **client.options)
     )
     data = bytes(response.payload.data)
-    return RemoteSecret(key=ref.key, version=version_number(response.name), raw=data, data=json_object(data))
+    return RemoteSecret(
+        key=ref.key,
+        version=version_number(response.name),
+        raw=data,
+        data=json_object(data),
+        expires=secret_expiry(client, ref.key),
+    )
+
+
+def secret_expiry(client: GcpClient, key: str) -> datetime | None:
+    """The secret's ``expireTime`` (when Secret Manager deletes the whole secret), or None when it
+    has none or it cannot be known. One GetSecret per secret per ``expiry_window`` (the backend's
+    share window), whatever the number of reads and versions. It never fails a read: a denied
+    GetSecret (a role without ``secretmanager.secrets.get``) leaves the expiry unknown for
+    ``expiry_denied_retry``; another failure keeps the last known expiry."""
+    name = secret_path(client.config.project_id, key)
+    with client.expiry_lock(name):
+        known = client.expiries.get(name)
+        if known is not None and time.monotonic() < known[0]:
+            return known[1]
+        try:
+            secret = client.call("GetSecret", key, lambda: client.api.get_secret(name=name, **client.options))
+        except AccessDenied:
+            log.info(
+                "GCP Secret Manager '%s': reading its expireTime was denied; status.expiry cannot use it "
+                "(grant roles/secretmanager.viewer to know it)",
+                key,
+                extra={"store": client.config.store_id},
+            )
+            client.expiries[name] = (time.monotonic() + client.config.expiry_denied_retry, None)
+            return None
+        except KeyNotFound:
+            client.expiries.pop(name, None)
+            return None
+        except ProviderError:
+            return known[1] if known is not None else None
+        return remember_expiry(client, name, secret)
+
+
+def remember_expiry(client: GcpClient, name: str, secret: Secret) -> datetime | None:
+    expires = secret.expire_time if "expire_time" in secret else None
+    client.expiries[name] = (time.monotonic() + client.config.expiry_window, expires)
+    return expires
 
 
 def read_many(client: GcpClient, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteSecret | ProviderError]:
@@ -35,14 +90,17 @@ def read_many(client: GcpClient, refs: list[RemoteRef]) -> dict[RemoteRef, Remot
     return out
 
 
-def find(client: GcpClient, path: str, name_regexp: str | None) -> list[str]:
-    """Secret ids of the project that start with ``path`` and match ``name_regexp``."""
+def find(
+    client: GcpClient, path: str, name_regexp: str | None, labels: dict[str, str] | None = None
+) -> list[str]:
+    """Secret ids of the project that start with ``path``, match ``name_regexp`` and carry every
+    one of ``labels`` (the listing holds each secret's labels: no extra call)."""
     pattern = compile_name_regexp(name_regexp)
     parent = client.parent()
 
     def ids() -> list[str]:
         pages = client.api.list_secrets(request={"parent": parent, "page_size": 250}, **client.options)
-        return [s.name.rsplit("/", 1)[-1] for s in pages]
+        return [s.name.rsplit("/", 1)[-1] for s in pages if has_tags(dict(s.labels), labels)]
 
     found = client.call("ListSecrets", path or None, ids)
     return sorted(i for i in found if i.startswith(path) and (pattern is None or pattern.search(i)))
@@ -74,6 +132,7 @@ def describe(client: GcpClient, key: str) -> SecretMetadata:
     """``latest`` is the newest version, whatever its state (as the service resolves it)."""
     name = secret_path(client.config.project_id, key)
     secret = client.call("GetSecret", key, lambda: client.api.get_secret(name=name, **client.options))
+    remember_expiry(client, name, secret)
     listed = versions(client, key)
     if not listed:
         raise KeyNotFound(f"GCP Secret Manager '{key}': the secret has no versions")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rotor.providers.base import InvalidConfig, StoreAccess
+from rotor.providers.base import SHARE_WINDOW, InvalidConfig, StoreAccess
 from rotor.providers.gcp import auth_service_account_key, auth_workload_identity
 from rotor.providers.gcp.auth_service_account_key import ServiceAccountKeyAuth
 from rotor.providers.gcp.auth_workload_identity import WorkloadIdentityAuth
@@ -25,6 +25,12 @@ class GcpConfig:
     #: seconds per call, and how long the SDK retries an UNAVAILABLE answer
     timeout: float = 15.0
     retry_for: float = 5.0
+    #: how long a secret's ``expireTime`` (one GetSecret) serves the reads of that secret: the
+    #: backend's share window, so objects on one refresh slot cost one GetSecret per secret
+    expiry_window: float = SHARE_WINDOW
+    #: after GetSecret was denied (a role without ``secretmanager.secrets.get``), how long the
+    #: expiry of that secret is left unknown before asking again
+    expiry_denied_retry: float = 300.0
 
 
 async def _auth(spec: Any, access: StoreAccess) -> GcpAuth:

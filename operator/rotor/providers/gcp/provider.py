@@ -86,6 +86,9 @@ class GcpSecretManagerProvider:
     def rollback(self, key: str) -> RolledBack:
         return client_write.rollback(self.client, key)
 
+    def find_tagged(self, path: str, name_regexp: str | None, tags: dict[str, str]) -> list[str]:
+        return client_read.find(self.client, path, name_regexp, tags)
+
     def __repr__(self) -> str:
         return f"GcpSecretManagerProvider(store={self.config.store_id!r}, project={self.config.project_id!r})"
 
