@@ -86,12 +86,17 @@ def static_creds(env: Any, leaks: Any, role: str) -> dict[str, Any]:
 
 
 def can_login(pg: PostgresServer, user: str, password: str) -> bool:
-    """True when PostgreSQL accepts the password; False when it refuses it (OperationalError)."""
+    """True when PostgreSQL accepts the password; False when it refuses it (OperationalError), or
+    when the role is dropped between the login and the query (a dynamic role revoked just then:
+    ``invalid role OID``)."""
     try:
         with psycopg.connect(pg.dsn(user=user, password=password), autocommit=True) as conn:
             return conn.execute("SELECT current_user").fetchone() == (user,)
     except psycopg.OperationalError as exc:
-        assert "password authentication failed" in str(exc), exc
+        assert "password authentication failed" in str(exc) or "does not exist" in str(exc), exc
+        return False
+    except psycopg.errors.UndefinedObject as exc:
+        assert "invalid role OID" in str(exc), exc
         return False
 
 
