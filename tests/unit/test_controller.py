@@ -378,3 +378,33 @@ def test_the_secrets_the_services_write_are_recognised_when_they_echo() -> None:
     assert controller.queue.depth == 1
     controller.index.released_secret("ns", "a")
     assert controller.index.secret("ns", "a") is None
+
+
+def test_a_restart_keeps_a_missed_refresh_on_its_own_slot() -> None:
+    """After a restart, an object whose recorded nextRefreshTime has passed (unchanged refreshes
+    do not rewrite it) refreshes on that slot's phase, one or more intervals on: once per
+    interval, as the sync itself schedules it, not on a second slot of another seed first."""
+    now = 1_000_000.0
+    controller = Controller(
+        SimpleNamespace(),
+        SimpleNamespace(timestamp=lambda: now, now=lambda: dt.datetime.fromtimestamp(now, dt.UTC)),
+        Settings(),
+    )  # type: ignore[arg-type]
+    recorded = now - 250  # 2 intervals and 10 s ago, at a 120 s interval
+    stale = {
+        "metadata": {"namespace": "ns", "name": "a", "resourceVersion": "3", "generation": 1},
+        "spec": {"storeRef": {"name": "s"}, "refresh": {"interval": "120s"}},
+        "status": {
+            "observedGeneration": 1,
+            "nextRefreshTime": dt.datetime.fromtimestamp(recorded, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Synced"}],
+        },
+    }
+    urgent, when = controller._triage(stale, None)
+    # 110 s from now, on the same phase, plus the second the status rounds the slot down by
+    assert not urgent and when == recorded + 3 * 120 + 1
+    # a slot still ahead is kept as recorded (and its second)
+    stale["status"]["nextRefreshTime"] = dt.datetime.fromtimestamp(now + 30, dt.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert controller._triage(stale, None) == (False, now + 30 + 1)

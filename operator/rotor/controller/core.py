@@ -93,6 +93,14 @@ def stable_fraction(seed: str) -> float:
     return zlib.crc32(seed.encode()) / 2**32
 
 
+def same_slot_after(slot: float, period: float, now: float) -> float:
+    """``slot`` if it is still ahead, else the first time after ``now`` on the grid
+    ``slot + k * period`` (a refresh slot missed while the operator was down, kept in phase)."""
+    if slot > now or period <= 0:
+        return slot
+    return slot + (int((now - slot) // period) + 1) * period
+
+
 def apiserver_trouble(exc: BaseException) -> str | None:
     """The kind of an apiserver outage this error is (connection, timeout, throttled, server),
     or None when it is something else."""
@@ -258,10 +266,15 @@ class Controller:
         wanted = min((c for c in candidates if c is not None), default=None)
         if wanted is None:
             return False, None
+        interval = parse_duration(str((body.get("spec") or {}).get("refresh", {}).get("interval") or "1h"))
+        refresh_at = candidates[0]
+        if wanted == refresh_at and refresh_at is not None:
+            # the object's own refresh slot (one or more intervals on if missed while we were
+            # down: the slots are already spread). The status records it to the second, so the
+            # slot itself lies within the second after: a sync before it would come back to it
+            # at once (a second sync, and with another seed a second read, in one interval)
+            return False, same_slot_after(refresh_at, interval.total_seconds(), now) + 1.0
         if wanted <= now:  # missed while we were down: spread, do not stampede
-            interval = parse_duration(
-                str((body.get("spec") or {}).get("refresh", {}).get("interval") or "1h")
-            )
             return False, next_refresh(
                 f"{meta['namespace']}/{meta['name']}", interval, self.clock.now()
             ).timestamp()
