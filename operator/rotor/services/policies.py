@@ -178,6 +178,8 @@ class PolicyStatusService:
         if not self.leading():
             return 0
         policies = self._current()
+        if not policies:
+            return 0  # nothing to summarize: no scan of every ManagedSecret every few seconds
         summaries = summarize(policies, [body for _, body in self.index.managed_secrets()])
         now = self.clock.now()
         written = 0
