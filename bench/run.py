@@ -7,6 +7,7 @@ libraries allow.
     .venv/bin/python bench/run.py                 # N = 100, 1000
     .venv/bin/python bench/run.py --sizes 100 1000 5000 --runs 3
     .venv/bin/python bench/run.py --json results.json
+    .venv/bin/python bench/run.py --sizes --aws-sizes --restart-sizes 1000 5000   # restarts only
 
 Numbers depend on the machine; the table prints what it ran on.
 """
@@ -540,6 +541,147 @@ async def bench_size(
     return result
 
 
+def apiserver_requests(env: LocalEnvironment) -> dict[str, float]:
+    """``apiserver_request_total`` from the apiserver's own /metrics, summed by
+    "VERB resource[/subresource]" (every code, scope and version)."""
+    text = subprocess.run(
+        [str(binaries.ensure("kubectl")), "--kubeconfig", str(env.kubeconfig), "get", "--raw", "/metrics"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != "apiserver_request_total":
+                continue
+            labels = sample.labels
+            key = f"{labels.get('verb')} {labels.get('resource')}" + (
+                f"/{labels['subresource']}" if labels.get("subresource") else ""
+            )
+            out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+def request_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    return {k: int(v - before.get(k, 0.0)) for k, v in sorted(after.items()) if v - before.get(k, 0.0) > 0}
+
+
+#: the writes an operator restart must not make (verb resource[/subresource])
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+async def bench_restart(
+    env: LocalEnvironment,
+    cluster: Cluster,
+    workdir: Path,
+    n: int,
+    *,
+    interval: int,
+    qps: int | None,
+    new_objects: int = 20,
+) -> dict[str, Any]:
+    """An operator restart with ``n`` ManagedSecrets already synced (refresh ``interval`` s):
+    the apiserver requests and backend reads of the restart over one whole interval, read from
+    the apiserver's ``apiserver_request_total`` and Rotor's ``rotor_provider_requests_total``
+    (nothing else talks to the apiserver meanwhile); then a second restart, with new objects
+    created in its first minute, for their latency."""
+    result: dict[str, Any] = {
+        "n": n,
+        "refresh_interval_s": interval,
+        "store_rate_limit": "default" if qps is None else f"{qps} qps",
+    }
+    assert env.aws is not None
+    prefix = f"restart{n}-{secrets.token_hex(2)}"
+    print(f"[restart n={n}] seeding {n} Vault paths", flush=True)
+    seed_vault(env, prefix, n + new_objects)
+    ns = f"bench-restart-{n}-{secrets.token_hex(2)}"
+    await vault_namespace(cluster, env, ns, qps=qps)
+    await create_many(
+        cluster, ns, [ms_doc(f"m{i}", "vault", f"{prefix}/p{i}", f"{interval}s") for i in range(n)]
+    )
+    op = Operator(str(env.kubeconfig), workdir, env.aws.client_env())
+    op.start()
+    await wait_all_ready(str(env.kubeconfig), ns, n)
+    print(f"[restart n={n}] {n} synced; letting the echoes settle", flush=True)
+    await asyncio.sleep(10)
+    op.stop()
+
+    # the restart: count everything over one refresh interval (and a tenth more)
+    before = apiserver_requests(env)
+    op = Operator(str(env.kubeconfig), workdir, env.aws.client_env())
+    op.start()
+    t0, cpu_start = time.monotonic(), op.cpu_seconds()
+    buckets = 10
+    step = interval / buckets
+    reads: list[int] = []
+    last = metric(op.metrics(), "rotor_provider_requests_total", operation="read")
+    first_minute: dict[str, int] = {}
+    for b in range(buckets + 1):
+        await asyncio.sleep(max(0.0, t0 + (b + 1) * step - time.monotonic()))
+        now_reads = metric(op.metrics(), "rotor_provider_requests_total", operation="read")
+        reads.append(int(now_reads - last))
+        last = now_reads
+        if not first_minute and time.monotonic() - t0 >= min(60, interval):
+            first_minute = request_delta(before, apiserver_requests(env))
+    after = apiserver_requests(env)
+    cpu = op.cpu_seconds()
+    text = op.metrics()
+    op.stop()
+    delta = request_delta(before, after)
+    writes = {k: v for k, v in delta.items() if k.split()[0] in WRITE_VERBS}
+    result["apiserver_requests"] = delta
+    result["apiserver_requests_first_minute"] = first_minute
+    result["writes"] = writes
+    result["secret_writes"] = sum(v for k, v in writes.items() if k.split()[1] == "secrets")
+    result["status_writes"] = sum(v for k, v in writes.items() if k.split()[1] == "managedsecrets/status")
+    result["managedsecret_writes"] = sum(v for k, v in writes.items() if k.split()[1] == "managedsecrets")
+    result["event_writes"] = sum(v for k, v in writes.items() if k.split()[1] == "events")
+    result["backend_reads"] = sum(reads)
+    result["backend_reads_per_tenth_of_interval"] = reads
+    result["syncs"] = {
+        r: int(metric(text, "rotor_sync_total", result=r)) for r in ("success", "unchanged", "error")
+    }
+    result["operator_cpu_s"] = round(cpu - cpu_start, 2)
+    result["operator_cpu_s_with_start"] = round(cpu, 2)
+    print(
+        f"[restart n={n}] over {interval * 1.1:.0f}s after the restart: writes {writes or 'none'}; "
+        f"backend reads {sum(reads)} per tenth of the interval {reads}; syncs {result['syncs']}; "
+        f"operator CPU {result['operator_cpu_s']}s after start ({result['operator_cpu_s_with_start']}s with it)",
+        flush=True,
+    )
+
+    # a second restart, with new objects in its first minute
+    op = Operator(str(env.kubeconfig), workdir, env.aws.client_env())
+    op.start()
+    latencies: list[float] = []
+    for j in range(new_objects):
+        name = f"new{j}"
+        t = time.monotonic()
+        await cluster.apply(ms_doc(name, "vault", f"{prefix}/p{n + j}", f"{interval}s"), ns)
+        while True:
+            cond = await cluster.condition("ManagedSecret", name, ns, "Ready")
+            if cond and cond["status"] == "True":
+                break
+            await asyncio.sleep(0.02)
+        latencies.append(time.monotonic() - t)
+        await asyncio.sleep(max(0.0, 50 / new_objects - latencies[-1]))
+    op.stop()
+    latencies.sort()
+    result["new_ready_first_minute_p50_s"] = round(statistics.median(latencies), 3)
+    result["new_ready_first_minute_p99_s"] = round(
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3
+    )
+    result["new_ready_first_minute_max_s"] = round(latencies[-1], 3)
+    print(
+        f"[restart n={n}] {new_objects} new objects in the first minute after a restart: Ready p50 "
+        f"{result['new_ready_first_minute_p50_s']}s, p99 {result['new_ready_first_minute_p99_s']}s",
+        flush=True,
+    )
+    await delete_and_wait(cluster, ns)
+    return result
+
+
 async def bench_aws(env: LocalEnvironment, cluster: Cluster, workdir: Path, n: int) -> dict[str, Any]:
     """Backend calls per refresh cycle for N ManagedSecrets over N AWS secrets."""
     import boto3
@@ -626,6 +768,7 @@ async def main(args: argparse.Namespace) -> None:
         "store_rate_limit": args.rate_limit,
         "vault": [],
         "aws": [],
+        "restart": [],
     }
     try:
         for n in args.sizes:
@@ -643,6 +786,17 @@ async def main(args: argparse.Namespace) -> None:
             )
         for n in args.aws_sizes:
             results["aws"].append(await bench_aws(env, cluster, workdir, n))
+        for n in args.restart_sizes:
+            results["restart"].append(
+                await bench_restart(
+                    env,
+                    cluster,
+                    workdir,
+                    n,
+                    interval=args.restart_interval,
+                    qps=None if args.rate_limit == "default" else int(args.rate_limit),
+                )
+            )
     finally:
         for op in RUNNING:
             op.stop()
@@ -678,6 +832,23 @@ def print_table(results: dict[str, Any]) -> None:
         if split:
             parts = ", ".join(f"{name} {ms} ms" for name, ms in split.items())
             print(f"\nN={row['n']}: CPU per object during the cold start: {parts}")
+    if results.get("restart"):
+        print(
+            "\n| restart at N | over (s) | Secret writes | status writes | ManagedSecret writes | Events "
+            "| backend reads | reads per tenth of the interval | operator CPU after start (s) "
+            "| new object Ready p50 / p99, first minute (s) |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for row in results["restart"]:
+            print(
+                f"| {row['n']} | {round(row['refresh_interval_s'] * 1.1)} | {row['secret_writes']} "
+                f"| {row['status_writes']} | {row['managedsecret_writes']} | {row['event_writes']} "
+                f"| {row['backend_reads']} | {' '.join(map(str, row['backend_reads_per_tenth_of_interval']))} "
+                f"| {row['operator_cpu_s']} | {row['new_ready_first_minute_p50_s']} / "
+                f"{row['new_ready_first_minute_p99_s']} |"
+            )
+        for row in results["restart"]:
+            print(f"\nrestart at N={row['n']}: apiserver requests {row['apiserver_requests']}")
     if results["aws"]:
         print(
             "\n| AWS ManagedSecrets | backend calls per refresh cycle | one GetSecretValue each | reduction |"
@@ -693,7 +864,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000], help="none: skip cold starts")
     parser.add_argument("--aws-sizes", type=int, nargs="*", default=[1000], help="none: skip AWS")
     parser.add_argument("--runs", type=int, default=3, help="cold starts per size (the median is shown)")
     parser.add_argument("--idle-seconds", type=float, default=60, help="how long idle CPU is measured")
@@ -708,6 +879,16 @@ if __name__ == "__main__":
         default="default",
         help="the Vault stores' rateLimit: 'default' (none set: what a user gets, 200 qps burst 400) or a "
         "number of qps (burst the same), e.g. 5000 for the tuned figures",
+    )
+    parser.add_argument(
+        "--restart-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="restart mode: N objects synced, the operator restarted, its requests counted over one interval",
+    )
+    parser.add_argument(
+        "--restart-interval", type=int, default=120, help="the refresh interval (s) in restart mode"
     )
     parser.add_argument("--json", default=None)
     asyncio.run(main(parser.parse_args()))
