@@ -62,6 +62,74 @@ def summarize_raw(raw: str, top: int = 30) -> str:
     return "\n".join(lines)
 
 
+#: frames where the event loop waits (idle, not CPU)
+IDLE = ("epoll.poll", "select.select", "KqueueSelector.select", "EpollSelector.select")
+
+
+def _package(path: str | None) -> str:
+    """The top-level package of a source file (``rotor.services``, ``aiohttp``, ``asyncio``)."""
+    if not path:
+        return "<built-in>"
+    parts = path.replace("\\", "/").split("/")
+    for marker in ("site-packages", "operator"):
+        if marker in parts:
+            rest = parts[parts.index(marker) + 1 :]
+            if rest and rest[0] == "rotor" and len(rest) > 2:
+                return ".".join(rest[:2])
+            return rest[0].removesuffix(".py") if rest else path
+    for i, part in enumerate(parts):
+        if part.startswith("python3"):
+            rest = parts[i + 1 :]
+            return ("stdlib " + rest[0].removesuffix(".py")) if rest else path
+    return parts[-1]
+
+
+def summarize_session(path: Path, top: int = 30) -> str:
+    """A pyinstrument session summed up: busy time (the event loop's waits left out) by package
+    and by function, as own time, and Rotor's functions inclusive."""
+    from pyinstrument.session import Session
+
+    root = Session.load(path).root_frame(trim_stem=False)
+    assert root is not None
+    own_fn: dict[str, float] = {}
+    own_pkg: dict[str, float] = {}
+    rotor_incl: dict[str, float] = {}
+    idle = 0.0
+    stack = [(root, frozenset())]
+    while stack:
+        frame, seen = stack.pop()
+        name = f"{frame.function} ({_package(frame.file_path)})"
+        if frame.function in IDLE or any(frame.function.endswith(i) for i in IDLE):
+            idle += frame.time
+            continue
+        if frame.is_synthetic:  # [self] time is the parent's own; [await] is waiting
+            if frame.function == "[await]":
+                idle += frame.time
+            continue
+        self_time = frame.total_self_time - sum(
+            c.time for c in frame.children if c.is_synthetic and c.function == "[await]"
+        )
+        own_fn[name] = own_fn.get(name, 0.0) + self_time
+        pkg = _package(frame.file_path)
+        own_pkg[pkg] = own_pkg.get(pkg, 0.0) + self_time
+        if pkg.startswith("rotor") and name not in seen:
+            rotor_incl[name] = rotor_incl.get(name, 0.0) + frame.time
+            seen = seen | {name}
+        stack.extend((child, seen) for child in frame.children)
+    busy = sum(own_fn.values())
+    lines = [f"{root.time:.1f}s sampled, {idle:.1f}s of it the event loop waiting, {busy:.1f}s busy", ""]
+    lines.append("busy time by package (own time):")
+    for name, t in sorted(own_pkg.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * t / busy:5.1f}%  {t:6.2f}s  {name}")
+    lines += ["", "busy time by function (own time):"]
+    for name, t in sorted(own_fn.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * t / busy:5.1f}%  {t:6.2f}s  {name}")
+    lines += ["", "Rotor's functions (inclusive):"]
+    for name, t in sorted(rotor_incl.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * t / busy:5.1f}%  {t:6.2f}s  {name}")
+    return "\n".join(lines)
+
+
 async def main(n: int, spy: bool = False, cpu_only: bool = False, runs: int = 1) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rotor-profile-"))
     env = LocalEnvironment(workdir)
@@ -89,7 +157,10 @@ async def cold_start(
 ) -> None:
     """One cold start of the operator over ``n`` ManagedSecrets in ``ns``: its CPU per object
     (user + system, from /proc; a profiler's own cost included unless ``cpu_only``)."""
-    report = workdir / f"profile-{ns}.txt"
+    # outside the environment's work dir, which goes when the environment stops
+    report = Path(tempfile.mkdtemp(prefix="rotor-profile-")) / (
+        f"profile-{ns}.txt" if spy else f"profile-{ns}.pyisession"
+    )
     operator = [
         "-m",
         "rotor.cli.main",
@@ -118,7 +189,7 @@ async def cold_start(
             sys.executable,
         ]
     else:
-        profiler = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(report)]
+        profiler = [sys.executable, "-m", "pyinstrument", "-r", "session", "-o", str(report)]
     proc = subprocess.Popen(
         [*profiler, *operator],
         env=dict(os.environ, KUBECONFIG=str(env.kubeconfig), ROTOR_HASH_KEY="p"),
@@ -136,7 +207,9 @@ async def cold_start(
     proc.send_signal(2)
     proc.wait(60)
     if not cpu_only:
-        print(summarize_raw(report.read_text()) if spy else report.read_text()[:20000])
+        print(summarize_raw(report.read_text()) if spy else summarize_session(report))
+        if not spy:
+            print(f"(the whole session: pyinstrument --load {report})")
 
 
 if __name__ == "__main__":
