@@ -409,9 +409,18 @@ async def bench_size(
         op = Operator(str(env.kubeconfig), workdir, env.aws.client_env())
         servers = server_pids(env)
         cpu_before = {name: pid_cpu_seconds(pid) for name, pid in servers.items()}
+        requests_before = apiserver_requests(env)
         started = op.start()
         await wait_all_ready(str(env.kubeconfig), ns, n)
         cold.append(time.monotonic() - started)
+        # what the cold start asked of the apiserver (kube-controller-manager's own requests, its
+        # Lease renewals and the garbage collector's reads, are in it too)
+        cold_requests = request_delta(requests_before, apiserver_requests(env))
+        writes = {k: round(v / n, 2) for k, v in cold_requests.items() if k.split()[0] in WRITE_VERBS}
+        print(f"[n={n}] run {run + 1}: apiserver writes per object: {writes}", flush=True)
+        result.setdefault("cold_writes_per_object", []).append(writes)
+        result.setdefault("cold_apiserver_requests", []).append(cold_requests)
+        result.setdefault("operator_cpu_s", []).append(round(op.cpu_seconds(), 2))
         split = {name: pid_cpu_seconds(pid) - cpu_before[name] for name, pid in servers.items()}
         split["rotor"] = op.cpu_seconds()
         cpu_splits.append({name: round(1000 * secs / n, 2) for name, secs in split.items()})
