@@ -178,6 +178,8 @@ async def soak_writers(objects: int, minutes: float, rotate_every: float, touch_
             ns,
         )
         vault = env.vault_client()
+        # keep every version (Vault KV keeps 10 by default): the final check reads the whole chain
+        vault.secrets.kv.v2.configure(max_versions=1000, mount_point="secret")
         rotated = [f"m{i}" for i in range(0, objects, 10)]
         pairs = max(1, objects // 100)
         docs = []
