@@ -113,9 +113,10 @@ class KubeGateway:
         log.debug("api write %s %s", verb, target, extra={"apiWrite": verb, "target": target})
 
     @staticmethod
-    async def _json(call: Any) -> dict[str, Any]:
-        """Await a call made with ``_preload_content=False`` and parse its JSON: the generated
-        model classes cost more CPU than the request itself at thousands of objects."""
+    async def _json(call: Any, *, parse: bool = True) -> dict[str, Any]:
+        """Await a call made with ``_preload_content=False`` and parse its JSON (unless ``parse``
+        is False: the answer is not used): the generated model classes, and the client's own
+        decoding, cost more CPU than the request itself at thousands of objects."""
         resp = await call
         try:
             payload = await resp.read()
@@ -127,7 +128,7 @@ class KubeGateway:
                 except ValueError:
                     message = str(resp.reason)
                 raise ApiException(status=resp.status, reason=message)
-            return dict(json.loads(payload))
+            return dict(json.loads(payload)) if parse else {}
         finally:
             resp.release()
 
@@ -299,19 +300,18 @@ class KubeGateway:
         body: dict[str, Any] = {"status": status}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
+        merge = {"_content_type": "application/merge-patch+json", "_preload_content": False}
         try:
             if namespace:
-                return await self.custom.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURALS[kind],
-                    name,
-                    body,
-                    _content_type="application/merge-patch+json",
+                return await self._json(
+                    self.custom.patch_namespaced_custom_object_status(
+                        GROUP, VERSION, namespace, PLURALS[kind], name, body, **merge
+                    )
                 )
-            return await self.custom.patch_cluster_custom_object_status(  # type: ignore[no-any-return]
-                GROUP, VERSION, PLURALS[kind], name, body, _content_type="application/merge-patch+json"
+            return await self._json(
+                self.custom.patch_cluster_custom_object_status(
+                    GROUP, VERSION, PLURALS[kind], name, body, **merge
+                )
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -320,20 +320,21 @@ class KubeGateway:
 
     async def patch_object(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any]) -> None:
         self._count("patch-object", f"{kind}/{namespace + '/' if namespace else ''}{name}")
+        merge = {"_content_type": "application/merge-patch+json", "_preload_content": False}
         try:
             if namespace:
-                await self.custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURALS[kind],
-                    name,
-                    patch,
-                    _content_type="application/merge-patch+json",
+                await self._json(
+                    self.custom.patch_namespaced_custom_object(
+                        GROUP, VERSION, namespace, PLURALS[kind], name, patch, **merge
+                    ),
+                    parse=False,
                 )
             else:
-                await self.custom.patch_cluster_custom_object(
-                    GROUP, VERSION, PLURALS[kind], name, patch, _content_type="application/merge-patch+json"
+                await self._json(
+                    self.custom.patch_cluster_custom_object(
+                        GROUP, VERSION, PLURALS[kind], name, patch, **merge
+                    ),
+                    parse=False,
                 )
         except ApiException as exc:
             if exc.status == 404:
@@ -482,7 +483,9 @@ class KubeGateway:
             return  # events are best effort; a standby posts none
         self._count("event", f"{namespace}/{meta.get('name')}")
         try:
-            await self._json(self.events.create_namespaced_event(namespace, body, _preload_content=False))
+            await self._json(
+                self.events.create_namespaced_event(namespace, body, _preload_content=False), parse=False
+            )
         except ApiException:
             return  # events are best effort
 
