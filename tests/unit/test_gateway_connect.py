@@ -34,7 +34,8 @@ async def test_proxy_is_resolved_once_and_the_session_does_not_reread_the_enviro
     gateway = await KubeGateway.connect(kubeconfig)
     try:
         assert gateway.api.configuration.proxy == "http://proxy.corp:3128"
-        assert gateway.api.rest_client.pool_manager.trust_env is False
+        # the per-object calls' own session: no ~/.netrc or proxy lookups per request
+        assert gateway._http().trust_env is False
     finally:
         await gateway.close()
 
