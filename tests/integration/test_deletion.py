@@ -4,13 +4,15 @@ Secret is garbage-collected by kube-controller-manager."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from typing import Any
 
 import pytest
+from kubernetes_asyncio import watch
 
-from support.cluster import Cluster, wait_for
+from support.cluster import GROUP, VERSION, Cluster, wait_for
 from support.objects import apply_token_store, data_item, ms_manifest
 from support.rotation import kv2_write
 
@@ -39,6 +41,95 @@ async def _delete_and_wait_gone(cluster: Cluster, namespace: str, name: str = "a
         return await cluster.get("ManagedSecret", name, namespace) is None
 
     await wait_for(gone, what=f"ManagedSecret {namespace}/{name} deleted (finalizer handled)")
+
+
+async def _writes_until_ready(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> int:
+    """Create ``manifest`` and count the writes made to it until it is Ready: every MODIFIED
+    event a watch (started before the create) sees, up to the first with Ready=True."""
+    listed = await cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "managedsecrets")
+    stream = watch.Watch().stream(
+        cluster.custom.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        "managedsecrets",
+        resource_version=listed["metadata"]["resourceVersion"],
+        timeout_seconds=60,
+    )
+
+    async def count() -> int:
+        writes = 0
+        async for event in stream:
+            if event["type"] == "MODIFIED":
+                writes += 1
+            conditions = (event["object"].get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return writes
+        raise AssertionError(f"ManagedSecret {namespace}/{manifest['metadata']['name']} never Ready")
+
+    counting = asyncio.create_task(count())
+    await cluster.apply(manifest, namespace)
+    try:
+        return await asyncio.wait_for(counting, timeout=60)
+    finally:
+        await stream.close()
+
+
+@pytest.mark.parametrize(
+    ("creation", "deletion", "writes"),
+    [("Owner", "Delete", 1), ("Orphan", "Retain", 2), ("Owner", "Retain", 2)],
+)
+async def test_writes_per_new_object(
+    cluster: Cluster, env, namespace: str, leaks, creation: str, deletion: str, writes: int
+) -> None:
+    """A new ManagedSecret gets one write (its status) where deleting it needs nothing from Rotor,
+    and two (the finalizer first) where it does; deletion then still does what the policy says."""
+    value = secrets.token_urlsafe(20)
+    leaks.add(value)
+    kv2_write(env, f"{namespace}/app", {"password": value})
+    await apply_token_store(cluster, env, namespace)
+    await cluster.wait_condition("SecretStore", "vault", namespace, status="True")
+    manifest = ms_manifest(
+        "app",
+        data=[data_item("password", f"{namespace}/app", "password")],
+        target={"creationPolicy": creation, "deletionPolicy": deletion},
+    )
+    assert await _writes_until_ready(cluster, namespace, manifest) == writes
+    ms = await cluster.get("ManagedSecret", "app", namespace)
+    assert ms is not None
+    held = "rotor.dev/finalizer" in (ms["metadata"].get("finalizers") or [])
+    assert held is (writes == 2)
+    assert await cluster.secret_data(namespace, "app") == {"password": value.encode()}
+
+    await _delete_and_wait_gone(cluster, namespace)
+    if deletion == "Delete":
+
+        async def collected() -> bool:
+            return await cluster.secret(namespace, "app") is None
+
+        await wait_for(collected, timeout=60, what="garbage collection of the owned Secret")
+    else:
+        secret = await cluster.secret(namespace, "app")
+        assert secret is not None, "Retain keeps the Secret"
+        assert ms["metadata"]["uid"] not in _owner_uids(secret)
+        assert "rotor.dev/managed-by" not in (secret["metadata"].get("labels") or {}), "Retain removes the label"
+        assert await cluster.secret_data(namespace, "app") == {"password": value.encode()}
+
+
+async def test_a_finalizer_no_longer_needed_is_removed(cluster: Cluster, env, namespace: str, leaks) -> None:
+    """Owner + Retain holds the finalizer; switching to Delete removes it (the garbage collector
+    deletes the Secret), and back to Retain adds it again."""
+    await _setup(cluster, env, namespace, leaks)
+
+    async def finalizers(expected: bool) -> bool:
+        ms = await cluster.get("ManagedSecret", "app", namespace) or {}
+        return ("rotor.dev/finalizer" in (ms.get("metadata", {}).get("finalizers") or [])) is expected
+
+    await wait_for(lambda: finalizers(True), what="Rotor's finalizer under Owner + Retain")
+    await cluster.patch("ManagedSecret", "app", {"spec": {"target": {"deletionPolicy": "Delete"}}}, namespace)
+    await wait_for(lambda: finalizers(False), what="the finalizer removed under Owner + Delete")
+    await cluster.patch("ManagedSecret", "app", {"spec": {"target": {"deletionPolicy": "Retain"}}}, namespace)
+    await wait_for(lambda: finalizers(True), what="the finalizer back under Owner + Retain")
 
 
 def _owner_uids(secret: dict[str, Any]) -> list[str]:

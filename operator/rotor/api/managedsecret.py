@@ -117,7 +117,8 @@ class Target(SpecModel):
     deletion_policy: Literal["Retain", "Delete"] = Field(
         default="Retain",
         description="When the ManagedSecret is deleted: Retain keeps the Secret (Rotor removes its "
-        "ownerReference and label); Delete removes the Secret (under Merge: only this ManagedSecret's keys).",
+        "ownerReference and label); Delete removes the Secret (under Merge: only this ManagedSecret's keys; "
+        "under Owner the garbage collector deletes it, so no finalizer is needed).",
     )
 
 

@@ -38,6 +38,7 @@ from rotor.services.rotation import RotationClaimLost, RotationContext, Rotation
 from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
 from rotor.sync.assemble import assemble_values, finish, template_sources
+from rotor.sync.cleanup import needs_finalizer
 from rotor.sync.decide import Failed, StatusPlan, Synced, decide_failed, decide_synced, request_waits
 from rotor.sync.plan import Desired, merge_release, plan, refused_message
 from rotor.sync.refresh import next_refresh
@@ -122,14 +123,7 @@ class SyncService:
             )
         rotating: RotationContext | None = None
         try:
-            if FINALIZER not in (meta.get("finalizers") or []):
-                await self.gateway.patch_object(
-                    "ManagedSecret",
-                    name,
-                    namespace,
-                    {"metadata": {"finalizers": [*meta.get("finalizers", []), FINALIZER]}},
-                )
-                meta.setdefault("finalizers", []).append(FINALIZER)
+            await self._finalizer(body, spec, after_write=False)
             handle = await self._store(spec, namespace)
             sources = sources_of(spec)
             self.stores.check_keys(handle, namespace, sources.keys)
@@ -167,6 +161,7 @@ class SyncService:
             desired = self._desired(body, spec, data)
             written, restored = await self._apply(body, desired, spec)
             self.dynamic.written(ms_id(body))
+            await self._finalizer(body, spec, after_write=True)
             if self.rotation is not None and rotating is not None:
                 try:
                     await self.rotation.record_synced(body, rotating, now)
@@ -315,6 +310,37 @@ class SyncService:
             },
             managed_by=meta["name"],
         )
+
+    async def _finalizer(self, body: dict[str, Any], spec: ManagedSecretSpec, *, after_write: bool) -> None:
+        """Rotor's finalizer only where deleting the ManagedSecret needs Rotor (sync/cleanup.py):
+        added before the Secret is written, removed after a sync that left it unneeded (a spec
+        change). Removed only when the Secret's state is known (indexed or just written)."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        finalizers = list(meta.get("finalizers") or [])
+        held = FINALIZER in finalizers
+        if held != after_write:
+            return
+        actual = self._actual(namespace, spec.target.name or name)
+        if after_write and actual is None:
+            return
+        target = spec.target
+        dynamic = spec.vault_dynamic
+        needed = needs_finalizer(
+            target.creation_policy,
+            target.deletion_policy,
+            actual,
+            name=name,
+            uid=meta.get("uid"),
+            revoke_on_delete=dynamic is not None and dynamic.revoke_on_delete,
+        )
+        if needed == held:
+            return
+        finalizers = [*finalizers, FINALIZER] if needed else [f for f in finalizers if f != FINALIZER]
+        await self.gateway.patch_object(
+            "ManagedSecret", name, namespace, {"metadata": {"finalizers": finalizers}}
+        )
+        meta["finalizers"] = finalizers
 
     async def _blocked(
         self, body: Mapping[str, Any], spec: ManagedSecretSpec, fetched: Fetched | None = None
