@@ -112,7 +112,9 @@ async def test_writes_per_new_object(
         secret = await cluster.secret(namespace, "app")
         assert secret is not None, "Retain keeps the Secret"
         assert ms["metadata"]["uid"] not in _owner_uids(secret)
-        assert "rotor.dev/managed-by" not in (secret["metadata"].get("labels") or {}), "Retain removes the label"
+        assert "rotor.dev/managed-by" not in (secret["metadata"].get("labels") or {}), (
+            "Retain removes the label"
+        )
         assert await cluster.secret_data(namespace, "app") == {"password": value.encode()}
 
 
