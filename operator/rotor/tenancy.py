@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,10 +44,34 @@ def namespace_allowed(
     return False
 
 
+#: a percent-escape such as %2F or %2e: a backend (or a proxy before it) may decode it into a '/'
+#: or a dot segment after Rotor's check
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def key_problem(key: str) -> str | None:
+    """Why a remote key is not in canonical form, or None when it is. Rotor checks a key against
+    ``allowedKeys`` exactly as written, so it refuses any spelling a backend could resolve to
+    another path: percent-escapes, empty segments (``a//b``), ``.`` and ``..`` segments,
+    backslashes and control characters. One leading ``/`` is allowed (SSM parameter names)."""
+    if any(ord(c) < 0x20 or c == "\x7f" for c in key):
+        return "a control character"
+    if "\\" in key:
+        return "a backslash"
+    if _PERCENT_ESCAPE.search(key):
+        return "a percent-escape (such as %2F); write the key as the backend stores it"
+    parts = (key[1:] if key.startswith("/") else key).split("/")
+    if any(part == "" for part in parts[:-1]):
+        return "an empty path segment (//)"
+    if any(part in (".", "..") for part in parts):
+        return "a '.' or '..' path segment"
+    return None
+
+
 def key_is_safe(key: str) -> bool:
-    """Refuse remote keys that could escape a prefix once a backend normalises them."""
-    parts = key.split("/")
-    return ".." not in parts and "." not in parts[1:] and "\\" not in key and "\x00" not in key
+    """Whether a remote key is in canonical form (``key_problem``): no spelling that could escape
+    a prefix once a backend normalises it."""
+    return key_problem(key) is None
 
 
 def key_allowed(allowed_keys: Iterable[str] | None, key: str, namespace: str) -> bool:

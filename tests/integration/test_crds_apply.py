@@ -150,6 +150,18 @@ async def test_two_dynamic_sources(cluster: Cluster, kubectl_run: Kubectl, names
     await _nothing_stored(cluster, "ManagedSecret", namespace)
 
 
+async def test_replace_template_must_render_the_rotated_keys(
+    cluster: Cluster, kubectl_run: Kubectl, namespace: str
+) -> None:
+    manifest = _ms(
+        namespace,
+        template={"data": {"url": "db://{{ password }}"}, "mergePolicy": "Replace"},
+        rotation={"policyRef": {"name": "p"}, "keys": ["password"]},
+    )
+    _refused(kubectl_run, manifest, "every key in rotation.keys must be a key of template.data too")
+    await _nothing_stored(cluster, "ManagedSecret", namespace)
+
+
 async def test_duplicate_secret_key(kubectl_run: Kubectl, namespace: str) -> None:
     data = [
         {"secretKey": "password", "remoteRef": {"key": "apps/db"}},

@@ -4,6 +4,7 @@ values `rotor demo` seeds), every ManagedSecret becomes Ready with the data the 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -50,6 +51,15 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
 
     assert (
         app_db["DATABASE_URL"].decode() == f"postgresql://app:{quote(password, safe='')}@db.demo.svc:5432/app"
+    )
+    registry = await cluster.secret("demo", "registry-credentials")
+    assert registry is not None and registry["type"] == "kubernetes.io/dockerconfigjson"
+    assert set(registry["data"]) == {".dockerconfigjson"}, "mergePolicy Replace keeps only the rendered key"
+    auths = json.loads(base64.b64decode(registry["data"][".dockerconfigjson"]))["auths"]
+    creds = vault_values["apps/registry"]
+    assert auths["registry.example.com"]["password"] == creds["password"]
+    assert base64.b64decode(auths["registry.example.com"]["auth"]).decode() == (
+        f"{creds['username']}:{creds['password']}"
     )
     tls = await cluster.secret("demo", "web-tls")
     assert tls is not None and tls["type"] == "kubernetes.io/tls"
@@ -112,7 +122,9 @@ async def test_demo_check_says_what_a_person_needs(tmp_path: Path) -> None:
     assert rotation[2] == "  Secret demo/orders-db keys: password, password_previous, username", rotation
     assert rotation[3].startswith("  password_previous: the old value, kept until "), rotation
     assert rotation[4] == "  restarted: Deployment/orders (rollout: Auto, they read the Secret)", rotation
-    assert "rotor demo: check passed: 10 ManagedSecrets Ready and a rotation completed" in lines
+    count = len(managed_secrets(EXAMPLES))  # every example's ManagedSecrets (11 today)
+    assert count >= 10
+    assert f"rotor demo: check passed: {count} ManagedSecrets Ready and a rotation completed" in lines
 
     assert "rotor demo: stopping… (the operator, the AWS emulator, Vault and the control plane)" in lines
     kept = next(line for line in lines if line.startswith("rotor demo: logs kept in "))

@@ -238,6 +238,14 @@ MS_RULES = [
     ({**MINIMAL_MS, "data": [{"secretKey": "..x", "remoteRef": {"key": "k"}}]}, "secretKey"),
     (ms(template={"data": {"..": "x"}}), "may not be '.' or start with '..'"),
     (ms(template={"data": {"bad key": "x"}}), "Secret keys may contain only"),
+    (
+        ms(
+            template={"data": {"url": "{{ password }}"}, "mergePolicy": "Replace"},
+            rotation={"policyRef": {"name": "p"}, "keys": ["password"]},
+        ),
+        "every key in rotation.keys must be a key of template.data too",
+    ),
+    (ms(template={"data": {"url": "x"}, "mergePolicy": "Overwrite"}), "mergePolicy"),
     ({**MINIMAL_MS, "storeRef": {"name": "v", "kind": "Vault"}}, "storeRef.kind"),
     (ms(target={"creationPolicy": "Adopt"}), "creationPolicy"),
     (
@@ -607,3 +615,16 @@ EXAMPLES = _example_documents()
 def test_every_example_parses(doc: dict[str, Any]) -> None:
     parsed = parse_resource(doc)
     assert type(parsed).__name__ == doc["kind"]
+
+
+def test_replace_with_rotated_keys_among_the_rendered_ones_is_accepted() -> None:
+    spec = ManagedSecretSpec.model_validate(
+        ms(
+            template={"data": {"password": "{{ password }}"}, "mergePolicy": "Replace"},
+            rotation={"policyRef": {"name": "p"}, "keys": ["password"]},
+        )
+    )
+    assert spec.template is not None and spec.template.replaces
+    assert (
+        ManagedSecretSpec.model_validate(ms(template={"data": {"u": "x"}})).template.merge_policy == "Merge"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator
 
@@ -291,9 +291,20 @@ class Template(SpecModel):
     data: SecretDataKeyMap = Field(
         min_length=1,
         description="Secret keys rendered with Jinja2 (sandboxed) from the fetched keys, e.g. "
-        '"postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app". The rendered keys are '
-        "added to the fetched ones, replacing any of the same name.",
+        '"postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app". Under mergePolicy '
+        "Merge the rendered keys are added to the fetched ones, replacing any of the same name.",
     )
+    merge_policy: Literal["Merge", "Replace"] = Field(
+        default="Merge",
+        description="Merge: the Secret holds the fetched keys and the rendered ones. Replace: it holds "
+        "only the rendered keys (the fetched ones are the templates' input only), e.g. a "
+        "kubernetes.io/dockerconfigjson Secret with just .dockerconfigjson. Under Replace, the keys "
+        "a rotation generates must be rendered keys too.",
+    )
+
+    @property
+    def replaces(self) -> bool:
+        return self.merge_policy == "Replace"
 
 
 class Refresh(SpecModel):
@@ -365,6 +376,13 @@ def _dynamic_count(spec: ManagedSecretSpec) -> int:
     return sum(1 for d in spec.data_from if d.vault_dynamic is not None)
 
 
+def _rotated_keys_rendered(spec: Any) -> bool:
+    template, rotation = spec.template, spec.rotation
+    if template is None or not template.replaces or rotation is None:
+        return True
+    return all(k in template.data for k in rotation.keys)
+
+
 class ManagedSecretSpec(SpecModel):
     cel_rules = (
         AtLeastOneOf(("data", "data_from"), message="set data, dataFrom or both"),
@@ -373,6 +391,14 @@ class ManagedSecretSpec(SpecModel):
             check=lambda spec: _dynamic_count(spec) <= 1,
             message="at most one dataFrom entry may be vaultDynamic (a ManagedSecret records one "
             "lease); use one ManagedSecret per dynamic path",
+        ),
+        Custom(
+            expression="!has(self.template) || !has(self.template.mergePolicy) || "
+            "self.template.mergePolicy != 'Replace' || !has(self.rotation) || "
+            "self.rotation.keys.all(k, k in self.template.data)",
+            check=_rotated_keys_rendered,
+            message="template.mergePolicy Replace: the Secret holds only the rendered keys, so every "
+            "key in rotation.keys must be a key of template.data too",
         ),
     )
 

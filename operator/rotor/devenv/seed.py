@@ -49,6 +49,7 @@ def seed_vault(client: hvac.Client) -> dict[str, dict[str, Any]]:
     pair_crt, pair_key = _certificate("api.demo.svc")
     values: dict[str, dict[str, Any]] = {
         "apps/db": {"username": "app", "password": secrets.token_urlsafe(24)},
+        "apps/registry": {"username": "robot-demo", "password": secrets.token_urlsafe(24)},
         "apps/api": {
             "stripe-key": "sk_test_" + secrets.token_hex(16),
             "webhook-secret": secrets.token_hex(24),

@@ -23,7 +23,7 @@ from rotor.observability.metrics import StoreSample
 from rotor.providers.base import Capabilities, InvalidConfig, ProviderError, StoreAccess
 from rotor.providers.registry import builder
 from rotor.services.backend import Backend
-from rotor.tenancy import key_allowed, key_is_safe, namespace_allowed
+from rotor.tenancy import key_allowed, key_problem, namespace_allowed
 
 log = logging.getLogger("rotor.stores")
 
@@ -336,6 +336,14 @@ class StoreService:
     def check_keys(self, handle: StoreHandle, namespace: str, keys: Iterable[str]) -> None:
         allowed = handle.spec.allowed_keys if isinstance(handle.spec, ClusterSecretStoreSpec) else None
         for remote_key in keys:
+            problem = key_problem(remote_key)
+            if problem is not None:
+                raise StoreProblem(
+                    "Forbidden",
+                    f"remote key '{remote_key}' has {problem}: Rotor reads only keys in canonical form, "
+                    "so that the key spec.allowedKeys and the store's scope are checked against is "
+                    "the key the backend reads",
+                )
             if not key_allowed(allowed, remote_key, namespace):
                 raise StoreProblem(
                     "Forbidden",
@@ -346,10 +354,9 @@ class StoreService:
     def check_find_path(self, handle: StoreHandle, namespace: str, path: str) -> None:
         """A find under a ClusterSecretStore must search inside an allowed prefix, checked before
         anything is listed, so the refusal never names another tenant's keys."""
-        if not key_is_safe(path.strip("/") or "x"):
-            raise StoreProblem(
-                "Forbidden", f"dataFrom.find path '{path}' has '.' or '..' segments; use a plain prefix"
-            )
+        problem = key_problem(path.strip("/") or "x")
+        if problem is not None:
+            raise StoreProblem("Forbidden", f"dataFrom.find path '{path}' has {problem}; use a plain prefix")
         allowed = handle.spec.allowed_keys if isinstance(handle.spec, ClusterSecretStoreSpec) else None
         if allowed is None:
             return

@@ -37,7 +37,7 @@ from rotor.services.rollout import RolloutService
 from rotor.services.rotation import RotationClaimLost, RotationContext, RotationService
 from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
-from rotor.sync.assemble import assemble_values, finish, template_sources
+from rotor.sync.assemble import assemble_values, finish, replaces, template_sources
 from rotor.sync.cleanup import needs_finalizer
 from rotor.sync.decide import Failed, StatusPlan, Synced, decide_failed, decide_synced, request_waits
 from rotor.sync.plan import Desired, merge_release, plan, refused_message
@@ -149,9 +149,16 @@ class SyncService:
                 )
                 templates = template_sources(spec)
                 # rendering is CPU-bound (up to its time budget): off the event loop
-                data = finish(data, await self.cpu.render(templates, data) if templates else {})
-                if fetched.lease is not None:  # the replaced credentials, until their lease ends
-                    data = finish({**data, **fetched.lease.previous}, {})
+                rendered = await self.cpu.render(templates, data) if templates else {}
+                data = finish(data, rendered, replace=replaces(spec))
+                if fetched.lease is not None and fetched.lease.previous:
+                    # the replaced credentials, until their lease ends (under Replace, only those
+                    # of keys the Secret holds)
+                    previous = fetched.lease.previous
+                    if replaces(spec):
+                        suffix = spec.vault_dynamic.previous_key_suffix if spec.vault_dynamic else ""
+                        previous = {k: v for k, v in previous.items() if k.removesuffix(suffix) in data}
+                    data = finish({**data, **previous}, {})
             except ValueFailure as err:
                 raise SyncFailure(err.reason, err.message, retry=True) from None
             except KeyError as err:
@@ -350,7 +357,7 @@ class SyncService:
         the write uses, over the keys the sync will write; None when it can. Asked before a
         rotation acts on the source, so it reads the Secret when not indexed."""
         keys = declared_keys(spec)
-        if fetched is not None:
+        if fetched is not None and not replaces(spec):
             # keys dataFrom brings; a failure here is the sync's to report
             with contextlib.suppress(ValueFailure, KeyError):
                 keys |= set(

@@ -41,7 +41,7 @@ def assemble(
     """The whole pipeline in-line (templates rendered here, on the caller's thread)."""
     data = assemble_values(spec, fetched, found, databases, now=now, generated=generated)
     templates = template_sources(spec)
-    return finish(data, render_templates(templates, data) if templates else {})
+    return finish(data, render_templates(templates, data) if templates else {}, replace=replaces(spec))
 
 
 def template_sources(spec: ManagedSecretSpec) -> dict[str, str]:
@@ -49,9 +49,17 @@ def template_sources(spec: ManagedSecretSpec) -> dict[str, str]:
     return dict(spec.template.data) if spec.template is not None and spec.template.data else {}
 
 
-def finish(data: Mapping[str, bytes], rendered: Mapping[str, bytes]) -> dict[str, bytes]:
-    """Add the rendered templates and check the Secret's size."""
-    out = {**data, **rendered}
+def replaces(spec: ManagedSecretSpec) -> bool:
+    """``template.mergePolicy: Replace``: the Secret holds the rendered keys only."""
+    return spec.template is not None and spec.template.replaces
+
+
+def finish(
+    data: Mapping[str, bytes], rendered: Mapping[str, bytes], *, replace: bool = False
+) -> dict[str, bytes]:
+    """Add the rendered templates (or, with ``replace``, keep only them) and check the Secret's
+    size."""
+    out = dict(rendered) if replace else {**data, **rendered}
     check_secret_size(out)
     return out
 

@@ -64,7 +64,10 @@ def source_of_key(spec: ManagedSecretSpec, secret_key: str) -> KeySource | None:
 
 def declared_keys(spec: ManagedSecretSpec) -> set[str]:
     """The Secret keys the spec names itself (data items, templates, rotated keys); dataFrom adds
-    keys only known from what the source holds."""
+    keys only known from what the source holds. Under ``template.mergePolicy: Replace`` the
+    Secret holds the rendered keys only (the rotated keys are among them: the schema says so)."""
+    if spec.template is not None and spec.template.replaces:
+        return set(spec.template.data)
     keys = {item.secret_key for item in spec.data}
     if spec.template is not None and spec.template.data:
         keys |= set(spec.template.data)
