@@ -88,6 +88,7 @@ from rotor.rotation.report import (
     RotationSeen,
 )
 from rotor.rotation.writeback import (
+    DIGEST_PREFIX,
     MAX_PATHS,
     Target,
     decode_digests,
@@ -895,8 +896,10 @@ class RotationService:
         rot = ctx.rotation
         suffix = policy.previous_key_suffix
         rotated = self._rotated_keys(spec, policy, data)
-        retain = parse_time(rot.get("previousRetainedUntil"))
         arriving = ctx.advanced and in_progress(rot.get("phase"))
+        if not arriving and fetched is not None:
+            rot = await self._describing(body, spec, policy, rot, fetched)
+        retain = parse_time(rot.get("previousRetainedUntil"))
         if arriving:
             retain = retained_until(now, policy.grace_period)
             ctx.retain_until = retain
@@ -923,6 +926,55 @@ class RotationService:
                 elif not arriving and f"{key}{suffix}" in current:
                     previous[key] = current[f"{key}{suffix}"]
         return grace_keys(data, rotated, previous, suffix, retain, now)
+
+    def _written(
+        self, spec: ManagedSecretSpec, policy: EffectivePolicy, rot: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """path -> the version the recorded rotation wrote (``pendingVersion`` once written: the
+        versions in path order, or the one staged VersionId); empty when the status cannot tell."""
+        pending = str(rot.get("pendingVersion") or "")
+        if not pending or pending.startswith(DIGEST_PREFIX) or rot.get("phase") in (None, "Pending"):
+            return {}
+        try:
+            paths = sorted({t.remote_key for t in self._targets(spec, policy)})
+        except RotationFailure:
+            return {}
+        versions = pending.split(",")
+        if len(versions) == len(paths):
+            return dict(zip(paths, versions, strict=True))
+        if len(versions) == 1:
+            return dict.fromkeys(paths, versions[0])
+        return {}  # cut at 256 characters: unknown
+
+    async def _describing(
+        self,
+        body: Mapping[str, Any],
+        spec: ManagedSecretSpec,
+        policy: EffectivePolicy,
+        rot: dict[str, Any],
+        fetched: Fetched,
+    ) -> dict[str, Any]:
+        """The recorded rotation whose written versions the source holds now. The body of an event
+        can be older than the status (a second operator's rotation, or this one's own latest write
+        not yet seen): its ``baseVersions`` name what an earlier rotation replaced, and paired with
+        the newer value they would make ``_previous`` a value from two rotations back. Then the
+        stored status is read; if that does not know the source's current version either (someone
+        wrote the source outside a rotation), ``rot`` stays as it is."""
+        written = self._written(spec, policy, rot)
+        current = {
+            ref.key: str(secret.version)
+            for ref, secret in fetched.refs.items()
+            if ref.version is None and secret.version is not None
+        }
+        if all(current.get(path) in (None, version) for path, version in written.items()):
+            return rot
+        meta = body["metadata"]
+        fresh = await self.gateway.get_object("ManagedSecret", meta["name"], meta["namespace"])
+        stored = ((fresh or {}).get("status") or {}).get("rotation") or {}
+        known = self._written(spec, policy, stored)
+        if known and all(current.get(path) in (None, version) for path, version in known.items()):
+            return dict(stored)
+        return rot
 
     @staticmethod
     def _replaced(
