@@ -256,3 +256,19 @@ async def test_a_stale_body_does_not_pair_the_new_value_with_an_older_previous(s
     a.clock.at = START + dt.timedelta(minutes=1)
     await b.sync.sync(stale)
     assert _data(a) == {"password": second, "password_previous": first, "user": b"app"}
+
+
+@pytest.mark.parametrize("source", ["staged", "in-place"])
+async def test_a_read_shared_from_before_another_operators_rotation_is_not_synced_back(source: str) -> None:
+    """The second operator read the source a moment before the first one rotated it; its next
+    sync (the status event of that rotation, within the 5 s a read is shared) must not put the
+    replaced value back into the Secret without ``_previous``."""
+    a = _world(_staged() if source == "staged" else _in_place())
+    first = await _rotated(a)
+    b = _world(a.kv, a.gateway, a.clock)
+    await b.sync.sync(copy.deepcopy(a.gateway.objects[("ManagedSecret", NAME)]))  # b reads, shared
+    _request(a, "r2")
+    await _sync(a)
+    second = _new_password(a)
+    await b.sync.sync(copy.deepcopy(a.gateway.objects[("ManagedSecret", NAME)]))
+    assert _data(a) == {"password": second, "password_previous": first, "user": b"app"}

@@ -320,7 +320,7 @@ class RotationService:
                 ctx.blocked = blocked
         ctx.defer_until = plan.defer_until
         if plan.action == Action.NOTHING:
-            return ctx, fetched
+            return ctx, await self._not_behind(spec, policy, handle, rot, fetched)
         if plan.action in (Action.REFUSE, Action.WAIT_FOR_SECRET):
             # nothing can start, or it waits for its Secret: say why
             ctx.error, ctx.cause = plan.message, plan.cause
@@ -609,6 +609,37 @@ class RotationService:
             rot["phase"], rot["pendingVersion"] = "Promoted", rot["token"]
             await self._record(body, rot, now)
         return await self._fresh(handle, fetched)
+
+    async def _not_behind(
+        self,
+        spec: ManagedSecretSpec,
+        policy: EffectivePolicy | None,
+        handle: StoreHandle,
+        rot: Mapping[str, Any],
+        fetched: Fetched,
+    ) -> Fetched:
+        """A read shared from before the recorded rotation wrote (another operator rotated within
+        the share window, so this one's recent read of the path is older than the status) would
+        put the replaced value back into the Secret: when the source's current version is not the
+        one the recorded rotation wrote, the rotated paths are read again. (After a write outside
+        Rotor the versions differ too; that costs one read per sync until the next rotation.)"""
+        if policy is None or handle.backend is None:
+            return fetched
+        written = self._written(spec, policy, rot)
+        stale = [
+            ref
+            for ref, secret in fetched.refs.items()
+            if ref.version is None
+            and ref.key in written
+            and secret.version is not None
+            and str(secret.version) != written[ref.key]
+        ]
+        if not stale:
+            return fetched
+        handle.backend.forget(stale)
+        for ref in stale:
+            fetched.refs[ref] = await handle.backend.read(ref)
+        return fetched
 
     async def _fresh(self, handle: StoreHandle, fetched: Fetched) -> Fetched:
         """The new value is current at the source: read it fresh for this sync."""
