@@ -42,6 +42,7 @@ from support.invariants import (
     history_violations,
     kv2_chain,
     restore_label,
+    timeline,
     touch_secret,
 )
 
@@ -299,6 +300,7 @@ async def soak_writers(objects: int, minutes: float, rotate_every: float, touch_
                 await asyncio.sleep(2)
             await asyncio.sleep(40)  # past a refresh interval: every Secret re-read its source
         violations: list[str] = []
+        contexts: dict[str, list[str]] = {}  # the observed versions of a Secret with a violation
         for i in range(objects):
             name = f"m{i}"
             data = await cluster.secret_data(ns, name)
@@ -311,12 +313,12 @@ async def soak_writers(objects: int, minutes: float, rotate_every: float, touch_
                 )
             ]
             if n:
-                violations += [
-                    f"{name}: {v}"
-                    for v in history_violations(
-                        history.of(name), managed=["password"], rotated="password", chain=chain, ignore=ours
-                    )
-                ]
+                found = history_violations(
+                    history.of(name), managed=["password"], rotated="password", chain=chain, ignore=ours
+                )
+                violations += [f"{name}: {v}" for v in found]
+                if found:
+                    contexts[name] = timeline(history.of(name), rotated="password", chain=chain)
         for writer, (secret, key) in merge_writers.items():
             chain = kv2_chain(vault, f"soak/{writer}", 1)
             data = await cluster.secret_data(ns, secret)
@@ -330,15 +332,12 @@ async def soak_writers(objects: int, minutes: float, rotate_every: float, touch_
                     requests=requests[writer],
                 )
             ]
-            violations += [
-                f"{writer}: {v}"
-                for v in history_violations(
-                    history.of(secret),
-                    managed=["a-password", "b-password", "other"],
-                    rotated=key,
-                    chain=chain,
-                )
-            ]
+            found = history_violations(
+                history.of(secret), managed=["a-password", "b-password", "other"], rotated=key, chain=chain
+            )
+            violations += [f"{writer}: {v}" for v in found]
+            if found:
+                contexts[writer] = timeline(history.of(secret), rotated=key, chain=chain)
         texts = [op.metrics() for op in ops]
         print(f"\ntouched: {touched}; rotation requests per object: {round_}")
         print(
@@ -349,6 +348,10 @@ async def soak_writers(objects: int, minutes: float, rotate_every: float, touch_
         print(f"invariant violations: {len(violations)}")
         for line in violations[:20]:
             print(f"  {line}")
+        for name, lines in list(contexts.items())[:3]:
+            print(f"versions of the Secret of {name} (resourceVersion, event, type, source positions):")
+            for line in lines:
+                print(f"    {line}")
         third = max(1, len(rss) // 3)
         for which in (0, 1):
             first = sum(r[which] for r in rss[:third]) / third

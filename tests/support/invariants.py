@@ -88,6 +88,24 @@ def history_violations(
     return out
 
 
+def timeline(
+    history: Iterable[SecretVersion], *, rotated: str, chain: Sequence[bytes], suffix: str = SUFFIX
+) -> list[str]:
+    """Each observed version as positions in ``chain`` (never a value): resourceVersion, event,
+    type, the rotated key's position and its previous key's, for reading a violation's context."""
+
+    def pos(value: bytes | None) -> str:
+        if value is None:
+            return "-"
+        return str(chain.index(value)) if value in chain else "?"
+
+    return [
+        f"{seen.resource_version} {seen.event} {seen.type or '-'} {rotated}={pos(seen.data.get(rotated))} "
+        f"{rotated}{suffix}={pos(seen.data.get(f'{rotated}{suffix}'))}"
+        for seen in history
+    ]
+
+
 def final_violations(
     data: Mapping[str, bytes] | None,
     *,

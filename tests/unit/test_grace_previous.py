@@ -235,3 +235,40 @@ async def test_aws_reads_the_recorded_version_by_its_id_whatever_it_looks_like()
         with pytest.raises(KeyNotFound):  # never another version in its place
             provider.read_version(PATH, token)
     stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("source", ["staged", "in-place"])
+async def test_a_stale_body_does_not_pair_the_new_value_with_an_older_previous(source: str) -> None:
+    """Two operators (or one whose event predates its own latest status write): one completes
+    rotation 2 while the other syncs a body whose status still records rotation 1. The source's
+    current value is rotation 2's, so rotation 1's ``baseVersions`` do not name the value it
+    replaced: ``_previous`` stays rotation 2's replaced value (seen by bench/soak.py --writers as
+    "'a-password_previous' is not the value rotation 5 replaced (source position 3 instead of 4)")."""
+    a = _world(_staged() if source == "staged" else _in_place())
+    first = await _rotated(a)
+    stale = copy.deepcopy(a.gateway.objects[("ManagedSecret", NAME)])
+    _request(a, "r2")
+    status = await _sync(a)
+    assert status["rotation"]["phase"] == "Completed", status["rotation"]
+    second = _new_password(a)
+    assert _data(a) == {"password": second, "password_previous": first, "user": b"app"}
+    b = _world(a.kv, a.gateway, a.clock)  # the second operator, its event from before rotation 2
+    a.clock.at = START + dt.timedelta(minutes=1)
+    await b.sync.sync(stale)
+    assert _data(a) == {"password": second, "password_previous": first, "user": b"app"}
+
+
+@pytest.mark.parametrize("source", ["staged", "in-place"])
+async def test_a_read_shared_from_before_another_operators_rotation_is_not_synced_back(source: str) -> None:
+    """The second operator read the source a moment before the first one rotated it; its next
+    sync (the status event of that rotation, within the 5 s a read is shared) must not put the
+    replaced value back into the Secret without ``_previous``."""
+    a = _world(_staged() if source == "staged" else _in_place())
+    first = await _rotated(a)
+    b = _world(a.kv, a.gateway, a.clock)
+    await b.sync.sync(copy.deepcopy(a.gateway.objects[("ManagedSecret", NAME)]))  # b reads, shared
+    _request(a, "r2")
+    await _sync(a)
+    second = _new_password(a)
+    await b.sync.sync(copy.deepcopy(a.gateway.objects[("ManagedSecret", NAME)]))
+    assert _data(a) == {"password": second, "password_previous": first, "user": b"app"}

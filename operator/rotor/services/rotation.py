@@ -88,6 +88,7 @@ from rotor.rotation.report import (
     RotationSeen,
 )
 from rotor.rotation.writeback import (
+    DIGEST_PREFIX,
     MAX_PATHS,
     Target,
     decode_digests,
@@ -319,7 +320,7 @@ class RotationService:
                 ctx.blocked = blocked
         ctx.defer_until = plan.defer_until
         if plan.action == Action.NOTHING:
-            return ctx, fetched
+            return ctx, await self._not_behind(spec, policy, handle, rot, fetched)
         if plan.action in (Action.REFUSE, Action.WAIT_FOR_SECRET):
             # nothing can start, or it waits for its Secret: say why
             ctx.error, ctx.cause = plan.message, plan.cause
@@ -609,6 +610,37 @@ class RotationService:
             await self._record(body, rot, now)
         return await self._fresh(handle, fetched)
 
+    async def _not_behind(
+        self,
+        spec: ManagedSecretSpec,
+        policy: EffectivePolicy | None,
+        handle: StoreHandle,
+        rot: Mapping[str, Any],
+        fetched: Fetched,
+    ) -> Fetched:
+        """A read shared from before the recorded rotation wrote (another operator rotated within
+        the share window, so this one's recent read of the path is older than the status) would
+        put the replaced value back into the Secret: when the source's current version is not the
+        one the recorded rotation wrote, the rotated paths are read again. (After a write outside
+        Rotor the versions differ too; that costs one read per sync until the next rotation.)"""
+        if policy is None or handle.backend is None:
+            return fetched
+        written = self._written(spec, policy, rot)
+        stale = [
+            ref
+            for ref, secret in fetched.refs.items()
+            if ref.version is None
+            and ref.key in written
+            and secret.version is not None
+            and str(secret.version) != written[ref.key]
+        ]
+        if not stale:
+            return fetched
+        handle.backend.forget(stale)
+        for ref in stale:
+            fetched.refs[ref] = await handle.backend.read(ref)
+        return fetched
+
     async def _fresh(self, handle: StoreHandle, fetched: Fetched) -> Fetched:
         """The new value is current at the source: read it fresh for this sync."""
         backend = handle.backend
@@ -895,8 +927,10 @@ class RotationService:
         rot = ctx.rotation
         suffix = policy.previous_key_suffix
         rotated = self._rotated_keys(spec, policy, data)
-        retain = parse_time(rot.get("previousRetainedUntil"))
         arriving = ctx.advanced and in_progress(rot.get("phase"))
+        if not arriving and fetched is not None:
+            rot = await self._describing(body, spec, policy, rot, fetched)
+        retain = parse_time(rot.get("previousRetainedUntil"))
         if arriving:
             retain = retained_until(now, policy.grace_period)
             ctx.retain_until = retain
@@ -923,6 +957,55 @@ class RotationService:
                 elif not arriving and f"{key}{suffix}" in current:
                     previous[key] = current[f"{key}{suffix}"]
         return grace_keys(data, rotated, previous, suffix, retain, now)
+
+    def _written(
+        self, spec: ManagedSecretSpec, policy: EffectivePolicy, rot: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """path -> the version the recorded rotation wrote (``pendingVersion`` once written: the
+        versions in path order, or the one staged VersionId); empty when the status cannot tell."""
+        pending = str(rot.get("pendingVersion") or "")
+        if not pending or pending.startswith(DIGEST_PREFIX) or rot.get("phase") in (None, "Pending"):
+            return {}
+        try:
+            paths = sorted({t.remote_key for t in self._targets(spec, policy)})
+        except RotationFailure:
+            return {}
+        versions = pending.split(",")
+        if len(versions) == len(paths):
+            return dict(zip(paths, versions, strict=True))
+        if len(versions) == 1:
+            return dict.fromkeys(paths, versions[0])
+        return {}  # cut at 256 characters: unknown
+
+    async def _describing(
+        self,
+        body: Mapping[str, Any],
+        spec: ManagedSecretSpec,
+        policy: EffectivePolicy,
+        rot: dict[str, Any],
+        fetched: Fetched,
+    ) -> dict[str, Any]:
+        """The recorded rotation whose written versions the source holds now. The body of an event
+        can be older than the status (a second operator's rotation, or this one's own latest write
+        not yet seen): its ``baseVersions`` name what an earlier rotation replaced, and paired with
+        the newer value they would make ``_previous`` a value from two rotations back. Then the
+        stored status is read; if that does not know the source's current version either (someone
+        wrote the source outside a rotation), ``rot`` stays as it is."""
+        written = self._written(spec, policy, rot)
+        current = {
+            ref.key: str(secret.version)
+            for ref, secret in fetched.refs.items()
+            if ref.version is None and secret.version is not None
+        }
+        if all(current.get(path) in (None, version) for path, version in written.items()):
+            return rot
+        meta = body["metadata"]
+        fresh = await self.gateway.get_object("ManagedSecret", meta["name"], meta["namespace"])
+        stored = ((fresh or {}).get("status") or {}).get("rotation") or {}
+        known = self._written(spec, policy, stored)
+        if known and all(current.get(path) in (None, version) for path, version in known.items()):
+            return dict(stored)
+        return rot
 
     @staticmethod
     def _replaced(
