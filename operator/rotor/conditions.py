@@ -23,6 +23,7 @@ STALLED_REASONS = frozenset(
         "SecretConflict",  # the target Secret belongs to someone else
         "ValidationFailed",  # the source holds a value that fails validation (until it is changed)
         "Expired",  # the certificate at the source has expired
+        "InvalidKey",  # a dataFrom rewrite makes an invalid or colliding key (spec or source change)
     }
 )
 # Reasons that are transient at first and need a person once they last: Reconciling=True until

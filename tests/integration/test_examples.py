@@ -74,6 +74,9 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
     assert flags is not None and flags["new-checkout"] == b"true"
     api = await cluster.secret_data("demo", "api-keys")
     assert api is not None and set(api) == {"stripe-key", "webhook-secret"}
+    # vault-key-rewrite.yaml: the same values under rewritten keys
+    api_env = await cluster.secret_data("demo", "api-env")
+    assert api_env == {"API_stripe_key": api["stripe-key"], "API_webhook_secret": api["webhook-secret"]}
 
     # aws-change-events.yaml: a change announced on the queue reaches payments-live (refresh 1h)
     sm, sqs = env.boto("secretsmanager"), env.boto("sqs")
@@ -122,7 +125,7 @@ async def test_demo_check_says_what_a_person_needs(tmp_path: Path) -> None:
     assert rotation[2] == "  Secret demo/orders-db keys: password, password_previous, username", rotation
     assert rotation[3].startswith("  password_previous: the old value, kept until "), rotation
     assert rotation[4] == "  restarted: Deployment/orders (rollout: Auto, they read the Secret)", rotation
-    count = len(managed_secrets(EXAMPLES))  # every example's ManagedSecrets (11 today)
+    count = len(managed_secrets(EXAMPLES))  # every example's ManagedSecrets (12 today)
     assert count >= 10
     assert f"rotor demo: check passed: {count} ManagedSecrets Ready and a rotation completed" in lines
 

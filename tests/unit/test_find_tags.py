@@ -51,8 +51,8 @@ def test_the_sync_asks_for_the_tags_of_each_find() -> None:
         }
     )
     assert sources_of(spec).finds == (
-        ("app-", None, (("env", "prod"), ("team", "a"))),
-        ("db-", "^db-", ()),
+        (0, "app-", None, (("env", "prod"), ("team", "a"))),
+        (1, "db-", "^db-", ()),
     )
 
 

@@ -231,7 +231,7 @@ def test_assemble_raises_only_value_failures_without_values(
         st.dictionaries(names.filter(bool), st.builds(lambda s: s, remote_secrets("found")), max_size=3)
     )
     try:
-        out = assemble(spec, fetched, found, {}, now=NOW)
+        out = assemble(spec, fetched, {0: found}, {}, now=NOW)
     except ValueFailure as failure:
         event(failure.reason)
         assert failure.reason in DOCUMENTED, failure

@@ -260,11 +260,29 @@ class VaultDynamicRef(SpecModel):
     )
 
 
+class RewriteRegexp(SpecModel):
+    source: Regex = Field(
+        description="Regular expression matched against each key name (every match is replaced)."
+    )
+    target: Annotated[str, Field(max_length=1024)] = Field(
+        description="What a match becomes: $1, ${1} or ${name} stand for the groups of source, $$ for '$'."
+    )
+
+
+class Rewrite(SpecModel):
+    regexp: RewriteRegexp = Field(description="Replace what a regular expression matches.")
+
+
 class DataFromItem(SpecModel):
     cel_rules = (
         ExactlyOneOf(
             ("extract", "find", "vault_database", "vault_dynamic"),
             message="each dataFrom entry sets exactly one of extract, find, vaultDatabase or vaultDynamic",
+        ),
+        Custom(
+            expression="!has(self.rewrite) || size(self.rewrite) == 0 || has(self.extract) || has(self.find)",
+            check=lambda d: not d.rewrite or d.extract is not None or d.find is not None,
+            message="rewrite is used only with extract or find",
         ),
     )
 
@@ -284,6 +302,14 @@ class DataFromItem(SpecModel):
         default=None,
         description="Credentials Vault issues with a lease (dynamic secrets): the lease is recorded in "
         "status.lease, renewed, and replaced before it ends. At most one per ManagedSecret.",
+    )
+    rewrite: list[Rewrite] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Rewrites of the key names this entry produces, applied in order (extract: the "
+        "property names; find: the remote names relative to path, '/' kept). With rewrite, a find "
+        "name is not sanitised: every result must be a valid Secret key, and two names must not "
+        "become one key, else Ready=False with reason InvalidKey.",
     )
 
 

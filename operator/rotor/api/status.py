@@ -79,6 +79,7 @@ class Reason(enum.StrEnum):
     TEMPLATE_ERROR = "TemplateError"
     SECRET_CONFLICT = "SecretConflict"
     EXPIRED = "Expired"
+    INVALID_KEY = "InvalidKey"
     # Stalled=False while Reconciling=True
     PROGRESSING = "Progressing"
     # Rotating

@@ -20,14 +20,16 @@ class Fetched:
     """The backend values one reconcile read."""
 
     refs: dict[RemoteRef, RemoteSecret] = field(default_factory=dict)
-    found: dict[str, RemoteSecret] = field(default_factory=dict)
+    #: dataFrom index of a find -> remote name relative to its path -> value
+    found: dict[int, dict[str, RemoteSecret]] = field(default_factory=dict)
     databases: dict[tuple[str, str], RemoteSecret] = field(default_factory=dict)
     #: the dynamic source (dataFrom.vaultDynamic): its credentials and lease
     lease: Gathered | None = None
 
     def provider_expiry(self) -> datetime | None:
         """The earliest expiry the backend gave any of the values read (``RemoteSecret.expires``)."""
-        values = [*self.refs.values(), *self.found.values(), *self.databases.values()]
+        found = [v for entry in self.found.values() for v in entry.values()]
+        values = [*self.refs.values(), *found, *self.databases.values()]
         return min((v.expires for v in values if v.expires is not None), default=None)
 
 

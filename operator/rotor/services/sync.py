@@ -405,7 +405,7 @@ class SyncService:
             fetched.refs[ref] = secret
 
         await asyncio.gather(*(one(ref) for ref in sources.refs))
-        for path, regexp, tags in sources.finds:
+        for index, path, regexp, tags in sources.finds:
             self.stores.check_find_path(handle, namespace, path)
             found = await backend.find(path, regexp, dict(tags) or None)
             keys = self.stores.allowed_only(handle, namespace, found)
@@ -413,7 +413,7 @@ class SyncService:
             for key, secret in zip(keys, results, strict=True):
                 audit("read", managed_secret=who, store=handle.id, key=key, version=secret.version)
                 rel = key[len(path) :].lstrip("/") if key.startswith(path) else key
-                fetched.found[rel or key] = secret
+                fetched.found.setdefault(index, {})[rel or key] = secret
         for mount, role in sources.databases:
             self.stores.check_keys(handle, namespace, [f"{mount}/static-creds/{role}"])
             creds = await backend.database_credentials(mount, role)

@@ -16,6 +16,7 @@ from rotor.values.properties import (
     require_secret_key,
     sanitize_secret_key,
 )
+from rotor.values.rewrite import rewrite_keys, rules_of
 from rotor.values.size import check_secret_size
 from rotor.values.template import render_templates
 from rotor.values.validate import validate_value
@@ -32,7 +33,7 @@ def _whole_value(secret: RemoteSecret) -> bytes:
 def assemble(
     spec: ManagedSecretSpec,
     fetched: Mapping[RemoteRef, RemoteSecret],
-    found: Mapping[str, RemoteSecret],
+    found: Mapping[int, Mapping[str, RemoteSecret]],
     databases: Mapping[tuple[str, str], RemoteSecret],
     *,
     now: dt.datetime,
@@ -67,7 +68,7 @@ def finish(
 def assemble_values(
     spec: ManagedSecretSpec,
     fetched: Mapping[RemoteRef, RemoteSecret],
-    found: Mapping[str, RemoteSecret],
+    found: Mapping[int, Mapping[str, RemoteSecret]],
     databases: Mapping[tuple[str, str], RemoteSecret],
     *,
     now: dt.datetime,
@@ -78,11 +79,24 @@ def assemble_values(
     current credentials of a ``dataFrom.vaultDynamic`` source (issued, or kept in the Secret)."""
     data: dict[str, bytes] = {}
     # dataFrom first, so that explicit data items win on a key clash
-    for source in spec.data_from:
+    for index, source in enumerate(spec.data_from):
+        where = f"spec.dataFrom[{index}]"
         if source.extract is not None:
             secret = fetched[RemoteRef(source.extract.key, source.extract.version)]
-            for name, value in flatten_map(secret.data, secret.raw, key=secret.key).items():
+            props = flatten_map(secret.data, secret.raw, key=secret.key)
+            if source.rewrite:
+                data.update(rewrite_keys(props, rules_of(source.rewrite), where=where))
+                continue
+            for name, value in props.items():
                 data[require_secret_key(name, source=f"dataFrom.extract '{secret.key}'")] = value
+        elif source.find is not None:
+            entry = found.get(index, {})
+            if source.rewrite:
+                whole = {name: _whole_value(secret) for name, secret in entry.items()}
+                data.update(rewrite_keys(whole, rules_of(source.rewrite), where=where))
+                continue
+            for remote_key, secret in sorted(entry.items()):
+                data[sanitize_secret_key(remote_key.replace("/", "_"))] = _whole_value(secret)
         elif source.vault_database is not None:
             creds = databases[(source.vault_database.mount, source.vault_database.role)]
             for name, value in flatten_map(creds.data, None, key=creds.key).items():
@@ -91,8 +105,6 @@ def assemble_values(
             where = f"dataFrom.vaultDynamic '{source.vault_dynamic.path}'"
             for name, value in (leased or {}).items():
                 data[require_secret_key(name, source=where)] = value
-    for remote_key, secret in sorted(found.items()):
-        data[sanitize_secret_key(remote_key.replace("/", "_"))] = _whole_value(secret)
     for item in spec.data:
         ref = item.remote_ref
         secret = fetched[RemoteRef(ref.key, ref.version)]

@@ -11,8 +11,8 @@ from rotor.providers.base import RemoteRef
 @dataclass(frozen=True)
 class Sources:
     refs: tuple[RemoteRef, ...]  # every (key, version) read by data and dataFrom.extract
-    #: (path, name regexp, tags as sorted (key, value) pairs; empty: no tag filter)
-    finds: tuple[tuple[str, str | None, tuple[tuple[str, str], ...]], ...]
+    #: (index in dataFrom, path, name regexp, tags as sorted (key, value) pairs; empty: no tag filter)
+    finds: tuple[tuple[int, str, str | None, tuple[tuple[str, str], ...]], ...]
     databases: tuple[tuple[str, str], ...]  # (mount, role)
 
     @property
@@ -22,17 +22,17 @@ class Sources:
 
 def sources_of(spec: ManagedSecretSpec) -> Sources:
     refs: dict[RemoteRef, None] = {}
-    finds: list[tuple[str, str | None, tuple[tuple[str, str], ...]]] = []
+    finds: list[tuple[int, str, str | None, tuple[tuple[str, str], ...]]] = []
     databases: list[tuple[str, str]] = []
     for item in spec.data:
         refs[RemoteRef(item.remote_ref.key, item.remote_ref.version)] = None
-    for source in spec.data_from:
+    for index, source in enumerate(spec.data_from):
         if source.extract is not None:
             refs[RemoteRef(source.extract.key, source.extract.version)] = None
         elif source.find is not None:
             find = source.find
             tags = tuple(sorted((find.tags or {}).items()))
-            finds.append((find.path, find.name.regexp if find.name else None, tags))
+            finds.append((index, find.path, find.name.regexp if find.name else None, tags))
         elif source.vault_database is not None:
             databases.append((source.vault_database.mount, source.vault_database.role))
     return Sources(tuple(refs), tuple(finds), tuple(databases))

@@ -48,6 +48,13 @@ class InvalidSpec(ValueFailure):
     reason = "InvalidSpec"
 
 
+class InvalidKey(ValueFailure):
+    """A key a ``dataFrom[].rewrite`` produced is not a valid Secret key, or two remote names were
+    rewritten to the same key. The message names the names, never a value."""
+
+    reason = "InvalidKey"
+
+
 class TooLarge(ValueFailure):
     """The Secret's data is over the size Kubernetes accepts."""
 
