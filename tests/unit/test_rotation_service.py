@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from rotor.api.managedsecret import ManagedSecretSpec
-from rotor.api.secretstore import SecretStoreSpec
 from rotor.api.status import ManagedSecretStatus, Reason
 from rotor.kube.gateway import KubeError
 from rotor.providers.base import (
@@ -29,10 +28,9 @@ from rotor.providers.base import (
 )
 from rotor.rotation.report import report
 from rotor.services import rotation as rotation_module
-from rotor.services.backend import Backend
 from rotor.services.rotation import FAULT_EXIT, RotationService
 from rotor.services.state import Fetched
-from rotor.services.stores import StoreHandle
+from support.handles import vault_token_handle
 from support.memindex import MemoryIndex
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -164,25 +162,7 @@ async def world(monkeypatch: pytest.MonkeyPatch) -> Any:
         index,
         hash_key=b"unit-hash-key",
     )
-    store = SecretStoreSpec.model_validate(
-        {
-            "provider": {
-                "vault": {
-                    "server": "http://vault",
-                    "auth": {"token": {"secretRef": {"name": "t", "key": "t"}}},
-                }
-            }
-        }
-    )
-    handle = StoreHandle(
-        ("SecretStore", NS, "vault"),
-        1,
-        "",
-        store,
-        backend=Backend(kv, store="vault"),  # type: ignore[arg-type]
-        ready=True,
-        capabilities=Capabilities.READ_WRITE,
-    )
+    handle = vault_token_handle(kv, NS)
     crashes: list[int] = []
 
     def exit_(code: int) -> None:

@@ -13,12 +13,9 @@ from test_rotation_service import FakeKV
 from test_sync_service import NOW, Gateway, Stores
 
 from rotor.api.names import FINALIZER, MANAGED_BY_LABEL
-from rotor.api.secretstore import SecretStoreSpec
-from rotor.providers.base import Capabilities
-from rotor.services.backend import Backend
-from rotor.services.stores import StoreHandle
 from rotor.services.sync import SyncService
 from rotor.sync.cleanup import needs_finalizer
+from support.handles import vault_token_handle
 from support.memindex import MemoryIndex
 
 NS, NAME, PATH, UID = "team-a", "app", "apps/db", "uid-1"
@@ -119,25 +116,7 @@ def _world(**target: Any) -> Any:
             "data": [{"secretKey": "password", "remoteRef": {"key": PATH, "property": "password"}}],
         },
     }
-    store = SecretStoreSpec.model_validate(
-        {
-            "provider": {
-                "vault": {
-                    "server": "http://vault",
-                    "auth": {"token": {"secretRef": {"name": "t", "key": "t"}}},
-                }
-            }
-        }
-    )
-    handle = StoreHandle(
-        ("SecretStore", NS, "vault"),
-        1,
-        "",
-        store,
-        backend=Backend(kv, store="vault"),  # type: ignore[arg-type]
-        ready=True,
-        capabilities=Capabilities.READ_WRITE,
-    )
+    handle = vault_token_handle(kv, NS)
     index = MemoryIndex()
     clock = SimpleNamespace(now=lambda: NOW)
     sync = SyncService(

@@ -15,14 +15,12 @@ from typing import Any
 import pytest
 
 from rotor.api.names import MANAGED_BY_LABEL
-from rotor.api.secretstore import SecretStoreSpec
 from rotor.api.status import ManagedSecretStatus, Reason
 from rotor.kube.gateway import KubeError
-from rotor.providers.base import Capabilities
-from rotor.services.backend import Backend
 from rotor.services.rotation import RotationService
 from rotor.services.stores import StoreHandle
 from rotor.services.sync import SyncService
+from support.handles import vault_token_handle
 from support.memindex import MemoryIndex
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -146,25 +144,7 @@ def world() -> Any:
             "rotation": {"policyRef": {"name": "policy"}, "keys": ["password"]},
         },
     }
-    store = SecretStoreSpec.model_validate(
-        {
-            "provider": {
-                "vault": {
-                    "server": "http://vault",
-                    "auth": {"token": {"secretRef": {"name": "t", "key": "t"}}},
-                }
-            }
-        }
-    )
-    handle = StoreHandle(
-        ("SecretStore", NS, "vault"),
-        1,
-        "",
-        store,
-        backend=Backend(kv, store="vault"),  # type: ignore[arg-type]
-        ready=True,
-        capabilities=Capabilities.READ_WRITE,
-    )
+    handle = vault_token_handle(kv, NS)
     index = MemoryIndex()
     clock = SimpleNamespace(now=lambda: NOW)
     rotation = RotationService(gateway, clock, index, hash_key=b"k")  # type: ignore[arg-type]
