@@ -635,8 +635,20 @@ async def test_apiserver_restart_watches_resume(
         await wait_for(b_forced, timeout=30, what="force-sync after the restart")
         _own_operator_alive(op)
         # an apiserver outage is expected, not a bug: no traceback per object (issue 13 item 4)
-        bugs = [line for line in op.log_text().splitlines() if "unexpected error syncing" in line]
+        log_lines = op.log_text().splitlines()
+        bugs = [line for line in log_lines if "unexpected error syncing" in line]
         assert not bugs, bugs[:3]
+        # ... logged once per outage at warning (not once per failed sync), and counted in a metric
+        outage = [line for line in log_lines if "the Kubernetes API is unavailable" in line]
+        counted = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in op.metrics().splitlines()
+            if line.startswith("rotor_apiserver_errors_total{")
+        )
+        assert len(outage) <= 2, outage  # one outage; a success in between (a flap) may start a second
+        assert counted >= len(outage), (counted, outage)
+        if counted > len(outage):  # more failed syncs than warnings: the warning was not per sync
+            assert len(outage) >= 1, "syncs failed on the apiserver without a warning"
     session = env.operator
     assert session is not None and session.proc is not None and session.proc.poll() is None, (
         "the session operator died with the apiserver restart"
