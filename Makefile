@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install binaries demo demo-check test test-unit test-integration test-e2e lint crds bench clean
+.PHONY: help install binaries demo demo-check test test-unit test-integration test-e2e lint crds bench perf-docs clean
 
 help:
 	@echo "make demo        run the embedded demo (local Kubernetes, Vault, AWS emulator, operator, examples)"
@@ -68,7 +68,12 @@ crds: install
 	$(PY) -m rotor.api.crdgen
 
 bench: install binaries
-	$(PY) bench/run.py --sizes 100 1000 5000 --runs 3 --aws-sizes 1000
+	$(PY) bench/run.py --sizes 1000 5000 --runs 1 --aws-sizes 1000 --restart-sizes 5000 \
+	    --json bench/results/$$(date +%F)-$$(uname -m)-$$(nproc)cores-default.json
+
+# docs/performance.md from the raw results committed under bench/results/
+perf-docs: install
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import statistics
 import sys
@@ -114,6 +115,7 @@ async def one_run(env: LocalEnvironment, cluster: Cluster, workdir: Path, run: i
 
 
 async def main(args: argparse.Namespace) -> None:
+    load_before = _load()
     workdir = Path(tempfile.mkdtemp(prefix="rotor-failover-"))
     env = LocalEnvironment(workdir)
     env.start()
@@ -135,6 +137,24 @@ async def main(args: argparse.Namespace) -> None:
         f"failover, median of {len(times)}: {statistics.median(times):.1f}s "
         f"(min {min(times):.1f}s, max {max(times):.1f}s; target < 20s)"
     )
+    print(f"load average (1, 5, 15 min) before {load_before}, after {_load()}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "objects": args.objects,
+                    "runs_s": [round(t, 2) for t in times],
+                    "median_s": round(statistics.median(times), 2),
+                    "load_average_before": load_before,
+                    "load_average_after": _load(),
+                },
+                indent=2,
+            )
+        )
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 if __name__ == "__main__":
@@ -143,4 +163,5 @@ if __name__ == "__main__":
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--objects", type=int, default=10, help="ManagedSecrets synced before each kill")
+    parser.add_argument("--json", default=None, help="also write the runs and the median to this file")
     asyncio.run(main(parser.parse_args()))

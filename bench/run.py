@@ -775,6 +775,9 @@ async def main(args: argparse.Namespace) -> None:
         f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
         f"Python {platform.python_version()}",
         "store_rate_limit": args.rate_limit,
+        "commit": git_commit(),
+        # the machine is shared: the load average before and after says how quiet it was
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "vault": [],
         "aws": [],
         "restart": [],
@@ -811,13 +814,33 @@ async def main(args: argparse.Namespace) -> None:
             op.stop()
         await cluster.close()
         env.stop()
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print_table(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
+def git_commit() -> str:
+    """The commit measured (short hash), or ``unknown`` outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def print_table(results: dict[str, Any]) -> None:
-    print(f"\nmachine: {results['machine']}\n")
+    print(f"\nmachine: {results['machine']}, commit {results.get('commit')}")
+    print(
+        f"load average (1, 5, 15 min) before {results.get('load_average_before')}, "
+        f"after {results.get('load_average_after')}\n"
+    )
     cols = [
         ("n", "N"),
         ("cold_start_s", "cold start to all Ready (s, median)"),
