@@ -30,7 +30,11 @@ STALLED_REASONS = frozenset(
 # the object has been not-Ready for this long (counted from the Ready condition's
 # lastTransitionTime), then Stalled=True. A key that is still missing after 10 minutes is not a
 # replication delay.
-STALLED_AFTER: dict[str, dt.timedelta] = {"KeyNotFound": dt.timedelta(minutes=10)}
+STALLED_AFTER: dict[str, dt.timedelta] = {
+    "KeyNotFound": dt.timedelta(minutes=10),
+    # a template.from ConfigMap (or its key) not there yet: applied after the ManagedSecret
+    "TemplateMissing": dt.timedelta(minutes=10),
+}
 # Every other reason (Unreachable, ProviderError, StoreNotReady, StoreNotFound, Conflict...) is
 # transient: Reconciling=True, Rotor retries with back-off.
 

@@ -156,7 +156,12 @@ def secret_keys(spec: Mapping[str, Any]) -> tuple[str, ...]:
         elif source.get("vaultDatabase"):
             db = source["vaultDatabase"]
             keys.append(f"vaultDatabase:{db.get('mount') or 'database'}/{db.get('role')}")
-    for name in (spec.get("template") or {}).get("data") or {}:
+    template = spec.get("template") or {}
+    names = list(template.get("data") or {})
+    config_map = (template.get("from") or {}).get("configMap") or {}
+    if config_map.get("key"):
+        names.append(config_map.get("secretKey") or config_map["key"])
+    for name in names:
         if name not in keys:
             keys.append(str(name))
     return tuple(keys)

@@ -40,7 +40,7 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
             leaks.add(*json.loads(value).values())
     apply(str(env.kubectl), str(env.kubeconfig), vault_addr=env.vault_addr, aws_endpoint=env.aws_endpoint)
     wanted = managed_secrets(EXAMPLES)
-    assert len(wanted) >= 8
+    assert len(wanted) >= 14
     for ns, name in wanted:
         await cluster.ready(name, ns, timeout=60)
 
@@ -74,6 +74,14 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
     assert flags is not None and flags["new-checkout"] == b"true"
     api = await cluster.secret_data("demo", "api-keys")
     assert api is not None and set(api) == {"stripe-key", "webhook-secret"}
+    # tls-checks-list.yaml: both checks of validations passed
+    strict = await cluster.secret_data("demo", "web-tls-strict")
+    pair = vault_values["apps/web-tls-pair"]
+    assert strict == {"tls.crt": pair["tls.crt"].encode(), "tls.key": pair["tls.key"].encode()}
+    # vault-template-configmap.yaml: the ConfigMap's template, with Replace only the rendered keys
+    props = await cluster.secret_data("demo", "app-properties")
+    assert props is not None and set(props) == {"application.properties", "DB_HOST"}
+    assert f"spring.datasource.password={password}\n" in props["application.properties"].decode()
     # vault-key-rewrite.yaml: the same values under rewritten keys
     api_env = await cluster.secret_data("demo", "api-env")
     assert api_env == {"API_stripe_key": api["stripe-key"], "API_webhook_secret": api["webhook-secret"]}

@@ -11,11 +11,19 @@ from rotor.api.common import (
     Duration,
     K8sName,
     SecretDataKey,
-    SecretDataKeyMap,
     SpecModel,
+    check_secret_data_keys,
 )
 from rotor.api.duration import RefreshInterval
-from rotor.api.rules import AtLeastOneOf, Custom, ExactlyOneOf, NotEqual, OnlyWhen, RequiredWhen
+from rotor.api.rules import (
+    AtLeastOneOf,
+    AtMostOneOf,
+    Custom,
+    ExactlyOneOf,
+    NotEqual,
+    OnlyWhen,
+    RequiredWhen,
+)
 
 __all__ = [
     "DataFromItem",
@@ -33,6 +41,8 @@ __all__ = [
     "StoreRef",
     "Target",
     "Template",
+    "TemplateConfigMapRef",
+    "TemplateFrom",
     "ValidateFormat",
     "ValueValidation",
     "VaultDatabaseRef",
@@ -46,6 +56,8 @@ MAX_FIND_TAGS = 16
 MAX_TAG_KEY = 256
 TagValue = Annotated[str, Field(max_length=256)]
 RemoteVersion = Annotated[str, Field(min_length=1, max_length=256)]
+#: ``validations``: at most this many checks on one key
+MAX_VALIDATIONS = 8
 
 ValidateFormat = Literal[
     "min-length",
@@ -176,6 +188,13 @@ class ValueValidation(SpecModel):
 
 
 class DataItem(SpecModel):
+    cel_rules = (
+        AtMostOneOf(
+            ("validation", "validations"),
+            message="set validate (one check) or validations (a list of checks), not both",
+        ),
+    )
+
     secret_key: SecretDataKey = Field(description="Key to write in the Secret.")
     remote_ref: RemoteRef = Field(description="Where the value comes from.")
     decode: Literal["None", "Base64", "Auto"] = Field(
@@ -187,8 +206,22 @@ class DataItem(SpecModel):
         default=None,
         alias="validate",
         description="Refuse values that are not what they must be; the last good Secret is kept and "
-        "Ready=False with reason ValidationFailed names the key and the rule.",
+        "Ready=False with reason ValidationFailed names the key and the rule. One check; for "
+        "several, use validations.",
     )
+    validations: list[ValueValidation] = Field(
+        default_factory=list,
+        min_length=1,
+        max_length=MAX_VALIDATIONS,
+        description="Several checks on this key, applied in order (e.g. pem-certificate with "
+        "notExpiredWithin, then certificate-matches-key); the first that fails is reported as "
+        "ValidationFailed naming its format and its place in the list. Not together with validate.",
+    )
+
+    @property
+    def checks(self) -> list[ValueValidation]:
+        """Every check on this key, in order (validate or validations)."""
+        return [self.validation] if self.validation is not None else list(self.validations)
 
 
 class ExtractRef(SpecModel):
@@ -313,12 +346,56 @@ class DataFromItem(SpecModel):
     )
 
 
+class TemplateConfigMapRef(SpecModel):
+    name: K8sName = Field(description="The ConfigMap, in the ManagedSecret's namespace.")
+    key: SecretDataKey = Field(description="The key of the ConfigMap's data that holds the template.")
+    secret_key: SecretDataKey | None = Field(
+        default=None, description="The Secret key the template renders to. Default: key."
+    )
+
+    @property
+    def target(self) -> str:
+        return self.secret_key or self.key
+
+
+class TemplateFrom(SpecModel):
+    config_map: TemplateConfigMapRef = Field(
+        description="A template kept in a ConfigMap (for long templates shared by many objects). "
+        "Rotor watches it: an edit re-renders every ManagedSecret that uses it. A missing "
+        "ConfigMap or key is Ready=False with reason TemplateMissing (the last good Secret kept)."
+    )
+
+
+def _template_keys_distinct(template: Any) -> bool:
+    return template.from_ is None or template.from_.config_map.target not in (template.data or {})
+
+
 class Template(SpecModel):
-    data: SecretDataKeyMap = Field(
-        min_length=1,
-        description="Secret keys rendered with Jinja2 (sandboxed) from the fetched keys, e.g. "
-        '"postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app". Under mergePolicy '
-        "Merge the rendered keys are added to the fetched ones, replacing any of the same name.",
+    cel_rules = (
+        AtLeastOneOf(("data", "from_"), message="template sets data, from or both"),
+        Custom(
+            expression="!has(self.from) || !has(self.data) || !((has(self.from.configMap.secretKey) ? "
+            "self.from.configMap.secretKey : self.from.configMap.key) in self.data)",
+            check=_template_keys_distinct,
+            message="template.from renders a key that template.data renders too; rename one (set "
+            "from.configMap.secretKey) so each Secret key has one template",
+        ),
+    )
+
+    data: Annotated[dict[str, str], Field(min_length=1), AfterValidator(check_secret_data_keys)] | None = (
+        Field(
+            default=None,
+            description="Secret keys rendered with Jinja2 (sandboxed) from the fetched keys, e.g. "
+            '"postgresql://{{ username }}:{{ password | urlencode }}@db:5432/app". Under mergePolicy '
+            "Merge the rendered keys are added to the fetched ones, replacing any of the same name.",
+        )
+    )
+    from_: TemplateFrom | None = Field(
+        default=None,
+        alias="from",
+        description="One more template, kept in a ConfigMap, rendered like those of data (same "
+        "context, same limits) to the Secret key from.configMap.secretKey (default: its key). It "
+        "adds to data; a key rendered by both is refused at apply time.",
     )
     merge_policy: Literal["Merge", "Replace"] = Field(
         default="Merge",
@@ -331,6 +408,18 @@ class Template(SpecModel):
     @property
     def replaces(self) -> bool:
         return self.merge_policy == "Replace"
+
+    @property
+    def rendered_keys(self) -> set[str]:
+        """Every Secret key a template renders (inline data and from)."""
+        keys = set(self.data or {})
+        if self.from_ is not None:
+            keys.add(self.from_.config_map.target)
+        return keys
+
+    @property
+    def config_map(self) -> TemplateConfigMapRef | None:
+        return self.from_.config_map if self.from_ is not None else None
 
 
 class Refresh(SpecModel):
@@ -406,7 +495,7 @@ def _rotated_keys_rendered(spec: Any) -> bool:
     template, rotation = spec.template, spec.rotation
     if template is None or not template.replaces or rotation is None:
         return True
-    return all(k in template.data for k in rotation.keys)
+    return all(k in template.rendered_keys for k in rotation.keys)
 
 
 class ManagedSecretSpec(SpecModel):
@@ -421,10 +510,12 @@ class ManagedSecretSpec(SpecModel):
         Custom(
             expression="!has(self.template) || !has(self.template.mergePolicy) || "
             "self.template.mergePolicy != 'Replace' || !has(self.rotation) || "
-            "self.rotation.keys.all(k, k in self.template.data)",
+            "self.rotation.keys.all(k, (has(self.template.data) && k in self.template.data) || "
+            "(has(self.template.from) && k == (has(self.template.from.configMap.secretKey) ? "
+            "self.template.from.configMap.secretKey : self.template.from.configMap.key)))",
             check=_rotated_keys_rendered,
             message="template.mergePolicy Replace: the Secret holds only the rendered keys, so every "
-            "key in rotation.keys must be a key of template.data too",
+            "key in rotation.keys must be a key of template.data too (or the key template.from renders)",
         ),
     )
 

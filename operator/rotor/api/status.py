@@ -77,6 +77,7 @@ class Reason(enum.StrEnum):
     PROVIDER_ERROR = "ProviderError"
     VALIDATION_FAILED = "ValidationFailed"
     TEMPLATE_ERROR = "TemplateError"
+    TEMPLATE_MISSING = "TemplateMissing"
     SECRET_CONFLICT = "SecretConflict"
     EXPIRED = "Expired"
     INVALID_KEY = "InvalidKey"

@@ -152,6 +152,7 @@ class Controller:
             ),
             ledger=self.index,
             stores=self.stores,
+            config_maps=self.index,
         )
         self.sync = self.services.sync
         self.tasks: list[asyncio.Task[None]] = []
@@ -182,6 +183,8 @@ class Controller:
             Informer(gateway, "ClusterSecretStore", self._store_events("ClusterSecretStore")),
             Informer(gateway, "RotationPolicy", self._policy_events("RotationPolicy"), namespaces=patterns),
             Informer(gateway, "ClusterRotationPolicy", self._policy_events("ClusterRotationPolicy")),
+            # template.from: every ConfigMap event is looked at, only the used ones are held
+            Informer(gateway, "ConfigMap", self.observe_config_map, namespaces=patterns),
         ]
 
     # ------------------------------------------------------------------ the ports services use
@@ -298,6 +301,27 @@ class Controller:
         if ours is not None and owner:
             # changed by someone else: the owner re-checks it (and restores it if needed)
             self.requeue((meta["namespace"], owner), urgent=True)
+
+    def observe_config_map(self, body: dict[str, Any], event_type: str | None) -> None:
+        """A ConfigMap that a ``template.from`` names changed, came or went: its users re-render
+        (an unused ConfigMap is dropped at once; one whose data did not change re-renders nothing)."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        users = self.index.config_map_users(key)
+        if not users:
+            return
+        known = self.index.config_map(*key)
+        if event_type == "DELETED":
+            self.index.drop_config_map(key)
+        elif not self.index.put_config_map(body):
+            return  # an echo of what is held
+        elif known is not None and (known.get("data"), known.get("binaryData")) == (
+            body.get("data"),
+            body.get("binaryData"),
+        ):
+            return  # labels or annotations only
+        for user in users:
+            self.requeue(user, urgent=False)
 
     # ------------------------------------------------------------------ stores and policies
     def _store_events(self, kind: str) -> Callable[[dict[str, Any], str | None], None]:

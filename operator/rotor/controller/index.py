@@ -1,6 +1,9 @@
 """The one in-memory index every informer feeds: ManagedSecrets, the Secrets Rotor manages, stores
 and rotation policies, with the reverse maps store → users and policy → users.
 
+ConfigMaps (``template.from``) are held only while a ManagedSecret uses them, with the reverse
+map ConfigMap → users, so that an edit re-renders exactly those.
+
 The reverse maps are kept up to date on each event, from what the event changes (a ManagedSecret
 remembers which store and policy it named last), so no event scans every object. The index is a
 ``Mapping`` of the ManagedSecrets (``index[key]``, ``index.items()``) and implements
@@ -28,9 +31,20 @@ def older(incoming: Mapping[str, Any], known: Mapping[str, Any]) -> bool:
         return False
 
 
+def _version(body: Mapping[str, Any]) -> str | None:
+    return (body.get("metadata") or {}).get("resourceVersion")
+
+
 def key_of(kind: str, body: Mapping[str, Any]) -> Key:
     meta = body["metadata"]
     return (kind, meta.get("namespace") or "", meta["name"])
+
+
+def config_map_of(key: ObjKey, body: Mapping[str, Any]) -> ObjKey | None:
+    """The (namespace, name) of the ConfigMap a ManagedSecret's ``template.from`` names, if any."""
+    template = (body.get("spec") or {}).get("template") or {}
+    name = ((template.get("from") or {}).get("configMap") or {}).get("name")
+    return (key[0], str(name)) if name else None
 
 
 def refs_of(key: ObjKey, body: Mapping[str, Any]) -> tuple[StoreKey, PolicyKey | None]:
@@ -54,6 +68,10 @@ class Index(Mapping[ObjKey, Body]):
         self._refs: dict[ObjKey, tuple[StoreKey, PolicyKey | None]] = {}
         self._store_users: dict[StoreKey, set[ObjKey]] = {}
         self._policy_users: dict[PolicyKey, set[ObjKey]] = {}
+        #: template.from: ManagedSecret -> ConfigMap, ConfigMap -> users, and the ConfigMaps used
+        self._templates: dict[ObjKey, ObjKey] = {}
+        self._config_map_users: dict[ObjKey, set[ObjKey]] = {}
+        self._config_maps: dict[ObjKey, Body] = {}
 
     # ------------------------------------------------------------------ Mapping (ManagedSecrets)
     def __getitem__(self, key: ObjKey) -> Body:
@@ -68,6 +86,7 @@ class Index(Mapping[ObjKey, Body]):
     # ------------------------------------------------------------------ ManagedSecrets
     def put_managed(self, key: ObjKey, body: Body) -> None:
         self._managed[key] = body
+        self._link_config_map(key, config_map_of(key, body))
         refs = refs_of(key, body)
         before = self._refs.get(key)
         if before == refs:
@@ -82,6 +101,23 @@ class Index(Mapping[ObjKey, Body]):
     def drop_managed(self, key: ObjKey) -> None:
         self._managed.pop(key, None)
         self._unlink(key, self._refs.pop(key, None))
+        self._link_config_map(key, None)
+
+    def _link_config_map(self, key: ObjKey, config_map: ObjKey | None) -> None:
+        before = self._templates.get(key)
+        if before == config_map:
+            return
+        if before is not None:
+            users = self._config_map_users.get(before)
+            if users is not None:
+                users.discard(key)
+                if not users:  # nobody uses it any more: not held
+                    del self._config_map_users[before]
+                    self._config_maps.pop(before, None)
+            del self._templates[key]
+        if config_map is not None:
+            self._templates[key] = config_map
+            self._config_map_users.setdefault(config_map, set()).add(key)
 
     def _unlink(self, key: ObjKey, refs: tuple[StoreKey, PolicyKey | None] | None) -> None:
         if refs is None:
@@ -117,6 +153,33 @@ class Index(Mapping[ObjKey, Body]):
 
     def drop_policy(self, key: PolicyKey) -> None:
         self._policies.pop(key, None)
+
+    # ------------------------------------------------------------------ ConfigMaps (template.from)
+    def config_map_users(self, key: ObjKey) -> set[ObjKey]:
+        """ManagedSecrets whose ``template.from`` names this ConfigMap."""
+        return set(self._config_map_users.get(key, ()))
+
+    def put_config_map(self, body: Body) -> bool:
+        """Hold a ConfigMap the watch delivered, if it is used; False when it is not used, or is
+        an echo no newer than what is held."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if key not in self._config_map_users:
+            return False
+        known = self._config_maps.get(key)
+        if known is not None and (older(body, known) or _version(known) == _version(body)):
+            return False
+        self._config_maps[key] = body
+        return True
+
+    def drop_config_map(self, key: ObjKey) -> None:
+        self._config_maps.pop(key, None)
+
+    def config_map(self, namespace: str, name: str) -> Body | None:
+        return self._config_maps.get((namespace, name))
+
+    def remember_config_map(self, body: Mapping[str, Any]) -> None:
+        self.put_config_map(dict(body))
 
     # ------------------------------------------------------------------ ObjectIndex
     def managed_secret(self, key: ObjKey) -> Body | None:

@@ -246,12 +246,21 @@ class KubeGateway:
             if exc.status != 404:
                 raise _wrap(exc) from None
 
+    # ------------------------------------------------------------------ config maps (templates)
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ConfigMap (``template.from``), or None when there is none."""
+        return await self._call("GET", self._path("", "v1", namespace, "configmaps", name), missing_ok=True)
+
     # ------------------------------------------------------------------ list and watch (informers)
     def _lister(self, kind: str, namespace: str | None) -> Any:
         if kind == "Secret":
             if namespace:
                 return lambda **kw: self.core.list_namespaced_secret(namespace, **kw)
             return self.core.list_secret_for_all_namespaces
+        if kind == "ConfigMap":
+            if namespace:
+                return lambda **kw: self.core.list_namespaced_config_map(namespace, **kw)
+            return self.core.list_config_map_for_all_namespaces
         plural = PLURALS[kind]
         if namespace:
             return lambda **kw: self.custom.list_namespaced_custom_object(

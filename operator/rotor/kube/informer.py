@@ -33,6 +33,8 @@ log = logging.getLogger("rotor.informer")
 ObjKey = tuple[str, str]
 EventCallback = Callable[[dict[str, Any], "str | None"], None]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+#: kinds of the core API group (``v1``) an informer can watch
+CORE_KINDS = frozenset({"Secret", "ConfigMap"})
 
 
 class _Gone(Exception):
@@ -100,7 +102,7 @@ class Informer:
         self.delivered: dict[str, int] = {}
         self.relists = 0
         self.sleep = asyncio.sleep  # replaceable in tests
-        self.api_version = "v1" if kind == "Secret" else API_VERSION
+        self.api_version = "v1" if kind in CORE_KINDS else API_VERSION
 
     def accepts(self, namespace: str) -> bool:
         return not self.patterns or any(match_namespace(namespace, p) for p in self.patterns)

@@ -53,6 +53,18 @@ class ObjectIndex(Protocol):
         """ManagedSecrets whose ``storeRef`` names this store."""
 
 
+class ConfigMapCache(Protocol):
+    """The ConfigMaps that ``template.from`` names, as the ConfigMap watch last delivered them. Only
+    ConfigMaps some ManagedSecret uses are held; a miss is read from the apiserver and remembered."""
+
+    def config_map(self, namespace: str, name: str) -> Body | None:
+        """The ConfigMap as last seen, or None when it is not held (absent, or not seen yet)."""
+
+    def remember_config_map(self, body: Mapping[str, Any]) -> None:
+        """A ConfigMap just read: held if a ManagedSecret uses it (and it is not older than what is
+        held)."""
+
+
 class WorkScheduler(Protocol):
     """Asks the controller to reconcile an object again, and says whether this replica works now
     (holds the leader Lease, or runs without leader election)."""

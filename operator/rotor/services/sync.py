@@ -32,17 +32,19 @@ from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
 from rotor.providers.base import ProviderError, RemoteRef
 from rotor.services.cpu import INLINE, CpuPool
 from rotor.services.leases import DynamicCredentials, Gathered, LeaseBlocked
-from rotor.services.ports import ObjectIndex, SecretLedger
+from rotor.services.ports import ConfigMapCache, ObjectIndex, SecretLedger
 from rotor.services.rollout import RolloutService
 from rotor.services.rotation import RotationClaimLost, RotationContext, RotationService
 from rotor.services.state import Fetched, absorb, object_id
 from rotor.services.stores import StoreHandle, StoreKey, StoreProblem, StoreService
-from rotor.sync.assemble import assemble_values, finish, replaces, template_sources
+from rotor.services.templates import TemplateReader
+from rotor.sync.assemble import assemble_values, finish, replaces
 from rotor.sync.cleanup import needs_finalizer
 from rotor.sync.decide import Failed, StatusPlan, Synced, decide_failed, decide_synced, request_waits
 from rotor.sync.plan import Desired, merge_release, plan, refused_message
 from rotor.sync.refresh import next_refresh
 from rotor.sync.sources import Sources, declared_keys, sources_of
+from rotor.sync.template_from import template_sources
 from rotor.values.errors import ValueFailure
 from rotor.values.hashing import data_hash
 
@@ -86,6 +88,7 @@ class SyncService:
         rotation: RotationService | None = None,
         rollout: RolloutService | None = None,
         cpu: CpuPool = INLINE,
+        config_maps: ConfigMapCache | None = None,
     ) -> None:
         self.gateway = gateway
         self.stores = stores
@@ -96,6 +99,7 @@ class SyncService:
         self.rotation = rotation
         self.rollout = rollout
         self.cpu = cpu
+        self.templates = TemplateReader(gateway, config_maps)
         self.failures: dict[str, int] = {}
         self.dynamic = DynamicCredentials(hash_key=hash_key)
         #: what each ManagedSecret read at its last sync: (store, refs); a refresh wave prefetches
@@ -147,7 +151,8 @@ class SyncService:
                 data = assemble_values(
                     spec, fetched.refs, fetched.found, fetched.databases, now=now, leased=leased
                 )
-                templates = template_sources(spec)
+                shared = await self.templates.shared_template(spec, namespace)
+                templates = template_sources(spec, shared)
                 # rendering is CPU-bound (up to its time budget): off the event loop
                 rendered = await self.cpu.render(templates, data) if templates else {}
                 data = finish(data, rendered, replace=replaces(spec))

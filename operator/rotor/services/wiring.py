@@ -12,7 +12,7 @@ from rotor.services.change_events import ChangeEventService
 from rotor.services.cpu import CpuPool
 from rotor.services.notifications import NotificationService
 from rotor.services.policies import PolicyStatusService
-from rotor.services.ports import ObjectIndex, PolicyKey, SecretLedger, WorkScheduler
+from rotor.services.ports import ConfigMapCache, ObjectIndex, PolicyKey, SecretLedger, WorkScheduler
 from rotor.services.rollout import DEFAULT_MIN_INTERVAL, DEFAULT_RESTART_TIMEOUT, RolloutService
 from rotor.services.rotation import RotationService
 from rotor.services.stores import StoreService
@@ -83,9 +83,11 @@ def build_services(
     *,
     ledger: SecretLedger,
     stores: StoreService | None = None,
+    config_maps: ConfigMapCache | None = None,
 ) -> Services:
     """Build every service. ``ledger`` is told about Rotor's own Secret writes (usually the index
-    itself); ``stores`` lets a caller that already built the store service share it."""
+    itself); ``stores`` lets a caller that already built the store service share it;
+    ``config_maps`` holds the ``template.from`` ConfigMaps the watch delivered (usually the index)."""
     stores = stores if stores is not None else StoreService(gateway, clock)
     cpu = CpuPool(options.cpu_workers)
     rotation = (
@@ -118,6 +120,7 @@ def build_services(
         rotation=rotation,
         rollout=rollout,
         cpu=cpu,
+        config_maps=config_maps,
     )
     policy_status = (
         PolicyStatusService(gateway, clock, index, leading=lambda: scheduler.leading)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.providers.base import RemoteRef, RemoteSecret
+from rotor.sync.template_from import template_sources
 from rotor.values.decode import decode
 from rotor.values.properties import (
     encode_property,
@@ -19,7 +20,7 @@ from rotor.values.properties import (
 from rotor.values.rewrite import rewrite_keys, rules_of
 from rotor.values.size import check_secret_size
 from rotor.values.template import render_templates
-from rotor.values.validate import validate_value
+from rotor.values.validate import validate_all
 
 
 def _whole_value(secret: RemoteSecret) -> bytes:
@@ -38,16 +39,13 @@ def assemble(
     *,
     now: dt.datetime,
     generated: Mapping[str, bytes] | None = None,
+    shared_template: str | None = None,
 ) -> dict[str, bytes]:
-    """The whole pipeline in-line (templates rendered here, on the caller's thread)."""
+    """The whole pipeline in-line (templates rendered here, on the caller's thread).
+    ``shared_template`` is the text of a ``template.from`` ConfigMap's key."""
     data = assemble_values(spec, fetched, found, databases, now=now, generated=generated)
-    templates = template_sources(spec)
+    templates = template_sources(spec, shared_template)
     return finish(data, render_templates(templates, data) if templates else {}, replace=replaces(spec))
-
-
-def template_sources(spec: ManagedSecretSpec) -> dict[str, str]:
-    """Secret key -> template source (empty without templates)."""
-    return dict(spec.template.data) if spec.template is not None and spec.template.data else {}
 
 
 def replaces(spec: ManagedSecretSpec) -> bool:
@@ -118,7 +116,7 @@ def assemble_values(
     if generated:
         data.update(generated)
     for item in spec.data:
-        if item.validation is not None:
-            rule = item.validation.model_dump(by_alias=True, exclude_none=True)
-            validate_value(item.secret_key, data[item.secret_key], rule, all_values=data, now=now)
+        if item.checks:
+            rules = [check.model_dump(by_alias=True, exclude_none=True) for check in item.checks]
+            validate_all(item.secret_key, data[item.secret_key], rules, all_values=data, now=now)
     return data

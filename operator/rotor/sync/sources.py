@@ -67,10 +67,10 @@ def declared_keys(spec: ManagedSecretSpec) -> set[str]:
     keys only known from what the source holds. Under ``template.mergePolicy: Replace`` the
     Secret holds the rendered keys only (the rotated keys are among them: the schema says so)."""
     if spec.template is not None and spec.template.replaces:
-        return set(spec.template.data)
+        return spec.template.rendered_keys
     keys = {item.secret_key for item in spec.data}
-    if spec.template is not None and spec.template.data:
-        keys |= set(spec.template.data)
+    if spec.template is not None:
+        keys |= spec.template.rendered_keys
     if spec.rotation is not None:
         keys |= set(spec.rotation.keys)
     return keys

@@ -10,6 +10,7 @@ from rotor.values.errors import (
     InvalidSpec,
     PropertyNotFound,
     TemplateError,
+    TemplateMissing,
     TooLarge,
     ValidationFailed,
     ValueFailure,
@@ -25,7 +26,7 @@ from rotor.values.properties import (
 )
 from rotor.values.size import SECRET_SIZE_LIMIT, check_secret_size, secret_data_size
 from rotor.values.template import render_templates
-from rotor.values.validate import FORMATS, validate_value
+from rotor.values.validate import FORMATS, validate_all, validate_value
 
 __all__ = [
     "DECODE_MODES",
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidSpec",
     "PropertyNotFound",
     "TemplateError",
+    "TemplateMissing",
     "TooLarge",
     "ValidationFailed",
     "ValueFailure",
@@ -50,5 +52,6 @@ __all__ = [
     "sanitize_secret_key",
     "secret_data_size",
     "secret_key_is_valid",
+    "validate_all",
     "validate_value",
 ]

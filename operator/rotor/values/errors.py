@@ -36,6 +36,12 @@ class TemplateError(ValueFailure):
     reason = "TemplateError"
 
 
+class TemplateMissing(ValueFailure):
+    """``template.from`` names a ConfigMap, or a key of one, that is not there (or not text)."""
+
+    reason = "TemplateMissing"
+
+
 class PropertyNotFound(ValueFailure):
     """A remote secret exists but has no such property."""
 

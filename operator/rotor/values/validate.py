@@ -10,7 +10,7 @@ import functools
 import json
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,6 +66,26 @@ def validate_value(
         problem = _min_length(check)
     if problem is not None:
         raise ValidationFailed(f"key {quote_name(key)} failed validation {rule_format}: {problem}")
+
+
+def validate_all(
+    key: str,
+    value: bytes,
+    rules: Sequence[Mapping[str, Any]],
+    *,
+    all_values: Mapping[str, bytes],
+    now: datetime,
+) -> None:
+    """Apply ``rules`` (a ``validations`` list, or one ``validate`` block) in order; the first that
+    fails raises. With more than one rule, the message says which one by its format and place
+    (``rule 2 of 2``), so two checks of the same format can be told apart."""
+    for place, rule in enumerate(rules, start=1):
+        try:
+            validate_value(key, value, rule, all_values=all_values, now=now)
+        except ValidationFailed as err:
+            if len(rules) == 1:
+                raise
+            raise ValidationFailed(f"{err.message} (rule {place} of {len(rules)})") from None
 
 
 # --------------------------------------------------------------------------- text formats
