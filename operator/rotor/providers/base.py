@@ -268,6 +268,17 @@ class StagedWriter(Protocol):
 
 
 @runtime_checkable
+class Creator(Protocol):
+    """Creates a key that does not exist, never overwriting one that does (createIfMissing):
+    Vault KV v2 check-and-set 0, AWS CreateSecret keyed by ``token`` (the ClientRequestToken, which
+    becomes the VersionId), SSM PutParameter without Overwrite. Raises ``WriteConflict`` when
+    anything exists at ``key`` (nothing is written then), ``Unsupported`` when this store cannot
+    create without overwriting (Vault KV v1)."""
+
+    def create(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> WriteResult: ...
+
+
+@runtime_checkable
 class SelfRotating(Protocol):
     """The backend rotates the secret itself (AWS RotateSecret with a rotation function)."""
 

@@ -24,6 +24,7 @@ from rotor.providers.base import (
     CertificateIssuer,
     ChangeEventSource,
     ChangeLister,
+    Creator,
     DatabaseCredentials,
     InvalidSpec,
     LeasedCredentials,
@@ -47,6 +48,7 @@ from rotor.providers.base import (
     VersionReader,
     WriteChecker,
     WriteDenied,
+    WriteResult,
 )
 from rotor.services.ratelimit import DEFAULT_BURST, DEFAULT_QPS, AdaptiveLimiter
 
@@ -363,6 +365,18 @@ class Backend:
             p = self.provider
             assert isinstance(p, WriteChecker)
             raise WriteDenied(p.describe_missing_write(missing), missing)
+
+    @property
+    def creates(self) -> bool:
+        """Whether a missing key can be created without overwriting (createIfMissing)."""
+        return isinstance(self.provider, Creator)
+
+    async def create(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> WriteResult:
+        """Create ``key``; ``WriteConflict`` when anything exists there (nothing is written)."""
+        p = self.provider
+        if not isinstance(p, Creator):
+            raise self._unsupported("create a missing key without overwriting")
+        return await self.call("create", p.create, key, value, token)
 
     @property
     def stages_writes(self) -> bool:

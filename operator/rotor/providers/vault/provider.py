@@ -67,6 +67,10 @@ class VaultProvider:
     def write(self, key: str, value: dict[str, Any] | bytes | str, cas: str | None) -> WriteResult:
         return client_write.write(self.client, key, value, cas)
 
+    def create(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> WriteResult:
+        """createIfMissing: KV v2 check-and-set 0 (``token`` is not needed: CAS 0 is the guard)."""
+        return client_write.create(self.client, key, value)
+
     def close(self) -> None:
         self.client.close()
 
