@@ -410,8 +410,9 @@ class WriteChecker(Protocol):
     """Judges write access for the exact keys a rotation is about to write (Vault:
     ``sys/capabilities-self``), instead of a probe path at store validation."""
 
-    def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
-        """For each key that cannot be written, the missing capabilities ("create", "update"),
+    def missing_write(self, keys: list[str], *, creating: bool = False) -> dict[str, list[str]]:
+        """For each key that cannot be written (``creating``: created where nothing exists yet,
+        createIfMissing), the missing capabilities ("create", "update"),
         keyed by the backend path (e.g. ``secret/data/app/db``); keys that can be written are
         absent. Raises ProviderError when the backend cannot answer."""
         ...

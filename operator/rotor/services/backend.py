@@ -348,19 +348,19 @@ class Backend:
         """Whether write access is judged per path before writing (``check_write`` asks)."""
         return isinstance(self.provider, WriteChecker)
 
-    async def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
+    async def missing_write(self, keys: list[str], *, creating: bool = False) -> dict[str, list[str]]:
         """The paths among ``keys`` the credentials cannot write, with the capabilities each
         lacks; empty when all can be written, or when the provider does not judge per path (it
         then reports a denied write when it happens, as AWS does)."""
         p = self.provider
         if not isinstance(p, WriteChecker) or not keys:
             return {}
-        return await self.call("capabilities", p.missing_write, list(keys))
+        return await self.call("capabilities", lambda: p.missing_write(list(keys), creating=creating))
 
-    async def check_write(self, keys: list[str]) -> None:
+    async def check_write(self, keys: list[str], *, creating: bool = False) -> None:
         """Before a rotation writes ``keys``: raise ``WriteDenied`` (reason Forbidden) naming
         every path and missing capability, and where to grant it, if any cannot be written."""
-        missing = await self.missing_write(keys)
+        missing = await self.missing_write(keys, creating=creating)
         if missing:
             p = self.provider
             assert isinstance(p, WriteChecker)

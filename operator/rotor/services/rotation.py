@@ -344,7 +344,7 @@ class RotationService:
         plan = decide(observed)
         if plan.action == Action.START and policy is not None and policy.strategy == "Generate":
             # about to write the source: the credentials must be able to write exactly these paths
-            denied = await self._write_denied(spec, policy, handle)
+            denied = await self._write_denied(spec, policy, handle, creating=plan.trigger == MISSING)
             if denied is not None:
                 plan = decide(replace(observed, write_denied=denied))
         if plan.action in (Action.START, Action.RESUME) and secret_blocked is not None:
@@ -451,7 +451,7 @@ class RotationService:
             await self._record(body, rot, now)
 
     async def _write_denied(
-        self, spec: ManagedSecretSpec, policy: EffectivePolicy, handle: StoreHandle
+        self, spec: ManagedSecretSpec, policy: EffectivePolicy, handle: StoreHandle, *, creating: bool = False
     ) -> str | None:
         """Where the store judges write access per path (Vault's sys/capabilities-self): which of
         the paths this rotation writes its credentials cannot write, named with the capability
@@ -461,7 +461,7 @@ class RotationService:
             return None
         paths = sorted({t.remote_key for t in self._targets(spec, policy)})
         try:
-            await backend.check_write(paths)
+            await backend.check_write(paths, creating=creating)
         except WriteDenied as err:
             return err.message
         return None

@@ -75,8 +75,8 @@ class VaultProvider:
         self.client.close()
 
     # ------------------------------------------------------------------ capabilities
-    def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
-        return validate.missing_write(self.client, keys)
+    def missing_write(self, keys: list[str], *, creating: bool = False) -> dict[str, list[str]]:
+        return validate.missing_write(self.client, keys, creating=creating)
 
     def describe_missing_write(self, missing: dict[str, list[str]]) -> str:
         return validate.describe_missing(self.config.store_id, missing)
