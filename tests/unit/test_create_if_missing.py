@@ -13,10 +13,14 @@ from pydantic import ValidationError
 
 from rotor.api.rotationpolicy import RotationPolicySpec
 from rotor.api.status import FailureCause, Reason
+from rotor.providers.base import RemoteRef
 from rotor.rotation.checks import RotationInputs, rotation_due
 from rotor.rotation.decide import Action, RotationObserved, decide
 from rotor.rotation.presets import effective_policy
 from rotor.rotation.report import RotationDone, RotationSeen, report
+from rotor.services.rotation import RotationContext
+from rotor.services.state import Fetched
+from rotor.services.sync import SyncService
 
 NOW = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
 CREATE = {"preset": "database-password", "createIfMissing": True, "gracePeriod": "1h"}
@@ -186,3 +190,31 @@ def test_a_created_value_completes_without_a_grace_period() -> None:
     # the control: the same rotation with another trigger keeps the previous value for 1h
     manual = report(replace(done, rotation={**done.rotation, "trigger": "Manual"}), seen, [])
     assert manual.rotation["previousRetainedUntil"] == "2024-05-01T13:00:00Z"
+
+
+# ------------------------------------------------------------------ what the sync reports
+def _fetched_missing() -> Fetched:
+    return Fetched(missing={RemoteRef("ns/app")})
+
+
+def test_a_denied_create_is_forbidden_and_says_what_to_grant() -> None:
+    denied = RotationContext(
+        rotation={}, error="grant secretsmanager:CreateSecret to the store's credentials", forbidden=True
+    )
+    failure = SyncService._not_created({"status": {}}, _fetched_missing(), denied)
+    assert failure.reason == "Forbidden"
+    assert "'ns/app' does not exist" in failure.message and "secretsmanager:CreateSecret" in failure.message
+
+
+def test_a_create_not_done_yet_is_key_not_found_with_why() -> None:
+    kv1 = RotationContext(rotation={}, error="KV v1 has no check-and-set")
+    failure = SyncService._not_created({"status": {}}, _fetched_missing(), kv1)
+    assert failure.reason == "KeyNotFound" and "KV v1 has no check-and-set" in failure.message
+    # waiting out the back-off of a denied create: still Forbidden, with the message people saw
+    status = {
+        "conditions": [{"type": "Ready", "status": "False", "reason": "Forbidden", "message": "grant create"}]
+    }
+    waiting = SyncService._not_created({"status": status}, _fetched_missing(), RotationContext(rotation={}))
+    assert (waiting.reason, waiting.message) == ("Forbidden", "grant create")
+    fresh = SyncService._not_created({"status": {}}, _fetched_missing(), RotationContext(rotation={}))
+    assert fresh.reason == "KeyNotFound" and "retried with back-off" in fresh.message
