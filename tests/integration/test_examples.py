@@ -86,6 +86,16 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
     api_env = await cluster.secret_data("demo", "api-env")
     assert api_env == {"API_stripe_key": api["stripe-key"], "API_webhook_secret": api["webhook-secret"]}
 
+    # vault-create-if-missing.yaml: the key that was not seeded was created in Vault, once, and synced
+    created = env.vault_client().secrets.kv.v2.read_secret_version(
+        path="apps/session-signing", mount_point="secret", raise_on_deleted_version=True
+    )["data"]
+    leaks.add(created["data"]["signing-key"])
+    assert created["metadata"]["version"] == 1
+    signing = await cluster.secret_data("demo", "session-signing")
+    assert signing == {"signing-key": created["data"]["signing-key"].encode()}
+    assert len(base64.b64decode(signing["signing-key"])) == 32
+
     # aws-change-events.yaml: a change announced on the queue reaches payments-live (refresh 1h)
     sm, sqs = env.boto("secretsmanager"), env.boto("sqs")
     changed = json.dumps({"api-key": "pk_" + secrets.token_hex(16), "signing-secret": secrets.token_hex(24)})
@@ -133,7 +143,7 @@ async def test_demo_check_says_what_a_person_needs(tmp_path: Path) -> None:
     assert rotation[2] == "  Secret demo/orders-db keys: password, password_previous, username", rotation
     assert rotation[3].startswith("  password_previous: the old value, kept until "), rotation
     assert rotation[4] == "  restarted: Deployment/orders (rollout: Auto, they read the Secret)", rotation
-    count = len(managed_secrets(EXAMPLES))  # every example's ManagedSecrets (12 today)
+    count = len(managed_secrets(EXAMPLES))  # every example's ManagedSecrets (13 today)
     assert count >= 10
     assert f"rotor demo: check passed: {count} ManagedSecrets Ready and a rotation completed" in lines
 

@@ -262,6 +262,12 @@ class RotationPolicySpec(SpecModel):
             message="strategy Generate needs a generator (or a preset that gives one)",
         ),
         RequiredWhen("provider", "strategy", "Provider", message="strategy Provider needs provider"),
+        Custom(
+            "!has(self.createIfMissing) || !self.createIfMissing || "
+            "(!has(self.strategy) || self.strategy == 'Generate')",
+            lambda spec: not spec.create_if_missing or spec.strategy == "Generate",
+            message="createIfMissing needs strategy Generate: only a value Rotor generates can be created",
+        ),
     )
 
     preset: Preset | None = Field(
@@ -294,6 +300,14 @@ class RotationPolicySpec(SpecModel):
         description="Keep the previous value beside the new one for this long after a rotation, e.g. 24h; "
         "0 or at least 1s. "
         "Default: the preset's (24h for every preset but certificate), otherwise 0: no previous value.",
+    )
+    create_if_missing: bool = Field(
+        default=False,
+        description="When a remote key this policy generates does not exist at the source, generate it and "
+        "create it there (Vault KV v2 check-and-set 0, AWS CreateSecret with the rotation's "
+        "ClientRequestToken, SSM PutParameter without Overwrite), then sync. Never overwrites: a value "
+        "that exists (or appears meanwhile) is read, not replaced. Needs strategy Generate and write "
+        "access (create) at the source.",
     )
     previous_key_suffix: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[-._a-zA-Z0-9]+$")] = (
         Field(

@@ -87,6 +87,8 @@ class Reason(enum.StrEnum):
     SCHEDULED = "Scheduled"
     MANUAL = "Manual"
     EXPIRING = "Expiring"
+    #: createIfMissing: the remote key did not exist; Rotor creates it
+    MISSING = "Missing"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     # (and SecretConflict: a due rotation waits because its Secret cannot be written)
@@ -199,8 +201,9 @@ class RotationStatus(StatusModel):
     pending_version: Annotated[str, Field(max_length=256)] | None = Field(
         default=None, description="The version written to the source by the current rotation."
     )
-    trigger: Literal["Scheduled", "Manual", "Expiring"] | None = Field(
-        default=None, description="What started the current rotation."
+    trigger: Literal["Scheduled", "Manual", "Expiring", "Missing"] | None = Field(
+        default=None,
+        description="What started the current rotation (Missing: createIfMissing creates the remote key).",
     )
     last_rotate_request: str | None = Field(
         default=None, description="The rotor.dev/rotate annotation value already handled."

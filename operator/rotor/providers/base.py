@@ -268,6 +268,17 @@ class StagedWriter(Protocol):
 
 
 @runtime_checkable
+class Creator(Protocol):
+    """Creates a key that does not exist, never overwriting one that does (createIfMissing):
+    Vault KV v2 check-and-set 0, AWS CreateSecret keyed by ``token`` (the ClientRequestToken, which
+    becomes the VersionId), SSM PutParameter without Overwrite. Raises ``WriteConflict`` when
+    anything exists at ``key`` (nothing is written then), ``Unsupported`` when this store cannot
+    create without overwriting (Vault KV v1)."""
+
+    def create(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> WriteResult: ...
+
+
+@runtime_checkable
 class SelfRotating(Protocol):
     """The backend rotates the secret itself (AWS RotateSecret with a rotation function)."""
 
@@ -399,8 +410,9 @@ class WriteChecker(Protocol):
     """Judges write access for the exact keys a rotation is about to write (Vault:
     ``sys/capabilities-self``), instead of a probe path at store validation."""
 
-    def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
-        """For each key that cannot be written, the missing capabilities ("create", "update"),
+    def missing_write(self, keys: list[str], *, creating: bool = False) -> dict[str, list[str]]:
+        """For each key that cannot be written (``creating``: created where nothing exists yet,
+        createIfMissing), the missing capabilities ("create", "update"),
         keyed by the backend path (e.g. ``secret/data/app/db``); keys that can be written are
         absent. Raises ProviderError when the backend cannot answer."""
         ...

@@ -3,6 +3,8 @@ the style of cert-manager's ``policies.Chain``; gathering their inputs is someon
 
 The rotation chain, first match wins:
 
+0. MissingAtSource: createIfMissing, strategy Generate, and a remote key the policy generates does
+   not exist at the source -> Missing (the value is created, never overwriting)
 1. ManualRequested: ``rotor.dev/rotate`` differs from ``status.rotation.lastRotateRequest`` -> Manual
 2. ScheduleDue: ``now >= `` the schedule's due date -> Scheduled
 3. ExpiringSoon: Generate/Provider strategy and ``now >= renewalTime`` -> Expiring
@@ -32,6 +34,7 @@ from rotor.rotation.schedule import in_window, scheduled_due
 # triggers (the Rotating reason while a rotation runs) and Expiring reasons, from the one enum
 MANUAL = Reason.MANUAL.value
 EXPIRING = Reason.EXPIRING.value
+MISSING = Reason.MISSING.value
 SCHEDULED = Reason.SCHEDULED.value
 
 EXPIRES_SOON = Reason.EXPIRES_SOON.value
@@ -64,6 +67,8 @@ class RotationInputs:
     failed_attempts: int = 0
     last_failure_time: datetime | None = None
     backoff_seed: str = ""
+    #: remote keys the rotation writes that do not exist at the source (read as KeyNotFound)
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,16 @@ class Decision:
 Check = Callable[[RotationInputs], Trigger | None]
 
 
+def missing_at_source(inputs: RotationInputs) -> Trigger | None:
+    """createIfMissing: a remote key the policy generates does not exist. Nothing is there to
+    rotate and consumers have no value at all: it is created at once (no window holds it; a
+    past failure's back-off does)."""
+    policy = inputs.policy
+    if inputs.missing and policy.create_if_missing and policy.strategy == "Generate":
+        return Trigger(MISSING, inputs.now)
+    return None
+
+
 def manual_requested(inputs: RotationInputs) -> Trigger | None:
     requested = inputs.rotate_annotation
     if inputs.policy.strategy != "Observe" and requested and requested != inputs.last_rotate_request:
@@ -115,7 +130,7 @@ def schedule_due(inputs: RotationInputs) -> Trigger | None:
     return None
 
 
-CHECKS: tuple[Check, ...] = (manual_requested, schedule_due, expiring_soon)
+CHECKS: tuple[Check, ...] = (missing_at_source, manual_requested, schedule_due, expiring_soon)
 
 
 def _already_served(inputs: RotationInputs, trigger: Trigger) -> bool:
@@ -137,7 +152,7 @@ def _backoff_until(inputs: RotationInputs) -> datetime | None:
 
 
 def _window_until(inputs: RotationInputs, trigger: Trigger) -> datetime | None:
-    if trigger.reason == MANUAL:
+    if trigger.reason in (MANUAL, MISSING):
         return None
     start = in_window(inputs.policy, inputs.now)
     return start if start > inputs.now else None

@@ -16,6 +16,12 @@ The checks run in order; the first that applies decides:
    per path, a path the rotation writes is not writable) -> Refuse (cause ReadOnlyStore); the keys
    cannot be written back -> Refuse (cause Spec); both count as failed attempts and back off
 8. -> Start
+
+A remote key the rotation writes that does not exist at the source (``missing``) starts a rotation
+with trigger Missing only under ``createIfMissing`` (rotor.rotation.checks.missing_at_source); the
+store must be able to create without overwriting (``create_problem`` says why it cannot) -> else
+Refuse (cause Spec). The sync then reports the missing key (KeyNotFound, or Forbidden when the
+credentials cannot write).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rotor.api.status import FailureCause, RotationPhase
-from rotor.rotation.checks import RotationInputs, rotation_due
+from rotor.rotation.checks import MISSING, RotationInputs, rotation_due
 from rotor.rotation.errors import RotationError
 from rotor.rotation.expiry import Expiry
 from rotor.rotation.phases import in_progress, parse_phase
@@ -68,6 +74,11 @@ class RotationObserved:
     #: which of the rotation's paths the credentials cannot write, and why (stores that judge write
     #: access per path, asked only when a rotation is about to start); None when all can be written
     write_denied: str | None = None
+    #: remote keys the rotation writes that do not exist at the source
+    missing: tuple[str, ...] = ()
+    #: why the store cannot create a missing key without overwriting (no such capability, Vault KV
+    #: v1); None when it can
+    create_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,7 @@ def decide(observed: RotationObserved) -> RotationPlan:
         failed_attempts=observed.failed_attempts,
         last_failure_time=observed.last_failure_time,
         backoff_seed=observed.seed,
+        missing=observed.missing,
     )
     try:
         due = rotation_due(inputs)
@@ -160,6 +172,8 @@ def decide(observed: RotationObserved) -> RotationPlan:
         )
     if observed.targets_problem is not None:
         return refuse(FailureCause.SPEC, observed.targets_problem, due=True)
+    if due.trigger == MISSING and observed.create_problem is not None:
+        return refuse(FailureCause.SPEC, observed.create_problem, due=True)
     return RotationPlan(
         Action.START,
         answers_request=asked,

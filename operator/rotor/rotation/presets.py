@@ -91,6 +91,8 @@ class EffectivePolicy:
     grace_period: timedelta = timedelta(0)
     previous_key_suffix: str = DEFAULT_PREVIOUS_KEY_SUFFIX
     preset: str | None = None
+    #: createIfMissing: a missing remote key the policy generates is created at the source
+    create_if_missing: bool = False
 
     @property
     def has_schedule(self) -> bool:
@@ -290,4 +292,5 @@ def effective_policy(spec: Mapping[str, Any]) -> EffectivePolicy:
         grace_period=grace_period,
         previous_key_suffix=suffix,
         preset=preset,
+        create_if_missing=bool(merged.get("createIfMissing")) and strategy == "Generate",
     )

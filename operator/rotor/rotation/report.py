@@ -122,7 +122,9 @@ def report(done: RotationDone, seen: RotationSeen, conditions: list[dict[str, An
         rot["failedAttempts"] = 0
         rot["lastFailureTime"] = None
         rot["failureCause"] = None
-        until = done.retain_until or retained_until(now, policy.grace_period)
+        # a created value (createIfMissing, trigger Missing) replaced nothing: no grace period
+        created = rot.get("trigger") == Reason.MISSING
+        until = None if created else done.retain_until or retained_until(now, policy.grace_period)
         rot["previousRetainedUntil"] = format_time(until) if until else None
         started = parse_time(rot.get("startedAt"))
         completed = (policy.strategy, max(0.0, (now - started).total_seconds()) if started else None)

@@ -24,6 +24,7 @@ from rotor.providers.base import (
     CertificateIssuer,
     ChangeEventSource,
     ChangeLister,
+    Creator,
     DatabaseCredentials,
     InvalidSpec,
     LeasedCredentials,
@@ -47,6 +48,7 @@ from rotor.providers.base import (
     VersionReader,
     WriteChecker,
     WriteDenied,
+    WriteResult,
 )
 from rotor.services.ratelimit import DEFAULT_BURST, DEFAULT_QPS, AdaptiveLimiter
 
@@ -346,23 +348,35 @@ class Backend:
         """Whether write access is judged per path before writing (``check_write`` asks)."""
         return isinstance(self.provider, WriteChecker)
 
-    async def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
+    async def missing_write(self, keys: list[str], *, creating: bool = False) -> dict[str, list[str]]:
         """The paths among ``keys`` the credentials cannot write, with the capabilities each
         lacks; empty when all can be written, or when the provider does not judge per path (it
         then reports a denied write when it happens, as AWS does)."""
         p = self.provider
         if not isinstance(p, WriteChecker) or not keys:
             return {}
-        return await self.call("capabilities", p.missing_write, list(keys))
+        return await self.call("capabilities", lambda: p.missing_write(list(keys), creating=creating))
 
-    async def check_write(self, keys: list[str]) -> None:
+    async def check_write(self, keys: list[str], *, creating: bool = False) -> None:
         """Before a rotation writes ``keys``: raise ``WriteDenied`` (reason Forbidden) naming
         every path and missing capability, and where to grant it, if any cannot be written."""
-        missing = await self.missing_write(keys)
+        missing = await self.missing_write(keys, creating=creating)
         if missing:
             p = self.provider
             assert isinstance(p, WriteChecker)
             raise WriteDenied(p.describe_missing_write(missing), missing)
+
+    @property
+    def creates(self) -> bool:
+        """Whether a missing key can be created without overwriting (createIfMissing)."""
+        return isinstance(self.provider, Creator)
+
+    async def create(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> WriteResult:
+        """Create ``key``; ``WriteConflict`` when anything exists there (nothing is written)."""
+        p = self.provider
+        if not isinstance(p, Creator):
+            raise self._unsupported("create a missing key without overwriting")
+        return await self.call("create", p.create, key, value, token)
 
     @property
     def stages_writes(self) -> bool:

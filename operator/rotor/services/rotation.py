@@ -31,6 +31,16 @@ restart or if the Secret was deleted, the source version the rotation recorded a
 AWSCURRENT). Only a source without versions (KV v1, database roles) falls back to the Secret: its
 value when the new one arrived, then the grace key already written.
 
+createIfMissing (trigger ``Missing``). A remote key the policy generates that does not exist at
+the source (the sync's read found KeyNotFound) starts a rotation like any other, claimed the same
+way, with the same phases written in place for every backend (``Pending -> Written -> Synced ->
+Completed``: a created value is current at once, there is nothing to stage or promote). In
+Pending, what is about to be created is recorded (its digest) before the create, and the create
+never overwrites (``Creator``: Vault KV v2 check-and-set 0, AWS CreateSecret with the rotation's
+token, SSM PutParameter without Overwrite). Whatever exists at the key when it is looked at or
+created (our own earlier create after a restart, or someone else's value) is adopted, never
+replaced. There is no previous value and no grace period.
+
 Test-only fault hooks, inert unless their variable is set (the crash-safety tests use them):
 - ``ROTOR_FAULT_EXIT_AFTER_PHASE=<point>``: the process exits (``os._exit(137)``, as if killed)
   right after that phase is recorded in status. Besides the phases, two points lie inside
@@ -71,10 +81,11 @@ from rotor.providers.base import (
     RemoteRef,
     RemoteSecret,
     SelfRotating,
+    WriteConflict,
     WriteDenied,
 )
 from rotor.rotation.backoff import retry_delay
-from rotor.rotation.checks import PENDING_STALLED_AFTER, ObservedState
+from rotor.rotation.checks import MISSING, PENDING_STALLED_AFTER, ObservedState
 from rotor.rotation.decide import Action, RotationObserved, decide
 from rotor.rotation.errors import RotationError
 from rotor.rotation.expiry import Expiry
@@ -102,6 +113,7 @@ from rotor.rotation.writeback import (
     value_view,
     written_properties,
 )
+from rotor.services.backend import Backend
 from rotor.services.cpu import INLINE, CpuPool
 from rotor.services.ports import ObjectIndex, policy_key_of
 from rotor.services.state import Fetched, absorb
@@ -149,6 +161,8 @@ class RotationContext:
     blocked: str | None = None
     #: what the source held before this reconcile's source actions
     before: Fetched | None = None
+    #: the credentials cannot write what the rotation writes (read-only store, a denied path)
+    forbidden: bool = False
 
 
 class RotationFailure(Exception):
@@ -250,6 +264,20 @@ class RotationService:
         except RotationError as err:
             raise RotationFailure(f"{ref.kind} '{ref.name}': {err.message}", final=True) from None
 
+    async def creatable(self, spec: ManagedSecretSpec, namespace: str) -> frozenset[str]:
+        """The remote keys a missing value of which the sync leaves to this service to create
+        (createIfMissing with strategy Generate): the keys the rotation writes. Empty when the
+        policy does not create, or cannot be used (the rotation step then says why)."""
+        if spec.rotation is None:
+            return frozenset()
+        try:
+            policy, _ = await self._policy(spec, namespace)
+            if not policy.create_if_missing or policy.strategy != "Generate":
+                return frozenset()
+            return frozenset(t.remote_key for t in self._targets(spec, policy))
+        except RotationFailure:
+            return frozenset()
+
     # ------------------------------------------------------------------ before the sync
     async def before_sync(
         self,
@@ -305,11 +333,18 @@ class RotationService:
             read_only_store=handle.capabilities == Capabilities.READ_ONLY,
             targets_problem=targets_problem,
             secret_blocked=None,
+            missing=tuple(sorted({ref.key for ref in fetched.missing})),
+            create_problem=(
+                None
+                if not fetched.missing or (handle.backend is not None and handle.backend.creates)
+                else f"createIfMissing: the store {handle.id} cannot create a missing key without the risk "
+                "of overwriting one (its provider has no create-only write)"
+            ),
         )
         plan = decide(observed)
         if plan.action == Action.START and policy is not None and policy.strategy == "Generate":
             # about to write the source: the credentials must be able to write exactly these paths
-            denied = await self._write_denied(spec, policy, handle)
+            denied = await self._write_denied(spec, policy, handle, creating=plan.trigger == MISSING)
             if denied is not None:
                 plan = decide(replace(observed, write_denied=denied))
         if plan.action in (Action.START, Action.RESUME) and secret_blocked is not None:
@@ -319,6 +354,7 @@ class RotationService:
                 plan = decide(replace(observed, secret_blocked=blocked))
                 ctx.blocked = blocked
         ctx.defer_until = plan.defer_until
+        ctx.forbidden = plan.cause == FailureCause.READ_ONLY_STORE
         if plan.action == Action.NOTHING:
             return ctx, await self._not_behind(spec, policy, handle, rot, fetched)
         if plan.action in (Action.REFUSE, Action.WAIT_FOR_SECRET):
@@ -337,6 +373,10 @@ class RotationService:
                 rot.update({"phase": FAILED, "failedAttempts": failed, "lastFailureTime": format_time(now)})
                 self.stamp(rot, now)
                 ctx.defer_until = now + retry_delay(failed, seed=seed)
+            if fetched.missing and plan.counts_as_failure:
+                # the sync fails (the key is missing): its status does not carry status.rotation,
+                # so the refused create is recorded here, with its back-off
+                await self._record_failed(body, rot, now, plan.message or "createIfMissing refused")
             return ctx, fetched
         if plan.action == Action.START:
             rot.update(
@@ -378,6 +418,7 @@ class RotationService:
         except (RotationFailure, ProviderError, RotationError) as err:
             message = self._failure_message(err, handle)
             ctx.error, ctx.cause = message, FailureCause.SOURCE
+            ctx.forbidden = isinstance(err, AccessDenied)
             rot["failedAttempts"] = int(rot.get("failedAttempts") or 0) + 1
             rot["lastFailureTime"] = format_time(now)
             rot["failureCause"] = FailureCause.SOURCE.value
@@ -397,6 +438,8 @@ class RotationService:
                 message,
                 extra={"managedSecret": f"{meta['namespace']}/{meta['name']}"},
             )
+            if fetched.missing:
+                await self._record_failed(body, rot, now, message)
         return ctx, fetched
 
     async def record_synced(self, body: dict[str, Any], ctx: RotationContext, now: dt.datetime) -> None:
@@ -408,7 +451,7 @@ class RotationService:
             await self._record(body, rot, now)
 
     async def _write_denied(
-        self, spec: ManagedSecretSpec, policy: EffectivePolicy, handle: StoreHandle
+        self, spec: ManagedSecretSpec, policy: EffectivePolicy, handle: StoreHandle, *, creating: bool = False
     ) -> str | None:
         """Where the store judges write access per path (Vault's sys/capabilities-self): which of
         the paths this rotation writes its credentials cannot write, named with the capability
@@ -418,7 +461,7 @@ class RotationService:
             return None
         paths = sorted({t.remote_key for t in self._targets(spec, policy)})
         try:
-            await backend.check_write(paths)
+            await backend.check_write(paths, creating=creating)
         except WriteDenied as err:
             return err.message
         return None
@@ -510,6 +553,25 @@ class RotationService:
         await self._claim(body, patch, now, str(rot.get("phase")))
         await _fault_hooks(rot.get("phase"))
 
+    async def _record_failed(
+        self, body: dict[str, Any], rot: dict[str, Any], now: dt.datetime, message: str
+    ) -> None:
+        """A create (createIfMissing) that failed or was refused: the rotation's state, counted
+        for the back-off, and Rotating=False Failed, claimed like a phase (the sync that follows
+        fails, and a failed sync writes no status.rotation)."""
+        meta = body["metadata"]
+        self.stamp(rot, now)
+        conditions = set_condition(
+            (body.get("status") or {}).get("conditions") or [],
+            "Rotating",
+            False,
+            "Failed",
+            message,
+            int(meta.get("generation") or 0),
+            now,
+        )
+        await self._claim(body, {"rotation": rot, "conditions": conditions}, now, str(rot.get("phase")))
+
     async def write_status(self, body: dict[str, Any], status: dict[str, Any], now: dt.datetime) -> None:
         """The sync's status write of a ManagedSecret that rotates: conditional like every phase
         claim, so it never overwrites a rotation another writer advanced meanwhile."""
@@ -588,6 +650,14 @@ class RotationService:
         by_path: dict[str, list[Target]] = {}
         for target in targets:
             by_path.setdefault(target.remote_key, []).append(target)
+        if rot.get("trigger") == MISSING:
+            # createIfMissing: created in place on every backend (current at once), never overwriting
+            if rot.get("phase") == "Pending":
+                versions = await self._create_pending(body, handle, policy, rot, by_path, now)
+                rot["phase"] = "Written"
+                rot["pendingVersion"] = ",".join(versions[p] for p in sorted(versions))[:256]
+                await self._record(body, rot, now)
+            return await self._fresh(handle, fetched)
         staged = backend.stages_writes
         if rot.get("phase") == "Pending":
             versions = await self._write_pending(body, handle, policy, rot, by_path, now)
@@ -645,9 +715,10 @@ class RotationService:
         """The new value is current at the source: read it fresh for this sync."""
         backend = handle.backend
         assert backend is not None
-        refs = list(fetched.refs)
+        refs = [*fetched.refs, *sorted(fetched.missing, key=lambda r: r.key)]
         backend.forget(refs)
         fetched.refs = {ref: await backend.read(ref) for ref in refs}
+        fetched.missing = set()
         return fetched
 
     async def _generate(
@@ -756,6 +827,108 @@ class RotationService:
             done[path] = version
         await _fault_hooks("AfterWrite")
         return done
+
+    async def _create_pending(
+        self,
+        body: dict[str, Any],
+        handle: StoreHandle,
+        policy: EffectivePolicy,
+        rot: dict[str, Any],
+        by_path: Mapping[str, list[Target]],
+        now: dt.datetime,
+    ) -> dict[str, str]:
+        """createIfMissing: create the missing paths, once, never overwriting. A path that holds
+        the value recorded in status was created before a restart; a path that holds anything else
+        (someone created it meanwhile) is adopted as it is. Returns path -> its current version."""
+        backend = handle.backend
+        assert backend is not None
+        kind = policy.generator_kind
+        paths = sorted(by_path)
+        length = digest_length(len(paths))
+        recorded = decode_digests(paths, rot.get("pendingVersion"))
+        token = rot.setdefault("token", str(uuid.uuid4()))
+        who = _who(body)
+        done: dict[str, str] = {}
+        todo: list[str] = []
+        for path in paths:
+            existing = await self._existing(backend, path)
+            if existing is None:
+                todo.append(path)
+                continue
+            view = rotated_view(kind, by_path[path], existing.data, existing.raw)
+            ours = path in recorded and same_digest(
+                digest(self.hash_key, view, length=length), recorded[path]
+            )
+            if not ours:
+                self._adopted(body, path, existing)
+            done[path] = str(existing.version or "")
+        if not todo:
+            return done
+        held = self._held_elsewhere(rot, now) if recorded else None
+        if held is not None:
+            # another operator recorded what it is about to create and may be creating it now
+            raise RotationWaiting(held)
+        generated: dict[str, bytes] = {}
+        for path in todo:
+            for target in by_path[path]:
+                generated.update(await self._generate(handle, policy, target.secret_key, now))
+        values: dict[str, Any] = {}
+        digests = dict(recorded)
+        for path in todo:
+            values[path] = merged_value(kind, by_path[path], generated, None, None)
+            digests[path] = digest(
+                self.hash_key, value_view(kind, by_path[path], values[path]), length=length
+            )
+        del generated
+        rot["pendingVersion"] = encode_digests(paths, digests)
+        await self._record(body, rot, now)  # what is about to be created, before it is
+        await _fault_hooks("BeforeWrite")
+        for path in todo:
+            try:
+                result = await backend.create(path, values[path], token)
+            except WriteConflict:
+                # created by someone else between the read and the create: theirs is kept
+                existing = await self._existing(backend, path)
+                if existing is None:
+                    raise RotationFailure(
+                        f"createIfMissing: '{path}' exists at the source but has no readable current value "
+                        "(deleted versions?); it is not overwritten. Restore or destroy it at the source"
+                    ) from None
+                self._adopted(body, path, existing)
+                done[path] = str(existing.version or "")
+                continue
+            audit(
+                "write-source",
+                managed_secret=who,
+                store=handle.id,
+                key=path,
+                version=result.version,
+                result="created",
+            )
+            done[path] = str(result.version or "")
+        await _fault_hooks("AfterWrite")
+        return done
+
+    @staticmethod
+    async def _existing(backend: Backend, path: str) -> RemoteSecret | None:
+        """The current value at ``path``, read fresh; None when nothing is there."""
+        backend.forget([RemoteRef(path)])
+        try:
+            secret: RemoteSecret = await backend.read(RemoteRef(path))
+        except KeyNotFound:
+            return None
+        return secret
+
+    @staticmethod
+    def _adopted(body: Mapping[str, Any], path: str, existing: RemoteSecret) -> None:
+        log.info(
+            "createIfMissing on %s: '%s' exists at the source (version %s, created meanwhile); it is kept, "
+            "not overwritten",
+            _who(body),
+            path,
+            existing.version,
+            extra={"managedSecret": _who(body)},
+        )
 
     async def _verify_staged(
         self,
@@ -932,7 +1105,8 @@ class RotationService:
             rot = await self._describing(body, spec, policy, rot, fetched)
         retain = parse_time(rot.get("previousRetainedUntil"))
         if arriving:
-            retain = retained_until(now, policy.grace_period)
+            # a created value (createIfMissing) replaced nothing: no previous value, no grace period
+            retain = None if rot.get("trigger") == MISSING else retained_until(now, policy.grace_period)
             ctx.retain_until = retain
         if retain is None or now >= retain:
             return grace_keys(data, rotated, {}, suffix, None, now)

@@ -25,6 +25,9 @@ class Fetched:
     databases: dict[tuple[str, str], RemoteSecret] = field(default_factory=dict)
     #: the dynamic source (dataFrom.vaultDynamic): its credentials and lease
     lease: Gathered | None = None
+    #: remote keys read as KeyNotFound that the rotation policy may create (createIfMissing);
+    #: they join ``refs`` once created
+    missing: set[RemoteRef] = field(default_factory=set)
 
     def provider_expiry(self) -> datetime | None:
         """The earliest expiry the backend gave any of the values read (``RemoteSecret.expires``)."""

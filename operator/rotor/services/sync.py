@@ -26,10 +26,11 @@ from rotor.api.names import (
 )
 from rotor.api.registry import describe_errors
 from rotor.clock import Clock
+from rotor.conditions import get_condition
 from rotor.kube.gateway import KubeError, KubeGateway
 from rotor.observability.logging import audit
 from rotor.observability.metrics import SYNC_DURATION, SYNC_TOTAL
-from rotor.providers.base import ProviderError, RemoteRef
+from rotor.providers.base import KeyNotFound, ProviderError, RemoteRef
 from rotor.services.cpu import INLINE, CpuPool
 from rotor.services.leases import DynamicCredentials, Gathered, LeaseBlocked
 from rotor.services.ports import ConfigMapCache, ObjectIndex, SecretLedger
@@ -135,7 +136,12 @@ class SyncService:
             if force and force != status.get("lastForceSync"):
                 assert handle.backend is not None
                 handle.backend.forget(list(sources.refs))
-            fetched = await self._fetch(body, spec, handle, sources, namespace)
+            creatable = (
+                await self.rotation.creatable(spec, namespace)
+                if self.rotation is not None and spec.rotation is not None
+                else frozenset()
+            )
+            fetched = await self._fetch(body, spec, handle, sources, namespace, creatable)
             if spec.vault_dynamic is not None:
                 fetched.lease = await self._lease(body, spec, handle, status, now)
             if self.rotation is not None and spec.rotation is not None:
@@ -146,6 +152,8 @@ class SyncService:
                 rotating, fetched = await self.rotation.before_sync(
                     body, spec, handle, fetched, now, secret_blocked=secret_blocked
                 )
+            if fetched.missing:
+                raise self._not_created(body, fetched, rotating)
             try:
                 leased = fetched.lease.values if fetched.lease is not None else None
                 data = assemble_values(
@@ -377,6 +385,26 @@ class SyncService:
         decision = plan(desired, actual)
         return decision.message if decision.action == "conflict" else None
 
+    @staticmethod
+    def _not_created(
+        body: Mapping[str, Any], fetched: Fetched, rotating: RotationContext | None
+    ) -> SyncFailure:
+        """A missing remote key that createIfMissing did not create in this reconcile: Forbidden
+        when the credentials cannot write it (the message says what to grant), else KeyNotFound
+        with why (waiting for a retry, another operator creating it, the store cannot create)."""
+        keys = ", ".join(f"'{k}'" for k in sorted({ref.key for ref in fetched.missing}))
+        why = rotating.error if rotating is not None else None
+        ready = get_condition((body.get("status") or {}).get("conditions"), "Ready") or {}
+        if rotating is not None and rotating.forbidden and why:
+            return SyncFailure(
+                "Forbidden", f"remote key {keys} does not exist and createIfMissing cannot create it: {why}"
+            )
+        if why is None and ready.get("status") == "False" and ready.get("reason") == "Forbidden":
+            # waiting out the back-off of a create that was denied: still Forbidden, same message
+            return SyncFailure("Forbidden", str(ready.get("message") or ""))
+        detail = f": {why}" if why else "; createIfMissing creates it (retried with back-off)"
+        return SyncFailure("KeyNotFound", f"remote key {keys} does not exist and was not created yet{detail}")
+
     async def _store(self, spec: ManagedSecretSpec, namespace: str) -> StoreHandle:
         return await self.stores.resolve(namespace, spec.store_ref.kind, spec.store_ref.name)
 
@@ -387,7 +415,10 @@ class SyncService:
         handle: StoreHandle,
         sources: Sources,
         namespace: str,
+        creatable: frozenset[str] = frozenset(),
     ) -> Fetched:
+        """Read every source. A current value that does not exist at a key in ``creatable``
+        (createIfMissing) is noted in ``fetched.missing`` for the rotation step to create."""
         backend = handle.backend
         assert backend is not None
         who = ms_id(body)
@@ -405,6 +436,9 @@ class SyncService:
                     version=ref.version,
                     result=err.reason,
                 )
+                if isinstance(err, KeyNotFound) and ref.version is None and ref.key in creatable:
+                    fetched.missing.add(ref)
+                    return
                 raise
             audit("read", managed_secret=who, store=handle.id, key=ref.key, version=secret.version)
             fetched.refs[ref] = secret

@@ -27,6 +27,21 @@ def _put(client: AwsClient, key: str, text: str, parameter_type: str) -> WriteRe
     return WriteResult(key=key, version=str(response.get("Version")))
 
 
+def create(client: AwsClient, key: str, value: Value) -> WriteResult:
+    """PutParameter without Overwrite: a parameter that exists refuses it (ParameterAlreadyExists,
+    ``WriteConflict``), so nothing is ever overwritten. A new parameter is a SecureString."""
+    response = client.call(
+        "PutParameter",
+        key,
+        write=True,
+        Name=key,
+        Value=parameter_text(value, key),
+        Type=DEFAULT_TYPE,
+        Overwrite=False,
+    )
+    return WriteResult(key=key, version=str(response.get("Version")))
+
+
 def write(client: AwsClient, key: str, value: Value, cas: str | None) -> WriteResult:
     """Put a new version, keeping the parameter's type (SecureString for a new one).
 

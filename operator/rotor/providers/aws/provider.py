@@ -146,6 +146,11 @@ class SecretsManagerProvider(_AwsProvider):
         """Stage + verify + promote with a fresh token; CreateSecret when the secret is new."""
         return secretsmanager_write.write(self.client, key, value, cas)
 
+    def create(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> WriteResult:
+        """createIfMissing: CreateSecret with ``token`` as ClientRequestToken (the VersionId); a
+        secret that exists refuses it (ResourceExistsException, ``WriteConflict``)."""
+        return secretsmanager_write.create(self.client, key, value, token)
+
     def stage(self, key: str, value: Value, token: str) -> str:
         return secretsmanager_write.stage(self.client, key, value, token)
 
@@ -198,6 +203,10 @@ class ParameterStoreProvider(_AwsProvider):
 
     def write(self, key: str, value: dict[str, Any] | bytes | str, cas: str | None) -> WriteResult:
         return parameterstore_write.write(self.client, key, value, cas)
+
+    def create(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> WriteResult:
+        """createIfMissing: PutParameter without Overwrite (``token`` is not needed)."""
+        return parameterstore_write.create(self.client, key, value)
 
     def rollback(self, key: str) -> RolledBack:
         return parameterstore_write.rollback(self.client, key)

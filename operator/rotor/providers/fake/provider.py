@@ -346,7 +346,7 @@ class FakeProvider:
             if lease is not None:
                 lease.revoked = True
 
-    def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
+    def missing_write(self, keys: list[str], *, creating: bool = False) -> dict[str, list[str]]:
         self._enter("capabilities", None)
         return {k: list(self.write_denied[k]) for k in keys if k in self.write_denied}
 

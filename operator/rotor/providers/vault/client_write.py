@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rotor.providers.base import AccessDenied, InvalidConfig, ProviderError, WriteDenied, WriteResult
+from rotor.providers.base import (
+    AccessDenied,
+    InvalidConfig,
+    ProviderError,
+    Unsupported,
+    WriteDenied,
+    WriteResult,
+)
 from rotor.providers.vault import validate
 from rotor.providers.vault.client import VaultClient
 
@@ -26,6 +33,18 @@ def write(client: VaultClient, key: str, value: dict[str, Any] | bytes | str, ca
         if not missing:
             raise denied from None
         raise WriteDenied(validate.describe_missing(client.config.store_id, missing), missing) from None
+
+
+def create(client: VaultClient, key: str, value: dict[str, Any] | bytes | str) -> WriteResult:
+    """Create a KV v2 path that does not exist: check-and-set 0, so a path that exists (any
+    version, even deleted) refuses the write (``WriteConflict``). KV v1 cannot refuse an
+    overwrite: ``Unsupported``."""
+    if client.config.kv_version != 2:
+        raise Unsupported(
+            f"Vault store {client.config.store_id}: KV v1 has no check-and-set, so a missing key cannot be "
+            "created without the risk of overwriting one; createIfMissing needs a KV v2 mount"
+        )
+    return write(client, key, value, "0")
 
 
 def _write(client: VaultClient, path: str, value: dict[str, Any], cas: str | None) -> WriteResult:

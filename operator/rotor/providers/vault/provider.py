@@ -67,12 +67,16 @@ class VaultProvider:
     def write(self, key: str, value: dict[str, Any] | bytes | str, cas: str | None) -> WriteResult:
         return client_write.write(self.client, key, value, cas)
 
+    def create(self, key: str, value: dict[str, Any] | bytes | str, token: str) -> WriteResult:
+        """createIfMissing: KV v2 check-and-set 0 (``token`` is not needed: CAS 0 is the guard)."""
+        return client_write.create(self.client, key, value)
+
     def close(self) -> None:
         self.client.close()
 
     # ------------------------------------------------------------------ capabilities
-    def missing_write(self, keys: list[str]) -> dict[str, list[str]]:
-        return validate.missing_write(self.client, keys)
+    def missing_write(self, keys: list[str], *, creating: bool = False) -> dict[str, list[str]]:
+        return validate.missing_write(self.client, keys, creating=creating)
 
     def describe_missing_write(self, missing: dict[str, list[str]]) -> str:
         return validate.describe_missing(self.config.store_id, missing)

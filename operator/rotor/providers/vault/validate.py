@@ -15,6 +15,8 @@ from rotor.providers.vault.client import VaultClient
 #: what writing a new version of an existing KV secret needs (Vault checks "create" only for a
 #: path that does not exist yet; rotations write paths they have read)
 WRITE_NEEDS = ("update",)
+#: what creating a KV secret where none exists needs (createIfMissing)
+CREATE_NEEDS = ("create",)
 
 
 def validate(client: VaultClient) -> Capabilities:
@@ -33,7 +35,7 @@ def validate(client: VaultClient) -> Capabilities:
     return Capabilities.READ_WRITE if "root" in policies else Capabilities.PER_PATH
 
 
-def missing_write(client: VaultClient, keys: list[str]) -> dict[str, list[str]]:
+def missing_write(client: VaultClient, keys: list[str], *, creating: bool = False) -> dict[str, list[str]]:
     """For each KV key whose API path the token cannot write, the missing capabilities, keyed by
     that path (``secret/data/app/db`` for KV v2). One ``sys/capabilities-self`` call."""
     paths = list(dict.fromkeys(client.config.kv_path(k) for k in keys))
@@ -46,7 +48,8 @@ def missing_write(client: VaultClient, keys: list[str]) -> dict[str, list[str]]:
         granted = set(data.get(path) or (data.get("capabilities") if len(paths) == 1 else None) or [])
         if "root" in granted:
             continue
-        lacking = [c for c in WRITE_NEEDS if c not in granted or "deny" in granted]
+        needs = CREATE_NEEDS if creating else WRITE_NEEDS
+        lacking = [c for c in needs if c not in granted or "deny" in granted]
         if lacking:
             missing[path] = lacking
     return missing
