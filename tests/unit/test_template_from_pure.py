@@ -159,3 +159,34 @@ async def test_a_configmap_edit_requeues_its_users_only() -> None:
     controller.observe_config_map(_cm({"dsn": "2"}, rv="4"), "DELETED")
     assert await asyncio.wait_for(controller.queue.get(), timeout=1) == ("ns", "a")
     assert controller.index.config_map("ns", "tpl") is None
+
+
+async def test_the_reader_uses_the_cache_reads_a_miss_once_and_explains_a_refusal() -> None:
+    from rotor.kube.gateway import KubeError
+    from rotor.services.templates import TemplateReader
+
+    class Gateway:
+        def __init__(self, answer: dict[str, Any] | KubeError | None) -> None:
+            self.answer, self.gets = answer, 0
+
+        async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+            self.gets += 1
+            if isinstance(self.answer, KubeError):
+                raise self.answer
+            return self.answer
+
+    index = Index()
+    index.put_managed(("ns", "a"), _ms("a", "tpl"))
+    spec = _spec({"from": FROM})
+    gateway = Gateway(_cm({"dsn": "read"}))
+    reader = TemplateReader(gateway, index)  # type: ignore[arg-type]
+    assert await reader.shared_template(spec, "ns") == "read"
+    assert await reader.shared_template(spec, "ns") == "read"
+    assert gateway.gets == 1, "the second sync is served by the cache"
+    assert await reader.shared_template(_spec({"data": {"x": "y"}}), "ns") is None
+    refused = TemplateReader(Gateway(KubeError(403, "forbidden")), Index())  # type: ignore[arg-type]
+    with pytest.raises(TemplateMissing, match="get configmaps is refused"):
+        await refused.shared_template(spec, "ns")
+    missing = TemplateReader(Gateway(None), Index())  # type: ignore[arg-type]
+    with pytest.raises(TemplateMissing, match="does not exist"):
+        await missing.shared_template(spec, "ns")
