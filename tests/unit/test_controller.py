@@ -345,8 +345,9 @@ def test_namespaced_kinds_follow_the_patterns_and_cluster_kinds_are_watched_clus
         "ClusterSecretStore",
         "RotationPolicy",
         "ClusterRotationPolicy",
+        "PushSecret",
     }
-    for kind in ("Secret", "ManagedSecret", "SecretStore", "RotationPolicy"):
+    for kind in ("Secret", "ManagedSecret", "SecretStore", "RotationPolicy", "PushSecret"):
         informer = by_kind[kind]
         assert informer.accepts("team-a") and not informer.accepts("team-legacy"), kind
         assert not informer.accepts("other"), kind

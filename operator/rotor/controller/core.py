@@ -24,6 +24,7 @@ from rotor.api.names import FORCE_SYNC_ANNOTATION, MANAGED_BY_LABEL, ROTATE_ANNO
 from rotor.clock import Clock, parse_time
 from rotor.conditions import get_condition
 from rotor.controller.index import Index, key_of, older
+from rotor.controller.push import PushController
 from rotor.controller.queue import WorkQueue
 from rotor.kube.gateway import KubeError, KubeGateway, NotLeader
 from rotor.kube.informer import Informer
@@ -183,6 +184,15 @@ class Controller:
             Informer(gateway, "RotationPolicy", self._policy_events("RotationPolicy"), namespaces=patterns),
             Informer(gateway, "ClusterRotationPolicy", self._policy_events("ClusterRotationPolicy")),
         ]
+        #: PushSecrets: their own informers, queue and workers, on the same stores and leadership
+        self.push = PushController(
+            gateway,
+            clock,
+            self.stores,
+            hash_key=settings.hash_key,
+            namespaces=patterns,
+            leading=lambda: self.leading,
+        )
 
     # ------------------------------------------------------------------ the ports services use
     @property
@@ -379,6 +389,7 @@ class Controller:
         LEADER.labels(shard=self.settings.shard).set(1 if leading else 0)
         self.queue.clear()
         self._failures.clear()
+        self.push.set_leading(leading)
         if not leading:
             self._lead.clear()
             return
@@ -426,6 +437,7 @@ class Controller:
         for i in range(self.settings.concurrency):
             self.tasks.append(asyncio.create_task(self._worker(i)))
         self.tasks.append(asyncio.create_task(self._revalidate_stores()))
+        self.tasks.extend(self.push.start())
         if self.elector is not None:
             self.tasks.append(asyncio.create_task(self.elector.run()))
         self.services.start()
@@ -452,7 +464,7 @@ class Controller:
 
     @property
     def informers(self) -> list[Informer]:
-        return [self.secrets_informer, self.informer, *self.side_informers]
+        return [self.secrets_informer, self.informer, *self.side_informers, *self.push.informers]
 
     @property
     def listed(self) -> bool:

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rotor.providers.base import AccessDenied, InvalidConfig, ProviderError, WriteDenied, WriteResult
+from rotor.providers.base import (
+    AccessDenied,
+    InvalidConfig,
+    KeyNotFound,
+    ProviderError,
+    WriteDenied,
+    WriteResult,
+)
 from rotor.providers.vault import validate
 from rotor.providers.vault.client import VaultClient
 
@@ -50,3 +57,18 @@ def _write(client: VaultClient, path: str, value: dict[str, Any], cas: str | Non
         mount_point=cfg.kv_mount,
     )
     return WriteResult(key=path, version=None)
+
+
+def delete(client: VaultClient, key: str) -> None:
+    """Delete a KV secret: on KV v2 its metadata and every version; gone already is fine."""
+    path = key.strip("/")
+    cfg = client.config
+    fn = (
+        client.hvac.secrets.kv.v2.delete_metadata_and_all_versions
+        if cfg.kv_version == 2
+        else client.hvac.secrets.kv.v1.delete_secret
+    )
+    try:
+        client.call("delete", path, fn, path=path, mount_point=cfg.kv_mount)
+    except KeyNotFound:
+        return
