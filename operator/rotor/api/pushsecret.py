@@ -98,8 +98,9 @@ class PushSecretSpec(SpecModel):
     selector: PushSelector = Field(description="What to push from.")
     data: list[PushData] = Field(
         min_length=1,
-        max_length=100,
-        description="The Secret keys to push, each to one remote key (and property).",
+        max_length=64,
+        description="The Secret keys to push, each to one remote key (and property); at most 64 (so "
+        "that the CEL rules comparing entries stay within the apiserver's cost budget).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["secretKey"]},
     )
     update_policy: Literal["Replace", "IfNotExists"] = Field(

@@ -152,6 +152,13 @@ class PushService:
                 recorded_version=(recorded.get(remote_key) or {}).get("version"),
                 in_sync=holds(group, data, read[1] if read else None),
             )
+        log.debug(
+            "pushsecret %s: decisions %s (hash %s, recorded %s)",
+            who,
+            {k: (d.action, d.cas) for k, d in decisions.items()},
+            digest[-8:],
+            str(status.get("dataHash"))[-8:],
+        )
         conflicts = [d.message for d in decisions.values() if d.action == "conflict"]
         if conflicts:
             raise PushProblem("RemoteConflict", "; ".join(conflicts) + ". Nothing was pushed.")
@@ -229,7 +236,12 @@ class PushService:
         try:
             remote = await backend.read_fresh(RemoteRef(remote_key))
         except KeyNotFound:
+            audit("push-read", managed_secret=who, store=store, key=remote_key, result="KeyNotFound")
             return None
+        except ProviderError as err:
+            audit("push-read", managed_secret=who, store=store, key=remote_key, result=err.reason)
+            raise
+        audit("push-read", managed_secret=who, store=store, key=remote_key, version=remote.version)
         return remote.version, (remote.data, remote.raw)
 
     # ------------------------------------------------------------------ finalizer and deletion
