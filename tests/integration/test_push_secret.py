@@ -76,14 +76,17 @@ def _reads(env: TestEnvironment, namespace: str, name: str) -> int:
 async def _touch_and_wait_for_reconcile(
     cluster: Cluster, env: TestEnvironment, namespace: str, name: str, data: dict[str, str]
 ) -> None:
-    """Change the Secret's labels only (same data) and wait until the PushSecret looked again."""
-    before = _reads(env, namespace, name)
-    await cluster.apply(_secret("source", data, {"touched": secrets.token_hex(4)}), namespace)
+    """Change the Secret's labels only (same data) and wait until the PushSecret looked again,
+    twice: one PushSecret is reconciled by one worker at a time, so the second look starts only
+    after the first (and any write it made) has finished."""
+    for _ in range(2):
+        before = _reads(env, namespace, name)
+        await cluster.apply(_secret("source", data, {"touched": secrets.token_hex(4)}), namespace)
 
-    async def looked() -> bool:
-        return _reads(env, namespace, name) > before
+        async def looked(before: int = before) -> bool:
+            return _reads(env, namespace, name) > before
 
-    await wait_for(looked, timeout=30, what="the PushSecret to reconcile after the Secret changed")
+        await wait_for(looked, timeout=30, what="the PushSecret to reconcile after the Secret changed")
 
 
 def _kv_versions(env: TestEnvironment, path: str) -> int:
