@@ -24,6 +24,7 @@ STALLED_REASONS = frozenset(
         "ValidationFailed",  # the source holds a value that fails validation (until it is changed)
         "Expired",  # the certificate at the source has expired
         "InvalidKey",  # a dataFrom rewrite makes an invalid or colliding key (spec or source change)
+        "RemoteConflict",  # a PushSecret's remote value was written by someone else (IfNotExists)
     }
 )
 # Reasons that are transient at first and need a person once they last: Reconciling=True until
@@ -34,6 +35,10 @@ STALLED_AFTER: dict[str, dt.timedelta] = {
     "KeyNotFound": dt.timedelta(minutes=10),
     # a template.from ConfigMap (or its key) not there yet: applied after the ManagedSecret
     "TemplateMissing": dt.timedelta(minutes=10),
+    # a PushSecret's source Secret (or one of its keys) not there yet: another controller may be
+    # about to write it
+    "SecretMissing": dt.timedelta(minutes=10),
+    "KeyMissing": dt.timedelta(minutes=10),
 }
 # Every other reason (Unreachable, ProviderError, StoreNotReady, StoreNotFound, Conflict...) is
 # transient: Reconciling=True, Rotor retries with back-off.

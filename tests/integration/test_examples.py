@@ -96,6 +96,14 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
     assert signing == {"signing-key": created["data"]["signing-key"].encode()}
     assert len(base64.b64decode(signing["signing-key"])) == 32
 
+    # push-secret.yaml: the Secret's two keys are pushed as properties of apps/partner
+    leaks.add("pk_demo_9f2c61d0a4e84b7e", "whsec_demo_3b8e5f27c1d94a60")
+    await cluster.wait_condition("PushSecret", "partner-push", "demo", reason="Pushed", timeout=60)
+    partner = env.vault_client().secrets.kv.v2.read_secret_version(
+        path="apps/partner", mount_point="secret", raise_on_deleted_version=True
+    )["data"]["data"]
+    assert partner == {"api-key": "pk_demo_9f2c61d0a4e84b7e", "webhook-secret": "whsec_demo_3b8e5f27c1d94a60"}
+
     # aws-change-events.yaml: a change announced on the queue reaches payments-live (refresh 1h)
     sm, sqs = env.boto("secretsmanager"), env.boto("sqs")
     changed = json.dumps({"api-key": "pk_" + secrets.token_hex(16), "signing-secret": secrets.token_hex(24)})

@@ -30,7 +30,7 @@ async def test_no_secret_value_reaches_logs_events_status_metrics_or_cli(
     sources.append(("events", "\n".join(f"{e.get('reason')} {e.get('note')}" for e in events)))
     core_events = await cluster.core.list_event_for_all_namespaces()
     sources.append(("core events", "\n".join(f"{e.reason} {e.message}" for e in core_events.items)))
-    for plural in ("managedsecrets", "secretstores", "rotationpolicies"):
+    for plural in ("managedsecrets", "secretstores", "rotationpolicies", "pushsecrets"):
         objs = await cluster.custom.list_cluster_custom_object("rotor.dev", "v1alpha1", plural)
         sources.append((plural, json.dumps([o.get("status") for o in objs.get("items", [])])))
     for plural in ("clustersecretstores", "clusterrotationpolicies"):

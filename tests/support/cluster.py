@@ -20,6 +20,7 @@ PLURALS = {
     "ClusterSecretStore": "clustersecretstores",
     "RotationPolicy": "rotationpolicies",
     "ClusterRotationPolicy": "clusterrotationpolicies",
+    "PushSecret": "pushsecrets",
 }
 CLUSTER_KINDS = {"ClusterSecretStore", "ClusterRotationPolicy"}
 

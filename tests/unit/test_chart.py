@@ -390,6 +390,7 @@ def test_cluster_mode_rbac_is_exactly_what_the_operator_needs(helm: str) -> None
         "clustersecretstores",
         "rotationpolicies",
         "clusterrotationpolicies",
+        "pushsecrets",
     ):
         assert verbs("rotor.dev", res) == {"get", "list", "watch", "patch"}, res
         assert verbs("rotor.dev", f"{res}/status") == {"get", "patch", "update"}, res

@@ -346,8 +346,9 @@ def test_namespaced_kinds_follow_the_patterns_and_cluster_kinds_are_watched_clus
         "RotationPolicy",
         "ClusterRotationPolicy",
         "ConfigMap",
+        "PushSecret",
     }
-    for kind in ("Secret", "ManagedSecret", "SecretStore", "RotationPolicy", "ConfigMap"):
+    for kind in ("Secret", "ManagedSecret", "SecretStore", "RotationPolicy", "ConfigMap", "PushSecret"):
         informer = by_kind[kind]
         assert informer.accepts("team-a") and not informer.accepts("team-legacy"), kind
         assert not informer.accepts("other"), kind

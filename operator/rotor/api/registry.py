@@ -11,6 +11,7 @@ from rotor.api.resources import (
     ClusterRotationPolicy,
     ClusterSecretStore,
     ManagedSecret,
+    PushSecret,
     Resource,
     RotationPolicy,
     SecretStore,
@@ -34,6 +35,7 @@ KINDS: dict[str, type[Resource]] = {
     "ClusterSecretStore": ClusterSecretStore,
     "RotationPolicy": RotationPolicy,
     "ClusterRotationPolicy": ClusterRotationPolicy,
+    "PushSecret": PushSecret,
 }
 
 ResourceT = TypeVar("ResourceT", bound=Resource)

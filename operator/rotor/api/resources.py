@@ -12,6 +12,7 @@ from pydantic.alias_generators import to_camel
 
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.names import API_VERSION
+from rotor.api.pushsecret import PushSecretSpec, PushSecretStatus
 from rotor.api.rotationpolicy import RotationPolicySpec
 from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
 from rotor.api.status import ManagedSecretStatus, RotationPolicyStatus, SecretStoreStatus
@@ -23,6 +24,7 @@ __all__ = [
     "ManagedSecret",
     "ObjectMeta",
     "PrinterColumn",
+    "PushSecret",
     "Resource",
     "RotationPolicy",
     "SecretStore",
@@ -222,3 +224,31 @@ class ClusterRotationPolicy(Resource):
     kind: Literal["ClusterRotationPolicy"] = "ClusterRotationPolicy"
     spec: RotationPolicySpec
     status: RotationPolicyStatus = Field(default_factory=RotationPolicyStatus)
+
+
+class PushSecret(Resource):
+    crd = CrdInfo(
+        plural="pushsecrets",
+        singular="pushsecret",
+        scope="Namespaced",
+        short_names=("ps",),
+        description="PushSecret pushes keys of a Kubernetes Secret in its namespace to remote keys of a "
+        "store (Vault KV, AWS Secrets Manager, SSM Parameter Store), when their data changes.",
+        printer_columns=(
+            _READY,
+            _REASON,
+            PrinterColumn("Last Push", "date", ".status.lastPushTime", "When Rotor last wrote to the store."),
+            _AGE,
+            PrinterColumn(
+                "Message",
+                "string",
+                '.status.conditions[?(@.type=="Ready")].message',
+                "The Ready condition's message (with -o wide).",
+                priority=1,
+            ),
+        ),
+    )
+
+    kind: Literal["PushSecret"] = "PushSecret"
+    spec: PushSecretSpec
+    status: PushSecretStatus = Field(default_factory=PushSecretStatus)

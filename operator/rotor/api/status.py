@@ -81,6 +81,11 @@ class Reason(enum.StrEnum):
     SECRET_CONFLICT = "SecretConflict"
     EXPIRED = "Expired"
     INVALID_KEY = "InvalidKey"
+    # PushSecret Ready (and Forbidden, StoreNotFound, StoreNotReady, InvalidSpec, ProviderError...)
+    PUSHED = "Pushed"
+    SECRET_MISSING = "SecretMissing"
+    KEY_MISSING = "KeyMissing"
+    REMOTE_CONFLICT = "RemoteConflict"
     # Stalled=False while Reconciling=True
     PROGRESSING = "Progressing"
     # Rotating

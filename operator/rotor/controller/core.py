@@ -24,6 +24,7 @@ from rotor.api.names import FORCE_SYNC_ANNOTATION, MANAGED_BY_LABEL, ROTATE_ANNO
 from rotor.clock import Clock, parse_time
 from rotor.conditions import get_condition
 from rotor.controller.index import Index, key_of, older
+from rotor.controller.push import PushController
 from rotor.controller.queue import WorkQueue
 from rotor.kube.gateway import KubeError, KubeGateway, NotLeader
 from rotor.kube.informer import Informer
@@ -186,6 +187,15 @@ class Controller:
             # template.from: every ConfigMap event is looked at, only the used ones are held
             Informer(gateway, "ConfigMap", self.observe_config_map, namespaces=patterns),
         ]
+        #: PushSecrets: their own informers, queue and workers, on the same stores and leadership
+        self.push = PushController(
+            gateway,
+            clock,
+            self.stores,
+            hash_key=settings.hash_key,
+            namespaces=patterns,
+            leading=lambda: self.leading,
+        )
 
     # ------------------------------------------------------------------ the ports services use
     @property
@@ -403,6 +413,7 @@ class Controller:
         LEADER.labels(shard=self.settings.shard).set(1 if leading else 0)
         self.queue.clear()
         self._failures.clear()
+        self.push.set_leading(leading)
         if not leading:
             self._lead.clear()
             return
@@ -450,6 +461,7 @@ class Controller:
         for i in range(self.settings.concurrency):
             self.tasks.append(asyncio.create_task(self._worker(i)))
         self.tasks.append(asyncio.create_task(self._revalidate_stores()))
+        self.tasks.extend(self.push.start())
         if self.elector is not None:
             self.tasks.append(asyncio.create_task(self.elector.run()))
         self.services.start()
@@ -476,7 +488,7 @@ class Controller:
 
     @property
     def informers(self) -> list[Informer]:
-        return [self.secrets_informer, self.informer, *self.side_informers]
+        return [self.secrets_informer, self.informer, *self.side_informers, *self.push.informers]
 
     @property
     def listed(self) -> bool:

@@ -24,7 +24,7 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ("ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"),
     STORE_KINDS,
     POLICY_KINDS,
-    ("ManagedSecret",),
+    ("ManagedSecret", "PushSecret"),
 )
 PLURALS = {
     "SecretStore": "secretstores.rotor.dev",

@@ -33,6 +33,7 @@ PLURALS = {
     "ClusterSecretStore": "clustersecretstores",
     "RotationPolicy": "rotationpolicies",
     "ClusterRotationPolicy": "clusterrotationpolicies",
+    "PushSecret": "pushsecrets",
 }
 MERGE_PATCH = "application/merge-patch+json"
 WORKLOAD_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}

@@ -399,6 +399,23 @@ class VersionReader(Protocol):
 
 
 @runtime_checkable
+class MapsOnly(Protocol):
+    """The backend stores maps of properties only (Vault KV): a value pushed whole goes under a
+    property, and creating a key that must not exist is check-and-set version 0."""
+
+    maps_only: bool
+
+
+@runtime_checkable
+class RemoteDeleter(Protocol):
+    """Deletes a remote secret with all its versions (a PushSecret's ``deletionPolicy: Delete``):
+    Vault KV v2 metadata and versions, AWS DeleteSecret without a recovery window, SSM
+    DeleteParameter. A secret that is already gone is fine."""
+
+    def delete_secret(self, key: str) -> None: ...
+
+
+@runtime_checkable
 class PathReader(Protocol):
     """Reads every value under a path at once (SSM GetParametersByPath; ``rotor import``)."""
 

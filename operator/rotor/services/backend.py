@@ -30,10 +30,12 @@ from rotor.providers.base import (
     LeasedCredentials,
     LeasedValue,
     LeaseGrant,
+    MapsOnly,
     PathReader,
     Provider,
     ProviderError,
     QueuedChange,
+    RemoteDeleter,
     RemoteRef,
     RemoteSecret,
     RetiresVersions,
@@ -480,6 +482,34 @@ class Backend:
         if not isinstance(p, PathReader):
             raise self._unsupported("read a whole path")
         return await self.call("read", p.read_path, path)
+
+    # ------------------------------------------------------------------ pushes (PushSecret)
+    async def read_fresh(self, ref: RemoteRef) -> RemoteSecret:
+        """One read that is not shared with other readers: a push must see the value as it is now,
+        not as another object read it within the share window."""
+        self.forget([ref])
+        return await self.call("read", self.provider.read, ref)
+
+    async def write(self, key: str, value: dict[str, Any] | bytes | str, cas: str | None) -> WriteResult:
+        result = await self.call("write", self.provider.write, key, value, cas)
+        self.forget([RemoteRef(key)])
+        return result
+
+    @property
+    def maps_only(self) -> bool:
+        """The backend stores maps of properties only (Vault KV)."""
+        return isinstance(self.provider, MapsOnly)
+
+    @property
+    def deletes(self) -> bool:
+        return isinstance(self.provider, RemoteDeleter)
+
+    async def delete_secret(self, key: str) -> None:
+        p = self.provider
+        if not isinstance(p, RemoteDeleter):
+            raise self._unsupported("delete a remote secret")
+        await self.call("delete", p.delete_secret, key)
+        self.forget([RemoteRef(key)])
 
     @property
     def change_events(self) -> bool:

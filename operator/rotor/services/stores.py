@@ -333,14 +333,16 @@ class StoreService:
             )
         return handle
 
-    def check_keys(self, handle: StoreHandle, namespace: str, keys: Iterable[str]) -> None:
+    def check_keys(
+        self, handle: StoreHandle, namespace: str, keys: Iterable[str], *, verb: str = "read"
+    ) -> None:
         allowed = handle.spec.allowed_keys if isinstance(handle.spec, ClusterSecretStoreSpec) else None
         for remote_key in keys:
             problem = key_problem(remote_key)
             if problem is not None:
                 raise StoreProblem(
                     "Forbidden",
-                    f"remote key '{remote_key}' has {problem}: Rotor reads only keys in canonical form, "
+                    f"remote key '{remote_key}' has {problem}: Rotor uses only keys in canonical form, "
                     "so that the key spec.allowedKeys and the store's scope are checked against is "
                     "the key the backend reads",
                 )
@@ -348,7 +350,7 @@ class StoreService:
                 raise StoreProblem(
                     "Forbidden",
                     f"remote key '{remote_key}' is outside what {handle.key[0]} '{handle.key[2]}' allows "
-                    f"namespace '{namespace}' to read (spec.allowedKeys)",
+                    f"namespace '{namespace}' to {verb} (spec.allowedKeys)",
                 )
 
     def check_find_path(self, handle: StoreHandle, namespace: str, path: str) -> None:

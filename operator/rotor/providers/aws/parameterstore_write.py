@@ -75,3 +75,11 @@ def rollback(client: AwsClient, key: str) -> RolledBack:
         before=str(entries[-1].get("Version")),
         restored=str(previous.get("Version")),
     )
+
+
+def delete(client: AwsClient, key: str) -> None:
+    """DeleteParameter (every version goes with it); gone already is fine."""
+    try:
+        client.call("DeleteParameter", key, write=True, Name=key)
+    except KeyNotFound:
+        return

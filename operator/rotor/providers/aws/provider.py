@@ -163,6 +163,9 @@ class SecretsManagerProvider(_AwsProvider):
     def rotate(self, key: str, token: str | None = None) -> str | None:
         return secretsmanager_rotation.rotate(self.client, key, token)
 
+    def delete_secret(self, key: str) -> None:
+        secretsmanager_write.delete(self.client, key)
+
     def rollback(self, key: str) -> RolledBack:
         return secretsmanager_rotation.rollback(self.client, key)
 
@@ -210,6 +213,9 @@ class ParameterStoreProvider(_AwsProvider):
 
     def rollback(self, key: str) -> RolledBack:
         return parameterstore_write.rollback(self.client, key)
+
+    def delete_secret(self, key: str) -> None:
+        parameterstore_write.delete(self.client, key)
 
 
 def make_aws_provider(config: AwsConfig, observer: CallObserver | None = None) -> Provider:

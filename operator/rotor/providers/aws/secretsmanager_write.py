@@ -134,3 +134,11 @@ def write(client: AwsClient, key: str, value: Value, cas: str | None) -> WriteRe
         )
     promote(client, key, version_id)
     return WriteResult(key=key, version=version_id)
+
+
+def delete(client: AwsClient, key: str) -> None:
+    """DeleteSecret without a recovery window (a PushSecret's deletionPolicy Delete); gone is fine."""
+    try:
+        client.call("DeleteSecret", key, write=True, SecretId=key, ForceDeleteWithoutRecovery=True)
+    except KeyNotFound:
+        return

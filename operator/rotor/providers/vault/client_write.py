@@ -8,6 +8,7 @@ from typing import Any
 from rotor.providers.base import (
     AccessDenied,
     InvalidConfig,
+    KeyNotFound,
     ProviderError,
     Unsupported,
     WriteDenied,
@@ -69,3 +70,18 @@ def _write(client: VaultClient, path: str, value: dict[str, Any], cas: str | Non
         mount_point=cfg.kv_mount,
     )
     return WriteResult(key=path, version=None)
+
+
+def delete(client: VaultClient, key: str) -> None:
+    """Delete a KV secret: on KV v2 its metadata and every version; gone already is fine."""
+    path = key.strip("/")
+    cfg = client.config
+    fn = (
+        client.hvac.secrets.kv.v2.delete_metadata_and_all_versions
+        if cfg.kv_version == 2
+        else client.hvac.secrets.kv.v1.delete_secret
+    )
+    try:
+        client.call("delete", path, fn, path=path, mount_point=cfg.kv_mount)
+    except KeyNotFound:
+        return

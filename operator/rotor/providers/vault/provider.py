@@ -35,6 +35,8 @@ from rotor.providers.vault.config import VaultConfig
 
 class VaultProvider:
     name = "vault"
+    #: KV holds maps of properties (``MapsOnly``)
+    maps_only = True
 
     def __init__(self, config: VaultConfig) -> None:
         self.config = config
@@ -80,6 +82,9 @@ class VaultProvider:
 
     def describe_missing_write(self, missing: dict[str, list[str]]) -> str:
         return validate.describe_missing(self.config.store_id, missing)
+
+    def delete_secret(self, key: str) -> None:
+        client_write.delete(self.client, key)
 
     def read_version(self, key: str, version: str) -> RemoteSecret:
         """An earlier KV v2 version by number (the previous value of a rotation)."""
