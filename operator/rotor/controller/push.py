@@ -62,14 +62,30 @@ class PushController:
         self.secrets: dict[ObjKey, dict[str, Any]] = {}
         self.service = PushService(gateway, stores, clock, hash_key=hash_key, secret=self.secret)
         self.informer = Informer(gateway, "PushSecret", self.observe, namespaces=namespaces)
+        # Source Secrets carry no Rotor label, so this watch lists every Secret it may see. It
+        # starts with the first PushSecret: a cluster without one pays nothing for it (until it
+        # has listed, a push reads its Secret with a GET).
         self.secret_informer = Informer(gateway, "Secret", self.observe_secret, namespaces=namespaces)
+        self._secrets_wanted = asyncio.Event()
         self._lead = asyncio.Event()
         if leading():
             self._lead.set()
 
     @property
     def informers(self) -> list[Informer]:
-        return [self.secret_informer, self.informer]
+        """The watches readiness waits for: the Secret watch only once it has listed (it starts
+        late, with the first PushSecret, and is not needed to serve one)."""
+        if self.secret_informer.synced.is_set():
+            return [self.secret_informer, self.informer]
+        return [self.informer]
+
+    @property
+    def watching_secrets(self) -> bool:
+        return self._secrets_wanted.is_set()
+
+    async def _run_secret_watch(self) -> None:
+        await self._secrets_wanted.wait()
+        await self.secret_informer.run()
 
     # ------------------------------------------------------------------ events
     def observe(self, body: dict[str, Any], event_type: str | None) -> None:
@@ -90,6 +106,7 @@ class PushController:
         source = source_of(body)
         if source is not None:
             self.users.setdefault(source, set()).add(key)
+            self._secrets_wanted.set()
         if self.leading() and self._wanted(body, previous):
             self.queue.add(key, urgent=True)
 
@@ -145,7 +162,7 @@ class PushController:
     def start(self) -> list[asyncio.Task[None]]:
         tasks = [
             asyncio.create_task(self.queue.run_timer(self.clock.timestamp)),
-            asyncio.create_task(self.secret_informer.run()),
+            asyncio.create_task(self._run_secret_watch()),
             asyncio.create_task(self.informer.run()),
         ]
         tasks.extend(asyncio.create_task(self._worker()) for _ in range(self.concurrency))
