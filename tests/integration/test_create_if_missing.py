@@ -164,9 +164,8 @@ async def test_an_existing_value_is_never_overwritten(
     source.put(theirs)
     await cluster.apply(source.managed_secret(), namespace)
     assert await _synced_to_one_value(cluster, namespace, source, leaks) == theirs
-    assert "phase" not in await rotation_status(cluster, namespace, "app") or (
-        (await rotation_status(cluster, namespace, "app")).get("trigger") != "Missing"
-    )
+    rot = await rotation_status(cluster, namespace, "app")
+    assert rot.get("trigger") != "Missing", "nothing was missing: no create ran"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -291,3 +290,19 @@ async def test_without_write_access_nothing_is_created_and_forbidden_says_what_t
     obj = await cluster.get("ManagedSecret", "app", namespace)
     assert condition(obj, "Ready")["reason"] == "Forbidden"
     assert source.values() == []
+
+
+async def test_kubectl_apply_refuses_create_if_missing_without_generate(
+    cluster: Cluster, kubectl_run: Any, namespace: str
+) -> None:
+    bad = policy("bad", {"strategy": "Observe", "maxAge": "240h", "createIfMissing": True})
+    bad["metadata"]["namespace"] = namespace
+    result = kubectl_run("apply", "-f", "-", input_=json.dumps(bad))
+    assert result.returncode != 0, f"apply was accepted:\n{result.stdout}"
+    assert "createIfMissing needs strategy Generate" in result.stderr, result.stderr
+    assert await cluster.get("RotationPolicy", "bad", namespace) is None
+    # the control: the same policy with strategy Generate is accepted
+    good = policy("good", {**POLICY})
+    good["metadata"]["namespace"] = namespace
+    accepted = kubectl_run("apply", "-f", "-", input_=json.dumps(good))
+    assert accepted.returncode == 0, accepted.stderr

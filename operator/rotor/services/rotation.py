@@ -922,8 +922,8 @@ class RotationService:
     @staticmethod
     def _adopted(body: Mapping[str, Any], path: str, existing: RemoteSecret) -> None:
         log.info(
-            "createIfMissing on %s: '%s' exists at the source (version %s, created meanwhile); it is kept, "
-            "not overwritten",
+            "createIfMissing on %s: '%s' exists at the source (version %s, not created by this rotation); "
+            "it is kept, not overwritten",
             _who(body),
             path,
             existing.version,

@@ -9,7 +9,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -136,11 +136,14 @@ class SyncService:
             if force and force != status.get("lastForceSync"):
                 assert handle.backend is not None
                 handle.backend.forget(list(sources.refs))
-            creatable = (
-                await self.rotation.creatable(spec, namespace)
-                if self.rotation is not None and spec.rotation is not None
-                else frozenset()
-            )
+            rotation = self.rotation if spec.rotation is not None else None
+            creatable: Callable[[], Awaitable[frozenset[str]]] | None = None
+            if rotation is not None:
+
+                async def creatable() -> frozenset[str]:
+                    # asked only when a read finds nothing (createIfMissing)
+                    return await rotation.creatable(spec, namespace)
+
             fetched = await self._fetch(body, spec, handle, sources, namespace, creatable)
             if spec.vault_dynamic is not None:
                 fetched.lease = await self._lease(body, spec, handle, status, now)
@@ -415,14 +418,23 @@ class SyncService:
         handle: StoreHandle,
         sources: Sources,
         namespace: str,
-        creatable: frozenset[str] = frozenset(),
+        creatable: Callable[[], Awaitable[frozenset[str]]] | None = None,
     ) -> Fetched:
-        """Read every source. A current value that does not exist at a key in ``creatable``
-        (createIfMissing) is noted in ``fetched.missing`` for the rotation step to create."""
+        """Read every source. A current value that does not exist at a key ``creatable()`` names
+        (createIfMissing; asked once, only when a read finds nothing) is noted in
+        ``fetched.missing`` for the rotation step to create."""
         backend = handle.backend
         assert backend is not None
         who = ms_id(body)
         fetched = Fetched()
+        asked: list[frozenset[str]] = []
+
+        async def may_create() -> frozenset[str]:
+            if creatable is None:
+                return frozenset()
+            if not asked:
+                asked.append(await creatable())
+            return asked[0]
 
         async def one(ref: RemoteRef) -> None:
             try:
@@ -436,7 +448,7 @@ class SyncService:
                     version=ref.version,
                     result=err.reason,
                 )
-                if isinstance(err, KeyNotFound) and ref.version is None and ref.key in creatable:
+                if isinstance(err, KeyNotFound) and ref.version is None and ref.key in await may_create():
                     fetched.missing.add(ref)
                     return
                 raise
