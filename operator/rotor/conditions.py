@@ -24,6 +24,8 @@ STALLED_REASONS = frozenset(
         "ValidationFailed",  # the source holds a value that fails validation (until it is changed)
         "Expired",  # the certificate at the source has expired
         "InvalidKey",  # a dataFrom rewrite makes an invalid or colliding key (spec or source change)
+        "NameConflict",  # a ManagedSecret Rotor did not generate has the name a fan-out wants
+        "NamespacesFailed",  # a ClusterManagedSecret's namespace needs a person (failedNamespaces)
     }
 )
 # Reasons that are transient at first and need a person once they last: Reconciling=True until

@@ -345,6 +345,8 @@ def test_namespaced_kinds_follow_the_patterns_and_cluster_kinds_are_watched_clus
         "ClusterSecretStore",
         "RotationPolicy",
         "ClusterRotationPolicy",
+        "ClusterManagedSecret",
+        "Namespace",  # what ClusterManagedSecrets select (filtered by the patterns in the fan-out)
     }
     for kind in ("Secret", "ManagedSecret", "SecretStore", "RotationPolicy"):
         informer = by_kind[kind]

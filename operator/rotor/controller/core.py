@@ -23,6 +23,7 @@ from rotor.api.duration import parse_duration
 from rotor.api.names import FORCE_SYNC_ANNOTATION, MANAGED_BY_LABEL, ROTATE_ANNOTATION
 from rotor.clock import Clock, parse_time
 from rotor.conditions import get_condition
+from rotor.controller.fanout import FanoutController
 from rotor.controller.index import Index, key_of, older
 from rotor.controller.queue import WorkQueue
 from rotor.kube.gateway import KubeError, KubeGateway, NotLeader
@@ -183,6 +184,10 @@ class Controller:
             Informer(gateway, "RotationPolicy", self._policy_events("RotationPolicy"), namespaces=patterns),
             Informer(gateway, "ClusterRotationPolicy", self._policy_events("ClusterRotationPolicy")),
         ]
+        #: ClusterManagedSecrets: their own informers (and Namespaces'), fed ManagedSecret events
+        self.fanout = FanoutController(
+            gateway, clock, self.index, serves=self.informer.accepts, leading=lambda: self.leading
+        )
 
     # ------------------------------------------------------------------ the ports services use
     @property
@@ -205,6 +210,7 @@ class Controller:
     def observe(self, body: dict[str, Any], event_type: str | None) -> None:
         meta = body["metadata"]
         key: ObjKey = (meta["namespace"], meta["name"])
+        self.fanout.observe_managed(body, event_type)
         if event_type == "DELETED":
             self.index.drop_managed(key)
             self.sync.reads.pop(key, None)
@@ -386,6 +392,7 @@ class Controller:
             self._enqueue(key, body, None)
         for store_key, _ in self.index.stores():
             self._validate_store(store_key)
+        self.fanout.mark_all()
         self._lead.set()
 
     # ------------------------------------------------------------------ running
@@ -423,6 +430,7 @@ class Controller:
             asyncio.create_task(self.queue.run_timer(self.clock.timestamp, on_release=self._prefetch_wave))
         )
         self.tasks.append(asyncio.create_task(self._run_informers()))
+        self.tasks.append(asyncio.create_task(self.fanout.run(self.informer.synced)))
         for i in range(self.settings.concurrency):
             self.tasks.append(asyncio.create_task(self._worker(i)))
         self.tasks.append(asyncio.create_task(self._revalidate_stores()))
@@ -452,7 +460,7 @@ class Controller:
 
     @property
     def informers(self) -> list[Informer]:
-        return [self.secrets_informer, self.informer, *self.side_informers]
+        return [self.secrets_informer, self.informer, *self.side_informers, *self.fanout.informers]
 
     @property
     def listed(self) -> bool:

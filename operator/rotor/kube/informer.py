@@ -100,7 +100,7 @@ class Informer:
         self.delivered: dict[str, int] = {}
         self.relists = 0
         self.sleep = asyncio.sleep  # replaceable in tests
-        self.api_version = "v1" if kind == "Secret" else API_VERSION
+        self.api_version = "v1" if kind in ("Secret", "Namespace") else API_VERSION
 
     def accepts(self, namespace: str) -> bool:
         return not self.patterns or any(match_namespace(namespace, p) for p in self.patterns)
