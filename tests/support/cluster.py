@@ -20,8 +20,9 @@ PLURALS = {
     "ClusterSecretStore": "clustersecretstores",
     "RotationPolicy": "rotationpolicies",
     "ClusterRotationPolicy": "clusterrotationpolicies",
+    "ClusterManagedSecret": "clustermanagedsecrets",
 }
-CLUSTER_KINDS = {"ClusterSecretStore", "ClusterRotationPolicy"}
+CLUSTER_KINDS = {"ClusterSecretStore", "ClusterRotationPolicy", "ClusterManagedSecret"}
 
 
 async def wait_for(
@@ -61,6 +62,10 @@ class Cluster:
     # ---------------------------------------------------------------- namespaces
     async def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         await self.core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
+
+    async def label_namespace(self, name: str, labels: dict[str, str]) -> None:
+        """Set labels of a namespace (the client drops None values: labels cannot be removed so)."""
+        await self.core.patch_namespace(name, {"metadata": {"labels": labels}})
 
     async def delete_namespace(self, name: str) -> None:
         try:

@@ -16,6 +16,7 @@ from rotor.api.names import CLUSTER_MANAGED_BY_LABEL
 from rotor.clock import Clock
 from rotor.kube.gateway import KubeError, KubeGateway, NotLeader
 from rotor.kube.informer import Informer
+from rotor.observability.metrics import FANOUT_PASSES
 from rotor.services.fanout import FanoutService
 from rotor.services.ports import ObjectIndex
 from rotor.sync.fanout import NamespaceView
@@ -173,5 +174,8 @@ class FanoutController:
             self._retry(name, 30.0)
             return
         self.passes += 1
+        FANOUT_PASSES.labels(
+            clustermanagedsecret=name, result="wrote" if outcome.writes else "unchanged"
+        ).inc()
         if outcome.retry_after is not None:
             self._retry(name, outcome.retry_after)

@@ -58,6 +58,8 @@ class FanoutOutcome:
     #: namespace -> why its write was refused (retried later)
     write_failures: dict[str, str] = field(default_factory=dict)
     retry_after: float | None = None
+    #: objects and status writes made
+    writes: int = 0
 
 
 class FanoutService:
@@ -108,16 +110,20 @@ class FanoutService:
                 failure = await self._write(action)
             if failure is not None:
                 outcome.write_failures[action.namespace] = failure
+            else:
+                outcome.writes += 1
 
         await asyncio.gather(*(write(a) for a in plan.writes))
         for delete in plan.deletes:
             await self._delete(delete.namespace, delete.name, delete.uid)
+            outcome.writes += 1
         if outcome.write_failures:
             outcome.retry_after = 10.0
         ms_name = managed_secret_name(cms)
         copies = {ns: self.lookup(ns, ms_name) for ns in plan.selected}
         status = fanout_status(cms, plan, copies, outcome.write_failures, self.clock.now())
-        await self._write_status(cms, status)
+        if await self._write_status(cms, status):
+            outcome.writes += 1
         return outcome
 
     def _spec_problem(self, cms: Body) -> str | None:
@@ -170,7 +176,7 @@ class FanoutService:
 
     async def _delete(self, namespace: str, name: str, uid: str) -> None:
         try:
-            await self.gateway.delete_object("ManagedSecret", name, namespace, uid=uid)
+            await self.gateway.delete_object("ManagedSecret", name, namespace, uid=uid or None)
         except NotLeader:
             raise
         except KubeError as exc:
@@ -190,15 +196,17 @@ class FanoutService:
         for body in self.generated(cms["metadata"]["name"]):
             refs = body["metadata"].get("ownerReferences") or []
             if any(r.get("uid") == uid for r in refs):
-                await self._delete(body["metadata"]["namespace"], body["metadata"]["name"], uid)
+                meta = body["metadata"]
+                await self._delete(meta["namespace"], meta["name"], str(meta.get("uid") or ""))
 
-    async def _write_status(self, cms: Body, status: dict[str, Any]) -> None:
+    async def _write_status(self, cms: Body, status: dict[str, Any]) -> bool:
         current = cms.get("status") or {}
         if all(current.get(k) == v for k, v in status.items()):
-            return
+            return False
         stored = await self.gateway.patch_status(
             "ClusterManagedSecret", cms["metadata"]["name"], None, status
         )
         if stored is not None:
             cms["status"] = stored.get("status") or status
             cms["metadata"]["resourceVersion"] = stored["metadata"].get("resourceVersion")
+        return True

@@ -64,6 +64,7 @@ class Update:
 class Delete:
     namespace: str
     name: str
+    #: the ManagedSecret's own uid (a precondition: never another object of that name)
     uid: str
 
 
@@ -240,7 +241,9 @@ def plan_fanout(
         if not owned_by(body, uid) or meta.get("deletionTimestamp"):
             continue
         if meta.get("namespace") not in wanted or meta.get("name") != name:
-            plan.deletes.append(Delete(str(meta.get("namespace")), str(meta.get("name")), uid))
+            plan.deletes.append(
+                Delete(str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid") or ""))
+            )
     return plan
 
 
