@@ -89,7 +89,7 @@ def passes(op: Operator, name: str) -> float:
     )
 
 
-async def wait_passes_above(op: Operator, name: str, floor: float, timeout: float = 300) -> float:
+async def wait_passes_above(op: Operator, name: str, floor: float, timeout: float = 60) -> float:
     deadline = time.monotonic() + timeout
     while (value := passes(op, name)) <= floor:
         if time.monotonic() > deadline:
@@ -104,6 +104,7 @@ async def main(args: argparse.Namespace) -> None:
     env = LocalEnvironment(workdir)
     env.start()
     op: Operator | None = None
+    cluster: Cluster | None = None
     try:
         apply_crds(env)
         cluster = await Cluster.connect(str(env.kubeconfig))
@@ -167,9 +168,8 @@ async def main(args: argparse.Namespace) -> None:
         cold = time.monotonic() - started
         print(f"cold start to all {n} namespaces Ready: {cold:.1f}s", flush=True)
 
-        # settle: the echoes of the cold start's writes end in an unchanged pass
-        settled = await wait_passes_above(op, cms, 0.0)
-        await asyncio.sleep(5)
+        # settle: let the echoes of the cold start's last writes arrive and be absorbed
+        await asyncio.sleep(10)
         settled = passes(op, cms)
         before = apiserver_requests(env)
         await cluster.label_namespace(names[0], {"bench-unrelated": "x"})  # the one write of ours
@@ -190,7 +190,16 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"unchanged pass: every apiserver write in the window (incl. the bench's own label patch): {writes}"
         )
+    except Exception:
+        if op is not None:  # what the operator wrote last, to see why
+            lines = [
+                line for line in op.log.read_text().splitlines() if "api write" in line or "error" in line
+            ]
+            print("\n".join(lines[-30:]), file=sys.stderr)
+        raise
     finally:
+        if cluster is not None:
+            await cluster.close()
         if op is not None:
             op.stop()
         env.stop()
