@@ -25,6 +25,8 @@ STALLED_REASONS = frozenset(
         "Expired",  # the certificate at the source has expired
         "InvalidKey",  # a dataFrom rewrite makes an invalid or colliding key (spec or source change)
         "RemoteConflict",  # a PushSecret's remote value was written by someone else (IfNotExists)
+        "NameConflict",  # a ManagedSecret Rotor did not generate has the name a fan-out wants
+        "NamespacesFailed",  # a ClusterManagedSecret's namespace needs a person (failedNamespaces)
     }
 )
 # Reasons that are transient at first and need a person once they last: Reconciling=True until

@@ -68,6 +68,12 @@ async def test_every_example_becomes_ready(cluster: Cluster, env, leaks) -> None
     for ns in ("team-a", "team-b"):
         data = await cluster.secret_data(ns, "team-config")
         assert data == {"api-token": vault_values[f"tenants/{ns}/config"]["api-token"].encode()}
+    # cluster-managed-secret.yaml: one generated ManagedSecret per namespace (not in the count above)
+    for ns in ("team-a", "team-b"):
+        await cluster.ready("team-settings", ns, timeout=60)
+        data = await cluster.secret_data(ns, "team-settings")
+        assert data == {"api-token": vault_values[f"tenants/{ns}/config"]["api-token"].encode()}
+    await cluster.wait_condition("ClusterManagedSecret", "team-settings", None, timeout=60)
     payments = await cluster.secret_data("demo", "payments")
     assert payments is not None and set(payments) == {"api-key", "signing-secret"}
     flags = await cluster.secret_data("demo", "feature-flags")

@@ -33,7 +33,7 @@ async def test_no_secret_value_reaches_logs_events_status_metrics_or_cli(
     for plural in ("managedsecrets", "secretstores", "rotationpolicies", "pushsecrets"):
         objs = await cluster.custom.list_cluster_custom_object("rotor.dev", "v1alpha1", plural)
         sources.append((plural, json.dumps([o.get("status") for o in objs.get("items", [])])))
-    for plural in ("clustersecretstores", "clusterrotationpolicies"):
+    for plural in ("clustersecretstores", "clusterrotationpolicies", "clustermanagedsecrets"):
         objs = await cluster.custom.list_cluster_custom_object("rotor.dev", "v1alpha1", plural)
         sources.append((plural, json.dumps([o.get("status") for o in objs.get("items", [])])))
     sources.extend(leaks.outputs)

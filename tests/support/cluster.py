@@ -21,8 +21,9 @@ PLURALS = {
     "RotationPolicy": "rotationpolicies",
     "ClusterRotationPolicy": "clusterrotationpolicies",
     "PushSecret": "pushsecrets",
+    "ClusterManagedSecret": "clustermanagedsecrets",
 }
-CLUSTER_KINDS = {"ClusterSecretStore", "ClusterRotationPolicy"}
+CLUSTER_KINDS = {"ClusterSecretStore", "ClusterRotationPolicy", "ClusterManagedSecret"}
 
 
 async def wait_for(
@@ -62,6 +63,10 @@ class Cluster:
     # ---------------------------------------------------------------- namespaces
     async def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         await self.core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
+
+    async def label_namespace(self, name: str, labels: dict[str, str]) -> None:
+        """Set labels of a namespace (the client drops None values: labels cannot be removed so)."""
+        await self.core.patch_namespace(name, {"metadata": {"labels": labels}})
 
     async def delete_namespace(self, name: str) -> None:
         try:

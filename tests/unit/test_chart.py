@@ -391,8 +391,11 @@ def test_cluster_mode_rbac_is_exactly_what_the_operator_needs(helm: str) -> None
         "rotationpolicies",
         "clusterrotationpolicies",
         "pushsecrets",
+        "clustermanagedsecrets",
     ):
-        assert verbs("rotor.dev", res) == {"get", "list", "watch", "patch"}, res
+        # managedsecrets: also create, update and delete (the copies of ClusterManagedSecrets)
+        extra = {"create", "update", "delete"} if res == "managedsecrets" else set()
+        assert verbs("rotor.dev", res) == {"get", "list", "watch", "patch"} | extra, res
         assert verbs("rotor.dev", f"{res}/status") == {"get", "patch", "update"}, res
     assert verbs("", "secrets") == {"get", "list", "watch", "create", "update", "patch", "delete"}
     assert verbs("", "events") == {"create", "patch"}

@@ -347,6 +347,8 @@ def test_namespaced_kinds_follow_the_patterns_and_cluster_kinds_are_watched_clus
         "ClusterRotationPolicy",
         "ConfigMap",
         "PushSecret",
+        "ClusterManagedSecret",
+        "Namespace",  # what ClusterManagedSecrets select (filtered by the patterns in the fan-out)
     }
     for kind in ("Secret", "ManagedSecret", "SecretStore", "RotationPolicy", "ConfigMap", "PushSecret"):
         informer = by_kind[kind]

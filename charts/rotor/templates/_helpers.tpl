@@ -102,8 +102,12 @@ Role in each watched namespace in namespaced mode, so the two modes never differ
 */}}
 {{- define "rotor.namespacedRules" -}}
 - apiGroups: ["rotor.dev"]
-  resources: ["managedsecrets", "secretstores", "rotationpolicies"]
+  resources: ["secretstores", "rotationpolicies"]
   verbs: ["get", "list", "watch", "patch"]
+{{- /* create, update and delete: the ManagedSecrets a ClusterManagedSecret generates */}}
+- apiGroups: ["rotor.dev"]
+  resources: ["managedsecrets"]
+  verbs: ["get", "list", "watch", "patch", "create", "update", "delete"]
 - apiGroups: ["rotor.dev"]
   resources: ["managedsecrets/status", "secretstores/status", "rotationpolicies/status"]
   verbs: ["get", "patch", "update"]
@@ -136,10 +140,10 @@ Role in each watched namespace in namespaced mode, so the two modes never differ
 {{/* The rules for cluster-scoped reads that both modes need. */}}
 {{- define "rotor.clusterScopedRules" -}}
 - apiGroups: ["rotor.dev"]
-  resources: ["clustersecretstores", "clusterrotationpolicies"]
+  resources: ["clustersecretstores", "clusterrotationpolicies", "clustermanagedsecrets"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["rotor.dev"]
-  resources: ["clustersecretstores/status", "clusterrotationpolicies/status"]
+  resources: ["clustersecretstores/status", "clusterrotationpolicies/status", "clustermanagedsecrets/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: [""]
   resources: ["namespaces"]

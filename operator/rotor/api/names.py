@@ -21,6 +21,11 @@ ROTATE_ANNOTATION = "rotor.dev/rotate"
 REVALIDATE_ANNOTATION = "rotor.dev/revalidate"
 #: On a written Secret: the ManagedSecret that manages it.
 MANAGED_BY_LABEL = "rotor.dev/managed-by"
+#: On a ManagedSecret a ClusterManagedSecret generated: that ClusterManagedSecret's name.
+CLUSTER_MANAGED_BY_LABEL = "rotor.dev/cluster-managed-by"
+#: On a ManagedSecret a ClusterManagedSecret generated: the digest of the spec it was given (an
+#: unchanged template writes nothing).
+TEMPLATE_HASH_ANNOTATION = "rotor.dev/template-hash"
 #: On a written Secret: the keyed digest of its data.
 DATA_HASH_ANNOTATION = "rotor.dev/data-hash"
 #: On a Secret written under creationPolicy Merge, before per-writer ownership: the keys Rotor

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from rotor.api.resources import (
+    ClusterManagedSecret,
     ClusterRotationPolicy,
     ClusterSecretStore,
     ManagedSecret,
@@ -20,6 +21,7 @@ from rotor.api.resources import (
 __all__ = [
     "KINDS",
     "describe_errors",
+    "parse_cluster_managed_secret",
     "parse_cluster_rotation_policy",
     "parse_cluster_secret_store",
     "parse_managed_secret",
@@ -36,6 +38,7 @@ KINDS: dict[str, type[Resource]] = {
     "RotationPolicy": RotationPolicy,
     "ClusterRotationPolicy": ClusterRotationPolicy,
     "PushSecret": PushSecret,
+    "ClusterManagedSecret": ClusterManagedSecret,
 }
 
 ResourceT = TypeVar("ResourceT", bound=Resource)
@@ -61,6 +64,10 @@ def parse_resource(body: Mapping[str, Any]) -> Resource:
 
 def parse_managed_secret(body: Mapping[str, Any]) -> ManagedSecret:
     return _parse(ManagedSecret, body)
+
+
+def parse_cluster_managed_secret(body: Mapping[str, Any]) -> ClusterManagedSecret:
+    return _parse(ClusterManagedSecret, body)
 
 
 def parse_secret_store(body: Mapping[str, Any]) -> SecretStore:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from rotor.api.clustermanagedsecret import ClusterManagedSecretSpec, ClusterManagedSecretStatus
 from rotor.api.managedsecret import ManagedSecretSpec
 from rotor.api.names import API_VERSION
 from rotor.api.pushsecret import PushSecretSpec, PushSecretStatus
@@ -18,6 +19,7 @@ from rotor.api.secretstore import ClusterSecretStoreSpec, SecretStoreSpec
 from rotor.api.status import ManagedSecretStatus, RotationPolicyStatus, SecretStoreStatus
 
 __all__ = [
+    "ClusterManagedSecret",
     "ClusterRotationPolicy",
     "ClusterSecretStore",
     "CrdInfo",
@@ -252,3 +254,26 @@ class PushSecret(Resource):
     kind: Literal["PushSecret"] = "PushSecret"
     spec: PushSecretSpec
     status: PushSecretStatus = Field(default_factory=PushSecretStatus)
+class ClusterManagedSecret(Resource):
+    crd = CrdInfo(
+        plural="clustermanagedsecrets",
+        singular="clustermanagedsecret",
+        scope="Cluster",
+        short_names=("cms",),
+        description="ClusterManagedSecret writes one ManagedSecret, from one template, into every "
+        "namespace it selects, and removes it from namespaces that stop matching. The "
+        "ClusterSecretStore's conditions and allowedKeys apply to each copy as to any ManagedSecret.",
+        printer_columns=(
+            _READY,
+            _REASON,
+            PrinterColumn("Selected", "integer", ".status.namespaces.selected", "Namespaces selected."),
+            PrinterColumn(
+                "Ready NS", "integer", ".status.namespaces.ready", "Namespaces whose ManagedSecret is Ready."
+            ),
+            _AGE,
+        ),
+    )
+
+    kind: Literal["ClusterManagedSecret"] = "ClusterManagedSecret"
+    spec: ClusterManagedSecretSpec
+    status: ClusterManagedSecretStatus = Field(default_factory=ClusterManagedSecretStatus)

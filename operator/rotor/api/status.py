@@ -106,6 +106,11 @@ class Reason(enum.StrEnum):
     INVALID_CONFIG = "InvalidConfig"
     AUTH_FAILED = "AuthFailed"
     UNREACHABLE = "Unreachable"
+    # ClusterManagedSecret Ready, and its failedNamespaces (beside the ManagedSecrets' own reasons)
+    NAMESPACES_FAILED = "NamespacesFailed"
+    NAME_CONFLICT = "NameConflict"
+    NAMESPACE_NOT_FOUND = "NamespaceNotFound"
+    WRITE_FAILED = "WriteFailed"
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

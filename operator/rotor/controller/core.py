@@ -23,6 +23,7 @@ from rotor.api.duration import parse_duration
 from rotor.api.names import FORCE_SYNC_ANNOTATION, MANAGED_BY_LABEL, ROTATE_ANNOTATION
 from rotor.clock import Clock, parse_time
 from rotor.conditions import get_condition
+from rotor.controller.fanout import FanoutController
 from rotor.controller.index import Index, key_of, older
 from rotor.controller.push import PushController
 from rotor.controller.queue import WorkQueue
@@ -196,6 +197,10 @@ class Controller:
             namespaces=patterns,
             leading=lambda: self.leading,
         )
+        #: ClusterManagedSecrets: their own informers (and Namespaces'), fed ManagedSecret events
+        self.fanout = FanoutController(
+            gateway, clock, self.index, serves=self.informer.accepts, leading=lambda: self.leading
+        )
 
     # ------------------------------------------------------------------ the ports services use
     @property
@@ -218,6 +223,7 @@ class Controller:
     def observe(self, body: dict[str, Any], event_type: str | None) -> None:
         meta = body["metadata"]
         key: ObjKey = (meta["namespace"], meta["name"])
+        self.fanout.observe_managed(body, event_type)
         if event_type == "DELETED":
             self.index.drop_managed(key)
             self.sync.reads.pop(key, None)
@@ -421,6 +427,7 @@ class Controller:
             self._enqueue(key, body, None)
         for store_key, _ in self.index.stores():
             self._validate_store(store_key)
+        self.fanout.mark_all()
         self._lead.set()
 
     # ------------------------------------------------------------------ running
@@ -458,6 +465,7 @@ class Controller:
             asyncio.create_task(self.queue.run_timer(self.clock.timestamp, on_release=self._prefetch_wave))
         )
         self.tasks.append(asyncio.create_task(self._run_informers()))
+        self.tasks.append(asyncio.create_task(self.fanout.run(self.informer.synced)))
         for i in range(self.settings.concurrency):
             self.tasks.append(asyncio.create_task(self._worker(i)))
         self.tasks.append(asyncio.create_task(self._revalidate_stores()))
@@ -488,7 +496,13 @@ class Controller:
 
     @property
     def informers(self) -> list[Informer]:
-        return [self.secrets_informer, self.informer, *self.side_informers, *self.push.informers]
+        return [
+            self.secrets_informer,
+            self.informer,
+            *self.side_informers,
+            *self.push.informers,
+            *self.fanout.informers,
+        ]
 
     @property
     def listed(self) -> bool:

@@ -34,6 +34,7 @@ PLURALS = {
     "RotationPolicy": "rotationpolicies",
     "ClusterRotationPolicy": "clusterrotationpolicies",
     "PushSecret": "pushsecrets",
+    "ClusterManagedSecret": "clustermanagedsecrets",
 }
 MERGE_PATCH = "application/merge-patch+json"
 WORKLOAD_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
@@ -254,6 +255,8 @@ class KubeGateway:
 
     # ------------------------------------------------------------------ list and watch (informers)
     def _lister(self, kind: str, namespace: str | None) -> Any:
+        if kind == "Namespace":
+            return self.core.list_namespace
         if kind == "Secret":
             if namespace:
                 return lambda **kw: self.core.list_namespaced_secret(namespace, **kw)
@@ -381,6 +384,30 @@ class KubeGateway:
         self._count("patch-object", f"{kind}/{namespace + '/' if namespace else ''}{name}")
         path = self._path(GROUP, VERSION, namespace, PLURALS[kind], name)
         await self._call("PATCH", path, patch, content_type=MERGE_PATCH, parse=False, missing_ok=True)
+
+    async def replace_object(self, kind: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Rotor object's metadata and spec (not its status); conditional on
+        ``body.metadata.resourceVersion`` (``KubeError`` 409 when it changed meanwhile)."""
+        name = body["metadata"]["name"]
+        self._count("replace-object", f"{kind}/{namespace + '/' if namespace else ''}{name}")
+        replaced = await self._call("PUT", self._path(GROUP, VERSION, namespace, PLURALS[kind], name), body)
+        assert replaced is not None
+        return replaced
+
+    async def delete_object(
+        self, kind: str, name: str, namespace: str | None, *, uid: str | None = None
+    ) -> None:
+        """Delete a Rotor object (gone already: fine). With ``uid`` only that very object (a
+        precondition: ``KubeError`` 409 when the name now belongs to another one)."""
+        self._count("delete-object", f"{kind}/{namespace + '/' if namespace else ''}{name}")
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
+        await self._call(
+            "DELETE",
+            self._path(GROUP, VERSION, namespace, PLURALS[kind], name),
+            body,
+            parse=False,
+            missing_ok=True,
+        )
 
     # ------------------------------------------------------------------ leases (leader election)
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ ObjKey = tuple[str, str]
 EventCallback = Callable[[dict[str, Any], "str | None"], None]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: kinds of the core API group (``v1``) an informer can watch
-CORE_KINDS = frozenset({"Secret", "ConfigMap"})
+CORE_KINDS = frozenset({"Secret", "ConfigMap", "Namespace"})
 
 
 class _Gone(Exception):

@@ -127,6 +127,12 @@ APISERVER_ERRORS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+FANOUT_PASSES = Counter(
+    "rotor_clustermanagedsecret_passes_total",
+    "ClusterManagedSecret reconciles, by result (unchanged: nothing written, not even status)",
+    ["clustermanagedsecret", "result"],
+    registry=REGISTRY,
+)
 BUILD_INFO = Gauge("rotor_build_info", "Rotor build", ["version"], registry=REGISTRY)
 BUILD_INFO.labels(version=__version__).set(1)
 
