@@ -254,6 +254,8 @@ class PushSecret(Resource):
     kind: Literal["PushSecret"] = "PushSecret"
     spec: PushSecretSpec
     status: PushSecretStatus = Field(default_factory=PushSecretStatus)
+
+
 class ClusterManagedSecret(Resource):
     crd = CrdInfo(
         plural="clustermanagedsecrets",
