@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rotor.api.pushsecret import PushSecretSpec
+from rotor.rotation.writeback import properties_of
 from rotor.values.hashing import data_hash
 
 #: the Secret type fed to the data hash, so a push digest never equals a Secret's
@@ -75,20 +76,6 @@ def _text(value: bytes) -> str | bytes:
         return value
 
 
-def remote_properties(data: Mapping[str, Any] | None, raw: bytes | None) -> dict[str, Any] | None:
-    """The property map a remote value holds (KV data, or a JSON object), {} when empty, None
-    when it is a plain value."""
-    if data is not None:
-        return dict(data)
-    if not raw:
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
 def desired_value(
     group: Sequence[PushTarget],
     data: Mapping[str, bytes],
@@ -98,7 +85,7 @@ def desired_value(
     None when it does not exist."""
     if len(group) == 1 and group[0].property is None:
         return _text(data[group[0].secret_key])
-    base: dict[str, Any] | None = {} if current is None else remote_properties(*current)
+    base: dict[str, Any] | None = {} if current is None else properties_of(*current)
     if base is None:
         raise PushProblem(
             "RemoteConflict",
@@ -134,7 +121,7 @@ def holds(
         if remote_data is not None:
             return False
         return want == b""
-    props = remote_properties(remote_data, raw)
+    props = properties_of(remote_data, raw)
     if props is None:
         return False
     for target in group:
@@ -202,7 +189,7 @@ def remaining_after_delete(
     (or it was pushed whole): the key is deleted."""
     if any(t.property is None for t in group):
         return None
-    props = remote_properties(*current)
+    props = properties_of(*current)
     if props is None:
         return None
     rest = {k: v for k, v in props.items() if k not in {t.property for t in group}}
