@@ -376,7 +376,12 @@ async def test_operator_syncs_and_rotates_under_exactly_the_charts_rbac(
     assert can_i(env, kubeconfig, "create", "clusterrolebindings") == "no"
     assert can_i(env, kubeconfig, "escalate", "clusterroles") == "no"
     assert can_i(env, kubeconfig, "impersonate", "serviceaccounts") == "no"
-    assert can_i(env, kubeconfig, "delete", "managedsecrets.rotor.dev", "-n", served) == "no"
+    # ManagedSecrets it may create and delete (the copies of ClusterManagedSecrets); the stores
+    # and policies people write, never
+    assert can_i(env, kubeconfig, "delete", "managedsecrets.rotor.dev", "-n", served) == "yes"
+    assert can_i(env, kubeconfig, "delete", "secretstores.rotor.dev", "-n", served) == "no"
+    assert can_i(env, kubeconfig, "delete", "rotationpolicies.rotor.dev", "-n", served) == "no"
+    assert can_i(env, kubeconfig, "delete", "clustersecretstores.rotor.dev") == "no"
     binding = kubectl(
         env,
         "create",
