@@ -144,7 +144,18 @@ def context() -> dict[str, Any]:
     rotor_cpu = [
         (row["n"], row["label"], row["split"].get("rotor")) for row in cpu if row["split"].get("rotor")
     ]
+    measured = [(n, d_rows[n]) for n in sorted(d_rows)]
+    slope = rss_per_object_kib(d_rows or t_rows)
+    memory = ", ".join(f"{n}: {row['rss_mib']} MiB" for n, row in measured)
+    sizing = {
+        "memory": (
+            f"about {slope} KiB per ManagedSecret on top of a fixed base ({memory})" if slope else memory
+        ),
+        "cold": ", ".join(f"{n} objects in {row['cold_start_s']} s" for n, row in measured),
+        "idle": ", ".join(f"{row['idle_cpu_pct']} % of a core at {n}" for n, row in measured),
+    }
     return {
+        "sizing": sizing,
         "default": default,
         "default_file": default_file,
         "tuned": tuned,
