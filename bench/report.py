@@ -52,6 +52,18 @@ def by_n(run: dict[str, Any] | None, section: str = "vault") -> dict[int, dict[s
     return {row["n"]: row for row in (run or {}).get(section) or []}
 
 
+def rows_of(pattern: str, section: str) -> dict[int, dict[str, Any]]:
+    """Per N, the row of the newest run (file names sort by date) that measured it, with the
+    file's name and the 1-minute load average at the run's start."""
+    rows: dict[int, dict[str, Any]] = {}
+    for path in sorted(p for p in RESULTS.glob(pattern) if "FAILED" not in p.name):
+        run = json.loads(path.read_text())
+        load = (run.get("load_average_before") or ["not recorded"])[0]
+        for row in run.get(section) or []:
+            rows[row["n"]] = dict(row, file=path.name, load=load)
+    return rows
+
+
 def notify_rows(path: Path) -> list[dict[str, str]]:
     """The table rows of one notify_propagation.py output: p90 is absent from older outputs."""
     lines = path.read_text().splitlines()
@@ -114,7 +126,8 @@ def context() -> dict[str, Any]:
     default, default_file = load_json("*-default.json")
     tuned, tuned_file = load_json("*-tuned.json")
     failover, failover_file = load_json("failover-*.json")
-    d_rows, t_rows = by_n(default), by_n(tuned)
+    d_rows, t_rows = rows_of("*-default.json", "vault"), rows_of("*-tuned.json", "vault")
+    files = sorted({row["file"] for row in [*d_rows.values(), *t_rows.values()]})
     sizes = sorted(set(d_rows) | set(t_rows))
     cold = []
     for n in sizes:
@@ -128,13 +141,13 @@ def context() -> dict[str, Any]:
                 cpu.append({"n": n, "label": label, "split": row["cold_cpu_ms_per_object"]})
     restart = [
         dict(row, label=label)
-        for label, run in (("default", default), ("tuned", tuned))
-        for row in (run or {}).get("restart") or []
+        for label in ("default", "tuned")
+        for _, row in sorted(rows_of(f"*-{label}.json", "restart").items())
     ]
     aws = [
         dict(row, label=label)
-        for label, run in (("default", default), ("tuned", tuned))
-        for row in (run or {}).get("aws") or []
+        for label in ("default", "tuned")
+        for _, row in sorted(rows_of(f"*-{label}.json", "aws").items())
     ]
     notify = [
         {"file": path.name, "rows": notify_rows(path)}
@@ -156,6 +169,7 @@ def context() -> dict[str, Any]:
     }
     return {
         "sizing": sizing,
+        "files": files,
         "default": default,
         "default_file": default_file,
         "tuned": tuned,
