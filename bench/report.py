@@ -169,6 +169,13 @@ def context() -> dict[str, Any]:
     }
     return {
         "sizing": sizing,
+        "big20k": (
+            dict(d_rows[20000], label="default")
+            if 20000 in d_rows
+            else dict(t_rows[20000], label="tuned")
+            if 20000 in t_rows
+            else None
+        ),
         "files": files,
         "default": default,
         "default_file": default_file,
